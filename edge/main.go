@@ -1,0 +1,77 @@
+// Command edge is meshgate's API gateway: `edge --config edge.yaml` serves,
+// `edge validate --config edge.yaml` checks a file.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/meshgate/meshgate/internal/buildinfo"
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/node"
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	if err := app().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func app() *cli.App {
+	configFlag := &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "configuration `FILE` (YAML)", Required: true, EnvVars: []string{"MESHGATE_CONFIG"}}
+	return &cli.App{
+		Name:    "edge",
+		Usage:   "meshgate API gateway",
+		Version: buildinfo.Version,
+		Flags: []cli.Flag{configFlag,
+			&cli.StringFlag{Name: "log-level", Usage: "process log level: debug, info, warn, error (overrides the file)"},
+		},
+		Action: run,
+		Commands: []*cli.Command{{
+			Name:  "validate",
+			Usage: "check a configuration file and exit non-zero with its errors",
+			Flags: []cli.Flag{configFlag},
+			Action: func(c *cli.Context) error {
+				if _, err := config.Load(c.String("config")); err != nil {
+					return cli.Exit(err.Error(), 1)
+				}
+				fmt.Printf("%s: ok\n", c.String("config"))
+				return nil
+			},
+		}},
+	}
+}
+
+func run(c *cli.Context) error {
+	path := c.String("config")
+	cfg, err := config.Load(path)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	level := cfg.Log.Level
+	if l := c.String("log-level"); l != "" {
+		level = l
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return cli.Exit(fmt.Sprintf("invalid log level %q", level), 2)
+	}
+	// The process log goes to stderr so that stdout can carry the access log.
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	n, err := node.New(node.Options{ConfigPath: path, Logger: logger})
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	logger.Info("edge started", "version", buildinfo.Version, "config", path)
+	return n.Run(ctx)
+}

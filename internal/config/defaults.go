@@ -1,0 +1,124 @@
+package config
+
+import "time"
+
+// Defaults, documented in docs/config.md.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultDrainTimeout      = 30 * time.Second
+	DefaultRouteTimeout      = 15 * time.Second
+	DefaultBackoffBase       = 25 * time.Millisecond
+	DefaultBackoffMax        = 250 * time.Millisecond
+	DefaultDNSRefresh        = 30 * time.Second
+	DefaultConnectTimeout    = 5 * time.Second
+	DefaultUpstreamIdle      = 90 * time.Second
+	DefaultMaxConnections    = 1024
+	DefaultMaxPending        = 1024
+	DefaultMaxIdle           = 128
+)
+
+func applyDefaults(c *Config) {
+	if c.Log.Access == "" {
+		c.Log.Access = "stdout"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	s := &c.Server
+	setDur(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDur(&s.IdleTimeout, DefaultIdleTimeout)
+	setDur(&s.DrainTimeout, DefaultDrainTimeout)
+	if s.MaxHeaderBytes == 0 {
+		s.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if l.Protocol == "" {
+			l.Protocol = "http"
+			if l.TLS != nil {
+				l.Protocol = "https"
+			}
+		}
+		if l.H2C == nil {
+			on := l.Protocol == "http"
+			l.H2C = &on
+		}
+		if l.TLS != nil && l.TLS.MinVersion == "" {
+			l.TLS.MinVersion = "1.2"
+		}
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		setDur(&r.Timeout, DefaultRouteTimeout)
+		if r.MaxBodyBytes == 0 {
+			r.MaxBodyBytes = s.MaxBodyBytes
+		}
+		if r.Retry == nil {
+			// Retrying a request that never reached the upstream is always safe.
+			r.Retry = &Retry{Attempts: 2, On: []string{"connect-failure"}}
+		}
+		if r.Retry.Attempts == 0 {
+			r.Retry.Attempts = 2
+		}
+		if r.Retry.On == nil {
+			r.Retry.On = []string{"connect-failure", "reset", "503"}
+		}
+		setDur(&r.Retry.BackoffBase, DefaultBackoffBase)
+		setDur(&r.Retry.BackoffMax, DefaultBackoffMax)
+	}
+	for i := range c.Upstreams {
+		u := &c.Upstreams[i]
+		if u.Protocol == "" {
+			u.Protocol = "auto"
+		}
+		if u.Balancer.Policy == "" {
+			u.Balancer.Policy = "round_robin"
+		}
+		for j := range u.Endpoints {
+			if u.Endpoints[j].Weight == 0 {
+				u.Endpoints[j].Weight = 1
+			}
+		}
+		setDur(&u.DNSRefresh, DefaultDNSRefresh)
+		setDur(&u.ConnectTimeout, DefaultConnectTimeout)
+		setDur(&u.IdleTimeout, DefaultUpstreamIdle)
+		setInt(&u.MaxConnections, DefaultMaxConnections)
+		setInt(&u.MaxPending, DefaultMaxPending)
+		setInt(&u.MaxIdlePerEndpoint, DefaultMaxIdle)
+		if h := u.HealthCheck; h != nil {
+			if h.Path == "" {
+				h.Path = "/"
+			}
+			setDur(&h.Interval, 5*time.Second)
+			setDur(&h.Timeout, time.Second)
+			setInt(&h.HealthyThreshold, 2)
+			setInt(&h.UnhealthyThreshold, 3)
+			if h.ExpectedStatus == "" {
+				h.ExpectedStatus = "200-399"
+			}
+		}
+		if o := u.Outlier; o != nil {
+			setInt(&o.Consecutive5xx, 5)
+			setInt(&o.ConsecutiveConnectErrors, 5)
+			setDur(&o.BaseEjection, 30*time.Second)
+			setDur(&o.MaxEjection, 300*time.Second)
+			setInt(&o.MaxEjectedPercent, 50)
+		}
+		setInt(&u.RetryBudget.Percent, 20)
+		setInt(&u.RetryBudget.MinPerSecond, 10)
+	}
+}
+
+func setDur(d *Duration, def time.Duration) {
+	if *d == 0 {
+		*d = Duration(def)
+	}
+}
+
+func setInt(v *int, def int) {
+	if *v == 0 {
+		*v = def
+	}
+}

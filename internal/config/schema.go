@@ -1,0 +1,250 @@
+package config
+
+// The declarative schema of an edge (and, later, a sidecar). Every field is
+// documented with its default in docs/config.md; keep the two in step.
+//
+// These types are plain data: they are decoded, defaulted and validated here,
+// then compiled by the engine packages (route, upstream, node) into immutable
+// snapshots. Nothing on the request path reads a Config.
+
+// Config is one whole configuration file.
+type Config struct {
+	Admin     Admin      `yaml:"admin"`
+	Log       Log        `yaml:"log"`
+	Server    Server     `yaml:"server"`
+	Listeners []Listener `yaml:"listeners"`
+	Routes    []Route    `yaml:"routes"`
+	Upstreams []Upstream `yaml:"upstreams"`
+}
+
+// Admin is the operator-facing HTTP listener: /metrics, /healthz, /readyz.
+type Admin struct {
+	// Address to listen on; empty disables the admin listener.
+	Address string `yaml:"address"`
+}
+
+// Log configures the JSON access log and the process log.
+type Log struct {
+	// Access is "stdout", "stderr", "off" or a file path.
+	Access string `yaml:"access"`
+	// Level of the process log: debug, info, warn, error.
+	Level string `yaml:"level"`
+}
+
+// Server holds settings shared by every listener.
+type Server struct {
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds the request line plus headers; past it → 431.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// DrainTimeout bounds the graceful shutdown on SIGTERM.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// TrustedProxies are CIDRs whose X-Forwarded-* / Forwarded headers are
+	// believed. From anyone else those headers are replaced, not appended to.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxBodyBytes is the default request body limit of a route (0: none).
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+}
+
+// Listener is one address the edge accepts clients on.
+type Listener struct {
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"`
+	// Protocol is "http" (HTTP/1.1, plus h2c when H2C is set) or "https"
+	// (TLS; HTTP/2 and HTTP/1.1 negotiated with ALPN).
+	Protocol string `yaml:"protocol"`
+	// H2C accepts HTTP/2 over cleartext (prior knowledge) on an "http" listener.
+	H2C *bool `yaml:"h2c"`
+	TLS *TLS  `yaml:"tls"`
+}
+
+// TLS is a listener's server-side TLS.
+type TLS struct {
+	// Certificates are chosen by SNI against each certificate's DNS names;
+	// the first is the default when no name matches.
+	Certificates []Certificate `yaml:"certificates"`
+	// MinVersion is "1.2" or "1.3".
+	MinVersion string `yaml:"min_version"`
+}
+
+// Certificate is a PEM certificate chain and its key.
+type Certificate struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Route sends matching requests to an upstream.
+type Route struct {
+	Name string `yaml:"name"`
+	// Listeners restricts the route to the named listeners; empty: all.
+	Listeners []string `yaml:"listeners"`
+	Match     Match    `yaml:"match"`
+	Rewrite   *Rewrite `yaml:"rewrite"`
+	// RequestHeaders are applied before forwarding, ResponseHeaders before
+	// answering the client.
+	RequestHeaders  HeaderOps `yaml:"request_headers"`
+	ResponseHeaders HeaderOps `yaml:"response_headers"`
+	Upstream        string    `yaml:"upstream"`
+	// Timeout is the total time for the request including retries → 504.
+	Timeout Duration `yaml:"timeout"`
+	// PerTryTimeout bounds each attempt (until response headers) → 504.
+	PerTryTimeout Duration `yaml:"per_try_timeout"`
+	// MaxBodyBytes bounds the request body → 413 (0: server default).
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	Retry        *Retry   `yaml:"retry"`
+}
+
+// Match is what a request must have for the route to apply. All given
+// conditions must hold.
+type Match struct {
+	// Hosts match the Host header without port: exact, or "*.example.com"
+	// for any subdomain. Empty: any host.
+	Hosts []string `yaml:"hosts"`
+	Path  *Path    `yaml:"path"`
+	// Methods allowed; empty: any. A path that matches with no method
+	// matching answers 405 with Allow.
+	Methods []string       `yaml:"methods"`
+	Headers []ValueMatcher `yaml:"headers"`
+	Query   []ValueMatcher `yaml:"query"`
+}
+
+// Path is exactly one of its fields.
+type Path struct {
+	Exact string `yaml:"exact"`
+	// Prefix matches on segment boundaries: "/api" matches "/api" and
+	// "/api/x", not "/apix".
+	Prefix string `yaml:"prefix"`
+	// Template is a path with "{name}" segments, each matching one segment,
+	// and an optional final "{name...}" matching the rest.
+	Template string `yaml:"template"`
+	// Regex is an RE2 expression matched against the whole path.
+	Regex string `yaml:"regex"`
+}
+
+// ValueMatcher matches a header or query parameter by name: Exact, Regex, or
+// Present (exactly one).
+type ValueMatcher struct {
+	Name    string `yaml:"name"`
+	Exact   string `yaml:"exact"`
+	Regex   string `yaml:"regex"`
+	Present bool   `yaml:"present"`
+	// Invert negates the match (for example: header absent).
+	Invert bool `yaml:"invert"`
+}
+
+// Rewrite changes the path before forwarding; at most one of its fields.
+type Rewrite struct {
+	// StripPrefix removes this prefix (on a segment boundary).
+	StripPrefix string `yaml:"strip_prefix"`
+	// Path replaces the whole path; "{name}" is substituted from a template
+	// match's parameters.
+	Path string `yaml:"path"`
+	// Regex replaces what Pattern matches with Substitution ($1 etc.).
+	Regex *RegexRewrite `yaml:"regex"`
+}
+
+// RegexRewrite is a path rewrite by regular expression.
+type RegexRewrite struct {
+	Pattern      string `yaml:"pattern"`
+	Substitution string `yaml:"substitution"`
+}
+
+// HeaderOps changes headers: Remove first, then Set (replace), then Add (append).
+type HeaderOps struct {
+	Add    map[string]string `yaml:"add"`
+	Set    map[string]string `yaml:"set"`
+	Remove []string          `yaml:"remove"`
+}
+
+// Retry is a route's retry policy.
+type Retry struct {
+	// Attempts is the total number of tries including the first.
+	Attempts int `yaml:"attempts"`
+	// On lists the conditions: connect-failure, reset, 502, 503, 504, 5xx,
+	// and gRPC codes as grpc-unavailable, grpc-resource-exhausted, …
+	On []string `yaml:"on"`
+	// NonIdempotent allows retrying POST/PATCH too (only when the body was
+	// not yet streamed, or is small enough to have been buffered).
+	NonIdempotent bool     `yaml:"non_idempotent"`
+	BackoffBase   Duration `yaml:"backoff_base"`
+	BackoffMax    Duration `yaml:"backoff_max"`
+}
+
+// Upstream is a named set of endpoints and how to talk to them.
+type Upstream struct {
+	Name      string     `yaml:"name"`
+	Endpoints []Endpoint `yaml:"endpoints"`
+	// Protocol to the endpoints: "http1", "h2c" (HTTP/2 cleartext, for gRPC)
+	// or "auto" (h2c for gRPC requests, HTTP/1.1 otherwise).
+	Protocol string   `yaml:"protocol"`
+	Balancer Balancer `yaml:"balancer"`
+	// DNSRefresh is how often endpoint host names are re-resolved.
+	DNSRefresh     Duration `yaml:"dns_refresh"`
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// MaxConnections bounds open connections per endpoint; MaxPending the
+	// requests waiting for one. Past both → 503.
+	MaxConnections int `yaml:"max_connections"`
+	MaxPending     int `yaml:"max_pending"`
+	// MaxIdlePerEndpoint keep-alive connections kept per endpoint.
+	MaxIdlePerEndpoint int          `yaml:"max_idle_per_endpoint"`
+	IdleTimeout        Duration     `yaml:"idle_timeout"`
+	HealthCheck        *HealthCheck `yaml:"health_check"`
+	Outlier            *Outlier     `yaml:"outlier"`
+	RetryBudget        RetryBudget  `yaml:"retry_budget"`
+}
+
+// Endpoint is a host:port (a DNS name is re-resolved; each address becomes
+// an endpoint of the same weight).
+type Endpoint struct {
+	Address string `yaml:"address"`
+	Weight  int    `yaml:"weight"`
+}
+
+// Balancer picks an endpoint per request.
+type Balancer struct {
+	// Policy: round_robin (smooth weighted), least_request (power of two
+	// choices over in-flight requests and an EWMA of latency), or
+	// consistent_hash (a ring, for stickiness).
+	Policy string `yaml:"policy"`
+	// HashOn is the key of consistent_hash; exactly one field.
+	HashOn *HashOn `yaml:"hash_on"`
+}
+
+// HashOn names the request attribute hashed for stickiness.
+type HashOn struct {
+	Header   string `yaml:"header"`
+	Cookie   string `yaml:"cookie"`
+	ClientIP bool   `yaml:"client_ip"`
+}
+
+// HealthCheck is an active HTTP health check of every endpoint.
+type HealthCheck struct {
+	Path     string   `yaml:"path"`
+	Interval Duration `yaml:"interval"`
+	Timeout  Duration `yaml:"timeout"`
+	// HealthyThreshold consecutive successes mark an endpoint healthy,
+	// UnhealthyThreshold consecutive failures unhealthy.
+	HealthyThreshold   int `yaml:"healthy_threshold"`
+	UnhealthyThreshold int `yaml:"unhealthy_threshold"`
+	// ExpectedStatus: the status range that counts as healthy ("200-399").
+	ExpectedStatus string `yaml:"expected_status"`
+}
+
+// Outlier is passive outlier ejection from live traffic.
+type Outlier struct {
+	Consecutive5xx           int      `yaml:"consecutive_5xx"`
+	ConsecutiveConnectErrors int      `yaml:"consecutive_connect_errors"`
+	BaseEjection             Duration `yaml:"base_ejection"`
+	MaxEjection              Duration `yaml:"max_ejection"`
+	// MaxEjectedPercent caps the share of endpoints ejected at once.
+	MaxEjectedPercent int `yaml:"max_ejected_percent"`
+}
+
+// RetryBudget caps retries to a share of requests so that retries never
+// amplify an outage.
+type RetryBudget struct {
+	// Percent of active requests that may be retries.
+	Percent int `yaml:"percent"`
+	// MinPerSecond retries are always allowed, for low traffic.
+	MinPerSecond int `yaml:"min_per_second"`
+}

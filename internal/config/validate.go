@@ -1,0 +1,422 @@
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// validator checks a decoded Config and reports each problem at the position
+// of the field it concerns.
+type validator struct{ *shape }
+
+// at reports msg at the value of the field path (or its nearest parent that
+// appeared in the file).
+func (v *validator) at(path, format string, args ...any) {
+	p := path
+	for {
+		if n, ok := v.pos[p]; ok {
+			v.errorf(n, format, args...)
+			return
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			v.errorf(nil, format, args...)
+			return
+		}
+		p = p[:i]
+	}
+}
+
+func (v *validator) line(path string) int {
+	if n, ok := v.pos[path]; ok {
+		return n.Line
+	}
+	return 0
+}
+
+var tokenRE = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
+var paramRE = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}`)
+
+// RetryConditions are the accepted values of retry.on.
+var RetryConditions = map[string]bool{
+	"connect-failure": true, "reset": true, "5xx": true, "502": true, "503": true, "504": true,
+	"grpc-cancelled": true, "grpc-deadline-exceeded": true, "grpc-resource-exhausted": true,
+	"grpc-unavailable": true, "grpc-internal": true,
+}
+
+func (v *validator) validate(c *Config) {
+	if c.Admin.Address != "" {
+		v.hostPort("admin.address", c.Admin.Address)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.at("log.level", "log.level %q must be debug, info, warn or error", c.Log.Level)
+	}
+	for i, cidr := range c.Server.TrustedProxies {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			if _, err2 := netip.ParseAddr(cidr); err2 != nil {
+				v.at(fmt.Sprintf("server.trusted_proxies[%d]", i), "invalid CIDR or address %q", cidr)
+			}
+		}
+	}
+
+	listeners := map[string]int{}
+	if len(c.Listeners) == 0 {
+		v.at("listeners", "at least one listener is required")
+	}
+	for i, l := range c.Listeners {
+		p := fmt.Sprintf("listeners[%d]", i)
+		v.name(p, l.Name, "listener", listeners, i)
+		v.hostPort(p+".address", l.Address)
+		switch l.Protocol {
+		case "http":
+			if l.TLS != nil {
+				v.at(p+".tls", "listener %q: tls is set but protocol is http (use https)", l.Name)
+			}
+		case "https":
+			if l.TLS == nil || len(l.TLS.Certificates) == 0 {
+				v.at(p, "listener %q: protocol https needs tls.certificates", l.Name)
+			}
+		default:
+			v.at(p+".protocol", "listener %q: protocol %q must be http or https", l.Name, l.Protocol)
+		}
+		if l.TLS != nil {
+			if l.TLS.MinVersion != "1.2" && l.TLS.MinVersion != "1.3" {
+				v.at(p+".tls.min_version", "tls.min_version %q must be \"1.2\" or \"1.3\"", l.TLS.MinVersion)
+			}
+			for j, cert := range l.TLS.Certificates {
+				cp := fmt.Sprintf("%s.tls.certificates[%d]", p, j)
+				if _, err := tls.LoadX509KeyPair(cert.CertFile, cert.KeyFile); err != nil {
+					v.at(cp, "certificate: %v", err)
+				}
+			}
+		}
+	}
+
+	upstreams := map[string]int{}
+	for i, u := range c.Upstreams {
+		p := fmt.Sprintf("upstreams[%d]", i)
+		v.name(p, u.Name, "upstream", upstreams, i)
+		v.upstream(p, &u)
+	}
+
+	routes := map[string]int{}
+	matches := map[string]int{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		p := fmt.Sprintf("routes[%d]", i)
+		v.name(p, r.Name, "route", routes, i)
+		for j, ln := range r.Listeners {
+			if _, ok := listeners[ln]; !ok {
+				v.at(fmt.Sprintf("%s.listeners[%d]", p, j), "route %q: unknown listener %q", r.Name, ln)
+			}
+		}
+		if r.Upstream == "" {
+			v.at(p, "route %q: upstream is required", r.Name)
+		} else if _, ok := upstreams[r.Upstream]; !ok {
+			v.at(p+".upstream", "route %q: unknown upstream %q", r.Name, r.Upstream)
+		}
+		params := v.match(p+".match", r)
+		v.rewrite(p+".rewrite", r, params)
+		v.headerOps(p+".request_headers", r.RequestHeaders)
+		v.headerOps(p+".response_headers", r.ResponseHeaders)
+		if r.PerTryTimeout > r.Timeout {
+			v.at(p+".per_try_timeout", "route %q: per_try_timeout %s exceeds timeout %s", r.Name, r.PerTryTimeout.D(), r.Timeout.D())
+		}
+		if rt := r.Retry; rt != nil {
+			if rt.Attempts < 1 || rt.Attempts > 10 {
+				v.at(p+".retry.attempts", "route %q: retry.attempts %d must be 1..10", r.Name, rt.Attempts)
+			}
+			for j, on := range rt.On {
+				if !RetryConditions[on] {
+					v.at(fmt.Sprintf("%s.retry.on[%d]", p, j), "route %q: unknown retry condition %q", r.Name, on)
+				}
+			}
+			if rt.BackoffMax < rt.BackoffBase {
+				v.at(p+".retry.backoff_max", "route %q: retry.backoff_max is less than backoff_base", r.Name)
+			}
+		}
+		key := matchKey(r)
+		if j, dup := matches[key]; dup {
+			v.at(p+".match", "route %q has the same match as route %q (line %d); one of them can never be chosen",
+				r.Name, c.Routes[j].Name, v.line(fmt.Sprintf("routes[%d]", j)))
+		} else {
+			matches[key] = i
+		}
+	}
+}
+
+func (v *validator) name(path, name, kind string, seen map[string]int, i int) {
+	switch {
+	case name == "":
+		v.at(path, "%s name is required", kind)
+	case !tokenRE.MatchString(name):
+		v.at(path+".name", "%s name %q may hold only letters, digits and -._~", kind, name)
+	default:
+		if j, dup := seen[name]; dup {
+			v.at(path+".name", "duplicate %s name %q (first at line %d)", kind, name, v.line(fmt.Sprintf("%ss[%d].name", kind, j)))
+			return
+		}
+		seen[name] = i
+	}
+}
+
+func (v *validator) hostPort(path, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.at(path, "address %q must be host:port", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.at(path, "address %q: invalid port %q", addr, port)
+	}
+	_ = host
+}
+
+func (v *validator) upstream(p string, u *Upstream) {
+	if len(u.Endpoints) == 0 {
+		v.at(p, "upstream %q: at least one endpoint is required", u.Name)
+	}
+	for j, e := range u.Endpoints {
+		ep := fmt.Sprintf("%s.endpoints[%d]", p, j)
+		v.hostPort(ep+".address", e.Address)
+		if e.Weight < 0 || e.Weight > 10000 {
+			v.at(ep+".weight", "endpoint weight %d must be 1..10000", e.Weight)
+		}
+	}
+	switch u.Protocol {
+	case "http1", "h2c", "auto":
+	default:
+		v.at(p+".protocol", "upstream %q: protocol %q must be http1, h2c or auto", u.Name, u.Protocol)
+	}
+	switch u.Balancer.Policy {
+	case "round_robin", "least_request":
+		if u.Balancer.HashOn != nil {
+			v.at(p+".balancer.hash_on", "upstream %q: hash_on applies only to policy consistent_hash", u.Name)
+		}
+	case "consistent_hash":
+		h := u.Balancer.HashOn
+		n := 0
+		if h != nil {
+			for _, set := range []bool{h.Header != "", h.Cookie != "", h.ClientIP} {
+				if set {
+					n++
+				}
+			}
+		}
+		if n != 1 {
+			v.at(p+".balancer", "upstream %q: consistent_hash needs hash_on with exactly one of header, cookie, client_ip", u.Name)
+		}
+	default:
+		v.at(p+".balancer.policy", "upstream %q: balancer policy %q must be round_robin, least_request or consistent_hash", u.Name, u.Balancer.Policy)
+	}
+	if u.MaxConnections < 0 || u.MaxPending < 0 || u.MaxIdlePerEndpoint < 0 {
+		v.at(p, "upstream %q: connection limits must not be negative", u.Name)
+	}
+	if h := u.HealthCheck; h != nil {
+		if !strings.HasPrefix(h.Path, "/") {
+			v.at(p+".health_check.path", "health_check.path %q must start with /", h.Path)
+		}
+		if h.Timeout > h.Interval {
+			v.at(p+".health_check.timeout", "health_check.timeout exceeds interval")
+		}
+		if h.HealthyThreshold < 1 || h.UnhealthyThreshold < 1 {
+			v.at(p+".health_check", "health_check thresholds must be at least 1")
+		}
+		if _, _, err := ParseStatusRange(h.ExpectedStatus); err != nil {
+			v.at(p+".health_check.expected_status", "%v", err)
+		}
+	}
+	if o := u.Outlier; o != nil {
+		if o.MaxEjectedPercent < 0 || o.MaxEjectedPercent > 100 {
+			v.at(p+".outlier.max_ejected_percent", "max_ejected_percent %d must be 0..100", o.MaxEjectedPercent)
+		}
+		if o.MaxEjection < o.BaseEjection {
+			v.at(p+".outlier.max_ejection", "outlier.max_ejection is less than base_ejection")
+		}
+	}
+	if b := u.RetryBudget; b.Percent < 0 || b.Percent > 100 || b.MinPerSecond < 0 {
+		v.at(p+".retry_budget", "retry_budget.percent must be 0..100 and min_per_second not negative")
+	}
+}
+
+// ParseStatusRange parses "200-399" or "200".
+func ParseStatusRange(s string) (lo, hi int, err error) {
+	a, b, found := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi = lo
+	var err2 error
+	if found {
+		hi, err2 = strconv.Atoi(strings.TrimSpace(b))
+	}
+	if err1 != nil || err2 != nil || lo < 100 || hi > 599 || lo > hi {
+		return 0, 0, fmt.Errorf("invalid status range %q (e.g. \"200-399\")", s)
+	}
+	return lo, hi, nil
+}
+
+// match validates a route's match and returns the template's parameter names.
+func (v *validator) match(p string, r *Route) map[string]bool {
+	m := &r.Match
+	for j, h := range m.Hosts {
+		hp := fmt.Sprintf("%s.hosts[%d]", p, j)
+		rest := strings.TrimPrefix(h, "*.")
+		if h == "" || strings.ContainsAny(rest, "*/: ") {
+			v.at(hp, "host %q must be a name or *.domain", h)
+		}
+	}
+	for j, meth := range m.Methods {
+		if !tokenRE.MatchString(meth) || strings.ToUpper(meth) != meth {
+			v.at(fmt.Sprintf("%s.methods[%d]", p, j), "method %q must be an upper-case token such as GET", meth)
+		}
+	}
+	v.matchers(p+".headers", m.Headers)
+	v.matchers(p+".query", m.Query)
+	var params map[string]bool
+	if m.Path != nil {
+		pp := p + ".path"
+		set := 0
+		for _, s := range []string{m.Path.Exact, m.Path.Prefix, m.Path.Template, m.Path.Regex} {
+			if s != "" {
+				set++
+			}
+		}
+		if set != 1 {
+			v.at(pp, "path needs exactly one of exact, prefix, template, regex")
+		}
+		for field, s := range map[string]string{"exact": m.Path.Exact, "prefix": m.Path.Prefix, "template": m.Path.Template} {
+			if s != "" && !strings.HasPrefix(s, "/") {
+				v.at(pp+"."+field, "path %q must start with /", s)
+			}
+		}
+		if m.Path.Regex != "" {
+			if _, err := regexp.Compile(m.Path.Regex); err != nil {
+				v.at(pp+".regex", "invalid regex: %v", err)
+			}
+		}
+		if t := m.Path.Template; t != "" {
+			params = map[string]bool{}
+			if err := checkTemplate(t, params); err != nil {
+				v.at(pp+".template", "template %q: %v", t, err)
+			}
+		}
+	}
+	return params
+}
+
+// checkTemplate checks that every segment is literal, {name} or, last,
+// {name...}, and collects the names.
+func checkTemplate(t string, params map[string]bool) error {
+	segs := strings.Split(strings.TrimPrefix(t, "/"), "/")
+	for i, seg := range segs {
+		if !strings.ContainsAny(seg, "{}") {
+			continue
+		}
+		m := paramRE.FindStringSubmatch(seg)
+		if m == nil || m[0] != seg {
+			return fmt.Errorf("segment %q: a parameter must be a whole segment, {name} or {name...}", seg)
+		}
+		if m[2] != "" && i != len(segs)-1 {
+			return fmt.Errorf("{%s...} must be the last segment", m[1])
+		}
+		if params[m[1]] {
+			return fmt.Errorf("parameter %q appears twice", m[1])
+		}
+		params[m[1]] = true
+	}
+	return nil
+}
+
+func (v *validator) matchers(p string, ms []ValueMatcher) {
+	for j, m := range ms {
+		mp := fmt.Sprintf("%s[%d]", p, j)
+		if m.Name == "" {
+			v.at(mp, "name is required")
+		}
+		set := 0
+		if m.Exact != "" {
+			set++
+		}
+		if m.Regex != "" {
+			set++
+			if _, err := regexp.Compile(m.Regex); err != nil {
+				v.at(mp+".regex", "invalid regex: %v", err)
+			}
+		}
+		if m.Present {
+			set++
+		}
+		if set != 1 {
+			v.at(mp, "%q needs exactly one of exact, regex, present", m.Name)
+		}
+	}
+}
+
+func (v *validator) rewrite(p string, r *Route, params map[string]bool) {
+	rw := r.Rewrite
+	if rw == nil {
+		return
+	}
+	set := 0
+	if rw.StripPrefix != "" {
+		set++
+		if !strings.HasPrefix(rw.StripPrefix, "/") {
+			v.at(p+".strip_prefix", "strip_prefix %q must start with /", rw.StripPrefix)
+		}
+	}
+	if rw.Path != "" {
+		set++
+		if !strings.HasPrefix(rw.Path, "/") {
+			v.at(p+".path", "rewrite path %q must start with /", rw.Path)
+		}
+		for _, m := range paramRE.FindAllStringSubmatch(rw.Path, -1) {
+			if !params[m[1]] {
+				v.at(p+".path", "rewrite uses {%s}, which the route's path template does not define", m[1])
+			}
+		}
+	}
+	if rw.Regex != nil {
+		set++
+		if _, err := regexp.Compile(rw.Regex.Pattern); err != nil {
+			v.at(p+".regex.pattern", "invalid regex: %v", err)
+		}
+	}
+	if set != 1 {
+		v.at(p, "rewrite needs exactly one of strip_prefix, path, regex")
+	}
+}
+
+func (v *validator) headerOps(p string, ops HeaderOps) {
+	check := func(field, name string) {
+		if !tokenRE.MatchString(name) {
+			v.at(p+"."+field, "invalid header name %q", name)
+		}
+	}
+	for k := range ops.Add {
+		check("add", k)
+	}
+	for k := range ops.Set {
+		check("set", k)
+	}
+	for _, k := range ops.Remove {
+		check("remove", k)
+	}
+}
+
+// matchKey is a canonical form of a route's match, to find two routes that
+// match exactly the same requests on the same listeners.
+func matchKey(r *Route) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q|%q|%q|", r.Listeners, r.Match.Hosts, r.Match.Methods)
+	if p := r.Match.Path; p != nil {
+		fmt.Fprintf(&b, "%q%q%q%q", p.Exact, p.Prefix, p.Template, p.Regex)
+	}
+	fmt.Fprintf(&b, "|%v|%v", r.Match.Headers, r.Match.Query)
+	return b.String()
+}

@@ -1,0 +1,372 @@
+// Package node is the composition root: it builds a running edge from a
+// configuration file and keeps it running through reloads and shutdown. It
+// is imported only by the binaries (edge/, sidecar/) and by tests.
+//
+// A reload is build → bind → swap → stop the old: the new file is loaded and
+// validated, clusters are created for new or changed upstreams (unchanged ones
+// are kept with their pools and endpoint state), the snapshot is compiled, new
+// listeners are bound — and only when all of that succeeded is the snapshot
+// published. Listeners and clusters that the new configuration no longer has
+// are then drained in the background. Any failure leaves the old
+// configuration serving, is logged with its file:line errors, and is counted.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/clock"
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/dataplane"
+	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/telemetry"
+	"github.com/meshgate/meshgate/internal/upstream"
+)
+
+// Options configure a node.
+type Options struct {
+	// ConfigPath is the YAML file loaded at start and on every reload.
+	ConfigPath string
+	Logger     *slog.Logger
+	// AccessLog overrides the file's log.access (tests).
+	AccessLog *telemetry.AccessLog
+	// Clock for upstream state; nil: the real clock.
+	Clock clock.Clock
+}
+
+// Node is a running edge.
+type Node struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *telemetry.Metrics
+	tunnels *proxy.Tunnels
+	ids     *proxy.RequestIDs
+	current atomic.Pointer[dataplane.Snapshot]
+
+	mu        sync.Mutex // serializes reloads and shutdown
+	listeners map[string]*listener
+	clusters  map[string]*clusterRef
+	access    *telemetry.AccessLog
+	ownAccess bool
+	admin     *http.Server
+	adminLn   net.Listener
+	ready     atomic.Bool
+	draining  atomic.Bool
+}
+
+type clusterRef struct {
+	cfg     config.Upstream
+	cluster *proxy.Cluster
+}
+
+// New loads the configuration and starts the node: listeners serve when New
+// returns. Stop it with Shutdown.
+func New(opts Options) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
+	}
+	n := &Node{
+		opts:      opts,
+		log:       opts.Logger,
+		metrics:   telemetry.NewMetrics(),
+		tunnels:   proxy.NewTunnels(),
+		ids:       proxy.NewRequestIDs(),
+		listeners: map[string]*listener{},
+		clusters:  map[string]*clusterRef{},
+	}
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		n.metrics.Reload(false)
+		return nil, err
+	}
+	if opts.AccessLog != nil {
+		n.access = opts.AccessLog
+	} else if n.access, err = telemetry.OpenAccessLog(cfg.Log.Access); err != nil {
+		return nil, err
+	} else {
+		n.ownAccess = true
+	}
+	if err := n.apply(cfg); err != nil {
+		n.metrics.Reload(false)
+		n.closeAll()
+		return nil, err
+	}
+	n.metrics.Reload(true)
+	if cfg.Admin.Address != "" {
+		if err := n.startAdmin(cfg.Admin.Address); err != nil {
+			n.closeAll()
+			return nil, err
+		}
+	}
+	n.ready.Store(true)
+	return n, nil
+}
+
+// Metrics returns the node's instruments.
+func (n *Node) Metrics() *telemetry.Metrics { return n.metrics }
+
+// Addr returns the bound address of a listener (useful with port 0), or "".
+func (n *Node) Addr(listener string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if l := n.listeners[listener]; l != nil {
+		return l.ln.Addr().String()
+	}
+	return ""
+}
+
+// AdminAddr returns the bound admin address, or "".
+func (n *Node) AdminAddr() string {
+	if n.adminLn == nil {
+		return ""
+	}
+	return n.adminLn.Addr().String()
+}
+
+// Reload loads the configuration file again and applies it. On any error
+// the running configuration stays in place.
+func (n *Node) Reload() error {
+	cfg, err := config.Load(n.opts.ConfigPath)
+	if err == nil {
+		err = n.apply(cfg)
+	}
+	n.metrics.Reload(err == nil)
+	if err != nil {
+		n.log.Error("configuration rejected; the previous one keeps serving", "file", n.opts.ConfigPath, "errors", err.Error())
+		return err
+	}
+	n.log.Info("configuration reloaded", "file", n.opts.ConfigPath)
+	return nil
+}
+
+// apply builds, binds, swaps and then retires what the old config had.
+func (n *Node) apply(cfg *config.Config) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.draining.Load() {
+		return errors.New("node is shutting down")
+	}
+
+	// Clusters: keep unchanged ones, create the rest.
+	clusters := make(map[string]*clusterRef, len(cfg.Upstreams))
+	var created []*clusterRef
+	fail := func(err error) error {
+		for _, c := range created {
+			c.cluster.Close()
+		}
+		return err
+	}
+	for _, u := range cfg.Upstreams {
+		if old := n.clusters[u.Name]; old != nil && reflect.DeepEqual(old.cfg, u) {
+			clusters[u.Name] = old
+			continue
+		}
+		up, err := upstream.New(u, upstream.Options{Clock: n.opts.Clock, Logger: n.log.With("upstream", u.Name), Observer: n.metrics})
+		if err != nil {
+			return fail(fmt.Errorf("upstream %q: %w", u.Name, err))
+		}
+		ref := &clusterRef{cfg: u, cluster: proxy.NewCluster(u, up)}
+		clusters[u.Name] = ref
+		created = append(created, ref)
+	}
+	byName := make(map[string]*proxy.Cluster, len(clusters))
+	for name, c := range clusters {
+		byName[name] = c.cluster
+	}
+	snap, err := dataplane.Build(cfg, dataplane.Deps{
+		Clusters: byName, Metrics: n.metrics, Tunnels: n.tunnels, Logger: n.log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	// Listeners: keep those whose socket is unchanged, bind the new ones.
+	keep := map[string]*listener{}
+	var bound []*listener
+	var replaced []*listener
+	for _, lc := range cfg.Listeners {
+		if old := n.listeners[lc.Name]; old != nil && old.sameSocket(lc) {
+			keep[lc.Name] = old
+			continue
+		}
+		if old := n.listeners[lc.Name]; old != nil && old.cfg.Address == lc.Address {
+			// Same address, different protocol: the old socket must go
+			// first. Its connections drain in the background.
+			old.ln.Close()
+			replaced = append(replaced, old)
+		}
+		l, err := bind(lc, cfg.Server, dataplane.NewEntry(lc.Name, scheme(lc), &n.current, n.metrics, n.access, n.ids), n.metrics, n.log)
+		if err != nil {
+			for _, b := range bound {
+				b.ln.Close()
+			}
+			return fail(err)
+		}
+		bound = append(bound, l)
+	}
+	for name, l := range keep {
+		for _, lc := range cfg.Listeners {
+			if lc.Name == name {
+				if err := l.updateCerts(lc); err != nil {
+					for _, b := range bound {
+						b.ln.Close()
+					}
+					return fail(err)
+				}
+			}
+		}
+	}
+
+	// Commit.
+	old := n.current.Swap(snap)
+	for _, l := range bound {
+		n.listeners[l.cfg.Name] = l
+		l.serve()
+	}
+	drain := cfg.Server.DrainTimeout.D()
+	for name, l := range n.listeners {
+		if _, ok := keep[name]; ok {
+			continue
+		}
+		if !containsListener(bound, l) {
+			delete(n.listeners, name)
+			go n.retire(l, drain)
+		}
+	}
+	for _, l := range replaced {
+		go n.retire(l, drain)
+	}
+	for name, c := range n.clusters {
+		if clusters[name] != c {
+			// Requests in flight keep their connections; only idle
+			// connections and background checks stop.
+			c.cluster.Close()
+		}
+	}
+	n.clusters = clusters
+	if old != nil {
+		for _, r := range old.Config.Routes {
+			if !hasRoute(cfg, r.Name) {
+				n.metrics.ForgetRoute(r.Name)
+			}
+		}
+	}
+	return nil
+}
+
+func (n *Node) retire(l *listener, drain time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	l.shutdown(ctx)
+	n.log.Info("listener removed", "listener", l.cfg.Name, "address", l.cfg.Address)
+}
+
+func containsListener(ls []*listener, l *listener) bool {
+	for _, x := range ls {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+func hasRoute(cfg *config.Config, name string) bool {
+	for _, r := range cfg.Routes {
+		if r.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func scheme(l config.Listener) string {
+	if l.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+func (n *Node) startAdmin(addr string) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", n.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !n.ready.Load() || n.draining.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	n.adminLn = ln
+	n.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = n.admin.Serve(ln) }()
+	n.log.Info("admin listening", "address", ln.Addr().String())
+	return nil
+}
+
+// Shutdown drains: readiness turns false, listeners stop accepting and wait
+// for requests in flight up to the configured drain timeout (or ctx), then
+// tunnels and pools are closed.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.draining.Store(true)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	snap := n.current.Load()
+	if snap != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, snap.Config.Server.DrainTimeout.D())
+		defer cancel()
+	}
+	var wg sync.WaitGroup
+	for _, l := range n.listeners {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.shutdown(ctx) }()
+	}
+	wg.Wait()
+	n.tunnels.CloseAll()
+	n.closeAllLocked()
+	return nil
+}
+
+func (n *Node) closeAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closeAllLocked()
+}
+
+func (n *Node) closeAllLocked() {
+	for _, l := range n.listeners {
+		l.srv.Close()
+	}
+	n.listeners = map[string]*listener{}
+	for _, c := range n.clusters {
+		c.cluster.Close()
+	}
+	n.clusters = map[string]*clusterRef{}
+	if n.admin != nil {
+		n.admin.Close()
+	}
+	if n.ownAccess {
+		n.access.Close()
+	} else if n.access != nil {
+		n.access.Flush()
+	}
+}
+

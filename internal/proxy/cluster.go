@@ -1,0 +1,75 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/upstream"
+)
+
+// Cluster is an upstream together with the connection pools that reach its
+// endpoints. It outlives a configuration when the upstream's config is
+// unchanged, so that pools and endpoint state survive reloads.
+type Cluster struct {
+	Upstream *upstream.Upstream
+	protocol string
+	h1       *http.Transport
+	h2c      *http.Transport
+}
+
+// NewCluster builds the pools of an upstream.
+func NewCluster(cfg config.Upstream, up *upstream.Upstream) *Cluster {
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
+	base := func() *http.Transport {
+		return &http.Transport{
+			DialContext:         dialer.DialContext,
+			MaxIdleConnsPerHost: cfg.MaxIdlePerEndpoint,
+			MaxIdleConns:        0, // bounded per host above
+			MaxConnsPerHost:     cfg.MaxConnections,
+			IdleConnTimeout:     cfg.IdleTimeout.D(),
+			// The proxy forwards what the client sent; it must not add or
+			// strip compression on its own.
+			DisableCompression:    true,
+			ResponseHeaderTimeout: 0, // per-try timeout is enforced by the forwarder
+			ExpectContinueTimeout: time.Second,
+			WriteBufferSize:       32 << 10,
+			ReadBufferSize:        32 << 10,
+		}
+	}
+	c := &Cluster{Upstream: up, protocol: cfg.Protocol}
+	c.h1 = base()
+	c.h2c = base()
+	c.h2c.Protocols = new(http.Protocols)
+	c.h2c.Protocols.SetUnencryptedHTTP2(true)
+	return c
+}
+
+// transportFor picks the pool for one request: gRPC needs HTTP/2.
+func (c *Cluster) transportFor(r *http.Request) *http.Transport {
+	switch c.protocol {
+	case "h2c":
+		return c.h2c
+	case "http1":
+		return c.h1
+	}
+	if isGRPC(r) {
+		return c.h2c
+	}
+	return c.h1
+}
+
+// Close releases idle connections; requests in flight keep theirs, so a
+// stream opened before a reload finishes on the old cluster.
+func (c *Cluster) Close() {
+	c.Upstream.Close()
+	c.h1.CloseIdleConnections()
+	c.h2c.CloseIdleConnections()
+}
+
+func isGRPC(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return strings.HasPrefix(ct, "application/grpc")
+}

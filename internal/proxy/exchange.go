@@ -1,0 +1,97 @@
+// Package proxy forwards requests to upstreams: the per-route forwarder with
+// retries, timeouts and budgets; streaming of bodies both ways, trailers,
+// gRPC and WebSocket upgrades; and the X-Forwarded-*/Forwarded and hop-by-hop
+// header rules of a proxy.
+//
+// The unit of work is an Exchange: one client request and everything learned
+// while serving it (route, client IP, request id, upstream endpoint, status,
+// byte counts). It travels in the request context so that middleware added
+// by later policies (auth, rate limits, transforms) reads and enriches the same
+// record the access log, metrics and traces are written from.
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/route"
+)
+
+// Exchange is one request's record. Fields are written by the goroutine
+// serving the request only.
+type Exchange struct {
+	Start    time.Time
+	Listener string
+	// Match is the route table's answer: the route and template parameters.
+	Match     route.Result
+	ClientIP  string
+	RequestID string
+	// Path is the normalized request path the route matched.
+	Path string
+	// Scheme the client used (http or https) and whether its peer is a
+	// trusted proxy whose forwarding headers are believed.
+	Scheme      string
+	PeerTrusted bool
+	// Endpoint is the upstream address of the last attempt.
+	Endpoint string
+	Attempts int
+	Status   int
+	BytesIn  int64
+	BytesOut int64
+	// Reason explains a response the proxy generated itself (404, 503, …).
+	Reason string
+}
+
+type exchangeKey struct{}
+
+// WithExchange returns ctx carrying x.
+func WithExchange(ctx context.Context, x *Exchange) context.Context {
+	return context.WithValue(ctx, exchangeKey{}, x)
+}
+
+// ExchangeFrom returns the exchange of the request, or nil.
+func ExchangeFrom(ctx context.Context) *Exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*Exchange)
+	return x
+}
+
+// Reset clears x for reuse from a pool.
+func (x *Exchange) Reset() { *x = Exchange{} }
+
+// recorder counts what is written to the client and remembers the status.
+// It keeps http.Flusher, Hijacker and full duplex reachable through
+// http.NewResponseController (Unwrap).
+type recorder struct {
+	http.ResponseWriter
+	x *Exchange
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.x.Status == 0 && code >= 200 {
+		w.x.Status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	if w.x.Status == 0 {
+		w.x.Status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.x.BytesOut += int64(n)
+	return n, err
+}
+
+func (w *recorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Recorder wraps w so that the exchange learns the status and bytes written.
+func Recorder(w http.ResponseWriter, x *Exchange) http.ResponseWriter {
+	return &recorder{ResponseWriter: w, x: x}
+}

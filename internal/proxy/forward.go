@@ -1,0 +1,463 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/route"
+	"github.com/meshgate/meshgate/internal/upstream"
+)
+
+// Hooks receive events for metrics. Each must be cheap and never block.
+type Hooks struct {
+	Retry           func(route string)
+	BudgetExhausted func(route string)
+}
+
+// Forwarder sends a route's requests to its cluster: admission, endpoint
+// choice, per-try and total timeouts, retries within the upstream's budget,
+// and streaming of the response back.
+type Forwarder struct {
+	route   *route.Route
+	cluster *Cluster
+	timeout time.Duration
+	perTry  time.Duration
+	maxBody int64
+	retry   retryPolicy
+	hooks   Hooks
+	tunnels *Tunnels
+	log     *slog.Logger
+}
+
+// ForwarderOptions are what a Forwarder needs besides its route.
+type ForwarderOptions struct {
+	Cluster *Cluster
+	Hooks   Hooks
+	Tunnels *Tunnels
+	Logger  *slog.Logger
+}
+
+// NewForwarder compiles a route's forwarding policy.
+func NewForwarder(r *route.Route, o ForwarderOptions) *Forwarder {
+	c := r.Config
+	f := &Forwarder{
+		route:   r,
+		cluster: o.Cluster,
+		timeout: c.Timeout.D(),
+		perTry:  c.PerTryTimeout.D(),
+		maxBody: int64(c.MaxBodyBytes),
+		retry:   compileRetry(c.Retry),
+		hooks:   o.Hooks,
+		tunnels: o.Tunnels,
+		log:     o.Logger,
+	}
+	if f.hooks.Retry == nil {
+		f.hooks.Retry = func(string) {}
+	}
+	if f.hooks.BudgetExhausted == nil {
+		f.hooks.BudgetExhausted = func(string) {}
+	}
+	if f.log == nil {
+		f.log = slog.Default()
+	}
+	return f
+}
+
+type retryPolicy struct {
+	attempts       int
+	connectFailure bool
+	reset          bool
+	timeout        bool // per-try timeout counts as 504
+	statuses       [600]bool
+	grpcCodes      map[string]bool
+	nonIdempotent  bool
+	base, max      time.Duration
+}
+
+var grpcCodeNames = map[string]string{
+	"grpc-cancelled": "1", "grpc-deadline-exceeded": "4", "grpc-resource-exhausted": "8",
+	"grpc-internal": "13", "grpc-unavailable": "14",
+}
+
+func compileRetry(c *config.Retry) retryPolicy {
+	p := retryPolicy{attempts: 1}
+	if c == nil {
+		return p
+	}
+	p.attempts = c.Attempts
+	p.nonIdempotent = c.NonIdempotent
+	p.base, p.max = c.BackoffBase.D(), c.BackoffMax.D()
+	p.grpcCodes = map[string]bool{}
+	for _, on := range c.On {
+		switch on {
+		case "connect-failure":
+			p.connectFailure = true
+		case "reset":
+			p.reset = true
+		case "5xx":
+			for s := 500; s < 600; s++ {
+				p.statuses[s] = true
+			}
+			p.timeout = true
+		case "502", "503":
+			p.statuses[500+int(on[2]-'0')] = true
+		case "504":
+			p.statuses[504] = true
+			p.timeout = true
+		default:
+			if code, ok := grpcCodeNames[on]; ok {
+				p.grpcCodes[code] = true
+			}
+		}
+	}
+	return p
+}
+
+// backoff is exponential with full jitter, capped.
+func (p *retryPolicy) backoff(retry int) time.Duration {
+	d := p.base << (retry - 1)
+	if d > p.max || d <= 0 {
+		d = p.max
+	}
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d)) + 1)
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// attemptError classifies why an attempt failed.
+type attemptError struct {
+	outcome upstream.Outcome
+	err     error
+}
+
+func classify(err error, perTryExpired bool) upstream.Outcome {
+	if perTryExpired {
+		return upstream.Timeout
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return upstream.ConnectError
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return upstream.ConnectError
+	}
+	return upstream.Reset
+}
+
+// ServeHTTP forwards one request. The exchange must be in the context.
+func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := ExchangeFrom(r.Context())
+	if f.maxBody > 0 {
+		if r.ContentLength > f.maxBody {
+			WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, f.maxBody)
+	}
+	if isUpgrade(r) {
+		f.serveUpgrade(w, r, x)
+		return
+	}
+
+	ctx := r.Context()
+	if f.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
+	up := f.cluster.Upstream
+	release, err := up.Acquire(ctx)
+	if err != nil {
+		if errors.Is(err, upstream.ErrOverloaded) {
+			WriteError(w, x, http.StatusServiceUnavailable, "upstream overloaded")
+		} else {
+			WriteError(w, x, http.StatusGatewayTimeout, "timed out waiting for an upstream connection")
+		}
+		return
+	}
+	defer release()
+
+	out := f.outboundHeader(r, x)
+	body := newReplayGuard(r.Body)
+	defer func() { x.BytesIn = body.n.Load() }()
+	hashKey, _ := up.HashKey(r, x.ClientIP)
+	var triedBuf [4]*upstream.Endpoint
+	tried := triedBuf[:0]
+	path := f.route.RewritePath(x.Path, &x.Match.Params)
+	transport := f.cluster.transportFor(r)
+
+	for attempt := 1; ; attempt++ {
+		ep, err := up.Pick(hashKey, tried)
+		if err != nil {
+			WriteError(w, x, http.StatusServiceUnavailable, "no healthy upstream endpoint")
+			return
+		}
+		tried = append(tried, ep)
+		x.Attempts = attempt
+		x.Endpoint = ep.Addr
+
+		actx, cancelAttempt := context.WithCancel(ctx)
+		outreq := (&http.Request{
+			Method:        r.Method,
+			URL:           &url.URL{Scheme: "http", Host: ep.Addr, Opaque: path, RawQuery: r.URL.RawQuery},
+			Proto:         "HTTP/1.1",
+			ProtoMajor:    1,
+			ProtoMinor:    1,
+			Header:        out,
+			Body:          body.reader(),
+			ContentLength: r.ContentLength,
+			Host:          r.Host,
+		}).WithContext(actx)
+		if r.Body == nil || r.Body == http.NoBody {
+			outreq.Body = nil
+		}
+		if len(r.Trailer) > 0 {
+			outreq.Trailer = r.Trailer
+		}
+
+		var timer *time.Timer
+		if f.perTry > 0 {
+			timer = time.AfterFunc(f.perTry, cancelAttempt)
+		}
+		start := time.Now()
+		ep.Begin()
+		resp, err := transport.RoundTrip(outreq)
+		// Stop fails only when the per-try timer fired; whatever came back
+		// raced with its cancel and is treated as a timeout.
+		expired := timer != nil && !timer.Stop()
+		if expired && err == nil {
+			resp.Body.Close()
+			err = context.DeadlineExceeded
+		}
+
+		var outcome upstream.Outcome
+		switch {
+		case err != nil:
+			outcome = classify(err, expired)
+		default:
+			outcome = upstream.StatusOutcome(resp.StatusCode)
+		}
+		ep.Done(time.Since(start), outcome)
+
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				cancelAttempt()
+				WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
+				return
+			}
+			if r.Context().Err() != nil {
+				cancelAttempt()
+				x.Status = 499 // client went away; nothing to answer
+				x.Reason = "client closed request"
+				return
+			}
+		}
+
+		if f.shouldRetry(attempt, r, resp, err, outcome, body) {
+			if up.RetryAllowed() {
+				if resp != nil {
+					drainAndClose(resp.Body)
+				}
+				cancelAttempt()
+				f.hooks.Retry(f.route.Name)
+				wait := f.retry.backoff(attempt)
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+					up.RetryDone()
+					continue
+				case <-ctx.Done():
+					t.Stop()
+					up.RetryDone()
+					f.answerFailure(w, r, x, ctx, context.DeadlineExceeded, upstream.Timeout)
+					return
+				}
+			}
+			f.hooks.BudgetExhausted(f.route.Name)
+		}
+		if err != nil {
+			cancelAttempt()
+			f.answerFailure(w, r, x, ctx, err, outcome)
+			return
+		}
+		f.copyResponse(w, resp, x)
+		cancelAttempt()
+		return
+	}
+}
+
+func (f *Forwarder) shouldRetry(attempt int, r *http.Request, resp *http.Response, err error, outcome upstream.Outcome, body *replayGuard) bool {
+	p := &f.retry
+	if attempt >= p.attempts || body.consumed() {
+		return false
+	}
+	if err != nil {
+		switch outcome {
+		case upstream.ConnectError:
+			// Nothing reached the upstream: safe for any method.
+			return p.connectFailure
+		case upstream.Timeout:
+			return p.timeout && (idempotent(r.Method) || p.nonIdempotent)
+		default:
+			return p.reset && (idempotent(r.Method) || p.nonIdempotent)
+		}
+	}
+	if !idempotent(r.Method) && !p.nonIdempotent {
+		return false
+	}
+	if p.statuses[resp.StatusCode] {
+		return true
+	}
+	if len(p.grpcCodes) > 0 {
+		if code := resp.Header.Get("Grpc-Status"); code != "" && p.grpcCodes[code] {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Forwarder) answerFailure(w http.ResponseWriter, r *http.Request, x *Exchange, ctx context.Context, err error, outcome upstream.Outcome) {
+	switch {
+	case outcome == upstream.Timeout || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		WriteError(w, x, http.StatusGatewayTimeout, "upstream timed out")
+	case outcome == upstream.ConnectError:
+		WriteError(w, x, http.StatusBadGateway, "upstream connect failed")
+	default:
+		WriteError(w, x, http.StatusBadGateway, "upstream connection reset")
+	}
+	f.log.Debug("upstream attempt failed", "route", f.route.Name, "endpoint", x.Endpoint, "err", err)
+}
+
+// outboundHeader builds the headers sent upstream: the client's minus
+// hop-by-hop, plus forwarding and request id headers, plus the route's ops.
+func (f *Forwarder) outboundHeader(r *http.Request, x *Exchange) http.Header {
+	out := make(http.Header, len(r.Header)+5)
+	for k, v := range r.Header {
+		out[k] = v
+	}
+	removeHopHeaders(out)
+	setForwarded(out, r, x.PeerTrusted, x.Scheme)
+	out["X-Request-Id"] = []string{x.RequestID}
+	if _, ok := out["User-Agent"]; !ok {
+		out["User-Agent"] = []string{""} // do not let the transport add Go's
+	}
+	f.route.ApplyRequestHeaders(out)
+	return out
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (f *Forwarder) copyResponse(w http.ResponseWriter, resp *http.Response, x *Exchange) {
+	defer resp.Body.Close()
+	removeHopHeaders(resp.Header)
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	f.route.ApplyResponseHeaders(h)
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		h["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+
+	// Stream without delay when the length is unknown (SSE, gRPC, chunked
+	// progress); otherwise let the server's buffer coalesce writes.
+	flush := resp.ContentLength < 0 || isGRPCResponse(resp)
+	rc := http.NewResponseController(w)
+	bp := copyBufs.Get().(*[]byte)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				break
+			}
+			if flush {
+				_ = rc.Flush()
+			}
+		}
+		if rerr != nil {
+			if rerr != io.EOF {
+				f.log.Debug("upstream body ended early", "route", f.route.Name, "endpoint", x.Endpoint, "err", rerr)
+				// Abort the client stream so it sees a truncated response,
+				// not a complete one.
+				copyBufs.Put(bp)
+				panic(http.ErrAbortHandler)
+			}
+			break
+		}
+	}
+	copyBufs.Put(bp)
+	for k, v := range resp.Trailer {
+		h[http.TrailerPrefix+k] = v
+	}
+}
+
+func isGRPCResponse(resp *http.Response) bool {
+	return strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc")
+}
+
+func drainAndClose(rc io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, rc, 64<<10)
+	rc.Close()
+}
+
+// replayGuard lets a request be retried only while no byte of its body has
+// been sent: bodies are streamed, never buffered, so a consumed body cannot
+// be replayed. It also keeps the transport from closing the client's body
+// between attempts.
+//
+// The transport reads the body on its own goroutine, hence the atomics.
+type replayGuard struct {
+	rc io.ReadCloser
+	n  atomic.Int64
+}
+
+func newReplayGuard(rc io.ReadCloser) *replayGuard { return &replayGuard{rc: rc} }
+
+func (g *replayGuard) reader() io.ReadCloser {
+	if g.rc == nil || g.rc == http.NoBody {
+		return nil
+	}
+	return guardReader{g}
+}
+
+func (g *replayGuard) consumed() bool { return g.n.Load() > 0 }
+
+type guardReader struct{ g *replayGuard }
+
+func (r guardReader) Read(p []byte) (int, error) {
+	n, err := r.g.rc.Read(p)
+	if n > 0 {
+		r.g.n.Add(int64(n))
+	}
+	return n, err
+}
+
+func (r guardReader) Close() error { return nil }

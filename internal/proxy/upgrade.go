@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/upstream"
+)
+
+// isUpgrade reports an HTTP/1.1 protocol upgrade request (WebSocket).
+func isUpgrade(r *http.Request) bool {
+	if r.ProtoMajor != 1 || r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Tunnels tracks upgraded connections. They are hijacked from the HTTP
+// server, so its Shutdown does not see them: they survive config reloads by
+// design, and are closed only when the process drains.
+type Tunnels struct {
+	mu    sync.Mutex
+	conns map[io.Closer]struct{}
+}
+
+// NewTunnels returns an empty set.
+func NewTunnels() *Tunnels { return &Tunnels{conns: map[io.Closer]struct{}{}} }
+
+func (t *Tunnels) add(c io.Closer) {
+	t.mu.Lock()
+	t.conns[c] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *Tunnels) remove(c io.Closer) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	t.mu.Unlock()
+}
+
+// Len is the number of open tunnels.
+func (t *Tunnels) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
+}
+
+// CloseAll closes every tunnel (end of a drain).
+func (t *Tunnels) CloseAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c := range t.conns {
+		c.Close()
+	}
+}
+
+// serveUpgrade forwards an Upgrade request and, on 101, splices the client
+// connection to the upstream's for as long as both stay open.
+func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exchange) {
+	up := f.cluster.Upstream
+	hashKey, _ := up.HashKey(r, x.ClientIP)
+	ep, err := up.Pick(hashKey, nil)
+	if err != nil {
+		WriteError(w, x, http.StatusServiceUnavailable, "no healthy upstream endpoint")
+		return
+	}
+	x.Attempts, x.Endpoint = 1, ep.Addr
+	out := f.outboundHeader(r, x)
+	// Upgrade and Connection are hop-by-hop, yet they are the request.
+	out["Connection"] = []string{"Upgrade"}
+	out["Upgrade"] = r.Header["Upgrade"]
+
+	ctx := r.Context()
+	var cancel context.CancelFunc
+	if f.timeout > 0 {
+		// The timeout bounds the handshake only, not the tunnel.
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
+	} else {
+		ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+	}
+	defer cancel()
+	outreq := (&http.Request{
+		Method:     r.Method,
+		URL:        &url.URL{Scheme: "http", Host: ep.Addr, Opaque: f.route.RewritePath(x.Path, &x.Match.Params), RawQuery: r.URL.RawQuery},
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1, ProtoMinor: 1,
+		Header: out,
+		Host:   r.Host,
+	}).WithContext(ctx)
+	start := time.Now()
+	ep.Begin()
+	resp, err := f.cluster.h1.RoundTrip(outreq)
+	if err != nil {
+		ep.Done(time.Since(start), classify(err, false))
+		f.answerFailure(w, r, x, ctx, err, classify(err, false))
+		return
+	}
+	ep.Done(time.Since(start), upstream.StatusOutcome(resp.StatusCode))
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		f.copyResponse(w, resp, x)
+		return
+	}
+	backend, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		WriteError(w, x, http.StatusBadGateway, "upstream upgrade failed")
+		return
+	}
+	defer backend.Close()
+	client, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		WriteError(w, x, http.StatusInternalServerError, "cannot upgrade this connection")
+		return
+	}
+	defer client.Close()
+	f.tunnels.add(client)
+	defer f.tunnels.remove(client)
+	f.tunnels.add(backend)
+	defer f.tunnels.remove(backend)
+
+	removeHopHeaders(resp.Header)
+	resp.Header["Connection"] = []string{"Upgrade"}
+	resp.Header["Upgrade"] = []string{resp.Header.Get("Upgrade")}
+	if u := resp.Header.Get("Upgrade"); u == "" {
+		resp.Header["Upgrade"] = r.Header["Upgrade"]
+	}
+	f.route.ApplyResponseHeaders(resp.Header)
+	x.Status = http.StatusSwitchingProtocols
+	if err := writeSwitching(brw.Writer, resp); err != nil {
+		return
+	}
+	cancel() // the handshake is done; the tunnel has no deadline
+	splice(client, brw.Reader, backend, x)
+}
+
+func writeSwitching(w *bufio.Writer, resp *http.Response) error {
+	if _, err := w.WriteString("HTTP/1.1 101 Switching Protocols\r\n"); err != nil {
+		return err
+	}
+	if err := resp.Header.Write(w); err != nil {
+		return err
+	}
+	if _, err := w.WriteString("\r\n"); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// splice copies both ways until either side closes, then closes both.
+func splice(client net.Conn, clientBuf *bufio.Reader, backend io.ReadWriteCloser, x *Exchange) {
+	done := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(backend, clientBuf) // clientBuf drains into client's conn reads
+		if cw, ok := backend.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		done <- n
+	}()
+	n, _ := io.Copy(client, backend)
+	x.BytesOut += n
+	client.Close()
+	backend.Close()
+	x.BytesIn += <-done
+}

@@ -1,0 +1,154 @@
+// Package telemetry holds the node's Prometheus metrics and its JSON access
+// log. Every node has its own registry (no process-global state), so several
+// nodes can run in one process, as tests do.
+package telemetry
+
+import (
+	"net/http"
+
+	"github.com/meshgate/meshgate/internal/buildinfo"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the node's instruments.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	endpointHealthy *prometheus.GaugeVec
+	endpointEjected *prometheus.GaugeVec
+	activeConns     *prometheus.GaugeVec
+	reloads         *prometheus.CounterVec
+	rejected        *prometheus.CounterVec
+	retries         *prometheus.CounterVec
+	budgetExhausted *prometheus.CounterVec
+	tunnels         prometheus.GaugeFunc
+}
+
+// NewMetrics registers the node's metrics in a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_requests_total", Help: "Requests served, by route and status class.",
+	}, []string{"route", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "meshgate_request_duration_seconds",
+		Help:    "Time from request received to response complete, by route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"route"})
+	m.endpointHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meshgate_upstream_endpoint_healthy", Help: "1 when the endpoint passes its health checks.",
+	}, []string{"upstream", "endpoint"})
+	m.endpointEjected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meshgate_upstream_endpoint_ejected", Help: "1 while the endpoint is ejected as an outlier.",
+	}, []string{"upstream", "endpoint"})
+	m.activeConns = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meshgate_active_connections", Help: "Open client connections, by listener.",
+	}, []string{"listener"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_config_reloads_total", Help: "Configuration loads, by result (ok, failed).",
+	}, []string{"result"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_rejected_requests_total", Help: "Requests refused before routing, by reason.",
+	}, []string{"reason"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_retries_total", Help: "Upstream retries, by route.",
+	}, []string{"route"})
+	m.budgetExhausted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_retry_budget_exhausted_total", Help: "Retries not made because the upstream's retry budget was spent, by route.",
+	}, []string{"route"})
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meshgate_build_info", Help: "Build information; always 1.",
+	}, []string{"version", "goversion"})
+	build.WithLabelValues(buildinfo.Version, buildinfo.GoVersion()).Set(1)
+	m.Registry.MustRegister(m.requests, m.duration, m.endpointHealthy, m.endpointEjected,
+		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Pre-create the reload series so a dashboard sees zeros, not gaps.
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("failed")
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
+}
+
+// RouteStats are one route's instruments, resolved once per config so that a
+// request does no label lookups.
+type RouteStats struct {
+	classes  [6]prometheus.Counter // index: status / 100 (0 for anything else)
+	duration prometheus.Observer
+}
+
+// Route returns the instruments of a route ("none" for requests that matched
+// no route).
+func (m *Metrics) Route(name string) *RouteStats {
+	s := &RouteStats{duration: m.duration.WithLabelValues(name)}
+	for i, class := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
+		s.classes[i] = m.requests.WithLabelValues(name, class)
+	}
+	return s
+}
+
+// Observe records one finished request.
+func (s *RouteStats) Observe(status int, seconds float64) {
+	c := status / 100
+	if c < 1 || c > 5 {
+		c = 0
+	}
+	s.classes[c].Inc()
+	s.duration.Observe(seconds)
+}
+
+// ForgetRoute deletes the series of a route that no longer exists.
+func (m *Metrics) ForgetRoute(name string) {
+	m.requests.DeletePartialMatch(prometheus.Labels{"route": name})
+	m.duration.DeleteLabelValues(name)
+	m.retries.DeleteLabelValues(name)
+	m.budgetExhausted.DeleteLabelValues(name)
+}
+
+// Reload counts a configuration load.
+func (m *Metrics) Reload(ok bool) {
+	if ok {
+		m.reloads.WithLabelValues("ok").Inc()
+	} else {
+		m.reloads.WithLabelValues("failed").Inc()
+	}
+}
+
+// Rejected counts a request refused before routing (bad path, too large, …).
+func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(reason).Inc() }
+
+// Retry counts a retry of a route.
+func (m *Metrics) Retry(route string) { m.retries.WithLabelValues(route).Inc() }
+
+// BudgetExhausted counts a retry refused by the retry budget.
+func (m *Metrics) BudgetExhausted(route string) { m.budgetExhausted.WithLabelValues(route).Inc() }
+
+// Conns returns the active-connection gauge of a listener.
+func (m *Metrics) Conns(listener string) prometheus.Gauge {
+	return m.activeConns.WithLabelValues(listener)
+}
+
+// EndpointHealth implements upstream.Observer.
+func (m *Metrics) EndpointHealth(upstream, addr string, healthy bool) {
+	m.endpointHealthy.WithLabelValues(upstream, addr).Set(b2f(healthy))
+}
+
+// EndpointEjected implements upstream.Observer.
+func (m *Metrics) EndpointEjected(upstream, addr string, ejected bool) {
+	m.endpointEjected.WithLabelValues(upstream, addr).Set(b2f(ejected))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,151 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/config"
+)
+
+func TestAcquireLimits(t *testing.T) {
+	u, _ := newTest(t, config.Upstream{Endpoints: addrs(1), MaxConnections: 2, MaxPending: 1}, nil)
+	ctx := context.Background()
+	r1, err1 := u.Acquire(ctx)
+	r2, err2 := u.Acquire(ctx)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	got := make(chan error, 1)
+	var r3 func()
+	go func() {
+		var err error
+		r3, err = u.Acquire(ctx)
+		got <- err
+	}()
+	eventually(t, "third request pending", func() bool {
+		u.lim.mu.Lock()
+		defer u.lim.mu.Unlock()
+		return len(u.lim.queue) == 1
+	})
+	if _, err := u.Acquire(ctx); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("fourth: %v, want ErrOverloaded", err)
+	}
+	r1()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if u.Active() != 2 {
+		t.Fatalf("active %d", u.Active())
+	}
+	// A pending request gives up with its context.
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		_, err := u.Acquire(cctx)
+		got <- err
+	}()
+	eventually(t, "pending again", func() bool { return u.lim.waiting.Load() == 1 })
+	cancel()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	r2()
+	r3()
+	if u.Active() != 0 || u.lim.waiting.Load() != 0 {
+		t.Fatalf("active %d waiting %d", u.Active(), u.lim.waiting.Load())
+	}
+	// The limit scales with the endpoints: 2 × 3.
+	u.setAddresses([]Address{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80"}, {Addr: "10.0.0.3:80"}})
+	for i := range 6 {
+		if _, err := u.Acquire(ctx); err != nil {
+			t.Fatalf("acquire %d: %v", i, err)
+		}
+	}
+	tctx, cancel2 := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel2()
+	if _, err := u.Acquire(tctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("7th: %v", err)
+	}
+}
+
+func TestAcquireConcurrent(t *testing.T) {
+	u, _ := newTest(t, config.Upstream{Endpoints: addrs(1), MaxConnections: 4, MaxPending: 1000}, nil)
+	var cur, peak, done atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for range 200 {
+				release, err := u.Acquire(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n := cur.Add(1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				cur.Add(-1)
+				release()
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if peak.Load() > 4 {
+		t.Fatalf("peak in flight %d > limit 4", peak.Load())
+	}
+	if done.Load() != 64*200 || u.Active() != 0 {
+		t.Fatalf("done %d active %d", done.Load(), u.Active())
+	}
+}
+
+func TestRetryBudget(t *testing.T) {
+	u, clk := newTest(t, config.Upstream{Endpoints: addrs(1), MaxConnections: 1000,
+		RetryBudget: config.RetryBudget{Percent: 20, MinPerSecond: 3}}, nil)
+	// No traffic: the floor, 3 per second.
+	for i := range 3 {
+		if !u.RetryAllowed() {
+			t.Fatalf("retry %d denied under the per-second floor", i)
+		}
+	}
+	if u.RetryAllowed() {
+		t.Fatal("4th retry in one second allowed")
+	}
+	for range 3 {
+		u.RetryDone()
+	}
+	if u.RetryAllowed() {
+		t.Fatal("floor is per second, not per in-flight")
+	}
+	clk.Advance(time.Second)
+	if !u.RetryAllowed() {
+		t.Fatal("floor not renewed after a second")
+	}
+	u.RetryDone()
+
+	// 100 active requests: 20 retries in flight at most.
+	for range 100 {
+		if _, err := u.Acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(time.Second)
+	allowed := 0
+	for range 100 {
+		if u.RetryAllowed() {
+			allowed++
+		}
+	}
+	if allowed != 20 {
+		t.Fatalf("%d retries allowed with 100 active at 20%%, want 20", allowed)
+	}
+	u.RetryDone()
+	if !u.RetryAllowed() {
+		t.Fatal("a finished retry did not free budget")
+	}
+	if u.RetryAllowed() {
+		t.Fatal("budget exceeded")
+	}
+}
