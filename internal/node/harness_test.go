@@ -17,12 +17,11 @@ import (
 
 // edge is a running node on loopback for a test, with its config file.
 type edge struct {
-	t    *testing.T
-	path string
-	node *Node
+	t           *testing.T
+	path        string
+	node        *Node
 	accessLines chan string
 }
-
 
 // startEdge writes yaml to a file and starts a node from it. The access log
 // is kept in memory for assertions.

@@ -369,4 +369,3 @@ func (n *Node) closeAllLocked() {
 		n.access.Flush()
 	}
 }
-

@@ -97,7 +97,7 @@ func normalizeSlow(p string) (string, error) {
 				return "", ErrPathNUL
 			case '.':
 				buf = append(buf, '.')
-			case '/':
+			case '/', '\\':
 				endSeg(true)
 			default:
 				buf = append(buf, '%', upperHex(p[i-1]), upperHex(p[i]))
