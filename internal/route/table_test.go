@@ -185,6 +185,7 @@ func TestMatchHosts(t *testing.T) {
 		{req{host: "x.eu.example.com", path: "/x"}, "wild-deep"},
 		{req{host: "eu.example.com", path: "/x"}, "wild"},
 		{req{host: "example.com", path: "/x"}, "any"},
+		{req{host: ".example.com", path: "/x"}, "any"},
 		{req{host: "other.org", path: "/x"}, "any"},
 		{req{host: "", path: "/x"}, "any"},
 		{req{host: "[::1]:80", path: "/x"}, "any"},
