@@ -273,6 +273,18 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				x.Reason = "client closed request"
 				return
 			}
+			if rerr := body.readErr.Load(); rerr != nil {
+				cancelAttempt()
+				if errors.As(*rerr, &mbe) {
+					WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
+				} else {
+					// The rest of the body cannot be trusted to frame the
+					// next request: close the connection.
+					w.Header()["Connection"] = []string{"close"}
+					WriteError(w, x, http.StatusBadRequest, "malformed or truncated request body")
+				}
+				return
+			}
 		}
 
 		if f.shouldRetry(attempt, r, resp, err, outcome, body) {
@@ -437,6 +449,9 @@ func drainAndClose(rc io.ReadCloser) {
 type replayGuard struct {
 	rc io.ReadCloser
 	n  atomic.Int64
+	// readErr is the first error reading the client's body other than EOF:
+	// a malformed chunked body or a client that went away mid-body.
+	readErr atomic.Pointer[error]
 }
 
 func newReplayGuard(rc io.ReadCloser) *replayGuard { return &replayGuard{rc: rc} }
@@ -456,6 +471,9 @@ func (r guardReader) Read(p []byte) (int, error) {
 	n, err := r.g.rc.Read(p)
 	if n > 0 {
 		r.g.n.Add(int64(n))
+	}
+	if err != nil && err != io.EOF {
+		r.g.readErr.CompareAndSwap(nil, &err)
 	}
 	return n, err
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the node's instruments.
@@ -151,4 +152,14 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// Reloads returns the count of configuration loads with result "ok" or
+// "failed" (for tests and the admin API).
+func (m *Metrics) Reloads(result string) float64 {
+	var d dto.Metric
+	if err := m.reloads.WithLabelValues(result).Write(&d); err != nil {
+		return 0
+	}
+	return d.GetCounter().GetValue()
 }
