@@ -21,6 +21,9 @@ type Config struct {
 type Admin struct {
 	// Address to listen on; empty disables the admin listener.
 	Address string `yaml:"address"`
+	// Pprof serves Go's profiler under /debug/pprof/ (off by default: it
+	// exposes internals and can cost CPU).
+	Pprof bool `yaml:"pprof"`
 }
 
 // Log configures the JSON access log and the process log.

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -104,7 +105,7 @@ func New(opts Options) (*Node, error) {
 	}
 	n.metrics.Reload(true)
 	if cfg.Admin.Address != "" {
-		if err := n.startAdmin(cfg.Admin.Address); err != nil {
+		if err := n.startAdmin(cfg.Admin); err != nil {
 			n.closeAll()
 			return nil, err
 		}
@@ -297,8 +298,15 @@ func scheme(l config.Listener) string {
 	return "http"
 }
 
-func (n *Node) startAdmin(addr string) error {
+func (n *Node) startAdmin(cfg config.Admin) error {
 	mux := http.NewServeMux()
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", n.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -310,7 +318,7 @@ func (n *Node) startAdmin(addr string) error {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
