@@ -332,3 +332,27 @@ func deadAddr(t *testing.T) string {
 	ln.Close()
 	return a
 }
+
+// The route timeout bounds the wait for response headers; a body that keeps
+// streaming afterwards is not cut.
+func TestRouteTimeoutDoesNotCutStreamingBody(t *testing.T) {
+	streamer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		for i := 0; i < 6; i++ {
+			_, _ = fmt.Fprintf(w, "chunk %d\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	defer streamer.Close()
+	e := startEdge(t, fmt.Sprintf(`
+log: {access: "off"}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes: [{name: r, match: {path: {prefix: /}}, upstream: u, timeout: 200ms}]
+upstreams: [{name: u, endpoints: [{address: %q}]}]
+`, addr(streamer)))
+	status, _, body := get(t, nil, "GET", e.url("public")+"/", nil)
+	if status != 200 || !strings.Contains(body, "chunk 5") {
+		t.Fatalf("%d %q", status, body)
+	}
+}

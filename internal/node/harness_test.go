@@ -27,7 +27,12 @@ type edge struct {
 // is kept in memory for assertions.
 func startEdge(t *testing.T, yaml string) *edge {
 	t.Helper()
-	e := &edge{t: t, path: filepath.Join(t.TempDir(), "edge.yaml")}
+	return startEdgeB(t, t, yaml)
+}
+
+// startEdgeB is startEdge for tests and benchmarks alike.
+func startEdgeB(tb testing.TB, t *testing.T, yaml string) *edge {
+	e := &edge{t: t, path: filepath.Join(tb.TempDir(), "edge.yaml")}
 	e.write(yaml)
 	pr, pw := io.Pipe()
 	lines := make(chan string, 10000)
@@ -41,14 +46,14 @@ func startEdge(t *testing.T, yaml string) *edge {
 		}
 	}()
 	access := telemetry.NewAccessLog(pw, pw)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	n, err := New(Options{ConfigPath: e.path, Logger: logger, AccessLog: access})
 	if err != nil {
-		t.Fatalf("start edge: %v", err)
+		tb.Fatalf("start edge: %v", err)
 	}
 	e.node = n
 	e.accessLines = lines
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = n.Shutdown(ctx)
@@ -77,7 +82,7 @@ func (e *edge) url(listener string) string {
 	return "http://" + a
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

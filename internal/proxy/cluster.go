@@ -18,6 +18,7 @@ type Cluster struct {
 	protocol string
 	h1       *http.Transport
 	h2c      *http.Transport
+	fast     *h1Pool
 }
 
 // NewCluster builds the pools of an upstream.
@@ -44,19 +45,18 @@ func NewCluster(cfg config.Upstream, up *upstream.Upstream) *Cluster {
 	c.h2c = base()
 	c.h2c.Protocols = new(http.Protocols)
 	c.h2c.Protocols.SetUnencryptedHTTP2(true)
+	c.fast = newH1Pool(dialer, cfg.MaxIdlePerEndpoint, cfg.IdleTimeout.D())
 	return c
 }
 
-// transportFor picks the pool for one request: gRPC needs HTTP/2.
-func (c *Cluster) transportFor(r *http.Request) *http.Transport {
-	switch c.protocol {
-	case "h2c":
+// transportFor picks the pool for one request: gRPC needs HTTP/2; bodiless
+// HTTP/1.1 requests take the fast pool.
+func (c *Cluster) transportFor(r *http.Request) http.RoundTripper {
+	if c.protocol == "h2c" || (c.protocol == "auto" && isGRPC(r)) {
 		return c.h2c
-	case "http1":
-		return c.h1
 	}
-	if isGRPC(r) {
-		return c.h2c
+	if c.fast.canServe(r) {
+		return c.fast
 	}
 	return c.h1
 }
@@ -67,6 +67,7 @@ func (c *Cluster) Close() {
 	c.Upstream.Close()
 	c.h1.CloseIdleConnections()
 	c.h2c.CloseIdleConnections()
+	c.fast.closeIdle(true)
 }
 
 func isGRPC(r *http.Request) bool {

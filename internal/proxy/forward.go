@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -84,6 +85,9 @@ type retryPolicy struct {
 	grpcCodes      map[string]bool
 	nonIdempotent  bool
 	base, max      time.Duration
+	// afterResponse: some condition looks at a response, so a small body
+	// is kept for replay.
+	afterResponse bool
 }
 
 var grpcCodeNames = map[string]string{
@@ -122,6 +126,14 @@ func compileRetry(c *config.Retry) retryPolicy {
 			}
 		}
 	}
+	if p.attempts > 1 && len(p.grpcCodes) > 0 {
+		p.afterResponse = true
+	}
+	for _, st := range p.statuses {
+		if st && p.attempts > 1 {
+			p.afterResponse = true
+		}
+	}
 	return p
 }
 
@@ -145,11 +157,10 @@ func idempotent(method string) bool {
 	return false
 }
 
-// attemptError classifies why an attempt failed.
-type attemptError struct {
-	outcome upstream.Outcome
-	err     error
-}
+var (
+	errRouteTimeout  = errors.New("route timeout")
+	errPerTryTimeout = errors.New("per-try timeout")
+)
 
 func classify(err error, perTryExpired bool) upstream.Outcome {
 	if perTryExpired {
@@ -180,11 +191,16 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx := r.Context()
+	// The route timeout bounds the exchange until the response headers
+	// (retries and backoff included); the body then streams for as long as
+	// both sides keep it moving, so long downloads and gRPC streams live.
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	var total *time.Timer
+	deadline := time.Now().Add(f.timeout)
 	if f.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, f.timeout)
-		defer cancel()
+		total = time.AfterFunc(f.timeout, func() { cancel(errRouteTimeout) })
+		defer total.Stop()
 	}
 	up := f.cluster.Upstream
 	release, err := up.Acquire(ctx)
@@ -199,7 +215,7 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer release()
 
 	out := f.outboundHeader(r, x)
-	body := newReplayGuard(r.Body)
+	body := newReplayGuard(r.Body, f.retry.afterResponse)
 	defer func() { x.BytesIn = body.n.Load() }()
 	hashKey, _ := up.HashKey(r, x.ClientIP)
 	var triedBuf [4]*upstream.Endpoint
@@ -217,7 +233,14 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.Attempts = attempt
 		x.Endpoint = ep.Addr
 
-		actx, cancelAttempt := context.WithCancel(ctx)
+		actx, cancelAttempt := ctx, func() {}
+		var timer *time.Timer
+		if f.perTry > 0 {
+			var cancelCause context.CancelCauseFunc
+			actx, cancelCause = context.WithCancelCause(ctx)
+			cancelAttempt = func() { cancelCause(nil) }
+			timer = time.AfterFunc(f.perTry, func() { cancelCause(errPerTryTimeout) })
+		}
 		outreq := (&http.Request{
 			Method:        r.Method,
 			URL:           &url.URL{Scheme: "http", Host: ep.Addr, Opaque: path, RawQuery: r.URL.RawQuery},
@@ -236,19 +259,21 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			outreq.Trailer = r.Trailer
 		}
 
-		var timer *time.Timer
-		if f.perTry > 0 {
-			timer = time.AfterFunc(f.perTry, cancelAttempt)
-		}
 		start := time.Now()
 		ep.Begin()
 		resp, err := transport.RoundTrip(outreq)
 		// Stop fails only when the per-try timer fired; whatever came back
 		// raced with its cancel and is treated as a timeout.
 		expired := timer != nil && !timer.Stop()
+		if err == nil && total != nil && !total.Stop() {
+			expired = true // the route timeout fired as the headers came
+		}
 		if expired && err == nil {
 			resp.Body.Close()
 			err = context.DeadlineExceeded
+		}
+		if err != nil && context.Cause(actx) == errRouteTimeout {
+			expired = true
 		}
 
 		var outcome upstream.Outcome
@@ -287,7 +312,7 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 
-		if f.shouldRetry(attempt, r, resp, err, outcome, body) {
+		if f.shouldRetry(attempt, r, resp, err, outcome, body) && context.Cause(ctx) == nil {
 			if up.RetryAllowed() {
 				if resp != nil {
 					drainAndClose(resp.Body)
@@ -299,6 +324,10 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				select {
 				case <-t.C:
 					up.RetryDone()
+					if total != nil {
+						// Headers of the failed attempt disarmed it.
+						total.Reset(time.Until(deadline))
+					}
 					continue
 				case <-ctx.Done():
 					t.Stop()
@@ -352,7 +381,7 @@ func (f *Forwarder) shouldRetry(attempt int, r *http.Request, resp *http.Respons
 
 func (f *Forwarder) answerFailure(w http.ResponseWriter, r *http.Request, x *Exchange, ctx context.Context, err error, outcome upstream.Outcome) {
 	switch {
-	case outcome == upstream.Timeout || errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case outcome == upstream.Timeout || context.Cause(ctx) == errRouteTimeout:
 		WriteError(w, x, http.StatusGatewayTimeout, "upstream timed out")
 	case outcome == upstream.ConnectError:
 		WriteError(w, x, http.StatusBadGateway, "upstream connect failed")
@@ -445,35 +474,73 @@ func drainAndClose(rc io.ReadCloser) {
 // be replayed. It also keeps the transport from closing the client's body
 // between attempts.
 //
-// The transport reads the body on its own goroutine, hence the atomics.
+// Exception: on routes whose retries can fire after a response (on a status
+// or a gRPC code), a body of at most maxReplayBody is kept as it streams, and
+// once read to its end it can be sent again. gRPC calls, whose status comes
+// only after the request message was read, are retried this way.
+//
+// The transport reads the body on its own goroutine, hence the lock.
 type replayGuard struct {
-	rc io.ReadCloser
-	n  atomic.Int64
+	rc   io.ReadCloser
+	keep bool
+	n    atomic.Int64
 	// readErr is the first error reading the client's body other than EOF:
 	// a malformed chunked body or a client that went away mid-body.
 	readErr atomic.Pointer[error]
+
+	mu       sync.Mutex
+	kept     []byte // the body so far, while it fits in maxReplayBody
+	complete bool   // kept holds the whole body
 }
 
-func newReplayGuard(rc io.ReadCloser) *replayGuard { return &replayGuard{rc: rc} }
+// maxReplayBody is the largest body kept to be sent again on a retry.
+const maxReplayBody = 64 << 10
+
+func newReplayGuard(rc io.ReadCloser, keep bool) *replayGuard {
+	return &replayGuard{rc: rc, keep: keep}
+}
 
 func (g *replayGuard) reader() io.ReadCloser {
 	if g.rc == nil || g.rc == http.NoBody {
 		return nil
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.complete {
+		return io.NopCloser(bytes.NewReader(g.kept))
+	}
 	return guardReader{g}
 }
 
-func (g *replayGuard) consumed() bool { return g.n.Load() > 0 }
+func (g *replayGuard) consumed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n.Load() > 0 && !g.complete
+}
 
 type guardReader struct{ g *replayGuard }
 
 func (r guardReader) Read(p []byte) (int, error) {
-	n, err := r.g.rc.Read(p)
-	if n > 0 {
-		r.g.n.Add(int64(n))
+	g := r.g
+	n, err := g.rc.Read(p)
+	if g.keep {
+		g.mu.Lock()
+		if n > 0 {
+			if g.n.Add(int64(n)) <= maxReplayBody {
+				g.kept = append(g.kept, p[:n]...)
+			} else {
+				g.kept = nil
+			}
+		}
+		if err == io.EOF && g.n.Load() <= maxReplayBody {
+			g.complete = true
+		}
+		g.mu.Unlock()
+	} else if n > 0 {
+		g.n.Add(int64(n))
 	}
 	if err != nil && err != io.EOF {
-		r.g.readErr.CompareAndSwap(nil, &err)
+		g.readErr.CompareAndSwap(nil, &err)
 	}
 	return n, err
 }

@@ -132,12 +132,14 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exch
 	f.tunnels.add(backend)
 	defer f.tunnels.remove(backend)
 
-	removeHopHeaders(resp.Header)
-	resp.Header["Connection"] = []string{"Upgrade"}
-	resp.Header["Upgrade"] = []string{resp.Header.Get("Upgrade")}
-	if u := resp.Header.Get("Upgrade"); u == "" {
-		resp.Header["Upgrade"] = r.Header["Upgrade"]
+	upgradeTo := resp.Header.Get("Upgrade")
+	if upgradeTo == "" {
+		upgradeTo = r.Header.Get("Upgrade")
 	}
+	removeHopHeaders(resp.Header) // drops Upgrade too: Connection names it
+	resp.Header["Connection"] = []string{"Upgrade"}
+	resp.Header["Upgrade"] = []string{upgradeTo}
+	resp.Header["X-Request-Id"] = []string{x.RequestID}
 	f.route.ApplyResponseHeaders(resp.Header)
 	x.Status = http.StatusSwitchingProtocols
 	if err := writeSwitching(brw.Writer, resp); err != nil {

@@ -1,0 +1,297 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// h1Pool is a purpose-built HTTP/1.1 client for requests without a body
+// (the large majority: GET, HEAD, DELETE, …). Compared with http.Transport it
+// does the whole exchange on the caller's goroutine — no writeLoop/readLoop
+// goroutines and channel hand-offs per request — and writes the request head
+// straight into the connection's buffer. Requests with bodies, upgrades and
+// HTTP/2 use http.Transport, which handles 100-continue and early responses.
+//
+// Connections are kept per endpoint in a LIFO stack (the most recently used,
+// warmest connection first) of at most maxIdle, and dropped after
+// idleTimeout unused.
+type h1Pool struct {
+	dialer      *net.Dialer
+	maxIdle     int
+	idleTimeout time.Duration
+
+	mu     sync.Mutex
+	idle   map[string][]*h1Conn
+	closed bool
+}
+
+type h1Conn struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	addr     string
+	lastUsed time.Time
+	reused   bool
+}
+
+func newH1Pool(d *net.Dialer, maxIdle int, idleTimeout time.Duration) *h1Pool {
+	return &h1Pool{dialer: d, maxIdle: maxIdle, idleTimeout: idleTimeout, idle: map[string][]*h1Conn{}}
+}
+
+// canServe reports whether the pool handles r: HTTP/1.1-able requests with
+// no body and no upgrade.
+func (p *h1Pool) canServe(r *http.Request) bool {
+	return (r.Body == nil || r.Body == http.NoBody) && r.ContentLength == 0 && len(r.Trailer) == 0
+}
+
+// errStale marks a reused idle connection the server had already closed:
+// nothing of the response arrived, so a bodiless request is safely sent again.
+var errStale = errors.New("idle upstream connection closed by the server")
+
+// RoundTrip implements http.RoundTripper for the requests canServe accepts.
+func (p *h1Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	for {
+		c, err := p.get(req.Context(), req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.roundTrip(p, req)
+		if errors.Is(err, errStale) {
+			continue // a fresh connection next: stale ones are dropped
+		}
+		return resp, err
+	}
+}
+
+func (p *h1Pool) get(ctx context.Context, addr string) (*h1Conn, error) {
+	now := time.Now()
+	p.mu.Lock()
+	stack := p.idle[addr]
+	for len(stack) > 0 {
+		c := stack[len(stack)-1]
+		stack[len(stack)-1] = nil
+		stack = stack[:len(stack)-1]
+		if now.Sub(c.lastUsed) > p.idleTimeout {
+			c.nc.Close()
+			continue
+		}
+		p.idle[addr] = stack
+		p.mu.Unlock()
+		c.reused = true
+		return c, nil
+	}
+	p.idle[addr] = stack
+	p.mu.Unlock()
+
+	nc, err := p.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &h1Conn{
+		nc:   nc,
+		br:   bufio.NewReaderSize(nc, 16<<10),
+		bw:   bufio.NewWriterSize(nc, 4<<10),
+		addr: addr,
+	}, nil
+}
+
+func (p *h1Pool) put(c *h1Conn) {
+	c.lastUsed = time.Now()
+	p.mu.Lock()
+	if p.closed || len(p.idle[c.addr]) >= p.maxIdle {
+		p.mu.Unlock()
+		c.nc.Close()
+		return
+	}
+	p.idle[c.addr] = append(p.idle[c.addr], c)
+	p.mu.Unlock()
+}
+
+// closeIdle closes every idle connection; with final, later releases close
+// their connection instead of pooling it.
+func (p *h1Pool) closeIdle(final bool) {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = map[string][]*h1Conn{}
+	if final {
+		p.closed = true
+	}
+	p.mu.Unlock()
+	for _, stack := range idle {
+		for _, c := range stack {
+			c.nc.Close()
+		}
+	}
+}
+
+// longAgo is a deadline in the past: setting it unblocks a pending read.
+var longAgo = time.Unix(1, 0)
+
+func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(longAgo) })
+	}
+	fail := func(err error) (*http.Response, error) {
+		if stop != nil {
+			stop()
+		}
+		c.nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if err := writeHead(c.bw, req); err != nil {
+		return fail(err)
+	}
+	if err := c.bw.Flush(); err != nil {
+		if c.reused {
+			return fail(errStale)
+		}
+		return fail(err)
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		if c.reused && ctx.Err() == nil && (err == io.EOF || errors.Is(err, net.ErrClosed) || isConnReset(err)) {
+			return fail(errStale)
+		}
+		return fail(err)
+	}
+	var resp *http.Response
+	for {
+		var err error
+		resp, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			return fail(err)
+		}
+		// Interim responses (100 Continue, 103 Early Hints) are not
+		// forwarded by this client; the final one follows.
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return fail(errors.New("unexpected 101 response to a request without Upgrade"))
+	}
+	keep := !resp.Close && resp.ProtoAtLeast(1, 1)
+	if resp.Body == http.NoBody {
+		c.release(p, stop, keep)
+		return resp, nil
+	}
+	resp.Body = &h1Body{rc: resp.Body, c: c, p: p, stop: stop, keep: keep}
+	return resp, nil
+}
+
+// release returns the connection to the pool once its response is done.
+func (c *h1Conn) release(p *h1Pool, stop func() bool, keep bool) {
+	if stop != nil && !stop() {
+		keep = false // the context fired: the deadline is poisoned
+	}
+	if keep {
+		p.put(c)
+	} else {
+		c.nc.Close()
+	}
+}
+
+// h1Body hands the connection back to the pool when the body reaches EOF;
+// closing it earlier closes the connection, which is cheaper and safer than
+// draining an unknown remainder.
+type h1Body struct {
+	rc   io.ReadCloser
+	c    *h1Conn
+	p    *h1Pool
+	stop func() bool
+	keep bool
+	done bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.done = true
+		if err == io.EOF {
+			b.c.release(b.p, b.stop, b.keep)
+		} else {
+			b.c.release(b.p, b.stop, false)
+		}
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if !b.done {
+		b.done = true
+		b.c.release(b.p, b.stop, false)
+	}
+	return nil
+}
+
+// writeHead writes the request line and headers. The forwarder has already
+// removed hop-by-hop headers.
+func writeHead(w *bufio.Writer, req *http.Request) error {
+	w.WriteString(req.Method)
+	w.WriteByte(' ')
+	if req.URL.Opaque != "" {
+		w.WriteString(req.URL.Opaque)
+	} else {
+		w.WriteString(req.URL.EscapedPath())
+	}
+	if req.URL.RawQuery != "" {
+		w.WriteByte('?')
+		w.WriteString(req.URL.RawQuery)
+	}
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if !validHeaderValue(host) {
+		return errors.New("invalid Host")
+	}
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	for k, vv := range req.Header {
+		if k == "Host" || k == "Content-Length" || k == "Transfer-Encoding" {
+			continue
+		}
+		for _, v := range vv {
+			if !validHeaderValue(v) || (v == "" && k == "User-Agent") {
+				continue // never let a value split the head
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	if methodExpectsBody(req.Method) {
+		w.WriteString("Content-Length: 0\r\n")
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+func methodExpectsBody(m string) bool {
+	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch
+}
+
+func validHeaderValue(v string) bool {
+	return !strings.ContainsAny(v, "\r\n\x00")
+}
+
+func isConnReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && strings.Contains(op.Err.Error(), "reset")
+}
