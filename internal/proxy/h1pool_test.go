@@ -1,0 +1,214 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func newTestPool() *h1Pool {
+	return newH1Pool(&net.Dialer{Timeout: time.Second}, 4, time.Minute)
+}
+
+func getReq(t *testing.T, addr, path string) *http.Request {
+	t.Helper()
+	r := (&http.Request{Method: "GET", URL: &url.URL{Scheme: "http", Host: addr, Opaque: path}, Header: http.Header{"X-A": {"1"}}, Host: "example.com"}).WithContext(context.Background())
+	return r
+}
+
+// rawServer answers each request on a connection with handle(n), n counting
+// requests per connection, and counts connections.
+func rawServer(t *testing.T, handle func(conn, n int, req *http.Request) string) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			id := int(conns.Add(1))
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for n := 1; ; n++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					out := handle(id, n, req)
+					if out == "" {
+						return // close without answering
+					}
+					if _, err := io.WriteString(c, out); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), &conns
+}
+
+func ok(body string) string {
+	return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return string(b)
+}
+
+func TestH1PoolReusesConnections(t *testing.T) {
+	addr, conns := rawServer(t, func(_, n int, r *http.Request) string {
+		if r.Host != "example.com" || r.Header.Get("X-A") != "1" || r.URL.RequestURI() != "/p?q=1" {
+			return ok("bad request head")
+		}
+		return ok(fmt.Sprint(n))
+	})
+	p := newTestPool()
+	for i := 1; i <= 5; i++ {
+		req := getReq(t, addr, "/p")
+		req.URL.RawQuery = "q=1"
+		resp, err := p.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, resp); got != fmt.Sprint(i) {
+			t.Fatalf("response %d: %q", i, got)
+		}
+	}
+	if conns.Load() != 1 {
+		t.Fatalf("%d connections for 5 sequential requests", conns.Load())
+	}
+}
+
+// A server that closes an idle keep-alive connection: the next request on
+// it sees EOF before any byte and is sent again on a new connection.
+func TestH1PoolRetriesStaleConnection(t *testing.T) {
+	addr, conns := rawServer(t, func(_, n int, _ *http.Request) string {
+		if n == 2 {
+			return "" // close instead of answering the second request
+		}
+		return ok("fine")
+	})
+	p := newTestPool()
+	for i := 0; i < 3; i++ {
+		resp, err := p.RoundTrip(getReq(t, addr, "/"))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		readAll(t, resp)
+	}
+	// Every connection serves one request, then dies when reused.
+	if conns.Load() != 3 {
+		t.Fatalf("connections = %d, want 3", conns.Load())
+	}
+}
+
+func TestH1PoolHonoursConnectionClose(t *testing.T) {
+	addr, conns := rawServer(t, func(_, n int, _ *http.Request) string {
+		return "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi"
+	})
+	p := newTestPool()
+	for i := 0; i < 3; i++ {
+		resp, err := p.RoundTrip(getReq(t, addr, "/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	if conns.Load() != 3 {
+		t.Fatalf("connections = %d, want 3", conns.Load())
+	}
+}
+
+func TestH1PoolChunkedAndInterim(t *testing.T) {
+	addr, _ := rawServer(t, func(_, n int, _ *http.Request) string {
+		return "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" +
+			"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n5\r\nhello\r\n0\r\nX-T: done\r\n\r\n"
+	})
+	p := newTestPool()
+	for i := 0; i < 2; i++ {
+		resp, err := p.RoundTrip(getReq(t, addr, "/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, resp); got != "hello" || resp.Trailer.Get("X-T") != "done" || resp.StatusCode != 200 {
+			t.Fatalf("got %d %q trailer %v", resp.StatusCode, got, resp.Trailer)
+		}
+	}
+}
+
+// A response body closed before its end closes the connection rather than
+// pooling it with unread bytes in it.
+func TestH1PoolEarlyCloseDoesNotPoolDirtyConn(t *testing.T) {
+	addr, conns := rawServer(t, func(_, n int, _ *http.Request) string {
+		return ok(strings.Repeat("x", 100000))
+	})
+	p := newTestPool()
+	for i := 0; i < 2; i++ {
+		resp, err := p.RoundTrip(getReq(t, addr, "/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 10)
+		_, _ = resp.Body.Read(buf)
+		resp.Body.Close()
+	}
+	if conns.Load() != 2 {
+		t.Fatalf("connections = %d, want 2", conns.Load())
+	}
+}
+
+func TestH1PoolCancel(t *testing.T) {
+	addr, _ := rawServer(t, func(_, n int, _ *http.Request) string {
+		time.Sleep(2 * time.Second)
+		return ok("late")
+	})
+	p := newTestPool()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := p.RoundTrip(getReq(t, addr, "/").WithContext(ctx))
+	if err == nil || time.Since(start) > time.Second {
+		t.Fatalf("err %v after %v", err, time.Since(start))
+	}
+}
+
+func TestH1PoolRejectsHeaderInjection(t *testing.T) {
+	addr, _ := rawServer(t, func(_, n int, r *http.Request) string {
+		if r.Header.Get("X-Evil") != "" {
+			return ok("injected")
+		}
+		return ok("clean")
+	})
+	p := newTestPool()
+	req := getReq(t, addr, "/")
+	req.Header.Set("X-B", "a\r\nX-Evil: 1")
+	resp, err := p.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); got != "clean" {
+		t.Fatalf("got %q", got)
+	}
+}
