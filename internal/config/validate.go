@@ -67,6 +67,7 @@ func (v *validator) validate(c *Config) {
 	}
 
 	listeners := map[string]int{}
+	addresses := map[string]int{}
 	if len(c.Listeners) == 0 {
 		v.at("listeners", "at least one listener is required")
 	}
@@ -74,6 +75,11 @@ func (v *validator) validate(c *Config) {
 		p := fmt.Sprintf("listeners[%d]", i)
 		v.name(p, l.Name, "listener", listeners, i)
 		v.hostPort(p+".address", l.Address)
+		if j, dup := addresses[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
+			v.at(p+".address", "listener %q: address %s is also used by listener %q", l.Name, l.Address, c.Listeners[j].Name)
+		} else {
+			addresses[l.Address] = i
+		}
 		switch l.Protocol {
 		case "http":
 			if l.TLS != nil {

@@ -20,16 +20,23 @@ type Entry struct {
 	metrics  *telemetry.Metrics
 	log      *telemetry.AccessLog
 	ids      *proxy.RequestIDs
+	// last is the latest snapshot that had this listener: a listener
+	// being retired by a reload finishes its connections on it.
+	last atomic.Pointer[listenerRoutes]
 }
 
-// NewEntry returns the handler of the named listener.
-func NewEntry(listener, scheme string, current *atomic.Pointer[Snapshot], m *telemetry.Metrics, log *telemetry.AccessLog, ids *proxy.RequestIDs) *Entry {
-	return &Entry{listener: listener, scheme: scheme, current: current, metrics: m, log: log, ids: ids}
+// NewEntry returns the handler of the named listener, which must be in
+// first, the snapshot about to be published with it.
+func NewEntry(listener, scheme string, first *Snapshot, current *atomic.Pointer[Snapshot], m *telemetry.Metrics, log *telemetry.AccessLog, ids *proxy.RequestIDs) *Entry {
+	e := &Entry{listener: listener, scheme: scheme, current: current, metrics: m, log: log, ids: ids}
+	e.last.Store(first.listeners[listener])
+	return e
 }
 
 func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := e.current.Load()
-	x := &proxy.Exchange{Start: time.Now(), Listener: e.listener, Scheme: e.scheme}
+	x := &proxy.Exchange{Start: time.Now(), Listener: e.listener, Scheme: e.scheme,
+		GRPC: r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")}
 	x.ClientIP, x.PeerTrusted = snap.trusted.ClientIP(r.RemoteAddr, r.Header)
 	if id := r.Header.Get("X-Request-Id"); proxy.ValidRequestID(id) {
 		x.RequestID = id
@@ -56,6 +63,11 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.Path = path
 	lr := snap.listeners[e.listener]
+	if lr == nil {
+		lr = e.last.Load()
+	} else if e.last.Load() != lr {
+		e.last.Store(lr)
+	}
 	lr.table.Match(r.Host, r.Method, path, r.Header, r.URL.RawQuery, &x.Match)
 	rt := x.Match.Route
 	if rt == nil {

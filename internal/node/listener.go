@@ -9,20 +9,33 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/h1server"
 	"github.com/meshgate/meshgate/internal/telemetry"
 )
 
-// listener is one running client listener. It survives reloads that leave
-// its address and protocol alone; its certificates are swapped in place.
+// listener is one running client listener. HTTP/1.x is served by h1server
+// (strict framing, one goroutine per connection); HTTP/2 — TLS with ALPN h2,
+// or h2c with prior knowledge — by net/http's server, to which the listener
+// hands those connections after the TLS handshake or a look at the preface.
+// A listener survives reloads that change only its certificates, which are
+// swapped in place.
 type listener struct {
-	cfg   config.Listener
-	ln    net.Listener
-	srv   *http.Server
-	certs atomic.Pointer[certSet]
-	log   *slog.Logger
+	cfg     config.Listener
+	srvCfg  config.Server
+	sock    *socket
+	queue   *connQueue // connections from the socket
+	h1      *h1server.Server
+	h2      *http.Server // nil when the listener speaks no HTTP/2
+	h2queue *connQueue
+	tlsCfg  *tls.Config
+	certs   atomic.Pointer[certSet]
+	log     *slog.Logger
+	metrics *telemetry.Metrics
 }
 
 // certSet chooses a certificate by SNI.
@@ -53,18 +66,29 @@ func (cs *certSet) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return &cs.certs[0], nil
 }
 
-// sameSocket reports whether a listener can keep running under cfg: the
-// socket-level settings did not change (certificates may).
-func (l *listener) sameSocket(cfg config.Listener) bool {
+// canKeep reports whether a listener can keep running under the new
+// configuration: nothing but its certificates changed, which are swapped in
+// place. Anything else starts a new server on the same socket and drains
+// this one (see socket).
+func (l *listener) canKeep(cfg config.Listener, srv config.Server) bool {
 	a, b := l.cfg, cfg
 	a.TLS, b.TLS = nil, nil
-	return reflect.DeepEqual(a, b) && (l.cfg.TLS == nil) == (cfg.TLS == nil)
+	if !reflect.DeepEqual(a, b) || (l.cfg.TLS == nil) != (cfg.TLS == nil) {
+		return false
+	}
+	if l.cfg.TLS != nil && l.cfg.TLS.MinVersion != cfg.TLS.MinVersion {
+		return false
+	}
+	return l.srvCfg.ReadHeaderTimeout == srv.ReadHeaderTimeout &&
+		l.srvCfg.IdleTimeout == srv.IdleTimeout &&
+		l.srvCfg.MaxHeaderBytes == srv.MaxHeaderBytes
 }
 
-// bind opens the socket of a new listener; serve starts it. The two are
-// apart so that a reload binds everything new before it commits.
-func bind(cfg config.Listener, srvCfg config.Server, h http.Handler, conns *telemetry.Metrics, log *slog.Logger) (*listener, error) {
-	l := &listener{cfg: cfg, log: log.With("listener", cfg.Name)}
+// newListener prepares a listener on a bound socket; serve starts it. The two
+// are apart so that a reload prepares everything new before it commits.
+func newListener(cfg config.Listener, srvCfg config.Server, sock *socket, h http.Handler, m *telemetry.Metrics, log *slog.Logger) (*listener, error) {
+	l := &listener{cfg: cfg, srvCfg: srvCfg, sock: sock, queue: newConnQueue(sock.ln.Addr()),
+		log: log.With("listener", cfg.Name), metrics: m}
 	if cfg.TLS != nil {
 		cs, err := loadCerts(cfg.TLS)
 		if err != nil {
@@ -72,62 +96,137 @@ func bind(cfg config.Listener, srvCfg config.Server, h http.Handler, conns *tele
 		}
 		l.certs.Store(cs)
 	}
-	ln, err := net.Listen("tcp", cfg.Address)
-	if err != nil {
-		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+	gauge := m.Conns(cfg.Name)
+	connState := func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			gauge.Inc()
+		case http.StateClosed, http.StateHijacked:
+			gauge.Dec()
+		}
 	}
-	l.ln = ln
-	gauge := conns.Conns(cfg.Name)
-	l.srv = &http.Server{
+	l.h1 = &h1server.Server{
+		Handler:           h,
+		ReadHeaderTimeout: srvCfg.ReadHeaderTimeout.D(),
+		IdleTimeout:       srvCfg.IdleTimeout.D(),
+		MaxHeaderBytes:    int(srvCfg.MaxHeaderBytes),
+		ConnState:         connState,
+		ErrorLog:          l.log,
+		OnReject: func(c net.Conn, status int, reason string) {
+			m.Rejected(rejectLabel(status))
+			l.log.Info("request rejected", "status", status, "reason", reason, "client", c.RemoteAddr().String())
+		},
+	}
+	h2c := cfg.TLS == nil && cfg.H2C != nil && *cfg.H2C
+	if cfg.TLS == nil && !h2c {
+		return l, nil
+	}
+	l.h2queue = newConnQueue(sock.ln.Addr())
+	l.h2 = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: srvCfg.ReadHeaderTimeout.D(),
 		IdleTimeout:       srvCfg.IdleTimeout.D(),
 		MaxHeaderBytes:    int(srvCfg.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelDebug),
-		ConnState: func(_ net.Conn, s http.ConnState) {
-			switch s {
-			case http.StateNew:
-				gauge.Inc()
-			case http.StateClosed, http.StateHijacked:
-				gauge.Dec()
-			}
+		ConnState:         connState,
+		Protocols:         new(http.Protocols),
+	}
+	if h2c {
+		l.h2.Protocols.SetUnencryptedHTTP2(true)
+		return l, nil
+	}
+	minVersion := uint16(tls.VersionTLS12)
+	if cfg.TLS.MinVersion == "1.3" {
+		minVersion = tls.VersionTLS13
+	}
+	l.tlsCfg = &tls.Config{
+		MinVersion: minVersion,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return l.certs.Load().get(hello)
 		},
 	}
-	protos := new(http.Protocols)
-	protos.SetHTTP1(true)
-	if cfg.TLS != nil {
-		protos.SetHTTP2(true)
-		min := uint16(tls.VersionTLS12)
-		if cfg.TLS.MinVersion == "1.3" {
-			min = tls.VersionTLS13
-		}
-		l.srv.TLSConfig = &tls.Config{
-			MinVersion: min,
-			NextProtos: []string{"h2", "http/1.1"},
-			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return l.certs.Load().get(hello)
-			},
-		}
-	} else if cfg.H2C != nil && *cfg.H2C {
-		protos.SetUnencryptedHTTP2(true)
-	}
-	l.srv.Protocols = protos
+	l.h2.Protocols.SetHTTP2(true)
+	l.h2.TLSConfig = l.tlsCfg
 	return l, nil
 }
 
+// rejectLabel is the metric label of a request the server refused itself.
+func rejectLabel(status int) string {
+	switch status {
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return "headers_too_large"
+	case http.StatusRequestTimeout:
+		return "header_timeout"
+	case http.StatusHTTPVersionNotSupported:
+		return "http_version"
+	default:
+		return "malformed"
+	}
+}
+
+// serve points the socket at this listener and starts serving.
 func (l *listener) serve() {
+	l.sock.handoff(l.queue)
+	if l.h2 != nil {
+		go func() {
+			if err := l.h2.Serve(l.h2queue); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				l.log.Error("HTTP/2 server stopped", "err", err)
+			}
+		}()
+	}
 	go func() {
-		var err error
-		if l.cfg.TLS != nil {
-			err = l.srv.ServeTLS(l.ln, "", "")
-		} else {
-			err = l.srv.Serve(l.ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			l.log.Error("listener stopped", "err", err)
+		for {
+			c, err := l.queue.Accept()
+			if err != nil {
+				return // retired: the socket now feeds another listener
+			}
+			go l.handle(c)
 		}
 	}()
-	l.log.Info("listening", "address", l.ln.Addr().String(), "protocol", l.cfg.Protocol)
+	l.log.Info("listening", "address", l.sock.ln.Addr().String(), "protocol", l.cfg.Protocol)
+}
+
+// handle sends a connection to the server of its protocol.
+func (l *listener) handle(c net.Conn) {
+	switch {
+	case l.tlsCfg != nil:
+		tc := tls.Server(c, l.tlsCfg)
+		if t := l.srvCfg.ReadHeaderTimeout.D(); t > 0 {
+			_ = c.SetDeadline(time.Now().Add(t))
+		}
+		if err := tc.Handshake(); err != nil {
+			l.metrics.Rejected("tls_handshake")
+			l.log.Debug("TLS handshake failed", "client", c.RemoteAddr().String(), "err", err)
+			c.Close()
+			return
+		}
+		_ = c.SetDeadline(time.Time{})
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			l.toH2(tc)
+			return
+		}
+		l.h1.ServeConn(tc)
+	case l.h2 != nil:
+		pc, isH2, err := sniffH2C(c, l.srvCfg.IdleTimeout.D())
+		if err != nil {
+			c.Close()
+			return
+		}
+		if isH2 {
+			l.toH2(pc)
+			return
+		}
+		l.h1.ServeConn(pc)
+	default:
+		l.h1.ServeConn(c)
+	}
+}
+
+func (l *listener) toH2(c net.Conn) {
+	if !l.h2queue.deliver(c) {
+		c.Close() // retired meanwhile
+	}
 }
 
 // updateCerts swaps the certificates of a running TLS listener.
@@ -144,10 +243,35 @@ func (l *listener) updateCerts(cfg config.Listener) error {
 	return nil
 }
 
-// shutdown stops accepting and waits for requests in flight, up to ctx.
+// shutdown stops taking connections and waits for requests in flight, up
+// to ctx; what is left then is closed.
 func (l *listener) shutdown(ctx context.Context) {
-	if err := l.srv.Shutdown(ctx); err != nil {
-		l.log.Warn("listener drain cut short", "err", err)
-		l.srv.Close()
+	l.queue.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := l.h1.Shutdown(ctx); err != nil {
+			l.log.Warn("listener drain cut short", "err", err)
+			l.h1.Close()
+		}
+	}()
+	if l.h2 != nil {
+		l.h2queue.closeInto(nil)
+		if err := l.h2.Shutdown(ctx); err != nil {
+			l.log.Warn("listener drain cut short", "err", err)
+			l.h2.Close()
+		}
+	}
+	wg.Wait()
+}
+
+// close stops everything at once.
+func (l *listener) close() {
+	l.queue.Close()
+	l.h1.Close()
+	if l.h2 != nil {
+		l.h2queue.closeInto(nil)
+		l.h2.Close()
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,7 @@ type Node struct {
 
 	mu        sync.Mutex // serializes reloads and shutdown
 	listeners map[string]*listener
+	sockets   map[string]*socket // by socketKey
 	clusters  map[string]*clusterRef
 	access    *telemetry.AccessLog
 	ownAccess bool
@@ -84,6 +86,7 @@ func New(opts Options) (*Node, error) {
 		tunnels:   proxy.NewTunnels(),
 		ids:       proxy.NewRequestIDs(),
 		listeners: map[string]*listener{},
+		sockets:   map[string]*socket{},
 		clusters:  map[string]*clusterRef{},
 	}
 	cfg, err := config.Load(opts.ConfigPath)
@@ -122,7 +125,7 @@ func (n *Node) Addr(listener string) string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if l := n.listeners[listener]; l != nil {
-		return l.ln.Addr().String()
+		return l.sock.ln.Addr().String()
 	}
 	return ""
 }
@@ -192,62 +195,64 @@ func (n *Node) apply(cfg *config.Config) error {
 		return fail(err)
 	}
 
-	// Listeners: keep those whose socket is unchanged, bind the new ones.
+	// Listeners: keep those that can stay; prepare the others, on the
+	// socket of their address if one is open, else on a newly bound one.
 	keep := map[string]*listener{}
-	var bound []*listener
-	var replaced []*listener
+	var prepared []*listener
+	sockets := map[string]*socket{}
+	var opened []*socket
+	failListeners := func(err error) error {
+		for _, s := range opened {
+			s.close()
+		}
+		return fail(err)
+	}
 	for _, lc := range cfg.Listeners {
-		if old := n.listeners[lc.Name]; old != nil && old.sameSocket(lc) {
+		if old := n.listeners[lc.Name]; old != nil && old.canKeep(lc, cfg.Server) {
+			if err := old.updateCerts(lc); err != nil {
+				return failListeners(err)
+			}
 			keep[lc.Name] = old
+			sockets[socketKey(lc)] = old.sock
 			continue
 		}
-		if old := n.listeners[lc.Name]; old != nil && old.cfg.Address == lc.Address {
-			// Same address, different protocol: the old socket must go
-			// first. Its connections drain in the background.
-			old.ln.Close()
-			replaced = append(replaced, old)
+		sock := n.sockets[socketKey(lc)]
+		if sock == nil {
+			var err error
+			if sock, err = openSocket(lc.Address); err != nil {
+				return failListeners(fmt.Errorf("listener %q: %w", lc.Name, err))
+			}
+			opened = append(opened, sock)
 		}
-		l, err := bind(lc, cfg.Server, dataplane.NewEntry(lc.Name, scheme(lc), &n.current, n.metrics, n.access, n.ids), n.metrics, n.log)
+		sockets[socketKey(lc)] = sock
+		l, err := newListener(lc, cfg.Server, sock, dataplane.NewEntry(lc.Name, scheme(lc), snap, &n.current, n.metrics, n.access, n.ids), n.metrics, n.log)
 		if err != nil {
-			for _, b := range bound {
-				b.ln.Close()
-			}
-			return fail(err)
+			return failListeners(err)
 		}
-		bound = append(bound, l)
-	}
-	for name, l := range keep {
-		for _, lc := range cfg.Listeners {
-			if lc.Name == name {
-				if err := l.updateCerts(lc); err != nil {
-					for _, b := range bound {
-						b.ln.Close()
-					}
-					return fail(err)
-				}
-			}
-		}
+		prepared = append(prepared, l)
 	}
 
 	// Commit.
 	old := n.current.Swap(snap)
-	for _, l := range bound {
-		n.listeners[l.cfg.Name] = l
+	for _, l := range prepared {
 		l.serve()
 	}
 	drain := cfg.Server.DrainTimeout.D()
 	for name, l := range n.listeners {
-		if _, ok := keep[name]; ok {
-			continue
-		}
-		if !containsListener(bound, l) {
+		if _, ok := keep[name]; !ok {
 			delete(n.listeners, name)
 			go n.retire(l, drain)
 		}
 	}
-	for _, l := range replaced {
-		go n.retire(l, drain)
+	for _, l := range prepared {
+		n.listeners[l.cfg.Name] = l
 	}
+	for addr, s := range n.sockets {
+		if sockets[addr] != s {
+			s.close()
+		}
+	}
+	n.sockets = sockets
 	for name, c := range n.clusters {
 		if clusters[name] != c {
 			// Requests in flight keep their connections; only idle
@@ -266,20 +271,21 @@ func (n *Node) apply(cfg *config.Config) error {
 	return nil
 }
 
+// socketKey names the socket a listener config needs: its address, so that a
+// renamed or reconfigured listener takes over the same socket — except for
+// port 0, where each listener has its own ephemeral port.
+func socketKey(l config.Listener) string {
+	if strings.HasSuffix(l.Address, ":0") {
+		return l.Name + "@" + l.Address
+	}
+	return l.Address
+}
+
 func (n *Node) retire(l *listener, drain time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	l.shutdown(ctx)
 	n.log.Info("listener removed", "listener", l.cfg.Name, "address", l.cfg.Address)
-}
-
-func containsListener(ls []*listener, l *listener) bool {
-	for _, x := range ls {
-		if x == l {
-			return true
-		}
-	}
-	return false
 }
 
 func hasRoute(cfg *config.Config, name string) bool {
@@ -342,6 +348,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, snap.Config.Server.DrainTimeout.D())
 		defer cancel()
 	}
+	for _, s := range n.sockets {
+		s.close() // stop accepting first
+	}
 	var wg sync.WaitGroup
 	for _, l := range n.listeners {
 		wg.Add(1)
@@ -361,9 +370,13 @@ func (n *Node) closeAll() {
 
 func (n *Node) closeAllLocked() {
 	for _, l := range n.listeners {
-		l.srv.Close()
+		l.close()
 	}
 	n.listeners = map[string]*listener{}
+	for _, s := range n.sockets {
+		s.close()
+	}
+	n.sockets = map[string]*socket{}
 	for _, c := range n.clusters {
 		c.cluster.Close()
 	}

@@ -243,3 +243,58 @@ func newSlowBackend(t *testing.T, release chan struct{}) string {
 	})
 	return addr(s)
 }
+
+// A listener whose settings change (or that is renamed on the same address)
+// is replaced by a new socket bound beside it; clients opening new
+// connections all along see no refusal.
+func TestListenerReplacedWithoutRefusals(t *testing.T) {
+	a := echoBackend(t, "a")
+	port := strings.TrimPrefix(deadAddr(t), "127.0.0.1:")
+	conf := func(name, idle string) string {
+		return fmt.Sprintf(`
+log: {access: "off"}
+server: {idle_timeout: %s, drain_timeout: 2s}
+listeners: [{name: %s, address: "127.0.0.1:%s"}]
+routes: [{name: r, match: {path: {prefix: /}}, upstream: u}]
+upstreams: [{name: u, endpoints: [{address: %q}]}]
+`, idle, name, port, addr(a))
+	}
+	e := startEdge(t, conf("one", "30s"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		for ctx.Err() == nil {
+			resp, err := c.Get("http://127.0.0.1:" + port + "/x")
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if err != nil || resp.StatusCode != 200 {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, fmt.Sprint(err))
+			} else {
+				ok.Add(1)
+			}
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		name, idle := "one", "30s"
+		if i%2 == 0 {
+			name, idle = "two", "31s"
+		}
+		e.write(conf(name, idle))
+		if err := e.node.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if failed.Load() != 0 || ok.Load() < 20 {
+		t.Fatalf("%d ok, %d failed (first: %v)", ok.Load(), failed.Load(), firstErr.Load())
+	}
+}
