@@ -33,6 +33,8 @@ type Exchange struct {
 	// trusted proxy whose forwarding headers are believed.
 	Scheme      string
 	PeerTrusted bool
+	// GRPC marks a gRPC request: errors are answered in gRPC's terms.
+	GRPC bool
 	// Endpoint is the upstream address of the last attempt.
 	Endpoint string
 	Attempts int

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,6 +223,12 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tried := triedBuf[:0]
 	path := f.route.RewritePath(x.Path, &x.Match.Params)
 	transport := f.cluster.transportFor(r)
+	var grpcDeadline time.Time
+	if x.GRPC {
+		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			grpcDeadline = time.Now().Add(d)
+		}
+	}
 
 	for attempt := 1; ; attempt++ {
 		ep, err := up.Pick(hashKey, tried)
@@ -272,7 +279,9 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			resp.Body.Close()
 			err = context.DeadlineExceeded
 		}
-		if err != nil && context.Cause(actx) == errRouteTimeout {
+		if err != nil && (context.Cause(actx) == errRouteTimeout ||
+			// The upstream resets a gRPC stream whose deadline passed.
+			!grpcDeadline.IsZero() && time.Until(grpcDeadline) < 10*time.Millisecond) {
 			expired = true
 		}
 
@@ -546,3 +555,21 @@ func (r guardReader) Read(p []byte) (int, error) {
 }
 
 func (r guardReader) Close() error { return nil }
+
+// parseGRPCTimeout reads a grpc-timeout header: up to 8 digits and a unit
+// (H, M, S, m, u, n).
+func parseGRPCTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second,
+		'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
+	if unit == 0 {
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}

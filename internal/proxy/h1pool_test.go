@@ -212,3 +212,16 @@ func TestH1PoolRejectsHeaderInjection(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestParseGRPCTimeout(t *testing.T) {
+	for in, want := range map[string]time.Duration{"1S": time.Second, "200m": 200 * time.Millisecond, "5M": 5 * time.Minute, "99999999n": 99999999} {
+		if got, ok := parseGRPCTimeout(in); !ok || got != want {
+			t.Errorf("%q → %v %v, want %v", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "S", "1", "1x", "-1S", "123456789S"} {
+		if _, ok := parseGRPCTimeout(in); ok {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
