@@ -24,7 +24,7 @@ func main() {
 }
 
 func app() *cli.App {
-	configFlag := &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "configuration `FILE` (YAML)", Required: true, EnvVars: []string{"MESHGATE_CONFIG"}}
+	configFlag := &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "configuration `FILE` (YAML)", EnvVars: []string{"MESHGATE_CONFIG"}}
 	return &cli.App{
 		Name:    "edge",
 		Usage:   "meshgate API gateway",
@@ -38,6 +38,9 @@ func app() *cli.App {
 			Usage: "check a configuration file and exit non-zero with its errors",
 			Flags: []cli.Flag{configFlag},
 			Action: func(c *cli.Context) error {
+				if c.String("config") == "" {
+					return cli.Exit("edge validate: --config FILE is required", 2)
+				}
 				if _, err := config.Load(c.String("config")); err != nil {
 					return cli.Exit(err.Error(), 1)
 				}
@@ -50,6 +53,9 @@ func app() *cli.App {
 
 func run(c *cli.Context) error {
 	path := c.String("config")
+	if path == "" {
+		return cli.Exit("edge: --config FILE is required (see edge --help)", 2)
+	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
