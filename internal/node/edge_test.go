@@ -356,3 +356,44 @@ upstreams: [{name: u, endpoints: [{address: %q}]}]
 		t.Fatalf("%d %q", status, body)
 	}
 }
+
+// With the backend failing every request, the retry budget caps retries far
+// below what the retry policy alone would make (2 per request here).
+func TestRetryBudgetCapsRetries(t *testing.T) {
+	var calls atomic.Int64
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(503)
+	}))
+	defer down.Close()
+	e := startEdge(t, fmt.Sprintf(`
+log: {access: "off"}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes:
+  - name: r
+    match: {path: {prefix: /}}
+    upstream: u
+    retry: {attempts: 3, on: ["503"], backoff_base: 1ms, backoff_max: 1ms}
+upstreams:
+  - name: u
+    endpoints: [{address: %q}]
+    retry_budget: {percent: 20, min_per_second: 1}
+`, addr(down)))
+	const requests = 100
+	for i := 0; i < requests; i++ {
+		if status, _, _ := get(t, nil, "GET", e.url("public")+"/", nil); status != 503 {
+			t.Fatalf("status %d", status)
+		}
+	}
+	retries := calls.Load() - requests
+	m := scrape(t, e)
+	t.Logf("%d requests, %d retries", requests, retries)
+	// One request in flight at a time: 20% of it is no retry; only the floor
+	// of 1 per second applies (a second boundary may allow one more).
+	if retries > 4 {
+		t.Fatalf("%d retries for %d requests: the budget did not hold", retries, requests)
+	}
+	if !strings.Contains(m, `meshgate_retry_budget_exhausted_total{route="r"}`) {
+		t.Fatal("budget exhaustion not counted")
+	}
+}
