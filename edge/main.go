@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/meshgate/meshgate/internal/buildinfo"
@@ -51,7 +52,16 @@ func app() *cli.App {
 	}
 }
 
+// defaultGCPercent replaces Go's 100 unless GOGC is set: a proxy's live heap
+// is a few MiB of pools and tables while every request makes short-lived
+// garbage, so collecting 4× less often saves CPU and tail latency for a few
+// MiB of memory.
+const defaultGCPercent = 400
+
 func run(c *cli.Context) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	path := c.String("config")
 	if path == "" {
 		return cli.Exit("edge: --config FILE is required (see edge --help)", 2)

@@ -49,14 +49,21 @@ func NewCluster(cfg config.Upstream, up *upstream.Upstream) *Cluster {
 	return c
 }
 
-// transportFor picks the pool for one request: gRPC needs HTTP/2; bodiless
-// HTTP/1.1 requests take the fast pool.
+// fastFor reports whether a request takes the fast HTTP/1.1 pool: bodiless
+// and not gRPC (which needs HTTP/2).
+func (c *Cluster) fastFor(r *http.Request) bool {
+	return !c.wantsH2(r) && c.fast.canServe(r)
+}
+
+func (c *Cluster) wantsH2(r *http.Request) bool {
+	return c.protocol == "h2c" || (c.protocol == "auto" && isGRPC(r))
+}
+
+// transportFor picks the http.Transport for a request the fast pool does
+// not take.
 func (c *Cluster) transportFor(r *http.Request) http.RoundTripper {
-	if c.protocol == "h2c" || (c.protocol == "auto" && isGRPC(r)) {
+	if c.wantsH2(r) {
 		return c.h2c
-	}
-	if c.fast.canServe(r) {
-		return c.fast
 	}
 	return c.h1
 }

@@ -43,6 +43,8 @@ type Exchange struct {
 	BytesOut int64
 	// Reason explains a response the proxy generated itself (404, 503, …).
 	Reason string
+
+	rec recorder // allocated with the exchange
 }
 
 type exchangeKey struct{}
@@ -94,6 +96,8 @@ func (w *recorder) Flush() {
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Recorder wraps w so that the exchange learns the status and bytes written.
+// Call it once per exchange.
 func Recorder(w http.ResponseWriter, x *Exchange) http.ResponseWriter {
-	return &recorder{ResponseWriter: w, x: x}
+	x.rec = recorder{ResponseWriter: w, x: x}
+	return &x.rec
 }

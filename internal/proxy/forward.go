@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,10 +159,6 @@ func idempotent(method string) bool {
 	return false
 }
 
-var (
-	errRouteTimeout  = errors.New("route timeout")
-	errPerTryTimeout = errors.New("per-try timeout")
-)
 
 func classify(err error, perTryExpired bool) upstream.Outcome {
 	if perTryExpired {
@@ -178,6 +175,11 @@ func classify(err error, perTryExpired bool) upstream.Outcome {
 }
 
 // ServeHTTP forwards one request. The exchange must be in the context.
+//
+// The route timeout bounds the exchange until the response headers (retries
+// and backoff included); the body then streams for as long as both sides
+// keep it moving, so long downloads and gRPC streams live. Each attempt gets
+// a deadline: the route's, or per_try_timeout from its start if sooner.
 func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := ExchangeFrom(r.Context())
 	if f.maxBody > 0 {
@@ -185,33 +187,39 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, f.maxBody)
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, f.maxBody)
+		}
 	}
 	if isUpgrade(r) {
 		f.serveUpgrade(w, r, x)
 		return
 	}
 
-	// The route timeout bounds the exchange until the response headers
-	// (retries and backoff included); the body then streams for as long as
-	// both sides keep it moving, so long downloads and gRPC streams live.
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	var total *time.Timer
-	deadline := time.Now().Add(f.timeout)
+	start := time.Now()
+	var deadline time.Time
 	if f.timeout > 0 {
-		total = time.AfterFunc(f.timeout, func() { cancel(errRouteTimeout) })
-		defer total.Stop()
+		deadline = start.Add(f.timeout)
 	}
 	up := f.cluster.Upstream
-	release, err := up.Acquire(ctx)
-	if err != nil {
+	release, ok := up.TryAcquire()
+	if !ok {
+		// Every slot is taken: wait in the pending queue, within the route
+		// deadline. (The common case above builds no context.)
+		ctx, cancel := r.Context(), context.CancelFunc(func() {})
+		if !deadline.IsZero() {
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		var err error
+		release, err = up.Acquire(ctx)
+		cancel()
 		if errors.Is(err, upstream.ErrOverloaded) {
 			WriteError(w, x, http.StatusServiceUnavailable, "upstream overloaded")
-		} else {
+			return
+		} else if err != nil {
 			WriteError(w, x, http.StatusGatewayTimeout, "timed out waiting for an upstream connection")
+			return
 		}
-		return
 	}
 	defer release()
 
@@ -222,11 +230,11 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var triedBuf [4]*upstream.Endpoint
 	tried := triedBuf[:0]
 	path := f.route.RewritePath(x.Path, &x.Match.Params)
-	transport := f.cluster.transportFor(r)
+	fast := f.cluster.fastFor(r)
 	var grpcDeadline time.Time
 	if x.GRPC {
 		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
-			grpcDeadline = time.Now().Add(d)
+			grpcDeadline = start.Add(d)
 		}
 	}
 
@@ -240,15 +248,7 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.Attempts = attempt
 		x.Endpoint = ep.Addr
 
-		actx, cancelAttempt := ctx, func() {}
-		var timer *time.Timer
-		if f.perTry > 0 {
-			var cancelCause context.CancelCauseFunc
-			actx, cancelCause = context.WithCancelCause(ctx)
-			cancelAttempt = func() { cancelCause(nil) }
-			timer = time.AfterFunc(f.perTry, func() { cancelCause(errPerTryTimeout) })
-		}
-		outreq := (&http.Request{
+		outreq := &http.Request{
 			Method:        r.Method,
 			URL:           &url.URL{Scheme: "http", Host: ep.Addr, Opaque: path, RawQuery: r.URL.RawQuery},
 			Proto:         "HTTP/1.1",
@@ -258,104 +258,131 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Body:          body.reader(),
 			ContentLength: r.ContentLength,
 			Host:          r.Host,
-		}).WithContext(actx)
-		if r.Body == nil || r.Body == http.NoBody {
-			outreq.Body = nil
 		}
 		if len(r.Trailer) > 0 {
 			outreq.Trailer = r.Trailer
 		}
+		attemptStart := time.Now()
+		attemptDeadline := deadline
+		if f.perTry > 0 {
+			if d := attemptStart.Add(f.perTry); attemptDeadline.IsZero() || d.Before(attemptDeadline) {
+				attemptDeadline = d
+			}
+		}
 
-		start := time.Now()
 		ep.Begin()
-		resp, err := transport.RoundTrip(outreq)
-		// Stop fails only when the per-try timer fired; whatever came back
-		// raced with its cancel and is treated as a timeout.
-		expired := timer != nil && !timer.Stop()
-		if err == nil && total != nil && !total.Stop() {
-			expired = true // the route timeout fired as the headers came
+		var resp *http.Response
+		var expired bool
+		done := func() {}
+		if fast {
+			resp, err = f.cluster.fast.roundTripUntil(outreq, attemptDeadline)
+			expired = errors.Is(err, os.ErrDeadlineExceeded)
+		} else {
+			resp, err, expired, done = f.roundTripStd(r.Context(), outreq, attemptDeadline, grpcDeadline)
 		}
-		if expired && err == nil {
-			resp.Body.Close()
-			err = context.DeadlineExceeded
-		}
-		if err != nil && (context.Cause(actx) == errRouteTimeout ||
-			// The upstream resets a gRPC stream whose deadline passed.
-			!grpcDeadline.IsZero() && time.Until(grpcDeadline) < 10*time.Millisecond) {
-			expired = true
-		}
-
 		var outcome upstream.Outcome
-		switch {
-		case err != nil:
+		if err != nil {
 			outcome = classify(err, expired)
-		default:
+		} else {
 			outcome = upstream.StatusOutcome(resp.StatusCode)
 		}
-		ep.Done(time.Since(start), outcome)
+		ep.Done(time.Since(attemptStart), outcome)
 
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				cancelAttempt()
-				WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
-				return
-			}
-			if r.Context().Err() != nil {
-				cancelAttempt()
-				x.Status = 499 // client went away; nothing to answer
-				x.Reason = "client closed request"
-				return
-			}
-			if rerr := body.readErr.Load(); rerr != nil {
-				cancelAttempt()
-				if errors.As(*rerr, &mbe) {
-					WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
-				} else {
-					// The rest of the body cannot be trusted to frame the
-					// next request: close the connection.
-					w.Header()["Connection"] = []string{"close"}
-					WriteError(w, x, http.StatusBadRequest, "malformed or truncated request body")
-				}
-				return
-			}
+		if err != nil && f.answerClientFault(w, r, x, err, body) {
+			done()
+			return
 		}
-
-		if f.shouldRetry(attempt, r, resp, err, outcome, body) && context.Cause(ctx) == nil {
+		routeExpired := !deadline.IsZero() && !time.Now().Before(deadline)
+		if !routeExpired && f.shouldRetry(attempt, r, resp, err, outcome, body) {
 			if up.RetryAllowed() {
 				if resp != nil {
 					drainAndClose(resp.Body)
 				}
-				cancelAttempt()
+				done()
 				f.hooks.Retry(f.route.Name)
 				wait := f.retry.backoff(attempt)
+				if !deadline.IsZero() && time.Until(deadline) <= wait {
+					up.RetryDone()
+					WriteError(w, x, http.StatusGatewayTimeout, "upstream timed out")
+					return
+				}
 				t := time.NewTimer(wait)
 				select {
 				case <-t.C:
 					up.RetryDone()
-					if total != nil {
-						// Headers of the failed attempt disarmed it.
-						total.Reset(time.Until(deadline))
-					}
 					continue
-				case <-ctx.Done():
+				case <-r.Context().Done():
 					t.Stop()
 					up.RetryDone()
-					f.answerFailure(w, r, x, ctx, context.DeadlineExceeded, upstream.Timeout)
+					x.Status, x.Reason = 499, "client closed request"
 					return
 				}
 			}
 			f.hooks.BudgetExhausted(f.route.Name)
 		}
 		if err != nil {
-			cancelAttempt()
-			f.answerFailure(w, r, x, ctx, err, outcome)
+			done()
+			if routeExpired {
+				outcome = upstream.Timeout
+			}
+			f.answerFailure(w, x, err, outcome)
 			return
 		}
 		f.copyResponse(w, resp, x)
-		cancelAttempt()
+		done()
 		return
 	}
+}
+
+// roundTripStd sends one attempt through an http.Transport (HTTP/2, and
+// HTTP/1.1 requests with a body). The attempt's context is canceled at its
+// deadline unless the response headers came first; done releases it once
+// the response body is finished.
+func (f *Forwarder) roundTripStd(parent context.Context, outreq *http.Request, attemptDeadline, grpcDeadline time.Time) (resp *http.Response, err error, expired bool, done func()) {
+	ctx, cancel := context.WithCancel(parent)
+	var timer *time.Timer
+	if !attemptDeadline.IsZero() {
+		timer = time.AfterFunc(time.Until(attemptDeadline), cancel)
+	}
+	resp, err = f.cluster.transportFor(outreq).RoundTrip(outreq.WithContext(ctx))
+	// Stop fails only when the timer fired; whatever came back raced with
+	// its cancel and is treated as a timeout.
+	expired = timer != nil && !timer.Stop()
+	if expired && err == nil {
+		resp.Body.Close()
+		resp, err = nil, context.DeadlineExceeded
+	}
+	// The upstream resets a gRPC stream whose grpc-timeout passed.
+	if err != nil && !grpcDeadline.IsZero() && time.Until(grpcDeadline) < 10*time.Millisecond {
+		expired = true
+	}
+	return resp, err, expired, func() { cancel() }
+}
+
+// answerClientFault answers errors caused by the client rather than the
+// upstream: a body over the limit, a malformed body, a client gone away.
+func (f *Forwarder) answerClientFault(w http.ResponseWriter, r *http.Request, x *Exchange, err error, body *replayGuard) bool {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
+		return true
+	}
+	if r.Context().Err() != nil {
+		x.Status, x.Reason = 499, "client closed request" // nothing to answer
+		return true
+	}
+	if rerr := body.readErr.Load(); rerr != nil {
+		if errors.As(*rerr, &mbe) {
+			WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
+		} else {
+			// The rest of the body cannot be trusted to frame the next
+			// request: close the connection.
+			w.Header()["Connection"] = []string{"close"}
+			WriteError(w, x, http.StatusBadRequest, "malformed or truncated request body")
+		}
+		return true
+	}
+	return false
 }
 
 func (f *Forwarder) shouldRetry(attempt int, r *http.Request, resp *http.Response, err error, outcome upstream.Outcome, body *replayGuard) bool {
@@ -388,9 +415,9 @@ func (f *Forwarder) shouldRetry(attempt int, r *http.Request, resp *http.Respons
 	return false
 }
 
-func (f *Forwarder) answerFailure(w http.ResponseWriter, r *http.Request, x *Exchange, ctx context.Context, err error, outcome upstream.Outcome) {
+func (f *Forwarder) answerFailure(w http.ResponseWriter, x *Exchange, err error, outcome upstream.Outcome) {
 	switch {
-	case outcome == upstream.Timeout || context.Cause(ctx) == errRouteTimeout:
+	case outcome == upstream.Timeout:
 		WriteError(w, x, http.StatusGatewayTimeout, "upstream timed out")
 	case outcome == upstream.ConnectError:
 		WriteError(w, x, http.StatusBadGateway, "upstream connect failed")
@@ -403,15 +430,17 @@ func (f *Forwarder) answerFailure(w http.ResponseWriter, r *http.Request, x *Exc
 // outboundHeader builds the headers sent upstream: the client's minus
 // hop-by-hop, plus forwarding and request id headers, plus the route's ops.
 func (f *Forwarder) outboundHeader(r *http.Request, x *Exchange) http.Header {
-	out := make(http.Header, len(r.Header)+5)
+	out := make(http.Header, len(r.Header)+6)
 	for k, v := range r.Header {
 		out[k] = v
 	}
 	removeHopHeaders(out)
-	setForwarded(out, r, x.PeerTrusted, x.Scheme)
-	out["X-Request-Id"] = []string{x.RequestID}
+	vals := make([]string, 6) // backing store of every value set below
+	setForwarded(out, r, x.PeerTrusted, x.Scheme, vals[:4])
+	vals[4] = x.RequestID
+	out["X-Request-Id"] = vals[4:5:5]
 	if _, ok := out["User-Agent"]; !ok {
-		out["User-Agent"] = []string{""} // do not let the transport add Go's
+		out["User-Agent"] = vals[5:6:6] // "": do not let a transport add Go's
 	}
 	f.route.ApplyRequestHeaders(out)
 	return out

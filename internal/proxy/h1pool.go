@@ -2,11 +2,11 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -55,14 +55,17 @@ func (p *h1Pool) canServe(r *http.Request) bool {
 // nothing of the response arrived, so a bodiless request is safely sent again.
 var errStale = errors.New("idle upstream connection closed by the server")
 
-// RoundTrip implements http.RoundTripper for the requests canServe accepts.
-func (p *h1Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+// roundTripUntil sends req (one canServe accepts) and reads the response
+// headers before deadline (zero: none); the body then reads without one. The
+// request's context is not consulted: the deadline is set on the socket,
+// which costs no allocation and no goroutine.
+func (p *h1Pool) roundTripUntil(req *http.Request, deadline time.Time) (*http.Response, error) {
 	for {
-		c, err := p.get(req.Context(), req.URL.Host)
+		c, err := p.get(req.URL.Host, deadline)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.roundTrip(p, req)
+		resp, err := c.roundTrip(p, req, deadline)
 		if errors.Is(err, errStale) {
 			continue // a fresh connection next: stale ones are dropped
 		}
@@ -70,7 +73,7 @@ func (p *h1Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-func (p *h1Pool) get(ctx context.Context, addr string) (*h1Conn, error) {
+func (p *h1Pool) get(addr string, deadline time.Time) (*h1Conn, error) {
 	now := time.Now()
 	p.mu.Lock()
 	stack := p.idle[addr]
@@ -90,7 +93,11 @@ func (p *h1Pool) get(ctx context.Context, addr string) (*h1Conn, error) {
 	p.idle[addr] = stack
 	p.mu.Unlock()
 
-	nc, err := p.dialer.DialContext(ctx, "tcp", addr)
+	d := *p.dialer
+	if !deadline.IsZero() && (d.Deadline.IsZero() || deadline.Before(d.Deadline)) {
+		d.Deadline = deadline
+	}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -131,36 +138,25 @@ func (p *h1Pool) closeIdle(final bool) {
 	}
 }
 
-// longAgo is a deadline in the past: setting it unblocks a pending read.
-var longAgo = time.Unix(1, 0)
-
-func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(longAgo) })
-	}
+func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request, deadline time.Time) (*http.Response, error) {
 	fail := func(err error) (*http.Response, error) {
-		if stop != nil {
-			stop()
-		}
 		c.nc.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		return nil, err
+	}
+	if err := c.nc.SetDeadline(deadline); err != nil {
+		return fail(err)
 	}
 	if err := writeHead(c.bw, req); err != nil {
 		return fail(err)
 	}
 	if err := c.bw.Flush(); err != nil {
-		if c.reused {
+		if c.reused && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return fail(errStale)
 		}
 		return fail(err)
 	}
 	if _, err := c.br.Peek(1); err != nil {
-		if c.reused && ctx.Err() == nil && (err == io.EOF || errors.Is(err, net.ErrClosed) || isConnReset(err)) {
+		if c.reused && (err == io.EOF || errors.Is(err, net.ErrClosed) || isConnReset(err)) {
 			return fail(errStale)
 		}
 		return fail(err)
@@ -168,7 +164,7 @@ func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request) (*http.Response, error)
 	var resp *http.Response
 	for {
 		var err error
-		resp, err = http.ReadResponse(c.br, req)
+		resp, err = readResponseHead(c.br, req.Method)
 		if err != nil {
 			return fail(err)
 		}
@@ -181,20 +177,26 @@ func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request) (*http.Response, error)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("unexpected 101 response to a request without Upgrade"))
 	}
-	keep := !resp.Close && resp.ProtoAtLeast(1, 1)
+	if !deadline.IsZero() {
+		// Headers are in: the body streams without the deadline.
+		if err := c.nc.SetDeadline(time.Time{}); err != nil {
+			return fail(err)
+		}
+	}
+	resp.Request = req
+	keep := !resp.Close
 	if resp.Body == http.NoBody {
-		c.release(p, stop, keep)
+		c.release(p, keep)
 		return resp, nil
 	}
-	resp.Body = &h1Body{rc: resp.Body, c: c, p: p, stop: stop, keep: keep}
+	b := &h1Body{c: c, p: p, keep: keep}
+	b.body.init(c.br, resp)
+	resp.Body = b
 	return resp, nil
 }
 
 // release returns the connection to the pool once its response is done.
-func (c *h1Conn) release(p *h1Pool, stop func() bool, keep bool) {
-	if stop != nil && !stop() {
-		keep = false // the context fired: the deadline is poisoned
-	}
+func (c *h1Conn) release(p *h1Pool, keep bool) {
 	if keep {
 		p.put(c)
 	} else {
@@ -206,10 +208,9 @@ func (c *h1Conn) release(p *h1Pool, stop func() bool, keep bool) {
 // closing it earlier closes the connection, which is cheaper and safer than
 // draining an unknown remainder.
 type h1Body struct {
-	rc   io.ReadCloser
+	body bodyReader
 	c    *h1Conn
 	p    *h1Pool
-	stop func() bool
 	keep bool
 	done bool
 }
@@ -218,13 +219,13 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
-	n, err := b.rc.Read(p)
+	n, err := b.body.Read(p)
 	if err != nil {
 		b.done = true
 		if err == io.EOF {
-			b.c.release(b.p, b.stop, b.keep)
+			b.c.release(b.p, b.keep)
 		} else {
-			b.c.release(b.p, b.stop, false)
+			b.c.release(b.p, false)
 		}
 	}
 	return n, err
@@ -233,7 +234,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 func (b *h1Body) Close() error {
 	if !b.done {
 		b.done = true
-		b.c.release(b.p, b.stop, false)
+		b.c.release(b.p, false)
 	}
 	return nil
 }

@@ -18,6 +18,10 @@ var hopHeaders = []string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
+// teTrailersValue is shared: header values are replaced, never modified in
+// place, and appending to a full slice copies it.
+var teTrailersValue = []string{"trailers"}
+
 // removeHopHeaders deletes hop-by-hop headers from h. "TE: trailers" is kept
 // because gRPC needs it end to end.
 func removeHopHeaders(h http.Header) {
@@ -38,7 +42,7 @@ func removeHopHeaders(h http.Header) {
 		delete(h, k)
 	}
 	if teTrailers {
-		h["Te"] = []string{"trailers"}
+		h["Te"] = teTrailersValue
 	}
 }
 
@@ -98,29 +102,34 @@ func (t TrustedProxies) ClientIP(remoteAddr string, h http.Header) (string, bool
 
 // setForwarded writes X-Forwarded-For/-Proto/-Host and Forwarded on the
 // outbound headers. From an untrusted peer any client-supplied values are
-// replaced; from a trusted one they are extended.
-func setForwarded(out http.Header, in *http.Request, peerTrusted bool, proto string) {
+// replaced; from a trusted one they are extended. vals (len 4) is the backing
+// store of the new values, so the common case makes one allocation for all.
+func setForwarded(out http.Header, in *http.Request, peerTrusted bool, proto string, vals []string) {
 	peer, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
 		peer = in.RemoteAddr
 	}
-	if prior, ok := in.Header["X-Forwarded-For"]; ok && peerTrusted && len(prior) > 0 {
-		out["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + peer}
+	if prior := in.Header["X-Forwarded-For"]; peerTrusted && len(prior) > 0 {
+		vals[0] = strings.Join(prior, ", ") + ", " + peer
 	} else {
-		out["X-Forwarded-For"] = []string{peer}
+		vals[0] = peer
 	}
+	out["X-Forwarded-For"] = vals[0:1:1]
 	if !peerTrusted || out.Get("X-Forwarded-Proto") == "" {
-		out["X-Forwarded-Proto"] = []string{proto}
+		vals[1] = proto
+		out["X-Forwarded-Proto"] = vals[1:2:2]
 	}
 	if !peerTrusted || out.Get("X-Forwarded-Host") == "" {
-		out["X-Forwarded-Host"] = []string{in.Host}
+		vals[2] = in.Host
+		out["X-Forwarded-Host"] = vals[2:3:3]
 	}
 	elem := "for=" + forwardedNode(peer) + ";host=" + quoteForwarded(in.Host) + ";proto=" + proto
 	if prior := in.Header["Forwarded"]; peerTrusted && len(prior) > 0 {
-		out["Forwarded"] = []string{strings.Join(prior, ", ") + ", " + elem}
+		vals[3] = strings.Join(prior, ", ") + ", " + elem
 	} else {
-		out["Forwarded"] = []string{elem}
+		vals[3] = elem
 	}
+	out["Forwarded"] = vals[3:4:4]
 }
 
 // forwardedNode formats an address per RFC 7239 §6 (IPv6 quoted, bracketed).

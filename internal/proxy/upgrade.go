@@ -106,7 +106,7 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exch
 	resp, err := f.cluster.h1.RoundTrip(outreq)
 	if err != nil {
 		ep.Done(time.Since(start), classify(err, false))
-		f.answerFailure(w, r, x, ctx, err, classify(err, false))
+		f.answerFailure(w, x, err, classify(err, false))
 		return
 	}
 	ep.Done(time.Since(start), upstream.StatusOutcome(resp.StatusCode))

@@ -41,6 +41,15 @@ func (u *Upstream) Acquire(ctx context.Context) (release func(), err error) {
 	return l.acquireSlow(ctx, u)
 }
 
+// TryAcquire is Acquire without waiting: ok is false when every slot is
+// taken (then call Acquire to queue). It never allocates.
+func (u *Upstream) TryAcquire() (release func(), ok bool) {
+	if u.lim.tryAcquire(u.set.Load().limit) {
+		return u.releaseFn, true
+	}
+	return nil, false
+}
+
 func (l *limiter) tryAcquire(limit int64) bool {
 	for {
 		n := l.active.Load()
