@@ -159,7 +159,6 @@ func idempotent(method string) bool {
 	return false
 }
 
-
 func classify(err error, perTryExpired bool) upstream.Outcome {
 	if perTryExpired {
 		return upstream.Timeout

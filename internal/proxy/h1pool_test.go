@@ -3,12 +3,12 @@ package proxy
 import (
 	"bufio"
 	"errors"
-	"os"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
