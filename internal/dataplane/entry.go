@@ -55,6 +55,13 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(raw, "/") {
 		raw = r.URL.EscapedPath() // absolute-form request target
 	}
+	if !validTarget(raw) || !validTarget(r.URL.RawQuery) {
+		// HTTP/1.x targets were checked by the server; an HTTP/2 :path
+		// can carry anything, and must not reach an upstream request line.
+		e.metrics.Rejected("malformed")
+		proxy.WriteError(rw, x, http.StatusBadRequest, "invalid character in request target")
+		return
+	}
 	path, err := route.NormalizePath(raw)
 	if err != nil {
 		e.metrics.Rejected("bad_path")
@@ -110,4 +117,14 @@ func logPath(r *http.Request, x *proxy.Exchange) string {
 		return x.Path
 	}
 	return r.URL.Path
+}
+
+// validTarget accepts the visible ASCII a request target may carry.
+func validTarget(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }

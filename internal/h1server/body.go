@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
+	"sync/atomic"
 )
 
 // request is everything allocated per request besides the *http.Request,
@@ -38,11 +40,14 @@ type body struct {
 	rq             *request
 	chunked        bool
 	expectContinue bool
-	closed         bool // Close called or request finished
-	state          int
-	remaining      int64 // Content-Length left, or current chunk left
-	err            error // sticky: io.EOF or a read/format error
-	trailerBytes   int
+	// mu serializes reads: a handler may hand the body to another goroutine
+	// (a proxy's transport) that is still reading when the handler returns.
+	mu           sync.Mutex
+	closed       atomic.Bool // Close called or request finished
+	state        int
+	remaining    int64 // Content-Length left, or current chunk left
+	err          error // sticky: io.EOF or a read/format error
+	trailerBytes int
 }
 
 func (b *body) init(c *conn, rq *request, chunked bool, cl int64, expectContinue bool) {
@@ -58,14 +63,21 @@ func (b *body) init(c *conn, rq *request, chunked bool, cl int64, expectContinue
 func (b *body) failed() bool { return b.err != nil && b.err != io.EOF }
 
 func (b *body) Close() error {
-	b.closed = true
+	b.closed.Store(true)
 	return nil
 }
 
 func (b *body) Read(p []byte) (int, error) {
-	if b.closed {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
 		return 0, http.ErrBodyReadAfterClose
 	}
+	return b.read(p)
+}
+
+// read is Read with b.mu held.
+func (b *body) read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
@@ -291,7 +303,8 @@ func unhex(c byte) (byte, bool) {
 }
 
 // discardRest reads and drops what the handler left of the body, up to
-// maxPostHandlerRd. It reports whether the connection can be kept.
+// maxPostHandlerRd. It reports whether the connection can be kept. b.mu is
+// held.
 func (b *body) discardRest() bool {
 	if b.err == io.EOF {
 		return true
@@ -305,8 +318,6 @@ func (b *body) discardRest() bool {
 		return false
 	}
 	b.c.setPhase(phaseDiscard)
-	b.closed = false
-	defer func() { b.closed = true }()
 	if !b.chunked {
 		if b.remaining > maxPostHandlerRd {
 			return false
@@ -323,7 +334,7 @@ func (b *body) discardRest() bool {
 	var scratch [2048]byte
 	total := 0
 	for total <= maxPostHandlerRd {
-		n, err := b.Read(scratch[:])
+		n, err := b.read(scratch[:])
 		total += n
 		if err == io.EOF {
 			return true

@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -406,10 +407,22 @@ func (w *response) finish() {
 		w.WriteHeader(http.StatusOK)
 	}
 	if b := &w.rq.body; b.c != nil {
+		if !b.mu.TryLock() {
+			// A goroutine the handler started is still reading the body
+			// (a proxy whose upstream answered early). Unblock its read and
+			// take the body back; what is left of it cannot frame the next
+			// request, so the connection closes after this response.
+			_ = c.rwc.SetReadDeadline(longAgo)
+			b.mu.Lock()
+			if b.err == nil {
+				b.err = errBodyAbandoned
+			}
+		}
 		if !b.discardRest() {
 			w.closeAfter = true
 		}
-		b.closed = true
+		b.closed.Store(true)
+		b.mu.Unlock()
 	}
 	if !w.committed {
 		w.commit(true, nil)
@@ -546,3 +559,8 @@ func (c *conn) reject(e *reqError) {
 }
 
 func stack() string { return string(debug.Stack()) }
+
+// longAgo is a deadline in the past: setting it unblocks a pending read.
+var longAgo = time.Unix(1, 0)
+
+var errBodyAbandoned = errors.New("h1server: request body still being read when the handler returned")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,42 @@ func TestSlowClientBounded(t *testing.T) {
 	_ = c2.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadAll(c2); err != nil || time.Since(start) > 3*time.Second {
 		t.Errorf("idle connection: err %v after %v", err, time.Since(start))
+	}
+}
+
+// An HTTP/2 :path may carry bytes an HTTP/1.1 request line cannot; they are
+// refused before routing rather than written into the upstream request.
+func TestRequestTargetCharactersChecked(t *testing.T) {
+	e := badInputEdge(t)
+	h := e.node.listeners["public"].h1.Handler
+	for _, target := range []string{"/public HTTP/1.1", "/public\x7f", "/public/é", "/public?q=a b"} {
+		req := httptest.NewRequest("GET", "/public", nil)
+		req.RequestURI = target
+		if i := strings.IndexByte(target, '?'); i >= 0 {
+			req.URL.RawQuery = target[i+1:]
+		}
+		req.ProtoMajor, req.ProtoMinor = 2, 0
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 400 {
+			t.Errorf("%q: %d, want 400", target, rec.Code)
+		}
+	}
+}
+
+// Upgrade: h2c would hand the client a raw HTTP/2 connection to the backend,
+// past routing; it is forwarded as a plain request without the upgrade.
+func TestH2CUpgradeNotTunnelled(t *testing.T) {
+	a := echoBackend(t, "a")
+	e := startEdge(t, simpleConfig(addr(a), ""))
+	status, _, body := get(t, nil, "GET", e.url("public")+"/x", map[string]string{
+		"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA",
+	})
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	hd := http.Header(decode(t, body).Headers)
+	if hd.Get("Upgrade") != "" || hd.Get("Http2-Settings") != "" {
+		t.Fatalf("upgrade headers reached the backend: %v", hd)
 	}
 }

@@ -397,3 +397,58 @@ upstreams:
 		t.Fatal("budget exhaustion not counted")
 	}
 }
+
+// The upstream answers 503 before reading the body. A retry is made only if
+// the first attempt never began reading the body (a transport may go on
+// reading it after RoundTrip returned), and then the retry carries all of it.
+func TestRetryNeverSplitsTheBody(t *testing.T) {
+	var calls atomic.Int64
+	var got atomic.Value
+	early := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(503)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b))
+		_, _ = w.Write(b)
+	}))
+	defer early.Close()
+	e := startEdge(t, fmt.Sprintf(`
+log: {access: "off"}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes:
+  - name: r
+    match: {path: {prefix: /}}
+    upstream: u
+    retry: {attempts: 2, on: ["503"], backoff_base: 1ms, backoff_max: 1ms}
+upstreams: [{name: u, endpoints: [{address: %q}]}]
+`, addr(early)))
+	for i := 0; i < 5; i++ {
+		calls.Store(0)
+		got.Store("")
+		pr, pw := io.Pipe()
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			pw.Write([]byte("0123456789"))
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("PUT", e.url("public")+"/", pr)
+		req.ContentLength = 10
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == 503 && calls.Load() == 1:
+			// The first attempt had begun sending the body: no retry.
+		case resp.StatusCode == 200 && string(b) == "0123456789" && got.Load() == "0123456789":
+			// Retried with the whole body.
+		default:
+			t.Fatalf("status %d body %q after %d calls; upstream got %q", resp.StatusCode, b, calls.Load(), got.Load())
+		}
+	}
+}

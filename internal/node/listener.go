@@ -165,9 +165,10 @@ func rejectLabel(status int) string {
 	}
 }
 
-// serve points the socket at this listener and starts serving.
+// serve starts serving and points the socket at this listener (in that
+// order: the hand-off may move queued connections here, which must find a
+// consumer).
 func (l *listener) serve() {
-	l.sock.handoff(l.queue)
 	if l.h2 != nil {
 		go func() {
 			if err := l.h2.Serve(l.h2queue); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
@@ -184,6 +185,7 @@ func (l *listener) serve() {
 			go l.handle(c)
 		}
 	}()
+	l.sock.handoff(l.queue)
 	l.log.Info("listening", "address", l.sock.ln.Addr().String(), "protocol", l.cfg.Protocol)
 }
 
@@ -229,18 +231,21 @@ func (l *listener) toH2(c net.Conn) {
 	}
 }
 
-// updateCerts swaps the certificates of a running TLS listener.
-func (l *listener) updateCerts(cfg config.Listener) error {
+// loadNewCerts loads the certificates a kept listener will use once the
+// reload commits (nil for a plaintext listener).
+func loadNewCerts(cfg config.Listener) (*certSet, error) {
 	if cfg.TLS == nil {
-		return nil
+		return nil, nil
 	}
-	cs, err := loadCerts(cfg.TLS)
-	if err != nil {
-		return err
+	return loadCerts(cfg.TLS)
+}
+
+// commitCerts swaps the certificates of a running TLS listener in place.
+func (l *listener) commitCerts(cfg config.Listener, cs *certSet) {
+	if cs != nil {
+		l.certs.Store(cs)
 	}
-	l.certs.Store(cs)
 	l.cfg = cfg
-	return nil
 }
 
 // shutdown stops taking connections and waits for requests in flight, up

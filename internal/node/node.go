@@ -198,6 +198,7 @@ func (n *Node) apply(cfg *config.Config) error {
 	// Listeners: keep those that can stay; prepare the others, on the
 	// socket of their address if one is open, else on a newly bound one.
 	keep := map[string]*listener{}
+	keptCerts := map[string]*certSet{}
 	var prepared []*listener
 	sockets := map[string]*socket{}
 	var opened []*socket
@@ -209,9 +210,11 @@ func (n *Node) apply(cfg *config.Config) error {
 	}
 	for _, lc := range cfg.Listeners {
 		if old := n.listeners[lc.Name]; old != nil && old.canKeep(lc, cfg.Server) {
-			if err := old.updateCerts(lc); err != nil {
+			cs, err := loadNewCerts(lc)
+			if err != nil {
 				return failListeners(err)
 			}
+			keptCerts[lc.Name] = cs
 			keep[lc.Name] = old
 			sockets[socketKey(lc)] = old.sock
 			continue
@@ -234,6 +237,11 @@ func (n *Node) apply(cfg *config.Config) error {
 
 	// Commit.
 	old := n.current.Swap(snap)
+	for _, lc := range cfg.Listeners {
+		if l := keep[lc.Name]; l != nil {
+			l.commitCerts(lc, keptCerts[lc.Name])
+		}
+	}
 	for _, l := range prepared {
 		l.serve()
 	}

@@ -237,6 +237,12 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	retrying := false // the budget's RetryAllowed was granted for this attempt
+	defer func() {
+		if retrying {
+			up.RetryDone()
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		ep, err := up.Pick(hashKey, tried)
 		if err != nil {
@@ -286,29 +292,32 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			outcome = upstream.StatusOutcome(resp.StatusCode)
 		}
 		ep.Done(time.Since(attemptStart), outcome)
+		if retrying {
+			// A retry counts against the budget until its attempt is over.
+			up.RetryDone()
+			retrying = false
+		}
 
 		if err != nil && f.answerClientFault(w, r, x, err, body) {
 			done()
 			return
 		}
 		routeExpired := !deadline.IsZero() && !time.Now().Before(deadline)
-		if !routeExpired && f.shouldRetry(attempt, r, resp, err, outcome, body) {
+		wait := f.retry.backoff(attempt)
+		// A retry that cannot start before the route deadline is not made:
+		// the client gets this attempt's own answer instead.
+		fits := deadline.IsZero() || time.Until(deadline) > wait
+		if !routeExpired && fits && f.shouldRetry(attempt, r, resp, err, outcome, body) {
 			if up.RetryAllowed() {
 				if resp != nil {
 					drainAndClose(resp.Body)
 				}
 				done()
 				f.hooks.Retry(f.route.Name)
-				wait := f.retry.backoff(attempt)
-				if !deadline.IsZero() && time.Until(deadline) <= wait {
-					up.RetryDone()
-					WriteError(w, x, http.StatusGatewayTimeout, "upstream timed out")
-					return
-				}
 				t := time.NewTimer(wait)
 				select {
 				case <-t.C:
-					up.RetryDone()
+					retrying = true
 					continue
 				case <-r.Context().Done():
 					t.Stop()
@@ -403,7 +412,7 @@ func (f *Forwarder) shouldRetry(attempt int, r *http.Request, resp *http.Respons
 	if !idempotent(r.Method) && !p.nonIdempotent {
 		return false
 	}
-	if p.statuses[resp.StatusCode] {
+	if resp.StatusCode < len(p.statuses) && p.statuses[resp.StatusCode] {
 		return true
 	}
 	if len(p.grpcCodes) > 0 {
@@ -506,21 +515,26 @@ func drainAndClose(rc io.ReadCloser) {
 	rc.Close()
 }
 
-// replayGuard lets a request be retried only while no byte of its body has
-// been sent: bodies are streamed, never buffered, so a consumed body cannot
-// be replayed. It also keeps the transport from closing the client's body
-// between attempts.
+// replayGuard lets a request be retried only while its body is untouched:
+// bodies are streamed, never buffered, so a consumed body cannot be replayed.
+// It also keeps the transport from closing the client's body between
+// attempts.
+//
+// Each attempt reads through its own attemptReader. A transport may read the
+// body on its own goroutine even after RoundTrip returned, so "no byte read
+// yet" is not enough to retry: the previous attempt's reader is revoked
+// first, which succeeds only if that attempt never began a Read — and then
+// it never will.
 //
 // Exception: on routes whose retries can fire after a response (on a status
 // or a gRPC code), a body of at most maxReplayBody is kept as it streams, and
 // once read to its end it can be sent again. gRPC calls, whose status comes
 // only after the request message was read, are retried this way.
-//
-// The transport reads the body on its own goroutine, hence the lock.
 type replayGuard struct {
-	rc   io.ReadCloser
-	keep bool
-	n    atomic.Int64
+	rc      io.ReadCloser
+	keep    bool
+	n       atomic.Int64
+	current *attemptReader
 	// readErr is the first error reading the client's body other than EOF:
 	// a malformed chunked body or a client that went away mid-body.
 	readErr atomic.Pointer[error]
@@ -533,10 +547,20 @@ type replayGuard struct {
 // maxReplayBody is the largest body kept to be sent again on a retry.
 const maxReplayBody = 64 << 10
 
+// attemptReader states.
+const (
+	untouched int32 = iota
+	reading
+	revoked
+)
+
+var errRevoked = errors.New("request body handed to a retry")
+
 func newReplayGuard(rc io.ReadCloser, keep bool) *replayGuard {
 	return &replayGuard{rc: rc, keep: keep}
 }
 
+// reader returns the body for the next attempt (nil for no body).
 func (g *replayGuard) reader() io.ReadCloser {
 	if g.rc == nil || g.rc == http.NoBody {
 		return nil
@@ -546,18 +570,30 @@ func (g *replayGuard) reader() io.ReadCloser {
 	if g.complete {
 		return io.NopCloser(bytes.NewReader(g.kept))
 	}
-	return guardReader{g}
+	g.current = &attemptReader{g: g}
+	return g.current
 }
 
+// consumed reports whether the body is gone for a retry. When it is not, the
+// last attempt's reader is revoked: the body now belongs to the next attempt.
 func (g *replayGuard) consumed() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.n.Load() > 0 && !g.complete
+	if g.complete || g.current == nil {
+		return false
+	}
+	return !g.current.state.CompareAndSwap(untouched, revoked) && g.current.state.Load() != revoked
 }
 
-type guardReader struct{ g *replayGuard }
+type attemptReader struct {
+	g     *replayGuard
+	state atomic.Int32
+}
 
-func (r guardReader) Read(p []byte) (int, error) {
+func (r *attemptReader) Read(p []byte) (int, error) {
+	if !r.state.CompareAndSwap(untouched, reading) && r.state.Load() != reading {
+		return 0, errRevoked
+	}
 	g := r.g
 	n, err := g.rc.Read(p)
 	if g.keep {
@@ -582,7 +618,7 @@ func (r guardReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (r guardReader) Close() error { return nil }
+func (r *attemptReader) Close() error { return nil }
 
 // parseGRPCTimeout reads a grpc-timeout header: up to 8 digits and a unit
 // (H, M, S, m, u, n).

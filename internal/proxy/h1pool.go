@@ -110,6 +110,13 @@ func (p *h1Pool) get(addr string, deadline time.Time) (*h1Conn, error) {
 }
 
 func (p *h1Pool) put(c *h1Conn) {
+	if c.br.Buffered() > 0 {
+		// Bytes nobody asked for (a response after a 204, a body on a
+		// HEAD): reusing the connection would answer the next request
+		// with them.
+		c.nc.Close()
+		return
+	}
 	c.lastUsed = time.Now()
 	p.mu.Lock()
 	if p.closed || len(p.idle[c.addr]) >= p.maxIdle {
@@ -156,7 +163,11 @@ func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request, deadline time.Time) (*h
 		return fail(err)
 	}
 	if _, err := c.br.Peek(1); err != nil {
-		if c.reused && (err == io.EOF || errors.Is(err, net.ErrClosed) || isConnReset(err)) {
+		// The server closed a reused connection: usually its idle close
+		// raced our request, which it then never saw. It may also have
+		// read the request and died, so only an idempotent request is
+		// sent again; anything else is left to the retry policy.
+		if c.reused && idempotent(req.Method) && (err == io.EOF || errors.Is(err, net.ErrClosed) || isConnReset(err)) {
 			return fail(errStale)
 		}
 		return fail(err)

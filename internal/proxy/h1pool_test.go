@@ -223,3 +223,57 @@ func TestParseGRPCTimeout(t *testing.T) {
 		}
 	}
 }
+
+// An upstream that sends more than one response for one request (here a
+// body after a 204) must not poison the next request on the connection.
+func TestH1PoolDropsConnectionWithUnsolicitedBytes(t *testing.T) {
+	addr, conns := rawServer(t, func(conn, n int, _ *http.Request) string {
+		if conn == 1 && n == 1 {
+			return "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+		}
+		return ok("good")
+	})
+	p := newTestPool()
+	resp, err := p.roundTripUntil(getReq(t, addr, "/"), time.Time{})
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("first: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = p.roundTripUntil(getReq(t, addr, "/"), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); got != "good" {
+		t.Fatalf("second request got %q: the connection was reused with stale bytes", got)
+	}
+	if conns.Load() != 2 {
+		t.Fatalf("connections = %d", conns.Load())
+	}
+}
+
+// A bodiless POST on a reused connection that the server closes is not
+// sent again by the pool: only the forwarder's retry policy may do that.
+func TestH1PoolDoesNotResendPOST(t *testing.T) {
+	var posts atomic.Int64
+	addr, _ := rawServer(t, func(conn, n int, r *http.Request) string {
+		if r.Method == "POST" {
+			posts.Add(1)
+			return "" // read it, then die
+		}
+		return ok("warm")
+	})
+	p := newTestPool()
+	resp, err := p.roundTripUntil(getReq(t, addr, "/"), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	post := getReq(t, addr, "/charge")
+	post.Method = "POST"
+	if _, err := p.roundTripUntil(post, time.Time{}); err == nil {
+		t.Fatal("POST on a dying connection succeeded?")
+	}
+	if posts.Load() != 1 {
+		t.Fatalf("upstream saw %d POSTs for one", posts.Load())
+	}
+}

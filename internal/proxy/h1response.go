@@ -105,7 +105,7 @@ func parseStatusLine(line string, resp *http.Response) error {
 		return errResponseHead
 	}
 	c, err := strconv.Atoi(code)
-	if err != nil || c < 100 {
+	if err != nil || c < 100 || c > 599 {
 		return errResponseHead
 	}
 	resp.StatusCode, resp.Status = c, status

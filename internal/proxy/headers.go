@@ -16,6 +16,7 @@ import (
 var hopHeaders = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Http2-Settings", // only meaningful with Upgrade: h2c, which is never forwarded
 }
 
 // teTrailersValue is shared: header values are replaced, never modified in

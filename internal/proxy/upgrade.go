@@ -14,9 +14,12 @@ import (
 	"github.com/meshgate/meshgate/internal/upstream"
 )
 
-// isUpgrade reports an HTTP/1.1 protocol upgrade request (WebSocket).
+// isUpgrade reports an HTTP/1.1 WebSocket upgrade request. Other upgrades
+// (h2c above all: it would hand the client a raw HTTP/2 connection to the
+// backend, past routing) are forwarded as plain requests, their Upgrade
+// header stripped as hop-by-hop.
 func isUpgrade(r *http.Request) bool {
-	if r.ProtoMajor != 1 || r.Header.Get("Upgrade") == "" {
+	if r.ProtoMajor != 1 || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		return false
 	}
 	for _, v := range r.Header["Connection"] {
@@ -72,6 +75,13 @@ func (t *Tunnels) CloseAll() {
 // connection to the upstream's for as long as both stay open.
 func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exchange) {
 	up := f.cluster.Upstream
+	// A tunnel holds an admission slot for its whole life.
+	release, ok := up.TryAcquire()
+	if !ok {
+		WriteError(w, x, http.StatusServiceUnavailable, "upstream overloaded")
+		return
+	}
+	defer release()
 	hashKey, _ := up.HashKey(r, x.ClientIP)
 	ep, err := up.Pick(hashKey, nil)
 	if err != nil {
