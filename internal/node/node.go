@@ -63,6 +63,7 @@ type Node struct {
 	adminLn   net.Listener
 	ready     atomic.Bool
 	draining  atomic.Bool
+	retiring  sync.WaitGroup // listeners draining after a reload
 }
 
 type clusterRef struct {
@@ -249,6 +250,7 @@ func (n *Node) apply(cfg *config.Config) error {
 	for name, l := range n.listeners {
 		if _, ok := keep[name]; !ok {
 			delete(n.listeners, name)
+			n.retiring.Add(1)
 			go n.retire(l, drain)
 		}
 	}
@@ -290,6 +292,7 @@ func socketKey(l config.Listener) string {
 }
 
 func (n *Node) retire(l *listener, drain time.Duration) {
+	defer n.retiring.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	l.shutdown(ctx)
@@ -365,6 +368,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		go func() { defer wg.Done(); l.shutdown(ctx) }()
 	}
 	wg.Wait()
+	// Listeners retired by earlier reloads finish too (their own drain
+	// timeouts bound them).
+	retired := make(chan struct{})
+	go func() { n.retiring.Wait(); close(retired) }()
+	select {
+	case <-retired:
+	case <-ctx.Done():
+	}
 	n.tunnels.CloseAll()
 	n.closeAllLocked()
 	return nil

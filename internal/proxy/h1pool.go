@@ -27,9 +27,10 @@ type h1Pool struct {
 	maxIdle     int
 	idleTimeout time.Duration
 
-	mu     sync.Mutex
-	idle   map[string][]*h1Conn
-	closed bool
+	mu        sync.Mutex
+	idle      map[string][]*h1Conn
+	closed    bool
+	lastSweep time.Time
 }
 
 type h1Conn struct {
@@ -117,7 +118,8 @@ func (p *h1Pool) put(c *h1Conn) {
 		c.nc.Close()
 		return
 	}
-	c.lastUsed = time.Now()
+	now := time.Now()
+	c.lastUsed = now
 	p.mu.Lock()
 	if p.closed || len(p.idle[c.addr]) >= p.maxIdle {
 		p.mu.Unlock()
@@ -125,7 +127,39 @@ func (p *h1Pool) put(c *h1Conn) {
 		return
 	}
 	p.idle[c.addr] = append(p.idle[c.addr], c)
+	var expired []*h1Conn
+	if now.Sub(p.lastSweep) > p.idleTimeout {
+		// Once per idle timeout, drop expired connections of every
+		// endpoint, including endpoints no longer picked.
+		p.lastSweep = now
+		expired = p.sweepLocked(now)
+	}
 	p.mu.Unlock()
+	for _, c := range expired {
+		c.nc.Close()
+	}
+}
+
+// sweepLocked removes and returns the idle connections past idleTimeout.
+func (p *h1Pool) sweepLocked(now time.Time) []*h1Conn {
+	var expired []*h1Conn
+	for addr, stack := range p.idle {
+		keep := stack[:0]
+		for _, c := range stack {
+			if now.Sub(c.lastUsed) > p.idleTimeout {
+				expired = append(expired, c)
+			} else {
+				keep = append(keep, c)
+			}
+		}
+		clear(stack[len(keep):])
+		if len(keep) == 0 {
+			delete(p.idle, addr)
+		} else {
+			p.idle[addr] = keep
+		}
+	}
+	return expired
 }
 
 // closeIdle closes every idle connection; with final, later releases close

@@ -277,3 +277,28 @@ func TestH1PoolDoesNotResendPOST(t *testing.T) {
 		t.Fatalf("upstream saw %d POSTs for one", posts.Load())
 	}
 }
+
+// Idle connections of an endpoint that is no longer used are closed by the
+// periodic sweep, not kept until the cluster closes.
+func TestH1PoolSweepsIdleConnections(t *testing.T) {
+	addrA, _ := rawServer(t, func(_, n int, _ *http.Request) string { return ok("a") })
+	addrB, _ := rawServer(t, func(_, n int, _ *http.Request) string { return ok("b") })
+	p := newH1Pool(&net.Dialer{Timeout: time.Second}, 4, 20*time.Millisecond)
+	resp, err := p.roundTripUntil(getReq(t, addrA, "/"), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	time.Sleep(50 * time.Millisecond) // let A's connection expire
+	resp, err = p.roundTripUntil(getReq(t, addrB, "/"), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	p.mu.Lock()
+	left := len(p.idle[addrA])
+	p.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d expired connections of an unused endpoint kept", left)
+	}
+}

@@ -172,7 +172,9 @@ func writeSwitching(w *bufio.Writer, resp *http.Response) error {
 	return w.Flush()
 }
 
-// splice copies both ways until either side closes, then closes both.
+// splice copies both ways until either side closes, then closes both. When
+// the client's side ends first, the backend gets a half-close and halfClose
+// to finish its side, so a backend that never closes cannot hold the tunnel.
 func splice(client net.Conn, clientBuf *bufio.Reader, backend io.ReadWriteCloser, x *Exchange) {
 	done := make(chan int64, 1)
 	go func() {
@@ -182,9 +184,31 @@ func splice(client net.Conn, clientBuf *bufio.Reader, backend io.ReadWriteCloser
 		}
 		done <- n
 	}()
-	n, _ := io.Copy(client, backend)
-	x.BytesOut += n
-	client.Close()
-	backend.Close()
-	x.BytesIn += <-done
+	back := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(client, backend)
+		back <- n
+	}()
+	var in, out int64
+	select {
+	case out = <-back:
+		client.Close()
+		backend.Close()
+		in = <-done
+	case in = <-done:
+		select {
+		case out = <-back:
+		case <-time.After(halfClose):
+			backend.Close()
+			client.Close()
+			out = <-back
+		}
+		client.Close()
+		backend.Close()
+	}
+	x.BytesIn += in
+	x.BytesOut += out
 }
+
+// halfClose bounds how long a tunnel stays open after the client's side ended.
+const halfClose = 5 * time.Second
