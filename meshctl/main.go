@@ -22,7 +22,7 @@ func main() {
 				fmt.Printf("meshctl %s (%s)\n", buildinfo.Version, buildinfo.GoVersion())
 				return nil
 			},
-		}},
+		}, pkiCommand()},
 	}
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, err)
