@@ -9,12 +9,33 @@ package config
 
 // Config is one whole configuration file.
 type Config struct {
-	Admin     Admin      `yaml:"admin"`
+	Admin Admin `yaml:"admin"`
+	// Identity is the node's SPIFFE identity, needed by upstreams with tls.
+	// It is read at start; changing it needs a restart (rotation of the
+	// SVID itself needs nothing: it is picked up on the next handshake).
+	Identity  *Identity  `yaml:"identity"`
 	Log       Log        `yaml:"log"`
 	Server    Server     `yaml:"server"`
 	Listeners []Listener `yaml:"listeners"`
 	Routes    []Route    `yaml:"routes"`
 	Upstreams []Upstream `yaml:"upstreams"`
+}
+
+// Identity says where the node's X.509-SVID comes from: exactly one field.
+type Identity struct {
+	// WorkloadAPI is a SPIFFE Workload API address ("unix:///path/agent.sock"):
+	// SPIRE's agent or meshgate's embedded server.
+	WorkloadAPI string `yaml:"workload_api"`
+	// Files are PEM files on disk, reloaded when they change (VMs,
+	// Kubernetes secrets).
+	Files *IdentityFiles `yaml:"files"`
+}
+
+// IdentityFiles are an SVID, its key and the trust bundle as PEM files.
+type IdentityFiles struct {
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	BundleFile string `yaml:"bundle_file"`
 }
 
 // Admin is the operator-facing HTTP listener: /metrics, /healthz, /readyz.
@@ -192,8 +213,18 @@ type Upstream struct {
 	MaxIdlePerEndpoint int          `yaml:"max_idle_per_endpoint"`
 	IdleTimeout        Duration     `yaml:"idle_timeout"`
 	HealthCheck        *HealthCheck `yaml:"health_check"`
-	Outlier            *Outlier     `yaml:"outlier"`
-	RetryBudget        RetryBudget  `yaml:"retry_budget"`
+	// TLS makes every connection to the endpoints SPIFFE mTLS, presenting
+	// the node's identity.
+	TLS         *UpstreamTLS `yaml:"tls"`
+	Outlier     *Outlier     `yaml:"outlier"`
+	RetryBudget RetryBudget  `yaml:"retry_budget"`
+}
+
+// UpstreamTLS is mTLS to an upstream's endpoints.
+type UpstreamTLS struct {
+	// SpiffeIDs the endpoints may present (patterns: a final "/*" or "*"
+	// segments); any other server is refused.
+	SpiffeIDs []string `yaml:"spiffe_ids"`
 }
 
 // Endpoint is a host:port (a DNS name is re-resolved; each address becomes

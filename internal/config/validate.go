@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/meshgate/meshgate/pki"
 )
 
 // validator checks a decoded Config and reports each problem at the position
@@ -105,11 +108,43 @@ func (v *validator) validate(c *Config) {
 		}
 	}
 
+	if id := c.Identity; id != nil {
+		switch {
+		case (id.WorkloadAPI == "") == (id.Files == nil):
+			v.at("identity", "identity needs exactly one of workload_api, files")
+		case id.WorkloadAPI != "":
+			if !strings.HasPrefix(id.WorkloadAPI, "unix://") && !strings.HasPrefix(id.WorkloadAPI, "tcp://") {
+				v.at("identity.workload_api", "workload_api %q must be unix:///path or tcp://host:port", id.WorkloadAPI)
+			}
+		default:
+			f := id.Files
+			for field, path := range map[string]string{"cert_file": f.CertFile, "key_file": f.KeyFile, "bundle_file": f.BundleFile} {
+				if path == "" {
+					v.at("identity.files", "identity.files.%s is required", field)
+				} else if _, err := os.Stat(path); err != nil {
+					v.at("identity.files."+field, "%v", err)
+				}
+			}
+		}
+	}
 	upstreams := map[string]int{}
 	for i, u := range c.Upstreams {
 		p := fmt.Sprintf("upstreams[%d]", i)
 		v.name(p, u.Name, "upstream", upstreams, i)
 		v.upstream(p, &u)
+		if u.TLS != nil {
+			if c.Identity == nil {
+				v.at(p+".tls", "upstream %q: tls needs the node's identity (set identity)", u.Name)
+			}
+			if len(u.TLS.SpiffeIDs) == 0 {
+				v.at(p+".tls", "upstream %q: tls.spiffe_ids must name the SPIFFE IDs the endpoints may present", u.Name)
+			}
+			for j, id := range u.TLS.SpiffeIDs {
+				if _, err := pki.ParsePattern(id); err != nil {
+					v.at(fmt.Sprintf("%s.tls.spiffe_ids[%d]", p, j), "%v", err)
+				}
+			}
+		}
 	}
 
 	routes := map[string]int{}

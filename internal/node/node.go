@@ -31,6 +31,7 @@ import (
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/internal/upstream"
+	"github.com/meshgate/meshgate/pki"
 )
 
 // Options configure a node.
@@ -42,6 +43,8 @@ type Options struct {
 	AccessLog *telemetry.AccessLog
 	// Clock for upstream state; nil: the real clock.
 	Clock clock.Clock
+	// Identity overrides the file's identity section (tests).
+	Identity Identity
 }
 
 // Node is a running edge.
@@ -53,17 +56,19 @@ type Node struct {
 	ids     *proxy.RequestIDs
 	current atomic.Pointer[dataplane.Snapshot]
 
-	mu        sync.Mutex // serializes reloads and shutdown
-	listeners map[string]*listener
-	sockets   map[string]*socket // by socketKey
-	clusters  map[string]*clusterRef
-	access    *telemetry.AccessLog
-	ownAccess bool
-	admin     *http.Server
-	adminLn   net.Listener
-	ready     atomic.Bool
-	draining  atomic.Bool
-	retiring  sync.WaitGroup // listeners draining after a reload
+	mu            sync.Mutex // serializes reloads and shutdown
+	listeners     map[string]*listener
+	sockets       map[string]*socket // by socketKey
+	clusters      map[string]*clusterRef
+	access        *telemetry.AccessLog
+	ownAccess     bool
+	admin         *http.Server
+	adminLn       net.Listener
+	identity      Identity
+	closeIdentity func() error
+	ready         atomic.Bool
+	draining      atomic.Bool
+	retiring      sync.WaitGroup // listeners draining after a reload
 }
 
 type clusterRef struct {
@@ -94,6 +99,12 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		n.metrics.Reload(false)
 		return nil, err
+	}
+	n.identity = opts.Identity
+	if n.identity == nil && cfg.Identity != nil {
+		if n.identity, n.closeIdentity, err = openIdentity(cfg.Identity, n.log); err != nil {
+			return nil, err
+		}
 	}
 	if opts.AccessLog != nil {
 		n.access = opts.AccessLog
@@ -177,11 +188,23 @@ func (n *Node) apply(cfg *config.Config) error {
 			clusters[u.Name] = old
 			continue
 		}
-		up, err := upstream.New(u, upstream.Options{Clock: n.opts.Clock, Logger: n.log.With("upstream", u.Name), Observer: n.metrics})
+		var ctls *proxy.ClientTLS
+		if u.TLS != nil {
+			if n.identity == nil {
+				return fail(fmt.Errorf("upstream %q: tls needs the node's identity, which is set at start only", u.Name))
+			}
+			expect, err := pki.AllowPatterns(u.TLS.SpiffeIDs...)
+			if err != nil {
+				return fail(fmt.Errorf("upstream %q: %w", u.Name, err))
+			}
+			ctls = proxy.NewClientTLS(pki.ClientTLS(n.identity, n.identity, expect), u.ConnectTimeout.D())
+		}
+		up, err := upstream.New(u, upstream.Options{Clock: n.opts.Clock, Logger: n.log.With("upstream", u.Name),
+			Observer: n.metrics, HealthTransport: ctls.HealthTransport()})
 		if err != nil {
 			return fail(fmt.Errorf("upstream %q: %w", u.Name, err))
 		}
-		ref := &clusterRef{cfg: u, cluster: proxy.NewCluster(u, up)}
+		ref := &clusterRef{cfg: u, cluster: proxy.NewCluster(u, up, ctls)}
 		clusters[u.Name] = ref
 		created = append(created, ref)
 	}
@@ -402,6 +425,10 @@ func (n *Node) closeAllLocked() {
 	n.clusters = map[string]*clusterRef{}
 	if n.admin != nil {
 		n.admin.Close()
+	}
+	if n.closeIdentity != nil {
+		_ = n.closeIdentity()
+		n.closeIdentity = nil
 	}
 	if n.ownAccess {
 		n.access.Close()

@@ -17,12 +17,14 @@ type Cluster struct {
 	Upstream *upstream.Upstream
 	protocol string
 	h1       *http.Transport
-	h2c      *http.Transport
+	h2c      *http.Transport // HTTP/2: cleartext, or over mTLS when tls is set
 	fast     *h1Pool
+	tls      *ClientTLS
 }
 
-// NewCluster builds the pools of an upstream.
-func NewCluster(cfg config.Upstream, up *upstream.Upstream) *Cluster {
+// NewCluster builds the pools of an upstream; with ctls every connection is
+// SPIFFE mTLS (HTTP/2 is then negotiated by ALPN rather than h2c).
+func NewCluster(cfg config.Upstream, up *upstream.Upstream, ctls *ClientTLS) *Cluster {
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
 	base := func() *http.Transport {
 		return &http.Transport{
@@ -40,12 +42,21 @@ func NewCluster(cfg config.Upstream, up *upstream.Upstream) *Cluster {
 			ReadBufferSize:        32 << 10,
 		}
 	}
-	c := &Cluster{Upstream: up, protocol: cfg.Protocol}
+	c := &Cluster{Upstream: up, protocol: cfg.Protocol, tls: ctls}
 	c.h1 = base()
 	c.h2c = base()
+	// With mTLS the dial functions hand the transports connections that
+	// are already TLS with ALPN settled; the transports then speak plain
+	// HTTP/1.1 or prior-knowledge HTTP/2 over them.
 	c.h2c.Protocols = new(http.Protocols)
 	c.h2c.Protocols.SetUnencryptedHTTP2(true)
 	c.fast = newH1Pool(dialer, cfg.MaxIdlePerEndpoint, cfg.IdleTimeout.D())
+	if ctls != nil {
+		c.h1.DialContext = ctls.dialH1
+		c.h2c.DialContext = ctls.dialH2
+		c.fast.dialTLS = ctls.dial
+		c.fast.tlsConfig = ctls.h1
+	}
 	return c
 }
 
@@ -75,6 +86,9 @@ func (c *Cluster) Close() {
 	c.h1.CloseIdleConnections()
 	c.h2c.CloseIdleConnections()
 	c.fast.closeIdle(true)
+	if c.tls != nil {
+		c.tls.health.CloseIdleConnections()
+	}
 }
 
 func isGRPC(r *http.Request) bool {

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -26,6 +28,10 @@ type h1Pool struct {
 	dialer      *net.Dialer
 	maxIdle     int
 	idleTimeout time.Duration
+
+	// dialTLS, when set, makes connections mTLS (with tlsConfig).
+	dialTLS   func(ctx context.Context, cfg *tls.Config, addr string) (net.Conn, error)
+	tlsConfig *tls.Config
 
 	mu        sync.Mutex
 	idle      map[string][]*h1Conn
@@ -94,11 +100,22 @@ func (p *h1Pool) get(addr string, deadline time.Time) (*h1Conn, error) {
 	p.idle[addr] = stack
 	p.mu.Unlock()
 
-	d := *p.dialer
-	if !deadline.IsZero() && (d.Deadline.IsZero() || deadline.Before(d.Deadline)) {
-		d.Deadline = deadline
+	var nc net.Conn
+	var err error
+	if p.dialTLS != nil {
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if !deadline.IsZero() {
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		nc, err = p.dialTLS(ctx, p.tlsConfig, addr)
+		cancel()
+	} else {
+		d := *p.dialer
+		if !deadline.IsZero() && (d.Deadline.IsZero() || deadline.Before(d.Deadline)) {
+			d.Deadline = deadline
+		}
+		nc, err = d.Dial("tcp", addr)
 	}
-	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
