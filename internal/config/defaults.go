@@ -37,7 +37,7 @@ func applyDefaults(c *Config) {
 		l := &c.Listeners[i]
 		if l.Protocol == "" {
 			l.Protocol = "http"
-			if l.TLS != nil {
+			if l.TLS != nil || l.MTLS != nil {
 				l.Protocol = "https"
 			}
 		}

@@ -80,6 +80,18 @@ type Listener struct {
 	// H2C accepts HTTP/2 over cleartext (prior knowledge) on an "http" listener.
 	H2C *bool `yaml:"h2c"`
 	TLS *TLS  `yaml:"tls"`
+	// MTLS makes the listener a SPIFFE mTLS endpoint (a sidecar's inbound):
+	// it presents the node's identity and requires a client X.509-SVID of
+	// the same trust domain. Exclusive with tls; implies protocol https.
+	MTLS *ListenerMTLS `yaml:"mtls"`
+}
+
+// ListenerMTLS is the caller policy of an mTLS listener.
+type ListenerMTLS struct {
+	// Allow lists the SPIFFE IDs (patterns) that may call; a caller not in
+	// it gets 403 (gRPC: PERMISSION_DENIED). Empty: any SVID of the trust
+	// domain.
+	Allow []string `yaml:"allow"`
 }
 
 // TLS is a listener's server-side TLS.

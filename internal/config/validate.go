@@ -85,12 +85,24 @@ func (v *validator) validate(c *Config) {
 		}
 		switch l.Protocol {
 		case "http":
-			if l.TLS != nil {
-				v.at(p+".tls", "listener %q: tls is set but protocol is http (use https)", l.Name)
+			if l.TLS != nil || l.MTLS != nil {
+				v.at(p+".protocol", "listener %q: tls or mtls is set but protocol is http (use https)", l.Name)
 			}
 		case "https":
-			if l.TLS == nil || len(l.TLS.Certificates) == 0 {
-				v.at(p, "listener %q: protocol https needs tls.certificates", l.Name)
+			if l.MTLS != nil {
+				if l.TLS != nil {
+					v.at(p+".mtls", "listener %q: mtls uses the node's identity; remove tls", l.Name)
+				}
+				if c.Identity == nil {
+					v.at(p+".mtls", "listener %q: mtls needs the node's identity (set identity)", l.Name)
+				}
+				for j, id := range l.MTLS.Allow {
+					if _, err := pki.ParsePattern(id); err != nil {
+						v.at(fmt.Sprintf("%s.mtls.allow[%d]", p, j), "%v", err)
+					}
+				}
+			} else if l.TLS == nil || len(l.TLS.Certificates) == 0 {
+				v.at(p, "listener %q: protocol https needs tls.certificates (or mtls)", l.Name)
 			}
 		default:
 			v.at(p+".protocol", "listener %q: protocol %q must be http or https", l.Name, l.Protocol)

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -9,27 +10,62 @@ import (
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/route"
 	"github.com/meshgate/meshgate/internal/telemetry"
+	"github.com/meshgate/meshgate/pki"
 )
+
+// CallerHeader carries the caller's SPIFFE ID from an mTLS listener to the
+// upstream. Any copy a client sends is removed on every listener: only the
+// edge or sidecar that verified the caller's certificate sets it.
+const CallerHeader = "X-Meshgate-Caller"
+
+// Caller is the mTLS policy of a listener: who may call.
+type Caller struct {
+	// Allow: the patterns a caller's SPIFFE ID must match; empty: anyone
+	// the TLS handshake accepted (an SVID of the trust domain).
+	Allow []pki.Pattern
+	// Self returns the node's own SPIFFE ID, for the log line of a denial.
+	Self func() string
+}
 
 // Entry is the handler of one listener: it resolves the request against the
 // current snapshot, hands it to the route's chain, and records the outcome.
 type Entry struct {
 	listener string
 	scheme   string
+	caller   *Caller // nil: not an mTLS listener
 	current  *atomic.Pointer[Snapshot]
 	metrics  *telemetry.Metrics
 	log      *telemetry.AccessLog
 	ids      *proxy.RequestIDs
+	logger   *slog.Logger
 	// last is the latest snapshot that had this listener: a listener
 	// being retired by a reload finishes its connections on it.
 	last atomic.Pointer[listenerRoutes]
 }
 
-// NewEntry returns the handler of the named listener, which must be in
-// first, the snapshot about to be published with it.
-func NewEntry(listener, scheme string, first *Snapshot, current *atomic.Pointer[Snapshot], m *telemetry.Metrics, log *telemetry.AccessLog, ids *proxy.RequestIDs) *Entry {
-	e := &Entry{listener: listener, scheme: scheme, current: current, metrics: m, log: log, ids: ids}
-	e.last.Store(first.listeners[listener])
+// EntryOptions are what an Entry needs besides its listener's name.
+type EntryOptions struct {
+	Scheme string
+	// First is the snapshot about to be published with the listener; it
+	// must hold the listener.
+	First   *Snapshot
+	Current *atomic.Pointer[Snapshot]
+	Metrics *telemetry.Metrics
+	Log     *telemetry.AccessLog
+	IDs     *proxy.RequestIDs
+	Caller  *Caller
+	// Logger receives authorization denials.
+	Logger *slog.Logger
+}
+
+// NewEntry returns the handler of the named listener.
+func NewEntry(listener string, o EntryOptions) *Entry {
+	e := &Entry{listener: listener, scheme: o.Scheme, caller: o.Caller, current: o.Current,
+		metrics: o.Metrics, log: o.Log, ids: o.IDs, logger: o.Logger}
+	if e.logger == nil {
+		e.logger = slog.Default()
+	}
+	e.last.Store(o.First.listeners[listener])
 	return e
 }
 
@@ -47,6 +83,13 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := proxy.Recorder(w, x)
 	stats := snap.none
 	defer func() { e.finish(r, x, stats) }()
+
+	if _, forged := r.Header[CallerHeader]; forged {
+		delete(r.Header, CallerHeader)
+	}
+	if e.caller != nil && !e.authorize(rw, r, x) {
+		return
+	}
 
 	raw := r.RequestURI
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
@@ -107,7 +150,7 @@ func (e *Entry) finish(r *http.Request, x *proxy.Exchange, stats *telemetry.Rout
 		Time: x.Start, Listener: x.Listener, Method: r.Method, Host: r.Host, Path: logPath(r, x),
 		Route: name, Endpoint: x.Endpoint, Attempts: x.Attempts, Status: x.Status, Duration: d,
 		BytesIn: x.BytesIn, BytesOut: x.BytesOut, RequestID: x.RequestID, ClientIP: x.ClientIP,
-		Reason: x.Reason,
+		Reason: x.Reason, Caller: x.Caller,
 	})
 }
 
@@ -126,5 +169,42 @@ func validTarget(s string) bool {
 			return false
 		}
 	}
+	return true
+}
+
+// authorize checks the caller of an mTLS listener against its policy and
+// passes the caller's ID on; false when it answered the request itself.
+func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *proxy.Exchange) bool {
+	if r.TLS == nil {
+		proxy.WriteError(w, x, http.StatusForbidden, "caller identity required")
+		return false
+	}
+	id, err := pki.PeerID(*r.TLS)
+	if err != nil {
+		proxy.WriteError(w, x, http.StatusForbidden, "caller identity required")
+		return false
+	}
+	x.Caller = id.String()
+	if len(e.caller.Allow) > 0 {
+		allowed := false
+		for _, p := range e.caller.Allow {
+			if p.Matches(id) {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			self := ""
+			if e.caller.Self != nil {
+				self = e.caller.Self()
+			}
+			e.metrics.Denied(e.listener)
+			e.logger.Warn("caller denied", "listener", e.listener, "caller", x.Caller, "callee", self,
+				"method", r.Method, "path", r.URL.Path, "request_id", x.RequestID)
+			proxy.WriteError(w, x, http.StatusForbidden, x.Caller+" may not call "+self)
+			return false
+		}
+	}
+	r.Header[CallerHeader] = []string{x.Caller}
 	return true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/h1server"
 	"github.com/meshgate/meshgate/internal/telemetry"
+	"github.com/meshgate/meshgate/pki"
 )
 
 // listener is one running client listener. HTTP/1.x is served by h1server
@@ -86,7 +87,7 @@ func (l *listener) canKeep(cfg config.Listener, srv config.Server) bool {
 
 // newListener prepares a listener on a bound socket; serve starts it. The two
 // are apart so that a reload prepares everything new before it commits.
-func newListener(cfg config.Listener, srvCfg config.Server, sock *socket, h http.Handler, m *telemetry.Metrics, log *slog.Logger) (*listener, error) {
+func newListener(cfg config.Listener, srvCfg config.Server, sock *socket, h http.Handler, m *telemetry.Metrics, log *slog.Logger, identity Identity) (*listener, error) {
 	l := &listener{cfg: cfg, srvCfg: srvCfg, sock: sock, queue: newConnQueue(sock.ln.Addr()),
 		log: log.With("listener", cfg.Name), metrics: m}
 	if cfg.TLS != nil {
@@ -117,8 +118,9 @@ func newListener(cfg config.Listener, srvCfg config.Server, sock *socket, h http
 			l.log.Info("request rejected", "status", status, "reason", reason, "client", c.RemoteAddr().String())
 		},
 	}
-	h2c := cfg.TLS == nil && cfg.H2C != nil && *cfg.H2C
-	if cfg.TLS == nil && !h2c {
+	secure := cfg.TLS != nil || cfg.MTLS != nil
+	h2c := !secure && cfg.H2C != nil && *cfg.H2C
+	if !secure && !h2c {
 		return l, nil
 	}
 	l.h2queue = newConnQueue(sock.ln.Addr())
@@ -133,6 +135,19 @@ func newListener(cfg config.Listener, srvCfg config.Server, sock *socket, h http
 	}
 	if h2c {
 		l.h2.Protocols.SetUnencryptedHTTP2(true)
+		return l, nil
+	}
+	if cfg.MTLS != nil {
+		// The handshake admits any SVID of the trust domain; the
+		// listener's allow list is applied per request, so a refused
+		// caller gets a 403 it can read rather than a broken handshake.
+		svid, err := identity.GetX509SVID()
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+		}
+		l.tlsCfg = pki.ServerTLS(identity, identity, pki.AllowTrustDomain(svid.ID.TrustDomain()))
+		l.h2.Protocols.SetHTTP2(true)
+		l.h2.TLSConfig = l.tlsCfg
 		return l, nil
 	}
 	minVersion := uint16(tls.VersionTLS12)

@@ -252,7 +252,13 @@ func (n *Node) apply(cfg *config.Config) error {
 			opened = append(opened, sock)
 		}
 		sockets[socketKey(lc)] = sock
-		l, err := newListener(lc, cfg.Server, sock, dataplane.NewEntry(lc.Name, scheme(lc), snap, &n.current, n.metrics, n.access, n.ids), n.metrics, n.log)
+		caller, err := n.callerPolicy(lc)
+		if err != nil {
+			return failListeners(err)
+		}
+		entry := dataplane.NewEntry(lc.Name, dataplane.EntryOptions{Scheme: scheme(lc), First: snap, Current: &n.current,
+			Metrics: n.metrics, Log: n.access, IDs: n.ids, Caller: caller, Logger: n.log})
+		l, err := newListener(lc, cfg.Server, sock, entry, n.metrics, n.log, n.identity)
 		if err != nil {
 			return failListeners(err)
 		}
@@ -331,8 +337,32 @@ func hasRoute(cfg *config.Config, name string) bool {
 	return false
 }
 
+// callerPolicy compiles an mTLS listener's allow list (nil for others).
+func (n *Node) callerPolicy(lc config.Listener) (*dataplane.Caller, error) {
+	if lc.MTLS == nil {
+		return nil, nil
+	}
+	if n.identity == nil {
+		return nil, fmt.Errorf("listener %q: mtls needs the node's identity, which is set at start only", lc.Name)
+	}
+	c := &dataplane.Caller{Self: func() string {
+		if svid, err := n.identity.GetX509SVID(); err == nil {
+			return svid.ID.String()
+		}
+		return ""
+	}}
+	for _, a := range lc.MTLS.Allow {
+		p, err := pki.ParsePattern(a)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
+		}
+		c.Allow = append(c.Allow, p)
+	}
+	return c, nil
+}
+
 func scheme(l config.Listener) string {
-	if l.TLS != nil {
+	if l.TLS != nil || l.MTLS != nil {
 		return "https"
 	}
 	return "http"

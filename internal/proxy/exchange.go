@@ -35,6 +35,8 @@ type Exchange struct {
 	PeerTrusted bool
 	// GRPC marks a gRPC request: errors are answered in gRPC's terms.
 	GRPC bool
+	// Caller is the SPIFFE ID of the client on an mTLS listener.
+	Caller string
 	// Endpoint is the upstream address of the last attempt.
 	Endpoint string
 	Attempts int

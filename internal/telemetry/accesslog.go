@@ -43,6 +43,7 @@ type Entry struct {
 	RequestID string
 	ClientIP  string
 	Reason    string
+	Caller    string // SPIFFE ID of an mTLS caller
 }
 
 // OpenAccessLog opens dest: "stdout", "stderr", "off" (nil log) or a file
@@ -123,13 +124,15 @@ func (a *AccessLog) Log(e *Entry) {
 		slog.String("request_id", e.RequestID),
 		slog.String("client_ip", e.ClientIP),
 	}
-	n := len(attrs)
-	a.mu.Lock()
+	line := attrs[:]
 	if e.Reason != "" {
-		a.logger.LogAttrs(context.Background(), slog.LevelInfo, "request", append(attrs[:n:n], slog.String("reason", e.Reason))...)
-	} else {
-		a.logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+		line = append(line, slog.String("reason", e.Reason))
 	}
+	if e.Caller != "" {
+		line = append(line, slog.String("caller", e.Caller))
+	}
+	a.mu.Lock()
+	a.logger.LogAttrs(context.Background(), slog.LevelInfo, "request", line...)
 	a.mu.Unlock()
 }
 

@@ -26,7 +26,7 @@ type Metrics struct {
 	rejected        *prometheus.CounterVec
 	retries         *prometheus.CounterVec
 	budgetExhausted *prometheus.CounterVec
-	tunnels         prometheus.GaugeFunc
+	denied          *prometheus.CounterVec
 }
 
 // NewMetrics registers the node's metrics in a new registry.
@@ -61,12 +61,15 @@ func NewMetrics() *Metrics {
 	m.budgetExhausted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshgate_retry_budget_exhausted_total", Help: "Retries not made because the upstream's retry budget was spent, by route.",
 	}, []string{"route"})
+	m.denied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_authz_denied_total", Help: "Callers refused by an mTLS listener's policy, by listener.",
+	}, []string{"listener"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_build_info", Help: "Build information; always 1.",
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(buildinfo.Version, buildinfo.GoVersion()).Set(1)
 	m.Registry.MustRegister(m.requests, m.duration, m.endpointHealthy, m.endpointEjected,
-		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, build,
+		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, m.denied, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create the reload series so a dashboard sees zeros, not gaps.
 	m.reloads.WithLabelValues("ok")
@@ -125,6 +128,9 @@ func (m *Metrics) Reload(ok bool) {
 
 // Rejected counts a request refused before routing (bad path, too large, …).
 func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(reason).Inc() }
+
+// Denied counts a caller refused by a listener's policy.
+func (m *Metrics) Denied(listener string) { m.denied.WithLabelValues(listener).Inc() }
 
 // Retry counts a retry of a route.
 func (m *Metrics) Retry(route string) { m.retries.WithLabelValues(route).Inc() }
