@@ -1,26 +1,19 @@
-// Command sidecar is meshgate's east-west proxy beside each service. Its
-// inbound/outbound data plane arrives with the SPIFFE identity issue; for now
-// it only answers --help and version.
+// Command sidecar is meshgate's proxy beside each service: an mTLS inbound
+// listener in front of the local app, and outbound listeners through which
+// the app calls other mesh services. `sidecar --config sidecar.yaml` serves,
+// `sidecar validate --config sidecar.yaml` checks a file.
 package main
 
 import (
 	"fmt"
 	"os"
 
-	"github.com/meshgate/meshgate/internal/buildinfo"
-	"github.com/urfave/cli/v2"
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/node"
 )
 
 func main() {
-	app := &cli.App{
-		Name:    "sidecar",
-		Usage:   "meshgate sidecar proxy (inbound mTLS → local service, outbound local service → mesh)",
-		Version: buildinfo.Version,
-		Action: func(c *cli.Context) error {
-			return cli.Exit("sidecar: the data plane is not built yet (see issue 3)", 2)
-		},
-	}
-	if err := app.Run(os.Args); err != nil {
+	if err := node.App("sidecar", "meshgate sidecar: mTLS inbound to the local app, outbound to the mesh", config.LoadSidecar).Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

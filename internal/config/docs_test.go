@@ -16,15 +16,25 @@ const docsPath = "../../docs/config.md"
 // Lists are written name[], maps are the field itself, pointers are followed.
 // Nothing is skipped: a field that should not be documented should not exist.
 func TestDocsCoverEveryField(t *testing.T) {
+	checkDocs(t, docsPath, reflect.TypeOf(Config{}))
+}
+
+// TestSidecarDocsCoverEveryField does the same for the sidecar file and
+// docs/sidecar.md.
+func TestSidecarDocsCoverEveryField(t *testing.T) {
+	checkDocs(t, "../../docs/sidecar.md", reflect.TypeOf(Sidecar{}))
+}
+
+func checkDocs(t *testing.T, docsPath string, schema reflect.Type) {
 	data, err := os.ReadFile(docsPath)
 	if err != nil {
 		t.Fatalf("the configuration reference is missing: %v", err)
 	}
 	doc := string(data)
 
-	paths := schemaPaths(t, reflect.TypeOf(Config{}), "", map[reflect.Type]bool{})
+	paths := schemaPaths(t, schema, "", map[reflect.Type]bool{})
 	if len(paths) == 0 {
-		t.Fatal("walked no fields of Config")
+		t.Fatalf("walked no fields of %s", schema)
 	}
 	var missing []string
 	for _, p := range paths {

@@ -55,6 +55,24 @@ const maxConfigBytes = 16 << 20
 
 // Parse is Load on bytes already read; name is used in error messages.
 func Parse(name string, data []byte) (*Config, error) {
+	var cfg Config
+	s, err := decodeStrict(name, data, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	applyDefaults(&cfg)
+	v := &validator{shape: s}
+	v.validate(&cfg)
+	if len(s.errs) > 0 {
+		return nil, s.sorted()
+	}
+	return &cfg, nil
+}
+
+// decodeStrict decodes one YAML document into out (a pointer to a schema
+// struct), refusing unknown fields and wrong kinds with their positions. The
+// returned shape knows the position of every field, for validation.
+func decodeStrict(name string, data []byte, out any) (*shape, error) {
 	if len(data) > maxConfigBytes {
 		return nil, Errors{{File: name, Msg: fmt.Sprintf("file larger than %d bytes", maxConfigBytes)}}
 	}
@@ -74,23 +92,15 @@ func Parse(name string, data []byte) (*Config, error) {
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
-
 	s := &shape{file: name, pos: map[string]*yaml.Node{}}
-	s.walk(doc, reflect.TypeOf(Config{}), "")
+	s.walk(doc, reflect.TypeOf(out).Elem(), "")
 	if len(s.errs) > 0 {
 		return nil, s.sorted()
 	}
-	var cfg Config
-	if err := doc.Decode(&cfg); err != nil {
+	if err := doc.Decode(out); err != nil {
 		return nil, Errors{yamlError(name, err)}
 	}
-	applyDefaults(&cfg)
-	v := &validator{shape: s}
-	v.validate(&cfg)
-	if len(s.errs) > 0 {
-		return nil, s.sorted()
-	}
-	return &cfg, nil
+	return s, nil
 }
 
 var yamlLineRE = regexp.MustCompile(`line (\d+): `)

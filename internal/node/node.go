@@ -38,7 +38,10 @@ import (
 type Options struct {
 	// ConfigPath is the YAML file loaded at start and on every reload.
 	ConfigPath string
-	Logger     *slog.Logger
+	// Load reads ConfigPath; nil: config.Load (an edge file). The sidecar
+	// passes config.LoadSidecar.
+	Load   func(path string) (*config.Config, error)
+	Logger *slog.Logger
 	// AccessLog overrides the file's log.access (tests).
 	AccessLog *telemetry.AccessLog
 	// Clock for upstream state; nil: the real clock.
@@ -85,6 +88,9 @@ func New(opts Options) (*Node, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real()
 	}
+	if opts.Load == nil {
+		opts.Load = config.Load
+	}
 	n := &Node{
 		opts:      opts,
 		log:       opts.Logger,
@@ -95,7 +101,7 @@ func New(opts Options) (*Node, error) {
 		sockets:   map[string]*socket{},
 		clusters:  map[string]*clusterRef{},
 	}
-	cfg, err := config.Load(opts.ConfigPath)
+	cfg, err := opts.Load(opts.ConfigPath)
 	if err != nil {
 		n.metrics.Reload(false)
 		return nil, err
@@ -153,7 +159,7 @@ func (n *Node) AdminAddr() string {
 // Reload loads the configuration file again and applies it. On any error
 // the running configuration stays in place.
 func (n *Node) Reload() error {
-	cfg, err := config.Load(n.opts.ConfigPath)
+	cfg, err := n.opts.Load(n.opts.ConfigPath)
 	if err == nil {
 		err = n.apply(cfg)
 	}

@@ -1,0 +1,86 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/meshgate/meshgate/internal/buildinfo"
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/urfave/cli/v2"
+)
+
+// App is the command line of a node binary (edge or sidecar): `NAME --config
+// FILE` serves, `NAME validate --config FILE` checks a file. load reads the
+// binary's kind of file.
+func App(name, usage string, load func(string) (*config.Config, error)) *cli.App {
+	configFlag := &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "configuration `FILE` (YAML)", EnvVars: []string{"MESHGATE_CONFIG"}}
+	return &cli.App{
+		Name:    name,
+		Usage:   usage,
+		Version: buildinfo.Version,
+		Flags: []cli.Flag{configFlag,
+			&cli.StringFlag{Name: "log-level", Usage: "process log level: debug, info, warn, error (overrides the file)"},
+		},
+		Action: func(c *cli.Context) error { return run(c, name, load) },
+		Commands: []*cli.Command{{
+			Name:  "validate",
+			Usage: "check a configuration file and exit non-zero with its errors",
+			Flags: []cli.Flag{configFlag},
+			Action: func(c *cli.Context) error {
+				if c.String("config") == "" {
+					return cli.Exit(name+" validate: --config FILE is required", 2)
+				}
+				if _, err := load(c.String("config")); err != nil {
+					return cli.Exit(err.Error(), 1)
+				}
+				fmt.Printf("%s: ok\n", c.String("config"))
+				return nil
+			},
+		}},
+	}
+}
+
+// defaultGCPercent replaces Go's 100 unless GOGC is set: a proxy's live heap
+// is a few MiB of pools and tables while every request makes short-lived
+// garbage, so collecting 4× less often saves CPU and tail latency for a few
+// MiB of memory.
+const defaultGCPercent = 400
+
+func run(c *cli.Context, name string, load func(string) (*config.Config, error)) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
+	path := c.String("config")
+	if path == "" {
+		return cli.Exit(name+": --config FILE is required (see "+name+" --help)", 2)
+	}
+	cfg, err := load(path)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	level := cfg.Log.Level
+	if l := c.String("log-level"); l != "" {
+		level = l
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return cli.Exit(fmt.Sprintf("invalid log level %q", level), 2)
+	}
+	// The process log goes to stderr so that stdout can carry the access log.
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	n, err := New(Options{ConfigPath: path, Load: load, Logger: logger})
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	logger.Info(name+" started", "version", buildinfo.Version, "config", path)
+	return n.Run(ctx)
+}
