@@ -12,8 +12,13 @@ import (
 // ClientTLS dials an upstream's endpoints with SPIFFE mTLS. The TLS configs
 // come from pki.ClientTLS, whose callbacks fetch the current SVID and bundle
 // at each handshake, so rotation needs nothing here. Connections are pooled
-// by the cluster and TLS sessions resumed from a cache, so a request does
-// not pay for a handshake.
+// by the cluster, so a request does not pay for a handshake.
+//
+// Sessions are not resumed: go-spiffe verifies peers itself, so crypto/tls
+// would offer a session ticket even after the server's SVID in it expired
+// (short TTLs make that minutes away), and the re-verification of resumed
+// sessions would then fail the handshake. A pooled connection costs one full
+// handshake per connection instead.
 type ClientTLS struct {
 	h1, h2 *tls.Config
 	dialer *net.Dialer
@@ -25,10 +30,8 @@ func NewClientTLS(base *tls.Config, connectTimeout time.Duration) *ClientTLS {
 	c := &ClientTLS{dialer: &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}}
 	c.h1 = base.Clone()
 	c.h1.NextProtos = []string{"http/1.1"}
-	c.h1.ClientSessionCache = tls.NewLRUClientSessionCache(512)
 	c.h2 = base.Clone()
 	c.h2.NextProtos = []string{"h2"}
-	c.h2.ClientSessionCache = tls.NewLRUClientSessionCache(512)
 	c.health = &http.Transport{DialContext: c.dialH1, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}
 	return c
 }

@@ -79,6 +79,14 @@ func (c *Cluster) transportFor(r *http.Request) http.RoundTripper {
 	return c.h1
 }
 
+// CloseIdle closes idle pooled connections; the cluster stays usable and
+// dials afresh (with the current SVID, when mTLS).
+func (c *Cluster) CloseIdle() {
+	c.h1.CloseIdleConnections()
+	c.h2c.CloseIdleConnections()
+	c.fast.closeIdle(false)
+}
+
 // Close releases idle connections; requests in flight keep theirs, so a
 // stream opened before a reload finishes on the old cluster.
 func (c *Cluster) Close() {
