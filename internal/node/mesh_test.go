@@ -124,3 +124,26 @@ upstreams:
 		t.Fatalf("edge → catalog: %d %s", status, body)
 	}
 }
+
+// gRPC through the mesh: a grpc-go client → edge (h2c) → mTLS with ALPN h2
+// → payments sidecar inbound → h2c → gRPC app; streaming included.
+func TestMeshGRPC(t *testing.T) {
+	ca := pkitest.NewCA(t, td)
+	g := startGRPCBackend(t, "g1")
+	sc := startSidecar(t, identityFiles(t, ca, ca.ID(t, "/payments"))+fmt.Sprintf(`
+log: {access: "off"}
+service: {name: payments, app: %q}
+inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
+`, g.addr))
+	e := startEdge(t, identityFiles(t, ca, ca.ID(t, "/edge"))+fmt.Sprintf(`
+log: {access: "off"}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes: [{name: grpc, match: {path: {prefix: /grpc.testing.TestService}}, upstream: payments}]
+upstreams:
+  - {name: payments, endpoints: [{address: %q}], tls: {spiffe_ids: ["spiffe://example.org/payments"]}}
+`, sc.Addr(config.SidecarInbound)))
+	client := grpcDial(t, strings.TrimPrefix(e.url("public"), "http://"))
+	grpcUnaryMetadata(t, client)
+	grpcServerStreaming(t, client)
+	grpcPingPong(t, client, "g1", 20)
+}
