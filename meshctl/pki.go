@@ -11,12 +11,12 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// pkiCommand is `meshctl pki`: create a trust domain CA and issue
-// X.509-SVIDs from it as PEM files.
+// pkiCommand is `meshctl pki`: create a trust domain CA, issue X.509-SVIDs
+// from it as PEM files, or serve them over the Workload API (pki_serve.go).
 func pkiCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "pki",
-		Usage: "create a trust domain CA and issue X.509-SVIDs",
+		Usage: "create a trust domain CA, issue X.509-SVIDs, serve them over the Workload API",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "init",
@@ -43,6 +43,7 @@ func pkiCommand() *cli.Command {
 				},
 				Action: pkiIssue,
 			},
+			pkiServeCommand(),
 		},
 	}
 }
