@@ -54,6 +54,7 @@ func TestLoadErrors(t *testing.T) {
 		{"tls without identity", "listeners: [{name: l, address: \"127.0.0.1:1\"}]\nupstreams:\n  - {name: u, endpoints: [{address: \"127.0.0.1:2\"}], tls: {spiffe_ids: [\"spiffe://example.org/svc\"]}}\n", "f.yaml:3:59: upstream \"u\": tls needs the node's identity"},
 		{"bad spiffe pattern", "identity: {workload_api: \"unix:///tmp/x.sock\"}\nlisteners: [{name: l, address: \"127.0.0.1:1\"}]\nupstreams:\n  - {name: u, endpoints: [{address: \"127.0.0.1:2\"}], tls: {spiffe_ids: [\"spiffe://example.org/a*b\"]}}\n", "f.yaml:4:73: pki: invalid SPIFFE ID pattern"},
 		{"identity with both", "identity: {workload_api: \"unix:///x\", files: {cert_file: a}}\nlisteners: [{name: l, address: \"127.0.0.1:1\"}]\n", "identity needs exactly one of workload_api, files"},
+		{"identity bad spiffe_id", "identity: {workload_api: \"unix:///x\", spiffe_id: \"edge\"}\nlisteners: [{name: l, address: \"127.0.0.1:1\"}]\n", "f.yaml:1:"},
 		{"identity bad address", "identity: {workload_api: \"/tmp/x.sock\"}\nlisteners: [{name: l, address: \"127.0.0.1:1\"}]\n", "must be unix:///path"},
 		{"identity missing file", "identity: {files: {cert_file: /nonexistent, key_file: /nonexistent, bundle_file: /nonexistent}}\nlisteners: [{name: l, address: \"127.0.0.1:1\"}]\n", "no such file"},
 		{"missing cert file", "listeners:\n  - name: l\n    address: 127.0.0.1:1\n    tls: {certificates: [{cert_file: /nonexistent.pem, key_file: /nonexistent.key}]}\n", "f.yaml:4:26: certificate: open /nonexistent.pem"},

@@ -26,6 +26,10 @@ type Identity struct {
 	// WorkloadAPI is a SPIFFE Workload API address ("unix:///path/agent.sock"):
 	// SPIRE's agent or meshgate's embedded server.
 	WorkloadAPI string `yaml:"workload_api"`
+	// SpiffeID picks this node's SVID when the Workload API hands the
+	// caller several (a process matching several registration entries);
+	// empty: the first one.
+	SpiffeID string `yaml:"spiffe_id"`
 	// Files are PEM files on disk, reloaded when they change (VMs,
 	// Kubernetes secrets).
 	Files *IdentityFiles `yaml:"files"`

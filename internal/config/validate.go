@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/meshgate/meshgate/pki"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // validator checks a decoded Config and reports each problem at the position
@@ -128,7 +129,15 @@ func (v *validator) validate(c *Config) {
 			if !strings.HasPrefix(id.WorkloadAPI, "unix://") && !strings.HasPrefix(id.WorkloadAPI, "tcp://") {
 				v.at("identity.workload_api", "workload_api %q must be unix:///path or tcp://host:port", id.WorkloadAPI)
 			}
+			if id.SpiffeID != "" {
+				if _, err := spiffeid.FromString(id.SpiffeID); err != nil {
+					v.at("identity.spiffe_id", "invalid SPIFFE ID %q: %v", id.SpiffeID, err)
+				}
+			}
 		default:
+			if id.SpiffeID != "" {
+				v.at("identity.spiffe_id", "spiffe_id applies to workload_api only (files hold one SVID)")
+			}
 			f := id.Files
 			for field, path := range map[string]string{"cert_file": f.CertFile, "key_file": f.KeyFile, "bundle_file": f.BundleFile} {
 				if path == "" {

@@ -36,7 +36,20 @@ func openIdentity(cfg *config.Identity, log *slog.Logger) (Identity, func() erro
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), identityWait)
 	defer cancel()
-	src, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(workloadapi.WithAddr(cfg.WorkloadAPI)))
+	opts := []workloadapi.X509SourceOption{workloadapi.WithClientOptions(workloadapi.WithAddr(cfg.WorkloadAPI))}
+	if cfg.SpiffeID != "" {
+		want := cfg.SpiffeID
+		opts = append(opts, workloadapi.WithDefaultX509SVIDPicker(func(svids []*x509svid.SVID) *x509svid.SVID {
+			for _, s := range svids {
+				if s.ID.String() == want {
+					return s
+				}
+			}
+			log.Error("the Workload API offers no SVID with identity.spiffe_id; using the first", "spiffe_id", want)
+			return svids[0]
+		}))
+	}
+	src, err := workloadapi.NewX509Source(ctx, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("identity: no SVID from the Workload API at %s: %w", cfg.WorkloadAPI, err)
 	}
