@@ -23,6 +23,7 @@ type Suite struct {
 // suites is the registry, in run order. Later issues append to it.
 var suites = []Suite{
 	{Name: "dataplane", Run: runDataplane},
+	{Name: "sidecar", Run: runSidecar},
 }
 
 // Options are the harness settings read from the environment.
