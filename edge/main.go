@@ -11,7 +11,7 @@ import (
 )
 
 func main() {
-	if err := node.App("edge", "meshgate API gateway", config.Load).Run(os.Args); err != nil {
+	if err := node.App("edge", "meshgate API gateway", config.Load, node.EdgeRuntime).Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

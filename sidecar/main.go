@@ -13,7 +13,7 @@ import (
 )
 
 func main() {
-	if err := node.App("sidecar", "meshgate sidecar: mTLS inbound to the local app, outbound to the mesh", config.LoadSidecar).Run(os.Args); err != nil {
+	if err := node.App("sidecar", "meshgate sidecar: mTLS inbound to the local app, outbound to the mesh", config.LoadSidecar, node.SidecarRuntime).Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
