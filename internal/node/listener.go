@@ -37,6 +37,10 @@ type listener struct {
 	certs   atomic.Pointer[certSet]
 	log     *slog.Logger
 	metrics *telemetry.Metrics
+	// pending counts connections between accept and their server (TLS
+	// handshake, h2c sniff): a drain waits for them, so a connection that
+	// finishes its handshake during a reload is served, not reset.
+	pending atomic.Int64
 }
 
 // certSet chooses a certificate by SNI.
@@ -197,6 +201,7 @@ func (l *listener) serve() {
 			if err != nil {
 				return // retired: the socket now feeds another listener
 			}
+			l.pending.Add(1)
 			go l.handle(c)
 		}
 	}()
@@ -206,6 +211,14 @@ func (l *listener) serve() {
 
 // handle sends a connection to the server of its protocol.
 func (l *listener) handle(c net.Conn) {
+	handedOver := false
+	done := func() {
+		if !handedOver {
+			handedOver = true
+			l.pending.Add(-1)
+		}
+	}
+	defer done()
 	switch {
 	case l.tlsCfg != nil:
 		tc := tls.Server(c, l.tlsCfg)
@@ -223,6 +236,7 @@ func (l *listener) handle(c net.Conn) {
 			l.toH2(tc)
 			return
 		}
+		done()
 		l.h1.ServeConn(tc)
 	case l.h2 != nil:
 		pc, isH2, err := sniffH2C(c, l.srvCfg.IdleTimeout.D())
@@ -234,8 +248,10 @@ func (l *listener) handle(c net.Conn) {
 			l.toH2(pc)
 			return
 		}
+		done()
 		l.h1.ServeConn(pc)
 	default:
+		done()
 		l.h1.ServeConn(c)
 	}
 }
@@ -277,6 +293,11 @@ func (l *listener) shutdown(ctx context.Context) {
 		}
 	}()
 	if l.h2 != nil {
+		// Connections still in their handshake reach the HTTP/2 server
+		// first (bounded by ReadHeaderTimeout, and by ctx).
+		for l.pending.Load() > 0 && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
 		l.h2queue.closeInto(nil)
 		if err := l.h2.Shutdown(ctx); err != nil {
 			l.log.Warn("listener drain cut short", "err", err)
