@@ -16,6 +16,8 @@ import (
 	"github.com/meshgate/meshgate/pki"
 	"github.com/meshgate/meshgate/pki/pkitest"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // identityFiles writes an SVID for id and returns the YAML of an identity
@@ -146,4 +148,27 @@ upstreams:
 	grpcUnaryMetadata(t, client)
 	grpcServerStreaming(t, client)
 	grpcPingPong(t, client, "g1", 20)
+}
+
+// gRPC from an app through its sidecar's outbound listener (by Host, the
+// gRPC authority) to another service's sidecar: h2c → mTLS h2 → h2c.
+func TestMeshGRPCOutbound(t *testing.T) {
+	ca := pkitest.NewCA(t, td)
+	g := startGRPCBackend(t, "g1")
+	catalog := startSidecar(t, identityFiles(t, ca, ca.ID(t, "/catalog"))+fmt.Sprintf(`
+log: {access: "off"}
+service: {name: catalog, app: %q}
+inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/orders"]}
+`, g.addr))
+	orders := startSidecar(t, identityFiles(t, ca, ca.ID(t, "/orders"))+fmt.Sprintf(`
+log: {access: "off"}
+service: {name: orders, app: "127.0.0.1:1"}
+inbound: {address: "127.0.0.1:0"}
+outbound: {address: "127.0.0.1:0"}
+services:
+  - {name: catalog, spiffe_ids: ["spiffe://example.org/catalog"], endpoints: [{address: %q}]}
+`, catalog.Addr(config.SidecarInbound)))
+	client := grpcDial(t, orders.Addr(config.SidecarOutbound), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("catalog"))
+	grpcServerStreaming(t, client)
+	grpcPingPong(t, client, "g1", 10)
 }
