@@ -32,6 +32,12 @@ func startEdge(t *testing.T, yaml string) *edge {
 
 // startEdgeB is startEdge for tests and benchmarks alike.
 func startEdgeB(tb testing.TB, t *testing.T, yaml string) *edge {
+	return startNode(tb, t, yaml, Options{})
+}
+
+// startNode starts a node from yaml with opts (its ConfigPath, Logger and
+// AccessLog are filled in here).
+func startNode(tb testing.TB, t *testing.T, yaml string, opts Options) *edge {
 	e := &edge{t: t, path: filepath.Join(tb.TempDir(), "edge.yaml")}
 	e.write(yaml)
 	pr, pw := io.Pipe()
@@ -47,9 +53,10 @@ func startEdgeB(tb testing.TB, t *testing.T, yaml string) *edge {
 	}()
 	access := telemetry.NewAccessLog(pw, pw)
 	logger := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := New(Options{ConfigPath: e.path, Logger: logger, AccessLog: access})
+	opts.ConfigPath, opts.Logger, opts.AccessLog = e.path, logger, access
+	n, err := New(opts)
 	if err != nil {
-		tb.Fatalf("start edge: %v", err)
+		tb.Fatalf("start node: %v", err)
 	}
 	e.node = n
 	e.accessLines = lines

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,16 +26,10 @@ import (
 // backend.
 func inboundEdge(t *testing.T, ca *pkitest.CA, selfID spiffeid.ID) *edge {
 	t.Helper()
-	dir := t.TempDir()
-	if err := pki.WriteSVID(dir, ca.SVID(t, selfID), ca.Bundle()); err != nil {
-		t.Fatal(err)
-	}
 	a := echoBackend(t, "app")
 	g := startGRPCBackend(t, "grpc-app")
-	return startEdge(t, fmt.Sprintf(`
+	return startEdge(t, identityFiles(t, ca, selfID)+fmt.Sprintf(`
 log: {access: "off"}
-identity:
-  files: {cert_file: %q, key_file: %q, bundle_file: %q}
 listeners:
   - name: in
     address: "127.0.0.1:0"
@@ -48,7 +41,7 @@ routes:
 upstreams:
   - {name: app, endpoints: [{address: %q}]}
   - {name: grpc-app, protocol: h2c, endpoints: [{address: %q}]}
-`, filepath.Join(dir, pki.SVIDCertFile), filepath.Join(dir, pki.SVIDKeyFile), filepath.Join(dir, pki.SVIDBundleFile), addr(a), g.addr))
+`, addr(a), g.addr))
 }
 
 // callerClient is an HTTP client presenting svid and expecting the server

@@ -3,7 +3,6 @@ package node
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/meshgate/meshgate/internal/config"
-	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/pki"
 	"github.com/meshgate/meshgate/pki/pkitest"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -35,16 +33,7 @@ func identityFiles(t *testing.T, ca *pkitest.CA, id spiffeid.ID) string {
 // startSidecar runs a sidecar node from a sidecar file.
 func startSidecar(t *testing.T, yaml string) *Node {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "sidecar.yaml")
-	e := &edge{t: t, path: path}
-	e.write(yaml)
-	n, err := New(Options{ConfigPath: path, Load: config.LoadSidecar, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		AccessLog: telemetry.NewAccessLog(io.Discard, nil)})
-	if err != nil {
-		t.Fatalf("start sidecar: %v", err)
-	}
-	t.Cleanup(func() { n.closeAll() })
-	return n
+	return startNode(t, t, yaml, Options{Load: config.LoadSidecar}).node
 }
 
 // client → edge → payments sidecar → payments app → payments sidecar

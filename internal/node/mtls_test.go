@@ -3,16 +3,12 @@ package node
 import (
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/pki"
 	"github.com/meshgate/meshgate/pki/pkitest"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -64,24 +60,15 @@ func startMTLSBackend(t *testing.T, ca *pkitest.CA, id spiffeid.ID, allow tlscon
 
 func mtlsEdge(t *testing.T, ca *pkitest.CA, edgeID spiffeid.ID, backend string, expect string) *edge {
 	t.Helper()
-	dir := t.TempDir()
-	// The file source is the one `identity: {files: …}` uses; files on disk
-	// also make this config valid for `edge validate`.
-	svid := ca.SVID(t, edgeID)
-	if err := pki.WriteSVID(dir, svid, ca.Bundle()); err != nil {
-		t.Fatal(err)
-	}
-	return startEdge(t, fmt.Sprintf(`
+	return startEdge(t, identityFiles(t, ca, edgeID)+fmt.Sprintf(`
 log: {access: "off"}
-identity:
-  files: {cert_file: %q, key_file: %q, bundle_file: %q}
 listeners: [{name: public, address: "127.0.0.1:0"}]
 routes: [{name: r, match: {path: {prefix: /}}, upstream: svc, retry: {attempts: 1}}]
 upstreams:
   - name: svc
     endpoints: [{address: %q}]
     tls: {spiffe_ids: [%q]}
-`, filepath.Join(dir, pki.SVIDCertFile), filepath.Join(dir, pki.SVIDKeyFile), filepath.Join(dir, pki.SVIDBundleFile), backend, expect))
+`, backend, expect))
 }
 
 func TestMTLSToUpstream(t *testing.T) {
@@ -139,18 +126,15 @@ func TestMTLSRotation(t *testing.T) {
 	// rotated SVID on the wire the backend makes every handshake full.
 	b := startMTLSBackend(t, ca, svcID, pki.AllowIDs(edgeID), func(c *tls.Config) { c.SessionTicketsDisabled = true })
 	src := pkitest.NewSource(ca.SVID(t, edgeID), ca.Bundle())
-	dir := t.TempDir()
-	if err := pki.WriteSVID(dir, ca.SVID(t, edgeID), ca.Bundle()); err != nil {
-		t.Fatal(err)
-	}
-	e := startEdgeWithIdentity(t, src, fmt.Sprintf(`
+	// The files make the config valid; the node uses src, which the test
+	// rotates.
+	e := startNode(t, t, identityFiles(t, ca, edgeID)+fmt.Sprintf(`
 log: {access: "off"}
-identity: {files: {cert_file: %q, key_file: %q, bundle_file: %q}}
 listeners: [{name: public, address: "127.0.0.1:0"}]
 routes: [{name: r, match: {path: {prefix: /}}, upstream: svc}]
 upstreams:
   - {name: svc, max_idle_per_endpoint: 1, endpoints: [{address: %q}], tls: {spiffe_ids: [%q]}}
-`, filepath.Join(dir, pki.SVIDCertFile), filepath.Join(dir, pki.SVIDKeyFile), filepath.Join(dir, pki.SVIDBundleFile), b.addr, svcID))
+`, b.addr, svcID), Options{Identity: src})
 	if status, _, _ := get(t, nil, "GET", e.url("public")+"/x", nil); status != 200 {
 		t.Fatalf("status %d", status)
 	}
@@ -165,18 +149,4 @@ upstreams:
 	if status, _, body := get(t, nil, "GET", e.url("public")+"/x", nil); status != 200 {
 		t.Fatalf("after rotating back: %d %s", status, body)
 	}
-}
-
-func startEdgeWithIdentity(t *testing.T, id Identity, yaml string) *edge {
-	t.Helper()
-	e := &edge{t: t, path: filepath.Join(t.TempDir(), "edge.yaml")}
-	e.write(yaml)
-	n, err := New(Options{ConfigPath: e.path, Identity: id, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		AccessLog: telemetry.NewAccessLog(io.Discard, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.node = n
-	t.Cleanup(func() { n.closeAll() })
-	return e
 }
