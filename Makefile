@@ -3,6 +3,12 @@ GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/meshgate/meshgate/internal/buildinfo.Version=$(VERSION)
+# Release binaries are static (the pure-Go resolver; no libc mapped) and leave
+# out what they never use: urfave/cli's man-page generator (blackfriday) and
+# gRPC's golang.org/x/net/trace (html/template). Each sidecar runs beside a
+# service, so every page its init touches counts: together about 2 MB of idle
+# RSS (make bench, suite sidecar).
+BUILD_TAGS := urfave_cli_no_docs,grpcnotrace
 PKGS     := ./...
 TEST_TIMEOUT ?= 20m
 
@@ -12,7 +18,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./edge ./sidecar ./meshctl ./demo/demosvc ./demo/meshdemo
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(BUILD_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/ ./edge ./sidecar ./meshctl ./demo/demosvc ./demo/meshdemo
 
 vet:
 	$(GO) vet $(PKGS)
