@@ -1,0 +1,379 @@
+// Package gossip is meshgate's cluster: edge and sidecars in one
+// hashicorp/memberlist cluster, through which they discover each other
+// (node metadata: role, service, subset, inbound address, SPIFFE ID, app
+// health) and replicate the state of the owners registered with it (routes
+// and upstreams, breakers, rate-limit counts) without knowing its types.
+//
+// Security is the transport's: the node wires memberlist to the mTLS
+// transport of package gossip/transport, so only holders of a valid SVID
+// of the trust domain can join or send a byte of state.
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Config configures a Cluster. Zero timings take the defaults below, tuned
+// for a LAN: fast enough that a route change reaches 50 nodes in about a
+// second, with memberlist's failure detection as in its LAN profile.
+type Config struct {
+	Name      string // unique in the cluster
+	Transport memberlist.NodeAwareTransport
+	Meta      Meta
+	// Join lists addresses of existing members (host:port); tried with
+	// backoff until one answers, and again whenever the node has no peers.
+	Join   []string
+	Logger *slog.Logger
+
+	GossipInterval   time.Duration // default 100ms
+	ProbeInterval    time.Duration // default 1s
+	ProbeTimeout     time.Duration // default 500ms
+	SuspicionMult    int           // default 4
+	PushPullInterval time.Duration // default 15s
+	// ReconnectInterval is how often a node tries to rejoin a failed member
+	// (memberlist itself stops talking to the dead after a while, so a
+	// healed partition would otherwise stay split). Default 5s.
+	ReconnectInterval time.Duration
+	// ReconnectTimeout: a failed member is forgotten after this. Default 1h.
+	ReconnectTimeout time.Duration
+	// OnChange is called after membership or a member's metadata changed.
+	OnChange func()
+}
+
+// State of a member as seen by this node.
+type State int
+
+const (
+	Alive State = iota
+	Suspect
+	Dead
+	Left
+)
+
+func (s State) String() string {
+	return [...]string{"alive", "suspect", "dead", "left"}[s]
+}
+
+// Member is one node of the cluster.
+type Member struct {
+	Name  string
+	Addr  string // gossip address
+	Meta  Meta
+	State State
+	// MetaErr is set when the node's metadata could not be decoded; such a
+	// member is never offered by discovery.
+	MetaErr error
+	Since   time.Time
+}
+
+// Stats are the cluster's counters.
+type Stats struct {
+	MessagesIn, Relayed, BadMessages, StatesIn, BadStates, UnknownKind uint64
+	Queued                                                             int
+}
+
+// Cluster is this node's membership.
+type Cluster struct {
+	cfg    Config
+	ml     *memberlist.Memberlist
+	queue  *memberlist.TransmitLimitedQueue
+	log    *slog.Logger
+	meta   atomic.Pointer[[]byte]
+	owners [256]Owner
+	kinds  []Owner
+
+	mu      sync.Mutex
+	members map[string]*Member
+	watch   chan struct{} // closed and replaced on every change
+
+	stats struct {
+		messagesIn, relayed, badMessages, statesIn, badStates, unknownKind atomic.Uint64
+	}
+	cancel context.CancelFunc
+	done   chan struct{}
+	closed atomic.Bool
+}
+
+// New creates the cluster's memberlist (already listening through the
+// transport) without joining anyone; register the owners, then Start.
+func New(cfg Config) (*Cluster, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("gossip: node name is required")
+	}
+	if cfg.Transport == nil {
+		return nil, errors.New("gossip: transport is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	setDefault(&cfg.GossipInterval, 100*time.Millisecond)
+	setDefault(&cfg.ProbeInterval, time.Second)
+	setDefault(&cfg.ProbeTimeout, 500*time.Millisecond)
+	setDefault(&cfg.PushPullInterval, 15*time.Second)
+	setDefault(&cfg.ReconnectInterval, 5*time.Second)
+	setDefault(&cfg.ReconnectTimeout, time.Hour)
+	if cfg.SuspicionMult <= 0 {
+		cfg.SuspicionMult = 4
+	}
+	c := &Cluster{cfg: cfg, log: cfg.Logger.With("component", "gossip"), members: map[string]*Member{},
+		watch: make(chan struct{}), done: make(chan struct{})}
+	if err := c.SetMeta(cfg.Meta); err != nil {
+		return nil, err
+	}
+
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.Name
+	mc.Transport = cfg.Transport
+	mc.Delegate = (*delegate)(c)
+	mc.Events = (*events)(c)
+	mc.GossipInterval = cfg.GossipInterval
+	mc.ProbeInterval = cfg.ProbeInterval
+	mc.ProbeTimeout = cfg.ProbeTimeout
+	mc.SuspicionMult = cfg.SuspicionMult
+	mc.PushPullInterval = cfg.PushPullInterval
+	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
+	c.queue = &memberlist.TransmitLimitedQueue{NumNodes: c.numNodes, RetransmitMult: mc.RetransmitMult}
+	// The transport chose the address (port 0 works): advertise it.
+	ip, port, err := cfg.Transport.FinalAdvertiseAddr("", 0)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: advertise address: %w", err)
+	}
+	mc.AdvertiseAddr, mc.AdvertisePort = ip.String(), port
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	c.ml = ml
+	return c, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// Sender returns the Send function of the owner of kind (an owner is
+// built with it, then registered).
+func (c *Cluster) Sender(kind byte) Send {
+	return func(key string, msg []byte) {
+		b := make([]byte, 1+len(msg))
+		b[0] = kind
+		copy(b[1:], msg)
+		c.queue.QueueBroadcast(&broadcast{key: string(kind) + key, msg: b})
+	}
+}
+
+// Register adds a state owner; call it before Start.
+func (c *Cluster) Register(o Owner) {
+	c.owners[o.Kind()] = o
+	c.kinds = append(c.kinds, o)
+}
+
+// Start joins the configured members in the background (with backoff) and
+// keeps reconnecting to failed members. It does not wait for a join.
+func (c *Cluster) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	go c.maintain(ctx)
+}
+
+// Name is this node's name; Addr its gossip address.
+func (c *Cluster) Name() string { return c.cfg.Name }
+
+// Addr is the gossip address other nodes join.
+func (c *Cluster) Addr() string { return c.ml.LocalNode().Address() }
+
+// SetMeta replaces this node's metadata and tells the cluster.
+func (c *Cluster) SetMeta(m Meta) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	c.meta.Store(&b)
+	if c.ml != nil {
+		return c.ml.UpdateNode(time.Second)
+	}
+	return nil
+}
+
+// Meta is this node's current metadata.
+func (c *Cluster) Meta() Meta {
+	m, _ := UnmarshalMeta(*c.meta.Load())
+	return m
+}
+
+// Members returns every member known, this node included, sorted by name.
+func (c *Cluster) Members() []Member {
+	c.mu.Lock()
+	out := make([]Member, 0, len(c.members))
+	for _, m := range c.members {
+		out = append(out, *m)
+	}
+	c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Watch returns a channel closed at the next membership change.
+func (c *Cluster) Watch() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.watch
+}
+
+// Alive reports whether the named node is a live member (not dead or gone).
+func (c *Cluster) Alive(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.members[name]
+	return m != nil && (m.State == Alive || m.State == Suspect)
+}
+
+// Peers is the number of live members other than this node.
+func (c *Cluster) Peers() int { return c.ml.NumMembers() - 1 }
+
+func (c *Cluster) numNodes() int { return c.ml.NumMembers() }
+
+// Stats returns the counters.
+func (c *Cluster) Stats() Stats {
+	return Stats{MessagesIn: c.stats.messagesIn.Load(), Relayed: c.stats.relayed.Load(),
+		BadMessages: c.stats.badMessages.Load(), StatesIn: c.stats.statesIn.Load(),
+		BadStates: c.stats.badStates.Load(), UnknownKind: c.stats.unknownKind.Load(), Queued: c.queue.NumQueued()}
+}
+
+// Leave tells the cluster this node is going (peers drop it at once rather
+// than after failure detection, and never reconnect to it), then shuts
+// down. Safe to call twice.
+func (c *Cluster) Leave(timeout time.Duration) error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	if c.cancel != nil {
+		c.cancel()
+		<-c.done
+	}
+	m := c.Meta()
+	m.Leaving, m.Healthy = true, false
+	if b, err := m.Marshal(); err == nil {
+		c.meta.Store(&b)
+		_ = c.ml.UpdateNode(timeout / 2)
+	}
+	err := c.ml.Leave(timeout / 2)
+	if serr := c.ml.Shutdown(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Shutdown stops without leaving: to the others this node crashed.
+func (c *Cluster) Shutdown() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	if c.cancel != nil {
+		c.cancel()
+		<-c.done
+	}
+	return c.ml.Shutdown()
+}
+
+// maintain joins the seeds until the node has a peer and then, whenever it
+// has none left, again; and it tries one failed member every
+// ReconnectInterval, which heals partitions memberlist gave up on.
+func (c *Cluster) maintain(ctx context.Context) {
+	defer close(c.done)
+	backoff := 100 * time.Millisecond
+	lastWarn := time.Time{}
+	for {
+		wait := c.cfg.ReconnectInterval
+		if c.Peers() == 0 && len(c.cfg.Join) > 0 {
+			n, err := c.ml.Join(c.cfg.Join)
+			if c.Peers() == 0 {
+				if time.Since(lastWarn) > 30*time.Second {
+					c.log.Warn("no cluster member reachable yet; retrying", "join", c.cfg.Join, "joined", n, "err", err)
+					lastWarn = time.Now()
+				}
+				wait = backoff
+				backoff = min(backoff*2, c.cfg.ReconnectInterval)
+			} else {
+				backoff = 100 * time.Millisecond
+			}
+		} else if addr, ok := c.failedToRetry(); ok {
+			_, _ = c.ml.Join([]string{addr})
+		}
+		// Jitter keeps a fleet restarted at once from joining in lockstep.
+		wait = wait/2 + rand.N(wait/2+1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// failedToRetry picks a random member that failed (not one that left)
+// recently enough to be worth another try.
+func (c *Cluster) failedToRetry() (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var addrs []string
+	for name, m := range c.members {
+		if m.State != Dead {
+			continue
+		}
+		if time.Since(m.Since) > c.cfg.ReconnectTimeout {
+			delete(c.members, name)
+			continue
+		}
+		addrs = append(addrs, m.Addr)
+	}
+	if len(addrs) == 0 {
+		return "", false
+	}
+	return addrs[rand.N(len(addrs))], true
+}
+
+// update records a member's state from a memberlist event.
+func (c *Cluster) update(n *memberlist.Node, st State) {
+	m := &Member{Name: n.Name, Addr: n.Address(), State: st, Since: time.Now()}
+	m.Meta, m.MetaErr = UnmarshalMeta(n.Meta)
+	if m.MetaErr != nil && st == Alive {
+		c.log.Warn("member with unreadable metadata: not offered to discovery", "member", n.Name, "addr", m.Addr, "err", m.MetaErr)
+	}
+	c.mu.Lock()
+	if prev := c.members[n.Name]; st == Dead && (m.Meta.Leaving || prev != nil && prev.Meta.Leaving) {
+		m.State = Left
+	}
+	c.members[n.Name] = m
+	close(c.watch)
+	c.watch = make(chan struct{})
+	c.mu.Unlock()
+	if c.cfg.OnChange != nil {
+		c.cfg.OnChange()
+	}
+}
+
+type broadcast struct {
+	key string
+	msg []byte
+}
+
+func (b *broadcast) Invalidates(o memberlist.Broadcast) bool {
+	ob, ok := o.(*broadcast)
+	return ok && ob.key == b.key
+}
+func (b *broadcast) Name() string    { return b.key }
+func (b *broadcast) Message() []byte { return b.msg }
+func (b *broadcast) Finished()       {}

@@ -1,0 +1,91 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/meshgate/meshgate/internal/wire"
+)
+
+// Wire format of an item (integers are uvarints, strings length-prefixed):
+//
+//	flags (bit 0: deleted) | clock | node | kind | name | value
+//
+// Limits keep a hostile peer from making the store allocate much.
+const (
+	maxName  = 253
+	maxValue = 256 << 10
+)
+
+func encodeItem(b []byte, it *Item) []byte {
+	var flags uint64
+	if it.Deleted {
+		flags = 1
+	}
+	b = wire.AppendUvarint(b, flags)
+	b = wire.AppendUvarint(b, it.Version.Clock)
+	b = wire.AppendString(b, it.Version.Node)
+	b = wire.AppendString(b, it.Kind)
+	b = wire.AppendString(b, it.Name)
+	return wire.AppendBytes(b, it.Value)
+}
+
+// encodeState is the count of items, then each item.
+func encodeState(items map[key]*Item) []byte {
+	b := wire.AppendUvarint(nil, uint64(len(items)))
+	for _, it := range items {
+		b = encodeItem(b, it)
+	}
+	return b
+}
+
+func decodeItem(r *wire.Reader) *Item {
+	flags := r.Uvarint()
+	if flags > 1 {
+		r.Fail(fmt.Errorf("unknown flags %#x", flags))
+	}
+	it := &Item{Deleted: flags == 1}
+	it.Version.Clock = r.Uvarint()
+	it.Version.Node = name(r, "node")
+	it.Kind = name(r, "kind")
+	it.Name = name(r, "name")
+	if v := r.Bytes(maxValue, "value"); len(v) > 0 {
+		if it.Deleted {
+			r.Fail(errors.New("tombstone with a value"))
+		}
+		it.Value = append([]byte(nil), v...)
+	}
+	return it
+}
+
+func name(r *wire.Reader, what string) string {
+	s := r.String(maxName, what)
+	if s == "" {
+		r.Fail(fmt.Errorf("empty %s", what))
+	}
+	return s
+}
+
+// decodeMessage reads one broadcast item.
+func decodeMessage(b []byte) (*Item, error) {
+	r := wire.NewReader(b)
+	it := decodeItem(r)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	return it, nil
+}
+
+// decodeState reads a LocalState; each item takes at least 5 bytes.
+func decodeState(b []byte, maxItems int) ([]*Item, error) {
+	r := wire.NewReader(b)
+	n := r.Count(maxItems, 5, "items")
+	items := make([]*Item, 0, n)
+	for i := 0; i < n && r.Err() == nil; i++ {
+		items = append(items, decodeItem(r))
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	return items, nil
+}

@@ -1,0 +1,229 @@
+package replica
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/clock"
+	"github.com/meshgate/meshgate/internal/wire"
+)
+
+// net wires stores together: every Send is delivered to the others' Merge
+// when the test calls deliver, so the test controls ordering and loss.
+type net struct {
+	stores  map[string]*Store
+	pending []msg
+}
+
+type msg struct {
+	from string
+	b    []byte
+}
+
+func newNet(t *testing.T, clk clock.Clock, names ...string) *net {
+	n := &net{stores: map[string]*Store{}}
+	for _, name := range names {
+		name := name
+		n.stores[name] = New(Options{Node: name, Clock: clk, TombstoneTTL: time.Hour,
+			Send: func(_ string, b []byte) { n.pending = append(n.pending, msg{name, b}) }})
+	}
+	return n
+}
+
+// deliver hands every pending message to every other store, relaying news
+// the way the cluster does, until nothing is pending.
+func (n *net) deliver(t *testing.T) {
+	for len(n.pending) > 0 {
+		m := n.pending[0]
+		n.pending = n.pending[1:]
+		for name, s := range n.stores {
+			if name == m.from {
+				continue
+			}
+			relay, err := s.Merge(m.b)
+			if err != nil {
+				t.Fatalf("%s merge: %v", name, err)
+			}
+			if relay {
+				n.pending = append(n.pending, msg{name, m.b})
+			}
+		}
+	}
+}
+
+func value(t *testing.T, s *Store, kind, name string) string {
+	t.Helper()
+	it, ok := s.Get(kind, name)
+	if !ok {
+		return "<none>"
+	}
+	return string(it.Value)
+}
+
+func TestLastWriterWinsEverywhere(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1000, 0))
+	n := newNet(t, clk, "a", "b", "c")
+	if _, err := n.stores["a"].Put("route", "orders", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	n.deliver(t)
+	// b has seen a's write, so its write is stamped later and wins.
+	if _, err := n.stores["b"].Put("route", "orders", []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	n.deliver(t)
+	for name, s := range n.stores {
+		if got := value(t, s, "route", "orders"); got != "v2" {
+			t.Errorf("%s: %q, want v2", name, got)
+		}
+	}
+}
+
+func TestConcurrentWritesConvergeOnTiebreak(t *testing.T) {
+	n := newNet(t, clock.NewFake(time.Unix(1000, 0)), "a", "b")
+	// Both write at Lamport clock 1 without seeing each other: "b" > "a".
+	n.stores["a"].Put("route", "r", []byte("from-a"))
+	n.stores["b"].Put("route", "r", []byte("from-b"))
+	n.deliver(t)
+	for name, s := range n.stores {
+		if got := value(t, s, "route", "r"); got != "from-b" {
+			t.Errorf("%s: %q, want from-b", name, got)
+		}
+	}
+}
+
+func TestTombstoneBeatsOlderWriteAndIsCollected(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1000, 0))
+	n := newNet(t, clk, "a", "b")
+	n.stores["a"].Put("route", "r", []byte("v1"))
+	n.deliver(t)
+	old := n.stores["b"].LocalState() // b's state with the live item
+	if _, ok, err := n.stores["a"].Delete("route", "r"); !ok || err != nil {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	n.deliver(t)
+	// Anti-entropy from a stale snapshot must not resurrect it.
+	if err := n.stores["a"].MergeState(old); err != nil {
+		t.Fatal(err)
+	}
+	if got := value(t, n.stores["a"], "route", "r"); got != "<none>" {
+		t.Fatalf("resurrected: %q", got)
+	}
+	if st := n.stores["b"].Stats(); st.Tombstones != 1 || st.Items != 0 {
+		t.Fatalf("b stats %+v", st)
+	}
+	clk.Advance(2 * time.Hour)
+	n.stores["b"].LocalState() // collects
+	if st := n.stores["b"].Stats(); st.Tombstones != 0 {
+		t.Fatalf("tombstone not collected: %+v", st)
+	}
+	if _, ok, _ := n.stores["b"].Delete("route", "r"); ok {
+		t.Fatal("deleted a missing item")
+	}
+}
+
+func TestStaleAndDuplicateMessagesAreNotNews(t *testing.T) {
+	var sent [][]byte
+	a := New(Options{Node: "a", Send: func(_ string, b []byte) { sent = append(sent, b) }})
+	b := New(Options{Node: "b"})
+	a.Put("upstream", "u", []byte("1"))
+	a.Put("upstream", "u", []byte("2"))
+	if relay, err := b.Merge(sent[1]); !relay || err != nil {
+		t.Fatalf("newest: relay %v err %v", relay, err)
+	}
+	for i, m := range [][]byte{sent[1], sent[0]} {
+		if relay, err := b.Merge(m); relay || err != nil {
+			t.Fatalf("message %d: relay %v err %v", i, relay, err)
+		}
+	}
+	if got := value(t, b, "upstream", "u"); got != "2" {
+		t.Fatalf("got %q", got)
+	}
+	if st := b.Stats(); st.Applied != 1 || st.Stale != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestAntiEntropyRepairsAMissedWrite(t *testing.T) {
+	changes := 0
+	a := New(Options{Node: "a"})
+	b := New(Options{Node: "b", OnChange: func() { changes++ }})
+	a.Put("route", "x", []byte("x1"))
+	a.Put("route", "y", []byte("y1"))
+	a.Delete("route", "y")
+	if err := b.MergeState(a.LocalState()); err != nil {
+		t.Fatal(err)
+	}
+	if got := value(t, b, "route", "x"); got != "x1" || changes != 1 {
+		t.Fatalf("x = %q, changes %d", got, changes)
+	}
+	// b's next write must order after everything it merged.
+	v, _ := b.Put("route", "x", []byte("x2"))
+	if v.Clock <= 3 {
+		t.Fatalf("clock %d not advanced past merged versions", v.Clock)
+	}
+	if list := b.List("route"); len(list) != 2 || list[0].Name != "x" || !list[1].Deleted {
+		t.Fatalf("list %+v", list)
+	}
+}
+
+func TestMalformedInputIsRejected(t *testing.T) {
+	s := New(Options{Node: "a", MaxItems: 2})
+	good := encodeItem(nil, &Item{Kind: "route", Name: "r", Value: []byte("v"), Version: Version{1, "b"}})
+	for name, b := range map[string][]byte{
+		"empty":     nil,
+		"truncated": good[:len(good)-1],
+		"trailing":  append(append([]byte(nil), good...), 0),
+		"flags":     append([]byte{7}, good[1:]...),
+		// flags=deleted, clock 1, node "b", kind "k", name "n", value "v"
+		"tombstone with value": {1, 1, 1, 'b', 1, 'k', 1, 'n', 1, 'v'},
+		"empty name":           encodeItem(nil, &Item{Kind: "k", Name: "", Version: Version{1, "b"}}),
+	} {
+		if _, err := s.Merge(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := s.MergeState(wire.AppendUvarint(nil, 1<<40)); err == nil {
+		t.Error("huge item count accepted")
+	}
+	if st := s.Stats(); st.Bad != 7 || st.Items != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	s.Put("k", "1", nil)
+	s.Put("k", "2", nil)
+	if _, err := s.Put("k", "3", nil); err != ErrFull {
+		t.Fatalf("third item: %v", err)
+	}
+}
+
+func FuzzMerge(f *testing.F) {
+	f.Add(encodeItem(nil, &Item{Kind: "route", Name: "r", Value: []byte("v"), Version: Version{1, "b"}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := New(Options{Node: "a"})
+		if _, err := s.Merge(b); err != nil {
+			return
+		}
+		// Whatever was accepted survives a round trip through our own state.
+		if err := New(Options{Node: "c"}).MergeState(s.LocalState()); err != nil {
+			t.Fatalf("own state rejected: %v", err)
+		}
+		it, _ := decodeMessage(b)
+		again, err := decodeMessage(encodeItem(nil, it))
+		if err != nil || again.Name != it.Name || again.Kind != it.Kind || again.Version != it.Version ||
+			again.Deleted != it.Deleted || !bytes.Equal(again.Value, it.Value) {
+			t.Fatalf("round trip: %+v → %+v (%v)", it, again, err)
+		}
+	})
+}
+
+func FuzzMergeState(f *testing.F) {
+	a := New(Options{Node: "a"})
+	a.Put("route", "r", []byte("v"))
+	a.Put("upstream", "u", nil)
+	a.Delete("upstream", "u")
+	f.Add(a.LocalState())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = New(Options{Node: "z", MaxItems: 100}).MergeState(b)
+	})
+}
