@@ -9,6 +9,9 @@ const (
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultDrainTimeout      = 30 * time.Second
 	DefaultRouteTimeout      = 15 * time.Second
+	DefaultGossipInterval    = 100 * time.Millisecond
+	DefaultPushPullInterval  = 15 * time.Second
+	DefaultProbeInterval     = time.Second
 	DefaultBackoffBase       = 25 * time.Millisecond
 	DefaultBackoffMax        = 250 * time.Millisecond
 	DefaultDNSRefresh        = 30 * time.Second
@@ -68,8 +71,17 @@ func applyDefaults(c *Config) {
 		setDur(&r.Retry.BackoffBase, DefaultBackoffBase)
 		setDur(&r.Retry.BackoffMax, DefaultBackoffMax)
 	}
+	if cl := c.Cluster; cl != nil {
+		setDur(&cl.GossipInterval, DefaultGossipInterval)
+		setDur(&cl.PushPullInterval, DefaultPushPullInterval)
+		setDur(&cl.ProbeInterval, DefaultProbeInterval)
+	}
 	for i := range c.Upstreams {
 		u := &c.Upstreams[i]
+		// Discovered endpoints are sidecars: always mTLS.
+		if u.Service != nil && u.TLS == nil {
+			u.TLS = &UpstreamTLS{}
+		}
 		if u.Protocol == "" {
 			u.Protocol = "auto"
 		}

@@ -19,6 +19,52 @@ type Config struct {
 	Listeners []Listener `yaml:"listeners"`
 	Routes    []Route    `yaml:"routes"`
 	Upstreams []Upstream `yaml:"upstreams"`
+	// Cluster joins the node to the meshgate gossip cluster.
+	Cluster *Cluster `yaml:"cluster"`
+}
+
+// Cluster is the node's membership of the gossip cluster (memberlist over
+// SPIFFE mTLS): discovery, replicated routes, shared breakers and limits.
+// It is read at start; changing it needs a restart.
+type Cluster struct {
+	// Name is this node's name, unique in the cluster; default: the host
+	// name and the gossip port.
+	Name string `yaml:"name"`
+	// Bind is the gossip listener (TCP; every connection is mTLS).
+	Bind string `yaml:"bind"`
+	// Advertise is the address peers reach this node at; default: Bind,
+	// which must then be a concrete IP.
+	Advertise string `yaml:"advertise"`
+	// Join lists gossip addresses of members to join; retried with backoff.
+	Join []string `yaml:"join"`
+	// Allow lists SPIFFE IDs (patterns) admitted to the cluster; empty: any
+	// SVID of the node's trust domain.
+	Allow []string `yaml:"allow"`
+	// GossipInterval: how often a node sends queued news to a few others.
+	GossipInterval Duration `yaml:"gossip_interval"`
+	// PushPullInterval: how often a node exchanges its whole state with one
+	// other (anti-entropy).
+	PushPullInterval Duration `yaml:"push_pull_interval"`
+	// ProbeInterval: how often a node probes another for failure detection.
+	ProbeInterval Duration `yaml:"probe_interval"`
+
+	// Offer is what this node offers to discovery: the sidecar sets it from
+	// its service and inbound sections; an edge offers nothing.
+	Offer *ClusterOffer `yaml:"-"`
+}
+
+// ClusterOffer is a sidecar's entry in service discovery.
+type ClusterOffer struct {
+	Service, Subset string
+	Inbound         string // the address peers dial (the inbound listener)
+	App             string // the local app, health-checked
+}
+
+// ServiceRef names a mesh service (and optionally one subset) whose
+// endpoints are the cluster's live, healthy sidecars of it.
+type ServiceRef struct {
+	Name   string `yaml:"name"`
+	Subset string `yaml:"subset"`
 }
 
 // Identity says where the node's X.509-SVID comes from: exactly one field.
@@ -214,6 +260,8 @@ type Retry struct {
 type Upstream struct {
 	Name      string     `yaml:"name"`
 	Endpoints []Endpoint `yaml:"endpoints"`
+	// Service takes the endpoints from cluster discovery instead.
+	Service *ServiceRef `yaml:"service"`
 	// Protocol to the endpoints: "http1", "h2c" (HTTP/2 cleartext, for gRPC)
 	// or "auto" (h2c for gRPC requests, HTTP/1.1 otherwise).
 	Protocol string   `yaml:"protocol"`

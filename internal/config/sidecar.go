@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -22,9 +24,11 @@ type Sidecar struct {
 	Service  Service   `yaml:"service"`
 	Inbound  Inbound   `yaml:"inbound"`
 	Outbound Outbound  `yaml:"outbound"`
-	// Services are the mesh services the local app calls. Their endpoints
-	// are static until gossip discovery provides them.
+	// Services are the mesh services the local app calls.
 	Services []MeshService `yaml:"services"`
+	// Cluster joins the gossip cluster: the sidecar offers its service to
+	// discovery, and finds the services it calls there.
+	Cluster *Cluster `yaml:"cluster"`
 }
 
 // Service is the service this sidecar stands beside.
@@ -64,8 +68,12 @@ type OutboundPort struct {
 // sidecars' inbound listeners.
 type MeshService struct {
 	Name string `yaml:"name"`
+	// Subset restricts discovery to one subset of the service.
+	Subset string `yaml:"subset"`
 	// SpiffeIDs the service's sidecars may present (patterns).
-	SpiffeIDs   []string     `yaml:"spiffe_ids"`
+	SpiffeIDs []string `yaml:"spiffe_ids"`
+	// Endpoints are static; without them the cluster discovers the
+	// service's sidecars.
 	Endpoints   []Endpoint   `yaml:"endpoints"`
 	Protocol    string       `yaml:"protocol"`
 	Balancer    Balancer     `yaml:"balancer"`
@@ -143,8 +151,11 @@ func (v *validator) sidecar(sc *Sidecar) {
 		if m.Name == SidecarLocalApp {
 			v.at(p+".name", "service name %q is reserved", m.Name)
 		}
-		if len(m.SpiffeIDs) == 0 {
-			v.at(p, "service %q: spiffe_ids must name the SPIFFE IDs its sidecars present", m.Name)
+		if len(m.SpiffeIDs) == 0 && (sc.Cluster == nil || len(m.Endpoints) > 0) {
+			v.at(p, "service %q: spiffe_ids must name the SPIFFE IDs its sidecars present (optional only for services discovered through cluster)", m.Name)
+		}
+		if len(m.Endpoints) == 0 && sc.Cluster == nil {
+			v.at(p, "service %q: endpoints are required without cluster (discovery)", m.Name)
 		}
 		for j, id := range m.SpiffeIDs {
 			if _, err := pki.ParsePattern(id); err != nil {
@@ -171,7 +182,13 @@ func serviceNames(sc *Sidecar) []string {
 
 // engineConfig is the Config a sidecar file stands for.
 func (sc *Sidecar) engineConfig() *Config {
-	cfg := &Config{Admin: sc.Admin, Log: sc.Log, Server: sc.Server, Identity: sc.Identity}
+	cfg := &Config{Admin: sc.Admin, Log: sc.Log, Server: sc.Server, Identity: sc.Identity, Cluster: sc.Cluster}
+	if sc.Cluster != nil {
+		cl := *sc.Cluster
+		cl.Offer = &ClusterOffer{Service: sc.Service.Name, Subset: sc.Service.Subset,
+			Inbound: offerAddress(sc.Inbound.Address, cl), App: sc.Service.App}
+		cfg.Cluster = &cl
+	}
 	cfg.Listeners = append(cfg.Listeners, Listener{Name: SidecarInbound, Address: sc.Inbound.Address,
 		MTLS: &ListenerMTLS{Allow: sc.Inbound.Allow}})
 	cfg.Upstreams = append(cfg.Upstreams, Upstream{Name: SidecarLocalApp, Endpoints: []Endpoint{{Address: sc.Service.App}}})
@@ -182,9 +199,13 @@ func (sc *Sidecar) engineConfig() *Config {
 		cfg.Listeners = append(cfg.Listeners, Listener{Name: SidecarOutbound, Address: sc.Outbound.Address})
 	}
 	for _, m := range sc.Services {
-		cfg.Upstreams = append(cfg.Upstreams, Upstream{Name: m.Name, Endpoints: m.Endpoints, Protocol: m.Protocol,
+		up := Upstream{Name: m.Name, Endpoints: m.Endpoints, Protocol: m.Protocol,
 			Balancer: m.Balancer, HealthCheck: m.HealthCheck, Outlier: m.Outlier,
-			TLS: &UpstreamTLS{SpiffeIDs: m.SpiffeIDs}})
+			TLS: &UpstreamTLS{SpiffeIDs: m.SpiffeIDs}}
+		if len(m.Endpoints) == 0 {
+			up.Service = &ServiceRef{Name: m.Name, Subset: m.Subset}
+		}
+		cfg.Upstreams = append(cfg.Upstreams, up)
 		if sc.Outbound.Address != "" {
 			cfg.Routes = append(cfg.Routes, Route{Name: SidecarOutbound + "-" + m.Name, Listeners: []string{SidecarOutbound},
 				Match: Match{Hosts: []string{m.Name}, Path: &Path{Prefix: "/"}}, Upstream: m.Name,
@@ -202,4 +223,25 @@ func (sc *Sidecar) engineConfig() *Config {
 		}
 	}
 	return cfg
+}
+
+// offerAddress is the inbound address other nodes dial: the listener's own
+// when it is a concrete IP, else the cluster's advertised host with the
+// listener's port.
+func offerAddress(inbound string, cl Cluster) string {
+	host, port, err := net.SplitHostPort(inbound)
+	if err != nil {
+		return inbound
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() {
+		return inbound
+	}
+	adv := cl.Advertise
+	if adv == "" {
+		adv = cl.Bind
+	}
+	if h, _, err := net.SplitHostPort(adv); err == nil {
+		return net.JoinHostPort(h, port)
+	}
+	return inbound
 }

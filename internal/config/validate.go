@@ -148,16 +148,22 @@ func (v *validator) validate(c *Config) {
 			}
 		}
 	}
+	if c.Cluster != nil {
+		v.cluster(c)
+	}
 	upstreams := map[string]int{}
 	for i, u := range c.Upstreams {
 		p := fmt.Sprintf("upstreams[%d]", i)
 		v.name(p, u.Name, "upstream", upstreams, i)
 		v.upstream(p, &u)
+		if u.Service != nil && c.Cluster == nil {
+			v.at(p+".service", "upstream %q: service discovery needs the node to join a cluster (set cluster)", u.Name)
+		}
 		if u.TLS != nil {
 			if c.Identity == nil {
 				v.at(p+".tls", "upstream %q: tls needs the node's identity (set identity)", u.Name)
 			}
-			if len(u.TLS.SpiffeIDs) == 0 {
+			if len(u.TLS.SpiffeIDs) == 0 && u.Service == nil {
 				v.at(p+".tls", "upstream %q: tls.spiffe_ids must name the SPIFFE IDs the endpoints may present", u.Name)
 			}
 			for j, id := range u.TLS.SpiffeIDs {
@@ -242,8 +248,18 @@ func (v *validator) hostPort(path, addr string) {
 }
 
 func (v *validator) upstream(p string, u *Upstream) {
-	if len(u.Endpoints) == 0 {
-		v.at(p, "upstream %q: at least one endpoint is required", u.Name)
+	switch {
+	case u.Service != nil && len(u.Endpoints) > 0:
+		v.at(p+".service", "upstream %q: set endpoints or service, not both", u.Name)
+	case u.Service != nil:
+		if !tokenRE.MatchString(u.Service.Name) {
+			v.at(p+".service.name", "upstream %q: service.name %q must be a name of letters, digits and -._~", u.Name, u.Service.Name)
+		}
+		if u.Service.Subset != "" && !tokenRE.MatchString(u.Service.Subset) {
+			v.at(p+".service.subset", "upstream %q: service.subset %q must be a name of letters, digits and -._~", u.Name, u.Service.Subset)
+		}
+	case len(u.Endpoints) == 0:
+		v.at(p, "upstream %q: at least one endpoint (or a service) is required", u.Name)
 	}
 	for j, e := range u.Endpoints {
 		ep := fmt.Sprintf("%s.endpoints[%d]", p, j)
@@ -481,4 +497,38 @@ func matchKey(r *Route) string {
 	}
 	fmt.Fprintf(&b, "|%v|%v", r.Match.Headers, r.Match.Query)
 	return b.String()
+}
+
+func (v *validator) cluster(c *Config) {
+	cl := c.Cluster
+	if c.Identity == nil {
+		v.at("cluster", "cluster needs the node's identity (set identity): gossip is mTLS")
+	}
+	if cl.Bind == "" {
+		v.at("cluster.bind", "cluster.bind (the gossip listener's host:port) is required")
+	} else {
+		v.hostPort("cluster.bind", cl.Bind)
+	}
+	adv := cl.Advertise
+	if adv == "" {
+		adv = cl.Bind
+	} else {
+		v.hostPort("cluster.advertise", adv)
+	}
+	if host, _, err := net.SplitHostPort(adv); err == nil {
+		if ip, err := netip.ParseAddr(host); err != nil || ip.IsUnspecified() {
+			v.at("cluster", "cluster: %s is not an address peers can reach: set cluster.advertise to this host's IP and port", adv)
+		}
+	}
+	if cl.Name != "" && !tokenRE.MatchString(cl.Name) {
+		v.at("cluster.name", "cluster.name %q must be a name of letters, digits and -._~", cl.Name)
+	}
+	for i, j := range cl.Join {
+		v.hostPort(fmt.Sprintf("cluster.join[%d]", i), j)
+	}
+	for i, a := range cl.Allow {
+		if _, err := pki.ParsePattern(a); err != nil {
+			v.at(fmt.Sprintf("cluster.allow[%d]", i), "%v", err)
+		}
+	}
 }

@@ -28,10 +28,12 @@ import (
 	"github.com/meshgate/meshgate/internal/clock"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/dataplane"
+	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/internal/upstream"
 	"github.com/meshgate/meshgate/pki"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 )
 
 // Options configure a node.
@@ -69,6 +71,9 @@ type Node struct {
 	adminLn       net.Listener
 	identity      Identity
 	closeIdentity func() error
+	applyMu       sync.Mutex     // serializes file reloads and cluster rebuilds (each reads fileCfg, then applies)
+	mesh          *mesh          // nil: not in a cluster
+	fileCfg       *config.Config // the file's config last applied (the cluster's base)
 	ready         atomic.Bool
 	draining      atomic.Bool
 	retiring      sync.WaitGroup // listeners draining after a reload
@@ -119,12 +124,22 @@ func New(opts Options) (*Node, error) {
 	} else {
 		n.ownAccess = true
 	}
-	if err := n.apply(cfg); err != nil {
+	if cfg.Cluster != nil {
+		if err := n.joinCluster(cfg); err != nil {
+			n.closeAll()
+			return nil, err
+		}
+		n.watchCluster()
+	}
+	if err := n.applyFile(cfg); err != nil {
 		n.metrics.Reload(false)
 		n.closeAll()
 		return nil, err
 	}
 	n.metrics.Reload(true)
+	if n.mesh != nil {
+		n.mesh.offerBoundInbound(n.Addr(config.SidecarInbound))
+	}
 	if cfg.Admin.Address != "" {
 		if err := n.startAdmin(cfg.Admin); err != nil {
 			n.closeAll()
@@ -160,8 +175,11 @@ func (n *Node) AdminAddr() string {
 // the running configuration stays in place.
 func (n *Node) Reload() error {
 	cfg, err := n.opts.Load(n.opts.ConfigPath)
+	if err == nil && !reflect.DeepEqual(cfg.Cluster, n.startCluster()) {
+		n.log.Warn("the cluster section changed; it takes effect at the next restart")
+	}
 	if err == nil {
-		err = n.apply(cfg)
+		err = n.applyFile(cfg)
 	}
 	n.metrics.Reload(err == nil)
 	if err != nil {
@@ -170,6 +188,40 @@ func (n *Node) Reload() error {
 	}
 	n.log.Info("configuration reloaded", "file", n.opts.ConfigPath)
 	return nil
+}
+
+// applyFile applies a config read from the file, with the cluster's
+// resources over it, and remembers it as the cluster's base.
+func (n *Node) applyFile(cfg *config.Config) error {
+	n.applyMu.Lock()
+	defer n.applyMu.Unlock()
+	eff, err := n.withCluster(cfg)
+	if err != nil {
+		// The file is fine but some cluster resources do not fit it: serve
+		// the file with the others.
+		n.log.Error("cluster resources do not apply over this file; serving without them", "errors", err.Error())
+		n.metrics.ClusterApply(false)
+		if eff == nil {
+			eff = cfg
+		}
+	}
+	if err := n.apply(eff); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.fileCfg = cfg
+	n.mu.Unlock()
+	return nil
+}
+
+// startCluster is the cluster section the node started with.
+func (n *Node) startCluster() *config.Cluster {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fileCfg == nil {
+		return nil
+	}
+	return n.fileCfg.Cluster
 }
 
 // apply builds, binds, swaps and then retires what the old config had.
@@ -194,19 +246,33 @@ func (n *Node) apply(cfg *config.Config) error {
 			clusters[u.Name] = old
 			continue
 		}
+		var src upstream.Source
+		var discovered *gossip.ServiceSource
+		if u.Service != nil {
+			if n.mesh == nil {
+				return fail(fmt.Errorf("upstream %q: service discovery needs a cluster, which is joined at start only", u.Name))
+			}
+			discovered = n.mesh.cluster.Service(u.Service.Name, u.Service.Subset)
+			src = discovered
+		}
 		var ctls *proxy.ClientTLS
 		if u.TLS != nil {
 			if n.identity == nil {
 				return fail(fmt.Errorf("upstream %q: tls needs the node's identity, which is set at start only", u.Name))
 			}
-			expect, err := pki.AllowPatterns(u.TLS.SpiffeIDs...)
-			if err != nil {
-				return fail(fmt.Errorf("upstream %q: %w", u.Name, err))
+			var expect tlsconfig.Authorizer
+			if len(u.TLS.SpiffeIDs) == 0 && discovered != nil {
+				expect = serviceAuthorizer(discovered)
+			} else {
+				var err error
+				if expect, err = pki.AllowPatterns(u.TLS.SpiffeIDs...); err != nil {
+					return fail(fmt.Errorf("upstream %q: %w", u.Name, err))
+				}
 			}
 			ctls = proxy.NewClientTLS(pki.ClientTLS(n.identity, n.identity, expect), u.ConnectTimeout.D())
 		}
 		up, err := upstream.New(u, upstream.Options{Clock: n.opts.Clock, Logger: n.log.With("upstream", u.Name),
-			Observer: n.metrics, HealthTransport: ctls.HealthTransport()})
+			Observer: n.metrics, HealthTransport: ctls.HealthTransport(), Source: src})
 		if err != nil {
 			return fail(fmt.Errorf("upstream %q: %w", u.Name, err))
 		}
@@ -410,6 +476,11 @@ func (n *Node) startAdmin(cfg config.Admin) error {
 // tunnels and pools are closed.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.draining.Store(true)
+	if n.mesh != nil {
+		// Leave first: peers stop sending new requests here while the
+		// listeners drain the ones in flight.
+		n.mesh.leave()
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	snap := n.current.Load()
@@ -461,6 +532,9 @@ func (n *Node) closeAllLocked() {
 	n.clusters = map[string]*clusterRef{}
 	if n.admin != nil {
 		n.admin.Close()
+	}
+	if n.mesh != nil {
+		n.mesh.stop()
 	}
 	if n.closeIdentity != nil {
 		_ = n.closeIdentity()

@@ -27,6 +27,7 @@ type Metrics struct {
 	retries         *prometheus.CounterVec
 	budgetExhausted *prometheus.CounterVec
 	denied          *prometheus.CounterVec
+	clusterApplies  *prometheus.CounterVec // nil until the node joins a cluster
 }
 
 // NewMetrics registers the node's metrics in a new registry.

@@ -1,0 +1,141 @@
+package node
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/pki/pkitest"
+)
+
+// fastCluster is a cluster section for tests: failures detected within a
+// couple of seconds.
+func fastCluster(join string) string {
+	j := ""
+	if join != "" {
+		j = fmt.Sprintf(", join: [%q]", join)
+	}
+	return fmt.Sprintf("cluster: {bind: \"127.0.0.1:0\", gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 2s%s}\n", j)
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting until %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An edge and two sidecars of "orders" (v1, v2) in one cluster over mTLS:
+// the edge finds the sidecars by discovery, a route applied through a
+// sidecar reaches the edge, and a sidecar that stops leaves the endpoint set.
+func TestClusterDiscoveryAndReplicatedRoutes(t *testing.T) {
+	ca := pkitest.NewCA(t, td)
+	edgeID := ca.ID(t, "/edge")
+	apps := map[string]*httptest.Server{}
+	for _, v := range []string{"v1", "v2"} {
+		v := v
+		apps[v] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "orders %s %s", v, r.URL.Path)
+		}))
+		defer apps[v].Close()
+	}
+	e := startEdge(t, identityFiles(t, ca, edgeID)+fastCluster("")+`
+log: {access: "off"}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes: [{name: orders, listeners: [public], match: {path: {prefix: /orders}}, upstream: orders}]
+upstreams:
+  - {name: orders, service: {name: orders}}
+`)
+	seed := e.node.Cluster().Addr()
+	sidecars := map[string]*Node{}
+	for _, v := range []string{"v1", "v2"} {
+		sidecars[v] = startSidecar(t, identityFiles(t, ca, ca.ID(t, "/orders-"+v))+fastCluster(seed)+fmt.Sprintf(`
+log: {access: "off"}
+service: {name: orders, subset: %s, app: %q}
+inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
+`, v, addr(apps[v])))
+	}
+	waitUntil(t, 10*time.Second, "the edge discovers both sidecars", func() bool {
+		return len(e.node.Cluster().Service("orders", "").Endpoints()) == 2
+	})
+
+	seen := map[string]int{}
+	for i := 0; i < 20; i++ {
+		code, _, body := get(t, nil, "GET", e.url("public")+"/orders/1", nil)
+		if code != 200 {
+			t.Fatalf("GET /orders/1: %d %s", code, body)
+		}
+		seen[strings.Fields(body)[1]]++
+	}
+	if seen["v1"] == 0 || seen["v2"] == 0 {
+		t.Fatalf("round robin over discovered sidecars: %v", seen)
+	}
+
+	// A route and an upstream applied through a sidecar reach the edge.
+	up := []byte("name: orders-v2\nservice: {name: orders, subset: v2}\n")
+	if err := sidecars["v1"].ApplyResource(config.KindUpstream, up); err != nil {
+		t.Fatal(err)
+	}
+	rt := []byte("name: canary\nlisteners: [public]\nmatch: {path: {prefix: /canary}}\nupstream: orders-v2\nrewrite: {strip_prefix: /canary}\n")
+	if err := sidecars["v1"].ApplyResource(config.KindRoute, rt); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the edge routes /canary", func() bool {
+		code, _, _ := get(t, nil, "GET", e.url("public")+"/canary/x", nil)
+		return code == 200
+	})
+	for i := 0; i < 5; i++ {
+		if _, _, body := get(t, nil, "GET", e.url("public")+"/canary/x", nil); !strings.HasPrefix(body, "orders v2 /x") {
+			t.Fatalf("canary went to %q", body)
+		}
+	}
+	// An invalid resource is refused where it is applied; one that reaches
+	// a node it does not fit (here written to a sidecar's store directly)
+	// is left out there without holding up the others.
+	bad := []byte("name: bad\nlisteners: [public]\nmatch: {path: {prefix: /bad}}\nupstream: nowhere\n")
+	if err := e.node.ApplyResource(config.KindRoute, bad); err == nil {
+		t.Fatal("route to an unknown upstream accepted")
+	}
+	if _, err := sidecars["v1"].mesh.store.Put(config.KindRoute, "bad", bad); err != nil {
+		t.Fatal(err)
+	}
+	rt2 := []byte("name: canary2\nlisteners: [public]\nmatch: {path: {prefix: /canary2}}\nupstream: orders-v2\n")
+	if err := sidecars["v2"].ApplyResource(config.KindRoute, rt2); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the edge routes /canary2 despite the bad route", func() bool {
+		code, _, _ := get(t, nil, "GET", e.url("public")+"/canary2", nil)
+		return code == 200
+	})
+	if code, _, _ := get(t, nil, "GET", e.url("public")+"/bad", nil); code != 404 {
+		t.Fatalf("/bad: %d", code)
+	}
+	// A delete through the edge reaches everyone, the edge included.
+	if ok, err := e.node.DeleteResource(config.KindRoute, "canary"); !ok || err != nil {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	waitUntil(t, 5*time.Second, "/canary is gone", func() bool {
+		code, _, _ := get(t, nil, "GET", e.url("public")+"/canary/x", nil)
+		return code == 404
+	})
+
+	// A sidecar whose app is down is withdrawn; one that stops is dropped.
+	apps["v2"].Close()
+	waitUntil(t, 10*time.Second, "the unhealthy v2 sidecar is withdrawn", func() bool {
+		eps := e.node.Cluster().Service("orders", "").Endpoints()
+		return len(eps) == 1
+	})
+	for i := 0; i < 10; i++ {
+		if code, _, body := get(t, nil, "GET", e.url("public")+"/orders/2", nil); code != 200 || !strings.HasPrefix(body, "orders v1") {
+			t.Fatalf("after v2 went down: %d %q", code, body)
+		}
+	}
+}

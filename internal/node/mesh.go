@@ -1,0 +1,293 @@
+package node
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/gossip"
+	"github.com/meshgate/meshgate/internal/gossip/transport"
+	"github.com/meshgate/meshgate/internal/replica"
+	"github.com/meshgate/meshgate/internal/telemetry"
+	"github.com/meshgate/meshgate/pki"
+)
+
+// mesh is the node's membership of the cluster and the state it shares.
+// It lives as long as the node: the cluster section is read at start.
+type mesh struct {
+	cluster   *gossip.Cluster
+	transport *transport.Transport
+	store     *replica.Store
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	rebuild   chan struct{}
+}
+
+// appHealthInterval is how often a sidecar checks its app for discovery.
+const appHealthInterval = 2 * time.Second
+
+// joinCluster creates the node's gossip transport and cluster and starts
+// joining. Cluster changes to resources trigger a rebuild of the snapshot.
+func (n *Node) joinCluster(cfg *config.Config) error {
+	cl := cfg.Cluster
+	svid, err := n.identity.GetX509SVID()
+	if err != nil {
+		return fmt.Errorf("cluster: identity: %w", err)
+	}
+	authorize := pki.AllowTrustDomain(svid.ID.TrustDomain())
+	if len(cl.Allow) > 0 {
+		if authorize, err = pki.AllowPatterns(cl.Allow...); err != nil {
+			return fmt.Errorf("cluster.allow: %w", err)
+		}
+	}
+	tr, err := transport.New(transport.Options{BindAddr: cl.Bind, AdvertiseAddr: cl.Advertise,
+		SVIDs: n.identity, Bundles: n.identity, Authorize: authorize, Logger: n.log.With("component", "gossip-transport")})
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	name := cl.Name
+	if name == "" {
+		host, _ := os.Hostname()
+		name = host + "-" + strconv.Itoa(tr.Addr().(*net.TCPAddr).Port)
+	}
+	meta := gossip.Meta{Role: "edge", ID: svid.ID.String()}
+	if o := cl.Offer; o != nil {
+		meta = gossip.Meta{Role: "sidecar", Service: o.Service, Subset: o.Subset, Inbound: o.Inbound,
+			ID: svid.ID.String(), Healthy: appHealthy(o.App)}
+	}
+	m := &mesh{rebuild: make(chan struct{}, 1)}
+	c, err := gossip.New(gossip.Config{Name: name, Transport: tr, Meta: meta, Join: cl.Join, Logger: n.log,
+		GossipInterval: cl.GossipInterval.D(), PushPullInterval: cl.PushPullInterval.D(), ProbeInterval: cl.ProbeInterval.D()})
+	if err != nil {
+		tr.Shutdown()
+		return err
+	}
+	m.cluster, m.transport = c, tr
+	m.store = replica.New(replica.Options{Node: name, Send: c.Sender('r'), OnChange: m.changed})
+	c.Register(m.store)
+	c.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	n.mesh = m
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); n.rebuildLoop(ctx) }()
+	if o := cl.Offer; o != nil {
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.watchApp(ctx, o.App) }()
+	}
+	n.log.Info("cluster started", "node", name, "gossip", c.Addr(), "join", cl.Join, "role", meta.Role)
+	return nil
+}
+
+// offerBoundInbound corrects the offered inbound address when the listener
+// was bound to port 0 (tests, and hosts that let the kernel pick).
+func (m *mesh) offerBoundInbound(bound string) {
+	meta := m.cluster.Meta()
+	if meta.Role != "sidecar" || bound == "" || !strings.HasSuffix(meta.Inbound, ":0") {
+		return
+	}
+	host, _, _ := net.SplitHostPort(meta.Inbound)
+	_, port, _ := net.SplitHostPort(bound)
+	meta.Inbound = net.JoinHostPort(host, port)
+	_ = m.cluster.SetMeta(meta)
+}
+
+// changed is the store's OnChange: coalesce into one pending rebuild.
+func (m *mesh) changed() {
+	select {
+	case m.rebuild <- struct{}{}:
+	default:
+	}
+}
+
+// rebuildLoop applies the cluster's resources over the file's config after
+// each change. An invalid result is logged and counted and the running
+// snapshot keeps serving.
+func (n *Node) rebuildLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.mesh.rebuild:
+		}
+		n.applyMu.Lock()
+		n.mu.Lock()
+		base := n.fileCfg
+		n.mu.Unlock()
+		if base == nil {
+			n.applyMu.Unlock()
+			continue
+		}
+		cfg, err := n.withCluster(base)
+		if err != nil {
+			n.log.Error("cluster resources rejected; the others apply", "errors", err.Error())
+		}
+		if cfg != nil {
+			if aerr := n.apply(cfg); aerr != nil {
+				n.log.Error("cluster resources rejected; the current routes keep serving", "errors", aerr.Error())
+				err = aerr
+			}
+		}
+		n.applyMu.Unlock()
+		n.metrics.ClusterApply(err == nil)
+	}
+}
+
+// withCluster is base with the cluster's resources applied (base when the
+// node is not in a cluster).
+func (n *Node) withCluster(base *config.Config) (*config.Config, error) {
+	if n.mesh == nil {
+		return base, nil
+	}
+	var res []config.Resource
+	for _, kind := range []string{config.KindUpstream, config.KindRoute} {
+		for _, it := range n.mesh.store.List(kind) {
+			res = append(res, config.Resource{Kind: it.Kind, Name: it.Name, Value: it.Value, Deleted: it.Deleted})
+		}
+	}
+	if len(res) == 0 {
+		return base, nil
+	}
+	return config.Overlay(base, res)
+}
+
+// Apply validates a route or upstream (YAML of a routes[] or upstreams[]
+// entry) against this node's configuration and writes it to the cluster,
+// which spreads it to every node.
+func (n *Node) ApplyResource(kind string, value []byte) error {
+	if n.mesh == nil {
+		return fmt.Errorf("this node is not in a cluster")
+	}
+	var name string
+	switch kind {
+	case config.KindRoute:
+		r, err := config.DecodeRoute(kind, value)
+		if err != nil {
+			return err
+		}
+		name = r.Name
+	case config.KindUpstream:
+		u, err := config.DecodeUpstream(kind, value)
+		if err != nil {
+			return err
+		}
+		name = u.Name
+	default:
+		return fmt.Errorf("unknown resource kind %q", kind)
+	}
+	n.mu.Lock()
+	base := n.fileCfg
+	n.mu.Unlock()
+	cfg, _ := n.withCluster(base) // resources already rejected stay so
+	if cfg == nil {
+		cfg = base
+	}
+	if _, err := config.Overlay(cfg, []config.Resource{{Kind: kind, Name: name, Value: value}}); err != nil {
+		return err
+	}
+	_, err := n.mesh.store.Put(kind, name, value)
+	return err
+}
+
+// DeleteResource writes a tombstone for a route or upstream.
+func (n *Node) DeleteResource(kind, name string) (bool, error) {
+	if n.mesh == nil {
+		return false, fmt.Errorf("this node is not in a cluster")
+	}
+	_, ok, err := n.mesh.store.Delete(kind, name)
+	return ok, err
+}
+
+// Cluster is the node's cluster membership, nil when standalone.
+func (n *Node) Cluster() *gossip.Cluster {
+	if n.mesh == nil {
+		return nil
+	}
+	return n.mesh.cluster
+}
+
+// serviceAuthorizer accepts a server whose SPIFFE ID one of the service's
+// live sidecars advertises (a discovered upstream without pinned IDs).
+func serviceAuthorizer(src *gossip.ServiceSource) tlsconfig.Authorizer {
+	return func(id spiffeid.ID, _ [][]*x509.Certificate) error {
+		if slices.Contains(src.IDs(), id.String()) {
+			return nil
+		}
+		return fmt.Errorf("%s is not a live sidecar of the service", id)
+	}
+}
+
+// watchApp health-checks the local app (a TCP connect) and tells the
+// cluster when the verdict changes, so discovery stops offering a sidecar
+// whose app is down.
+func (m *mesh) watchApp(ctx context.Context, app string) {
+	t := time.NewTicker(appHealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ok := appHealthy(app)
+		if meta := m.cluster.Meta(); meta.Healthy != ok && !meta.Leaving {
+			meta.Healthy = ok
+			_ = m.cluster.SetMeta(meta)
+		}
+	}
+}
+
+func appHealthy(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// leave takes the node out of the cluster: peers stop routing to it before
+// its listeners drain.
+func (m *mesh) leave() {
+	m.cancel()
+	m.wg.Wait()
+	_ = m.cluster.Leave(time.Second)
+}
+
+// stop ends the node's membership without a goodbye (after leave, or when
+// the node failed to start); safe to call twice.
+func (m *mesh) stop() {
+	m.cancel()
+	m.wg.Wait()
+	_ = m.cluster.Shutdown()
+}
+
+// watchCluster exports the cluster's state as metrics.
+func (n *Node) watchCluster() {
+	c, tr := n.mesh.cluster, n.mesh.transport
+	n.metrics.WatchCluster(func() telemetry.ClusterStats {
+		st, ts := c.Stats(), tr.Stats()
+		out := telemetry.ClusterStats{Members: map[string]int{}, MessagesIn: st.MessagesIn, Relayed: st.Relayed,
+			BadMessages: st.BadMessages, StatesIn: st.StatesIn, BadStates: st.BadStates, UnknownKind: st.UnknownKind,
+			Queued: st.Queued, Rejected: ts.Rejected}
+		for _, m := range c.Members() {
+			state := m.State.String()
+			if state == "suspect" {
+				state = "alive"
+			}
+			out.Members[state]++
+		}
+		return out
+	})
+}
