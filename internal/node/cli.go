@@ -24,12 +24,15 @@ type Runtime struct {
 	// MemoryLimit (bytes, 0: none) is a soft limit: the sidecar runs beside
 	// every service, where its footprint matters more than its GC CPU.
 	MemoryLimit int64
+	// TrimAfterStart drops the executable's pages only start-up touched
+	// (see trimStartupPages), for the same reason.
+	TrimAfterStart bool
 }
 
 // EdgeRuntime and SidecarRuntime are the defaults of the two binaries.
 var (
 	EdgeRuntime    = Runtime{GCPercent: 400}
-	SidecarRuntime = Runtime{GCPercent: 100, MemoryLimit: 24 << 20}
+	SidecarRuntime = Runtime{GCPercent: 100, MemoryLimit: 24 << 20, TrimAfterStart: true}
 )
 
 // App is the command line of a node binary (edge or sidecar): `NAME --config
@@ -97,5 +100,12 @@ func run(c *cli.Context, name string, load func(string) (*config.Config, error),
 		return cli.Exit(err.Error(), 1)
 	}
 	logger.Info(name+" started", "version", buildinfo.Version, "config", path)
+	if rt.TrimAfterStart {
+		if n, err := trimStartupPages(); err != nil {
+			logger.Warn("could not release start-up pages", "err", err)
+		} else {
+			logger.Debug("released start-up pages", "mapped_bytes", n)
+		}
+	}
 	return n.Run(ctx)
 }
