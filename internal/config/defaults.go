@@ -76,6 +76,17 @@ func applyDefaults(c *Config) {
 		setDur(&cl.PushPullInterval, DefaultPushPullInterval)
 		setDur(&cl.ProbeInterval, DefaultProbeInterval)
 	}
+	for i := range c.Routes {
+		if rl := c.Routes[i].RateLimit; rl != nil {
+			setDur(&rl.Window, time.Minute)
+			if rl.Key == "" {
+				rl.Key = "route"
+			}
+			if rl.OnIsolation == "" {
+				rl.OnIsolation = "open"
+			}
+		}
+	}
 	for i := range c.Upstreams {
 		u := &c.Upstreams[i]
 		// Discovered endpoints are sidecars: always mTLS.

@@ -178,6 +178,23 @@ type Route struct {
 	// MaxBodyBytes bounds the request body → 413 (0: server default).
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
 	Retry        *Retry   `yaml:"retry"`
+	// RateLimit bounds the route's requests across the whole cluster → 429.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+}
+
+// RateLimit is a cluster-wide limit on a route's requests, counted per key
+// in a sliding window. Each node decides locally on its estimate of the
+// cluster's count, which gossip keeps fresh.
+type RateLimit struct {
+	Requests int64    `yaml:"requests"`
+	Window   Duration `yaml:"window"`
+	// Key: "route" (one count for the route), "client_ip", or
+	// "header:NAME" (a count per value of the header; requests without it
+	// share one count).
+	Key string `yaml:"key"`
+	// OnIsolation: when the node has lost every peer, "open" decides on its
+	// own counts against the whole limit, "closed" refuses.
+	OnIsolation string `yaml:"on_isolation"`
 }
 
 // Match is what a request must have for the route to apply. All given
@@ -282,6 +299,20 @@ type Upstream struct {
 	TLS         *UpstreamTLS `yaml:"tls"`
 	Outlier     *Outlier     `yaml:"outlier"`
 	RetryBudget RetryBudget  `yaml:"retry_budget"`
+	// Breaker puts a circuit breaker in front of each endpoint.
+	Breaker *Breaker `yaml:"breaker"`
+}
+
+// Breaker is a circuit breaker per endpoint (sony/gobreaker), whose opens
+// and recoveries are shared with the cluster.
+type Breaker struct {
+	ConsecutiveFailures int      `yaml:"consecutive_failures"`
+	FailureRatio        float64  `yaml:"failure_ratio"`
+	MinRequests         int      `yaml:"min_requests"`
+	Interval            Duration `yaml:"interval"`
+	OpenTimeout         Duration `yaml:"open_timeout"`
+	MaxProbes           int      `yaml:"max_probes"`
+	Quorum              int      `yaml:"quorum"`
 }
 
 // UpstreamTLS is mTLS to an upstream's endpoints.

@@ -81,6 +81,7 @@ type MeshService struct {
 	Retry       *Retry       `yaml:"retry"`
 	HealthCheck *HealthCheck `yaml:"health_check"`
 	Outlier     *Outlier     `yaml:"outlier"`
+	Breaker     *Breaker     `yaml:"breaker"`
 }
 
 // Names of what LoadSidecar generates, as they appear in metrics and logs.
@@ -200,7 +201,7 @@ func (sc *Sidecar) engineConfig() *Config {
 	}
 	for _, m := range sc.Services {
 		up := Upstream{Name: m.Name, Endpoints: m.Endpoints, Protocol: m.Protocol,
-			Balancer: m.Balancer, HealthCheck: m.HealthCheck, Outlier: m.Outlier,
+			Balancer: m.Balancer, HealthCheck: m.HealthCheck, Outlier: m.Outlier, Breaker: m.Breaker,
 			TLS: &UpstreamTLS{SpiffeIDs: m.SpiffeIDs}}
 		if len(m.Endpoints) == 0 {
 			up.Service = &ServiceRef{Name: m.Name, Subset: m.Subset}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/meshgate/meshgate/pki"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -190,6 +191,9 @@ func (v *validator) validate(c *Config) {
 		} else if _, ok := upstreams[r.Upstream]; !ok {
 			v.at(p+".upstream", "route %q: unknown upstream %q", r.Name, r.Upstream)
 		}
+		if rl := r.RateLimit; rl != nil {
+			v.rateLimit(p+".rate_limit", r.Name, rl)
+		}
 		params := v.match(p+".match", r)
 		v.rewrite(p+".rewrite", r, params)
 		v.headerOps(p+".request_headers", r.RequestHeaders)
@@ -293,6 +297,16 @@ func (v *validator) upstream(p string, u *Upstream) {
 		}
 	default:
 		v.at(p+".balancer.policy", "upstream %q: balancer policy %q must be round_robin, least_request or consistent_hash", u.Name, u.Balancer.Policy)
+	}
+	if b := u.Breaker; b != nil {
+		switch {
+		case b.ConsecutiveFailures < 0 || b.MinRequests < 0 || b.MaxProbes < 0 || b.Quorum < 0:
+			v.at(p+".breaker", "upstream %q: breaker counts must not be negative", u.Name)
+		case b.FailureRatio < 0 || b.FailureRatio > 1:
+			v.at(p+".breaker.failure_ratio", "upstream %q: breaker.failure_ratio %g must be within 0..1", u.Name, b.FailureRatio)
+		case b.OpenTimeout.D() > 24*time.Hour:
+			v.at(p+".breaker.open_timeout", "upstream %q: breaker.open_timeout must be at most 24h", u.Name)
+		}
 	}
 	if u.MaxConnections < 0 || u.MaxPending < 0 || u.MaxIdlePerEndpoint < 0 {
 		v.at(p, "upstream %q: connection limits must not be negative", u.Name)
@@ -530,5 +544,23 @@ func (v *validator) cluster(c *Config) {
 		if _, err := pki.ParsePattern(a); err != nil {
 			v.at(fmt.Sprintf("cluster.allow[%d]", i), "%v", err)
 		}
+	}
+}
+
+func (v *validator) rateLimit(p, route string, rl *RateLimit) {
+	if rl.Requests < 1 {
+		v.at(p+".requests", "route %q: rate_limit.requests must be at least 1", route)
+	}
+	if w := rl.Window.D(); w < time.Second || w > 24*time.Hour {
+		v.at(p+".window", "route %q: rate_limit.window %s must be within 1s..24h", route, w)
+	}
+	switch {
+	case rl.Key == "route", rl.Key == "client_ip":
+	case strings.HasPrefix(rl.Key, "header:") && tokenRE.MatchString(strings.TrimPrefix(rl.Key, "header:")):
+	default:
+		v.at(p+".key", "route %q: rate_limit.key %q must be route, client_ip or header:NAME", route, rl.Key)
+	}
+	if rl.OnIsolation != "open" && rl.OnIsolation != "closed" {
+		v.at(p+".on_isolation", "route %q: rate_limit.on_isolation %q must be open or closed", route, rl.OnIsolation)
 	}
 }

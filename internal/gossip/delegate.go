@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -115,6 +116,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 			level, line = l, line[len(prefix)+1:]
 			break
 		}
+	}
+	if strings.Contains(line, "shut down") {
+		level = slog.LevelDebug // a peer or this node stopping: expected, not an error
 	}
 	w.log.Log(context.Background(), level, line)
 	return len(p), nil

@@ -75,8 +75,7 @@ func (n *Node) joinCluster(cfg *config.Config) error {
 	}
 	m.cluster, m.transport = c, tr
 	m.store = replica.New(replica.Options{Node: name, Send: c.Sender('r'), OnChange: m.changed})
-	c.Register(m.store)
-	c.Start()
+	c.Register(m.store) // the breakers and limits register in startSharedState, then New starts the cluster
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	n.mesh = m

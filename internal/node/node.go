@@ -25,11 +25,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/clock"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/dataplane"
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/ratelimit"
 	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/internal/upstream"
 	"github.com/meshgate/meshgate/pki"
@@ -71,8 +73,12 @@ type Node struct {
 	adminLn       net.Listener
 	identity      Identity
 	closeIdentity func() error
-	applyMu       sync.Mutex     // serializes file reloads and cluster rebuilds (each reads fileCfg, then applies)
-	mesh          *mesh          // nil: not in a cluster
+	applyMu       sync.Mutex // serializes file reloads and cluster rebuilds (each reads fileCfg, then applies)
+	mesh          *mesh      // nil: not in a cluster
+	breakers      *breaker.Registry
+	limits        *ratelimit.Limiter
+	stopShared    func()
+	sharedWG      sync.WaitGroup
 	fileCfg       *config.Config // the file's config last applied (the cluster's base)
 	ready         atomic.Bool
 	draining      atomic.Bool
@@ -130,6 +136,13 @@ func New(opts Options) (*Node, error) {
 			return nil, err
 		}
 		n.watchCluster()
+	}
+	if err := n.startSharedState(); err != nil {
+		n.closeAll()
+		return nil, err
+	}
+	if n.mesh != nil {
+		n.mesh.cluster.Start() // every owner is registered
 	}
 	if err := n.applyFile(cfg); err != nil {
 		n.metrics.Reload(false)
@@ -239,7 +252,14 @@ func (n *Node) apply(cfg *config.Config) error {
 		for _, c := range created {
 			c.cluster.Close()
 		}
+		// The limiter's policies follow the config that keeps serving.
+		if prev := n.current.Load(); prev != nil {
+			_ = n.limits.SetPolicies(dataplane.RateLimitPolicies(prev.Config))
+		}
 		return err
+	}
+	if err := n.limits.SetPolicies(dataplane.RateLimitPolicies(cfg)); err != nil {
+		return fail(fmt.Errorf("rate limits: %w", err))
 	}
 	for _, u := range cfg.Upstreams {
 		if old := n.clusters[u.Name]; old != nil && reflect.DeepEqual(old.cfg, u) {
@@ -272,7 +292,7 @@ func (n *Node) apply(cfg *config.Config) error {
 			ctls = proxy.NewClientTLS(pki.ClientTLS(n.identity, n.identity, expect), u.ConnectTimeout.D())
 		}
 		up, err := upstream.New(u, upstream.Options{Clock: n.opts.Clock, Logger: n.log.With("upstream", u.Name),
-			Observer: n.metrics, HealthTransport: ctls.HealthTransport(), Source: src})
+			Observer: n.metrics, HealthTransport: ctls.HealthTransport(), Source: src, Breakers: n.breakers})
 		if err != nil {
 			return fail(fmt.Errorf("upstream %q: %w", u.Name, err))
 		}
@@ -286,6 +306,7 @@ func (n *Node) apply(cfg *config.Config) error {
 	}
 	snap, err := dataplane.Build(cfg, dataplane.Deps{
 		Clusters: byName, Metrics: n.metrics, Tunnels: n.tunnels, Logger: n.log,
+		Middlewares: []dataplane.Middleware{dataplane.RateLimit(n.limits)},
 	})
 	if err != nil {
 		return fail(err)
@@ -535,6 +556,10 @@ func (n *Node) closeAllLocked() {
 	}
 	if n.mesh != nil {
 		n.mesh.stop()
+	}
+	if n.stopShared != nil {
+		n.stopShared()
+		n.stopShared = nil
 	}
 	if n.closeIdentity != nil {
 		_ = n.closeIdentity()

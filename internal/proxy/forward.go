@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/route"
 	"github.com/meshgate/meshgate/internal/upstream"
@@ -244,12 +245,11 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	for attempt := 1; ; attempt++ {
-		ep, err := up.Pick(hashKey, tried)
+		ep, ticket, err := admit(up, hashKey, &tried)
 		if err != nil {
-			WriteError(w, x, http.StatusServiceUnavailable, "no healthy upstream endpoint")
+			writePickError(w, x, err)
 			return
 		}
-		tried = append(tried, ep)
 		x.Attempts = attempt
 		x.Endpoint = ep.Addr
 
@@ -292,6 +292,11 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			outcome = upstream.StatusOutcome(resp.StatusCode)
 		}
 		ep.Done(time.Since(attemptStart), outcome)
+		if err != nil && r.Context().Err() != nil {
+			ticket.Skip() // the client left: no verdict on the endpoint
+		} else {
+			upstream.Finish(ticket, outcome)
+		}
 		if retrying {
 			// A retry counts against the budget until its attempt is over.
 			up.RetryDone()
@@ -340,6 +345,36 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		done()
 		return
 	}
+}
+
+// admit picks an endpoint for the next attempt and takes its breaker's
+// ticket. An endpoint whose breaker refuses (half-open with its probes
+// taken, or opening right now) is treated like one already tried, and the
+// next is picked; the bound keeps a flapping set from looping.
+func admit(up *upstream.Upstream, hashKey uint64, tried *[]*upstream.Endpoint) (*upstream.Endpoint, breaker.Ticket, error) {
+	for i := 0; ; i++ {
+		ep, err := up.Pick(hashKey, *tried)
+		if err != nil {
+			return nil, breaker.Ticket{}, err
+		}
+		*tried = append(*tried, ep)
+		ticket, err := ep.Admit()
+		if err == nil {
+			return ep, ticket, nil
+		}
+		if i >= len(up.Endpoints()) {
+			return nil, breaker.Ticket{}, upstream.ErrCircuitOpen
+		}
+	}
+}
+
+// writePickError answers a request no endpoint could take.
+func writePickError(w http.ResponseWriter, x *Exchange, err error) {
+	if errors.Is(err, upstream.ErrCircuitOpen) {
+		WriteError(w, x, http.StatusServiceUnavailable, "circuit open")
+		return
+	}
+	WriteError(w, x, http.StatusServiceUnavailable, "no healthy upstream endpoint")
 }
 
 // roundTripStd sends one attempt through an http.Transport (HTTP/2, and

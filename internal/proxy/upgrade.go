@@ -83,9 +83,10 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exch
 	}
 	defer release()
 	hashKey, _ := up.HashKey(r, x.ClientIP)
-	ep, err := up.Pick(hashKey, nil)
+	var tried []*upstream.Endpoint
+	ep, ticket, err := admit(up, hashKey, &tried)
 	if err != nil {
-		WriteError(w, x, http.StatusServiceUnavailable, "no healthy upstream endpoint")
+		writePickError(w, x, err)
 		return
 	}
 	x.Attempts, x.Endpoint = 1, ep.Addr
@@ -116,10 +117,12 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exch
 	resp, err := f.cluster.h1.RoundTrip(outreq)
 	if err != nil {
 		ep.Done(time.Since(start), classify(err, false))
+		upstream.Finish(ticket, classify(err, false))
 		f.answerFailure(w, x, err, classify(err, false))
 		return
 	}
 	ep.Done(time.Since(start), upstream.StatusOutcome(resp.StatusCode))
+	upstream.Finish(ticket, upstream.StatusOutcome(resp.StatusCode))
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		f.copyResponse(w, resp, x)
 		return

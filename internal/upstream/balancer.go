@@ -25,6 +25,9 @@ const (
 )
 
 func eligible(e *Endpoint, mode int, exclude []*Endpoint) bool {
+	if e.circuitOpen() {
+		return false
+	}
 	if mode < modePanic && !e.available() {
 		return false
 	}
@@ -45,7 +48,8 @@ func eligible(e *Endpoint, mode int, exclude []*Endpoint) bool {
 // round robin. exclude lists the endpoints this request already tried: they
 // are avoided while another available endpoint exists. When no endpoint is
 // available (all unhealthy or ejected) Pick still returns one of them (panic
-// mode, see above). The only error is ErrNoEndpoint, for an empty set.
+// mode, see above) — but never one whose circuit breaker is open. Errors:
+// ErrNoEndpoint for an empty set, ErrCircuitOpen when every breaker is open.
 //
 // Pick does not allocate.
 func (u *Upstream) Pick(hashKey uint64, exclude []*Endpoint) (*Endpoint, error) {
@@ -70,7 +74,12 @@ func (u *Upstream) Pick(hashKey uint64, exclude []*Endpoint) (*Endpoint, error) 
 			return e, nil
 		}
 	}
-	return nil, ErrNoEndpoint
+	for _, e := range s.eps {
+		if !e.circuitOpen() {
+			return nil, ErrNoEndpoint
+		}
+	}
+	return nil, ErrCircuitOpen
 }
 
 // pickRR is nginx's smooth weighted round robin over the eligible endpoints:

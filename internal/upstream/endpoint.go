@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/clock"
 )
 
@@ -24,6 +25,7 @@ type Endpoint struct {
 	Host string
 
 	up       *Upstream
+	brk      *breaker.Breaker // nil: no breaker
 	healthy  atomic.Bool
 	ejected  atomic.Bool
 	inflight atomic.Int64
@@ -57,6 +59,26 @@ func (e *Endpoint) LatencyEWMA() time.Duration {
 }
 
 func (e *Endpoint) available() bool { return e.healthy.Load() && !e.ejected.Load() }
+
+// circuitOpen: the endpoint's breaker refuses requests. Unlike health and
+// ejection this holds even in panic mode: an open breaker means "send
+// nothing" until it probes.
+func (e *Endpoint) circuitOpen() bool { return e.brk != nil && e.brk.State() == breaker.Open }
+
+// Admit asks the endpoint's breaker for one attempt. End the ticket with
+// Finish (or Skip it when the attempt never reached the endpoint's verdict,
+// e.g. the client went away). Without a breaker it always admits.
+func (e *Endpoint) Admit() (breaker.Ticket, error) {
+	if e.brk == nil {
+		return breaker.Ticket{}, nil
+	}
+	return e.brk.Allow()
+}
+
+// Finish ends an admitted attempt's ticket with its outcome: connect
+// errors, resets, timeouts and 5xx are failures; anything the endpoint
+// answered below 500 is a success.
+func Finish(t breaker.Ticket, o Outcome) { t.Done(o == Success) }
 
 // Outcome is how an attempt ended. Values 500..599 are 5xx response statuses
 // (make them with Status5xx or StatusOutcome).

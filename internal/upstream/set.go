@@ -66,7 +66,7 @@ func (u *Upstream) buildSet(old *endpointSet, addrs []Address) *endpointSet {
 			e = old.byAddr[a.Addr]
 		}
 		if e == nil || e.Weight != w || e.Host != a.Host {
-			ne := &Endpoint{Addr: a.Addr, Weight: w, Host: a.Host, up: u}
+			ne := &Endpoint{Addr: a.Addr, Weight: w, Host: a.Host, up: u, brk: u.breakerFor(a.Addr)}
 			ne.healthy.Store(true)
 			if e != nil {
 				ne.inherit(e)

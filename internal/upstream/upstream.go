@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/clock"
 	"github.com/meshgate/meshgate/internal/config"
 )
@@ -39,6 +40,8 @@ var (
 	ErrNoEndpoint = errors.New("upstream: no endpoint available")
 	// ErrOverloaded: the in-flight and pending limits are both full.
 	ErrOverloaded = errors.New("upstream: overloaded")
+	// ErrCircuitOpen: every endpoint's circuit breaker is open.
+	ErrCircuitOpen = errors.New("upstream: circuit open for every endpoint")
 )
 
 // Options are the dependencies of an Upstream. Every field is optional.
@@ -53,6 +56,9 @@ type Options struct {
 	// HealthTransport carries the active health checks (for example with
 	// mTLS). nil: a private plain-HTTP transport, closed by Close.
 	HealthTransport http.RoundTripper
+	// Breakers holds the node's circuit breakers (shared with the cluster);
+	// used when the config has a breaker section. nil: none.
+	Breakers *breaker.Registry
 }
 
 // Observer receives state changes, for metrics. Calls must not block; they
@@ -80,6 +86,8 @@ type Upstream struct {
 	log    *slog.Logger
 	obs    Observer
 	src    Source
+	brks   *breaker.Registry
+	brkSet breaker.Settings
 
 	set   atomic.Pointer[endpointSet]
 	setMu sync.Mutex // serializes set swaps (writers only)
@@ -111,6 +119,15 @@ func New(cfg config.Upstream, opts Options) (*Upstream, error) {
 	}
 	applyDefaults(&cfg)
 	u := &Upstream{name: cfg.Name, cfg: cfg, clk: opts.Clock, log: opts.Logger, obs: opts.Observer, src: opts.Source}
+	if b := cfg.Breaker; b != nil && opts.Breakers != nil {
+		u.brks = opts.Breakers
+		u.brkSet = breaker.Settings{ConsecutiveFailures: uint32(b.ConsecutiveFailures), FailureRatio: b.FailureRatio,
+			MinRequests: uint32(b.MinRequests), Interval: b.Interval.D(), OpenTimeout: b.OpenTimeout.D(),
+			MaxProbes: uint32(b.MaxProbes), Quorum: b.Quorum}
+		if err := u.brkSet.Validate(); err != nil {
+			return nil, fmt.Errorf("breaker: %w", err)
+		}
+	}
 	switch cfg.Balancer.Policy {
 	case "round_robin":
 		u.policy = roundRobin
@@ -204,6 +221,16 @@ func (u *Upstream) Name() string { return u.name }
 // Endpoints returns the current endpoints. The slice is shared and must not
 // be modified; it is replaced, never changed, when the set changes.
 func (u *Upstream) Endpoints() []*Endpoint { return u.set.Load().eps }
+
+// breakerFor is the endpoint's circuit breaker, nil without one. Breakers
+// are the registry's, keyed by address: the same endpoint has one breaker
+// on this node whatever upstreams list it, and the same key on every node.
+func (u *Upstream) breakerFor(addr string) *breaker.Breaker {
+	if u.brks == nil {
+		return nil
+	}
+	return u.brks.Breaker(addr, u.brkSet)
+}
 
 func applyDefaults(c *config.Upstream) {
 	if c.Balancer.Policy == "" {
