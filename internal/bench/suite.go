@@ -24,6 +24,7 @@ type Suite struct {
 var suites = []Suite{
 	{Name: "dataplane", Run: runDataplane},
 	{Name: "sidecar", Run: runSidecar},
+	{Name: "gossip", Run: runGossip},
 }
 
 // Options are the harness settings read from the environment.

@@ -103,6 +103,10 @@ type Cluster struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	closed atomic.Bool
+	// started publishes the owners: memberlist delivers peers' bytes as
+	// soon as it is created, and until Start they are dropped rather than
+	// read from a table still being filled.
+	started atomic.Bool
 }
 
 // New creates the cluster's memberlist (already listening through the
@@ -177,6 +181,9 @@ func (c *Cluster) Sender(kind byte) Send {
 
 // Register adds a state owner; call it before Start.
 func (c *Cluster) Register(o Owner) {
+	if c.started.Load() {
+		panic("gossip: Register after Start")
+	}
 	c.owners[o.Kind()] = o
 	c.kinds = append(c.kinds, o)
 }
@@ -184,6 +191,7 @@ func (c *Cluster) Register(o Owner) {
 // Start joins the configured members in the background (with backoff) and
 // keeps reconnecting to failed members. It does not wait for a join.
 func (c *Cluster) Start() {
+	c.started.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	go c.maintain(ctx)
@@ -353,8 +361,15 @@ func (c *Cluster) update(n *memberlist.Node, st State) {
 		c.log.Warn("member with unreadable metadata: not offered to discovery", "member", n.Name, "addr", m.Addr, "err", m.MetaErr)
 	}
 	c.mu.Lock()
-	if prev := c.members[n.Name]; st == Dead && (m.Meta.Leaving || prev != nil && prev.Meta.Leaving) {
+	prev := c.members[n.Name]
+	if st == Dead && (m.Meta.Leaving || prev != nil && prev.Meta.Leaving) {
 		m.State = Left
+	}
+	// A member back from the dead (a healed partition, a restart) missed
+	// the news of its absence, and memberlist does not repeat news: swap
+	// whole states with it now rather than at the next push/pull.
+	if st == Alive && prev != nil && prev.State == Dead && n.Name != c.cfg.Name && c.started.Load() && !c.closed.Load() {
+		go func() { _, _ = c.ml.Join([]string{m.Addr}) }()
 	}
 	c.members[n.Name] = m
 	close(c.watch)

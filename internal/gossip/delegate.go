@@ -26,6 +26,9 @@ func (d *delegate) NodeMeta(limit int) []byte {
 // NotifyMsg receives one broadcast (memberlist may reuse b afterwards).
 func (d *delegate) NotifyMsg(b []byte) {
 	c := (*Cluster)(d)
+	if !c.started.Load() {
+		return // peers repeat news and push/pull repairs the rest
+	}
 	if len(b) == 0 {
 		c.stats.badMessages.Add(1)
 		return
@@ -55,11 +58,17 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 func (d *delegate) LocalState(join bool) []byte {
+	if !d.started.Load() {
+		return encodeState(nil)
+	}
 	return encodeState(d.kinds)
 }
 
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	c := (*Cluster)(d)
+	if !c.started.Load() {
+		return
+	}
 	states, err := decodeState(buf)
 	if err != nil {
 		c.stats.badStates.Add(1)

@@ -112,6 +112,7 @@ func (n *Network) Wrap(self string, t memberlist.NodeAwareTransport) memberlist.
 		inner:   t,
 		packets: make(chan *memberlist.Packet),
 		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	f.wg.Add(1)
 	go f.forward()
@@ -124,14 +125,18 @@ type faultTransport struct {
 	inner memberlist.NodeAwareTransport
 
 	packets  chan *memberlist.Packet
-	done     chan struct{}
+	done     chan struct{} // closed at Shutdown: stop delivering
+	stopped  chan struct{} // closed once the inner transport is shut down
 	wg       sync.WaitGroup
 	shutdown sync.Once
 	err      error
 }
 
 // forward relays the inner transport's packets, dropping those from
-// blocked senders. It is the only reader of the inner PacketCh.
+// blocked senders. It is the only reader of the inner PacketCh, and it
+// keeps draining it until the inner transport is shut down: memberlist's
+// own NetTransport blocks its shutdown on a listener stuck sending a packet
+// nobody reads.
 func (f *faultTransport) forward() {
 	defer f.wg.Done()
 	for {
@@ -142,10 +147,9 @@ func (f *faultTransport) forward() {
 			}
 			select {
 			case f.packets <- p:
-			case <-f.done:
-				return
+			case <-f.done: // shutting down: drop
 			}
-		case <-f.done:
+		case <-f.stopped:
 			return
 		}
 	}
@@ -185,8 +189,9 @@ func (f *faultTransport) StreamCh() <-chan net.Conn { return f.inner.StreamCh() 
 func (f *faultTransport) Shutdown() error {
 	f.shutdown.Do(func() {
 		close(f.done)
-		f.wg.Wait()
 		f.err = f.inner.Shutdown()
+		close(f.stopped)
+		f.wg.Wait()
 	})
 	return f.err
 }

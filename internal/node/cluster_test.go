@@ -139,3 +139,28 @@ inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
 		}
 	}
 }
+
+// A node whose SVID does not chain to the cluster's bundle cannot join, and
+// what it writes never reaches the cluster; the refused connections are
+// counted.
+func TestClusterRefusesNodeWithoutValidIdentity(t *testing.T) {
+	ca := pkitest.NewCA(t, td)
+	rogue := pkitest.OtherCA(t, td) // same trust domain name, another CA
+	listen := "listeners: [{name: public, address: \"127.0.0.1:0\"}]\nlog: {access: \"off\"}\n"
+	e := startEdge(t, identityFiles(t, ca, ca.ID(t, "/edge"))+fastCluster("")+listen)
+	intruder := startEdge(t, identityFiles(t, rogue, rogue.ID(t, "/edge"))+fastCluster(e.node.Cluster().Addr())+listen+
+		"upstreams: [{name: u, endpoints: [{address: \"127.0.0.1:1\"}]}]\n")
+	if err := intruder.node.ApplyResource(config.KindRoute, []byte("name: hijack\nlisteners: [public]\nmatch: {path: {prefix: /}}\nupstream: u\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the refusals are counted", func() bool {
+		return metricValue(t, e.node, "meshgate_gossip_rejected_connections_total") >= 2
+	})
+	time.Sleep(500 * time.Millisecond)
+	if p := e.node.Cluster().Peers(); p != 0 {
+		t.Fatalf("the cluster admitted %d peer(s) without a valid SVID", p)
+	}
+	if code, _, _ := get(t, nil, "GET", e.url("public")+"/x", nil); code != 404 {
+		t.Fatalf("the intruder's route reached the edge: %d", code)
+	}
+}
