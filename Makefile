@@ -45,7 +45,8 @@ spire:
 	@mkdir -p $(BIN)
 	cd internal/tools && $(GO) build -o ../../$(BIN)/ github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent
 
-# make bench: suites dataplane (edge vs direct vs nginx) and sidecar (RSS, east-west latency);
+# make bench: suites dataplane (edge vs direct vs nginx), sidecar (RSS, east-west latency) and
+# gossip (route convergence, breaker propagation, rate-limit accuracy, partition and heal);
 # BENCH_ONLY=name[,name], BENCH_JSON=path.
 bench: build
 	$(GO) run ./internal/bench

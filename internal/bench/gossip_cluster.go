@@ -178,7 +178,7 @@ func (g *gcluster) add(name string, join ...string) (*gnode, error) {
 		c.Shutdown()
 		return nil, err
 	}
-	n.rl, err = ratelimit.New(ratelimit.Options{Node: name, Send: c.Sender(ratelimit.Kind), Peers: c.Peers,
+	n.rl, err = ratelimit.New(ratelimit.Options{Node: name, Send: c.FrequentSender(ratelimit.Kind), Peers: c.Peers,
 		ExpectPeers: len(join) > 0, Logger: log})
 	if err != nil {
 		c.Shutdown()

@@ -87,7 +87,14 @@ type Stats struct {
 type Cluster struct {
 	cfg    Config
 	ml     *memberlist.Memberlist
-	queue  *memberlist.TransmitLimitedQueue
+	// Two queues: news that must reach every node (routes, breaker
+	// votes), retransmitted twice as often as memberlist's own, so a node
+	// that misses every copy — and waits for push/pull — is a one in
+	// millions event rather than one in thousands at 50 nodes; and counts
+	// that are refreshed every round anyway (rate limits), which get the
+	// space left in each packet.
+	queue, frequent *memberlist.TransmitLimitedQueue
+	isFrequent      [256]bool
 	log    *slog.Logger
 	meta   atomic.Pointer[[]byte]
 	owners [256]Owner
@@ -147,7 +154,8 @@ func New(cfg Config) (*Cluster, error) {
 	mc.SuspicionMult = cfg.SuspicionMult
 	mc.PushPullInterval = cfg.PushPullInterval
 	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
-	c.queue = &memberlist.TransmitLimitedQueue{NumNodes: c.numNodes, RetransmitMult: mc.RetransmitMult}
+	c.queue = &memberlist.TransmitLimitedQueue{NumNodes: c.numNodes, RetransmitMult: 2 * mc.RetransmitMult}
+	c.frequent = &memberlist.TransmitLimitedQueue{NumNodes: c.numNodes, RetransmitMult: mc.RetransmitMult}
 	// The transport chose the address (port 0 works): advertise it.
 	ip, port, err := cfg.Transport.FinalAdvertiseAddr("", 0)
 	if err != nil {
@@ -170,13 +178,28 @@ func setDefault(d *time.Duration, v time.Duration) {
 
 // Sender returns the Send function of the owner of kind (an owner is
 // built with it, then registered).
-func (c *Cluster) Sender(kind byte) Send {
+func (c *Cluster) Sender(kind byte) Send { return c.sender(kind, false) }
+
+// FrequentSender is Sender for an owner that re-sends its state every
+// round (rate-limit counts): its messages ride in the space the others
+// leave, with memberlist's own retransmit count.
+func (c *Cluster) FrequentSender(kind byte) Send { return c.sender(kind, true) }
+
+func (c *Cluster) sender(kind byte, frequent bool) Send {
+	c.isFrequent[kind] = frequent
 	return func(key string, msg []byte) {
 		b := make([]byte, 1+len(msg))
 		b[0] = kind
 		copy(b[1:], msg)
-		c.queue.QueueBroadcast(&broadcast{key: string(kind) + key, msg: b})
+		c.queueFor(kind).QueueBroadcast(&broadcast{key: string(kind) + key, msg: b})
 	}
+}
+
+func (c *Cluster) queueFor(kind byte) *memberlist.TransmitLimitedQueue {
+	if c.isFrequent[kind] {
+		return c.frequent
+	}
+	return c.queue
 }
 
 // Register adds a state owner; call it before Start.
@@ -258,7 +281,7 @@ func (c *Cluster) numNodes() int { return c.ml.NumMembers() }
 func (c *Cluster) Stats() Stats {
 	return Stats{MessagesIn: c.stats.messagesIn.Load(), Relayed: c.stats.relayed.Load(),
 		BadMessages: c.stats.badMessages.Load(), StatesIn: c.stats.statesIn.Load(),
-		BadStates: c.stats.badStates.Load(), UnknownKind: c.stats.unknownKind.Load(), Queued: c.queue.NumQueued()}
+		BadStates: c.stats.badStates.Load(), UnknownKind: c.stats.unknownKind.Load(), Queued: c.queue.NumQueued() + c.frequent.NumQueued()}
 }
 
 // Leave tells the cluster this node is going (peers drop it at once rather

@@ -49,12 +49,16 @@ func (d *delegate) NotifyMsg(b []byte) {
 	if relay {
 		// Keyed by content: the same news relayed twice is queued once.
 		c.stats.relayed.Add(1)
-		c.queue.QueueBroadcast(&broadcast{key: "relay/" + string(msg), msg: msg})
+		c.queueFor(msg[0]).QueueBroadcast(&broadcast{key: "relay/" + string(msg), msg: msg})
 	}
 }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.queue.GetBroadcasts(overhead, limit)
+	out := d.queue.GetBroadcasts(overhead, limit)
+	for _, b := range out {
+		limit -= overhead + len(b)
+	}
+	return append(out, d.frequent.GetBroadcasts(overhead, limit)...)
 }
 
 func (d *delegate) LocalState(join bool) []byte {

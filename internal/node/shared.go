@@ -18,7 +18,7 @@ func (n *Node) startSharedState() error {
 	peers := func() int { return 0 }
 	if n.mesh != nil {
 		c := n.mesh.cluster
-		name, sendB, sendL, alive, peers = c.Name(), c.Sender('b'), c.Sender(ratelimit.Kind), c.Alive, c.Peers
+		name, sendB, sendL, alive, peers = c.Name(), c.Sender('b'), c.FrequentSender(ratelimit.Kind), c.Alive, c.Peers
 	}
 	var err error
 	n.breakers, err = breaker.New(breaker.Options{Node: name, Send: sendB, Clock: n.opts.Clock, Alive: alive,
