@@ -12,7 +12,7 @@ BUILD_TAGS := urfave_cli_no_docs,grpcnotrace
 PKGS     := ./...
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test vet lint fmt demo bench fuzz clean spire
+.PHONY: all build test vet lint fmt demo bench fuzz clean spire proto
 
 all: build
 
@@ -44,6 +44,17 @@ demo: build
 spire:
 	@mkdir -p $(BIN)
 	cd internal/tools && $(GO) build -o ../../$(BIN)/ github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent
+
+# make proto: regenerate the Go code of proto/ (committed) with protoc from
+# Debian's protobuf-compiler and the plugins pinned in internal/tools/proto.
+PROTOS := $(shell find proto -name '*.proto')
+proto:
+	@command -v protoc >/dev/null || { echo "make proto: protoc not found (apt-get install protobuf-compiler)"; exit 1; }
+	@mkdir -p $(BIN)
+	cd internal/tools/proto && $(GO) build -o ../../../$(BIN)/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	protoc --plugin=protoc-gen-go=$(BIN)/protoc-gen-go --plugin=protoc-gen-go-grpc=$(BIN)/protoc-gen-go-grpc \
+	  -I proto --go_out=proto --go_opt=paths=source_relative \
+	  --go-grpc_out=proto --go-grpc_opt=paths=source_relative $(PROTOS)
 
 # make bench: suites dataplane (edge vs direct vs nginx), sidecar (RSS, east-west latency) and
 # gossip (route convergence, breaker propagation, rate-limit accuracy, partition and heal);

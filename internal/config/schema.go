@@ -95,6 +95,17 @@ type Admin struct {
 	// Pprof serves Go's profiler under /debug/pprof/ (off by default: it
 	// exposes internals and can cost CPU).
 	Pprof bool `yaml:"pprof"`
+	// API serves the gRPC admin API (meshctl) over SPIFFE mTLS.
+	API *AdminAPI `yaml:"api"`
+}
+
+// AdminAPI is the gRPC admin API's listener and who may use it.
+type AdminAPI struct {
+	Address string `yaml:"address"`
+	// Operators may read and change; Viewers may read. SPIFFE ID patterns;
+	// anyone else is refused (PERMISSION_DENIED) and audit-logged.
+	Operators []string `yaml:"operators"`
+	Viewers   []string `yaml:"viewers"`
 }
 
 // Log configures the JSON access log and the process log.

@@ -58,6 +58,22 @@ func (v *validator) validate(c *Config) {
 	if c.Admin.Address != "" {
 		v.hostPort("admin.address", c.Admin.Address)
 	}
+	if api := c.Admin.API; api != nil {
+		v.hostPort("admin.api.address", api.Address)
+		if c.Identity == nil {
+			v.at("admin.api", "admin.api is served over mTLS: it needs the node's identity (set identity)")
+		}
+		if len(api.Operators) == 0 && len(api.Viewers) == 0 {
+			v.at("admin.api", "admin.api: list operators or viewers (SPIFFE ID patterns); nobody else may call it")
+		}
+		for field, ids := range map[string][]string{"operators": api.Operators, "viewers": api.Viewers} {
+			for i, id := range ids {
+				if _, err := pki.ParsePattern(id); err != nil {
+					v.at(fmt.Sprintf("admin.api.%s[%d]", field, i), "%v", err)
+				}
+			}
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
