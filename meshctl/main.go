@@ -1,31 +1,51 @@
-// Command meshctl is the operator CLI of meshgate. Its commands arrive with
-// the admin API issue; for now it answers --help and version.
+// Command meshctl is the operator CLI of meshgate: it talks to any node's
+// admin API (meshgate.admin.v1, SPIFFE mTLS) to inspect members, routes,
+// breakers and limits, apply routes, shift traffic and tap live requests;
+// and it runs the embedded pki.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/meshgate/meshgate/internal/buildinfo"
+	"github.com/meshgate/meshgate/internal/config"
 	"github.com/urfave/cli/v2"
 )
 
 func main() {
-	app := &cli.App{
-		Name:    "meshctl",
-		Usage:   "inspect and operate a meshgate mesh",
-		Version: buildinfo.Version,
-		Commands: []*cli.Command{{
-			Name:  "version",
-			Usage: "print the version",
-			Action: func(c *cli.Context) error {
-				fmt.Printf("meshctl %s (%s)\n", buildinfo.Version, buildinfo.GoVersion())
-				return nil
-			},
-		}, pkiCommand()},
-	}
-	if err := app.Run(os.Args); err != nil {
+	if err := run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		code := 1
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+		}
+		os.Exit(code)
+	}
+}
+
+// newApp is meshctl. Errors come back from Run (none exits the process
+// inside), so that main decides the exit code and tests can run it.
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                 "meshctl",
+		Usage:                "inspect and operate a meshgate mesh",
+		Version:              buildinfo.Version,
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {},
+		// Where and as whom: `meshctl --admin HOST:PORT --cert … members`.
+		Flags: connFlags(),
+		Commands: []*cli.Command{membersCommand(), resourceCommand(config.KindRoute, "routes"),
+			resourceCommand(config.KindUpstream, "upstreams"), trafficCommand(), breakersCommand(), limitsCommand(),
+			tapCommand(), configCommand(), completionCommand(), {
+				Name:  "version",
+				Usage: "print the version",
+				Action: func(c *cli.Context) error {
+					fmt.Fprintf(stdout, "meshctl %s (%s)\n", buildinfo.Version, buildinfo.GoVersion())
+					return nil
+				},
+			}, pkiCommand()},
 	}
 }

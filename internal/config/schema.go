@@ -181,7 +181,11 @@ type Route struct {
 	// answering the client.
 	RequestHeaders  HeaderOps `yaml:"request_headers"`
 	ResponseHeaders HeaderOps `yaml:"response_headers"`
-	Upstream        string    `yaml:"upstream"`
+	// Upstream serves the route; exclusive with Split.
+	Upstream string `yaml:"upstream"`
+	// Split shares the route's requests among several upstreams by weight
+	// (a canary: 90/10, then 0/100); exclusive with Upstream.
+	Split []SplitTarget `yaml:"split"`
 	// Timeout is the total time for the request including retries → 504.
 	Timeout Duration `yaml:"timeout"`
 	// PerTryTimeout bounds each attempt (until response headers) → 504.
@@ -191,6 +195,46 @@ type Route struct {
 	Retry        *Retry   `yaml:"retry"`
 	// RateLimit bounds the route's requests across the whole cluster → 429.
 	RateLimit *RateLimit `yaml:"rate_limit"`
+}
+
+// UpstreamNames returns the upstreams the route sends requests to: its
+// upstream, or each target of its split (weight 0 included), in order.
+func (r *Route) UpstreamNames() []string {
+	if len(r.Split) == 0 {
+		if r.Upstream == "" {
+			return nil
+		}
+		return []string{r.Upstream}
+	}
+	names := make([]string, len(r.Split))
+	for i, t := range r.Split {
+		names[i] = t.Upstream
+	}
+	return names
+}
+
+// MaxSplitTargets bounds the upstreams of one split.
+const MaxSplitTargets = 10
+
+// MaxSplitWeight is the largest weight of a split target.
+const MaxSplitWeight = 100
+
+// SplitTarget is one upstream of a route's weighted split. Its share of the
+// requests is Weight divided by the sum of the split's weights; a target of
+// weight 0 gets none (a canary not yet started, or fully rolled back).
+type SplitTarget struct {
+	Upstream string `yaml:"upstream"`
+	// Weight is required, 0..MaxSplitWeight: a target without one would
+	// otherwise silently get nothing.
+	Weight *int `yaml:"weight"`
+}
+
+// WeightOrZero returns the target's weight, 0 when it has none.
+func (t SplitTarget) WeightOrZero() int {
+	if t.Weight == nil {
+		return 0
+	}
+	return *t.Weight
 }
 
 // RateLimit is a cluster-wide limit on a route's requests, counted per key

@@ -202,10 +202,17 @@ func (v *validator) validate(c *Config) {
 				v.at(fmt.Sprintf("%s.listeners[%d]", p, j), "route %q: unknown listener %q", r.Name, ln)
 			}
 		}
-		if r.Upstream == "" {
-			v.at(p, "route %q: upstream is required", r.Name)
-		} else if _, ok := upstreams[r.Upstream]; !ok {
-			v.at(p+".upstream", "route %q: unknown upstream %q", r.Name, r.Upstream)
+		switch {
+		case r.Upstream != "" && len(r.Split) > 0:
+			v.at(p+".split", "route %q: set upstream or split, not both", r.Name)
+		case len(r.Split) > 0:
+			v.split(p+".split", r, upstreams)
+		case r.Upstream == "":
+			v.at(p, "route %q: upstream (or split) is required", r.Name)
+		default:
+			if _, ok := upstreams[r.Upstream]; !ok {
+				v.at(p+".upstream", "route %q: unknown upstream %q", r.Name, r.Upstream)
+			}
 		}
 		if rl := r.RateLimit; rl != nil {
 			v.rateLimit(p+".rate_limit", r.Name, rl)
@@ -237,6 +244,44 @@ func (v *validator) validate(c *Config) {
 		} else {
 			matches[key] = i
 		}
+	}
+}
+
+// split validates a route's weighted split: 1..MaxSplitTargets targets, each
+// a distinct known upstream with a weight 0..MaxSplitWeight, not all 0.
+func (v *validator) split(p string, r *Route, upstreams map[string]int) {
+	if n := len(r.Split); n > MaxSplitTargets {
+		v.at(p, "route %q: split has %d targets; at most %d are allowed", r.Name, n, MaxSplitTargets)
+	}
+	seen := map[string]int{}
+	total, weighed := 0, 0 // the sum of the valid weights, and their number
+	for j, t := range r.Split {
+		tp := fmt.Sprintf("%s[%d]", p, j)
+		_, known := upstreams[t.Upstream]
+		k, dup := seen[t.Upstream]
+		switch {
+		case t.Upstream == "":
+			v.at(tp, "route %q: split[%d].upstream is required", r.Name, j)
+		case !known:
+			v.at(tp+".upstream", "route %q: unknown upstream %q in split", r.Name, t.Upstream)
+		case dup:
+			v.at(tp+".upstream", "route %q: upstream %q appears twice in split (split[%d] and split[%d]); give it one weight",
+				r.Name, t.Upstream, k, j)
+		default:
+			seen[t.Upstream] = j
+		}
+		switch w := t.Weight; {
+		case w == nil:
+			v.at(tp, "route %q: split[%d].weight is required (0..%d; 0 sends the upstream nothing)", r.Name, j, MaxSplitWeight)
+		case *w < 0 || *w > MaxSplitWeight:
+			v.at(tp+".weight", "route %q: split weight %d must be 0..%d", r.Name, *w, MaxSplitWeight)
+		default:
+			total += *w
+			weighed++
+		}
+	}
+	if total == 0 && weighed == len(r.Split) {
+		v.at(p, "route %q: every split weight is 0; at least one must be above 0", r.Name)
 	}
 }
 

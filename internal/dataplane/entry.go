@@ -36,6 +36,8 @@ type Entry struct {
 	current  *atomic.Pointer[Snapshot]
 	metrics  *telemetry.Metrics
 	log      *telemetry.AccessLog
+	tap      *telemetry.Tap
+	ups      *telemetry.UpstreamStats
 	ids      *proxy.RequestIDs
 	logger   *slog.Logger
 	// last is the latest snapshot that had this listener: a listener
@@ -56,12 +58,19 @@ type EntryOptions struct {
 	Caller  *Caller
 	// Logger receives authorization denials.
 	Logger *slog.Logger
+	// Tap, when set, receives a summary of every finished request (for
+	// `meshctl tap`); it costs an atomic load while nobody listens.
+	Tap *telemetry.Tap
+	// UpstreamStats, when set, counts every request that reached an
+	// upstream, for watching a traffic shift. Requests are timed on the
+	// wall clock (ObserveAt): the stats must be on it too.
+	UpstreamStats *telemetry.UpstreamStats
 }
 
 // NewEntry returns the handler of the named listener.
 func NewEntry(listener string, o EntryOptions) *Entry {
 	e := &Entry{listener: listener, scheme: o.Scheme, caller: o.Caller, current: o.Current,
-		metrics: o.Metrics, log: o.Log, ids: o.IDs, logger: o.Logger}
+		metrics: o.Metrics, log: o.Log, tap: o.Tap, ups: o.UpstreamStats, ids: o.IDs, logger: o.Logger}
 	if e.logger == nil {
 		e.logger = slog.Default()
 	}
@@ -139,12 +148,20 @@ func (e *Entry) finish(r *http.Request, x *proxy.Exchange, stats *telemetry.Rout
 	}
 	d := time.Since(x.Start)
 	stats.Observe(x.Status, d.Seconds())
-	if e.log == nil {
-		return
-	}
 	name := ""
 	if x.Match.Route != nil {
 		name = x.Match.Route.Name
+	}
+	if e.ups != nil && reachedUpstream(x) {
+		e.ups.ObserveAt(x.Start.Add(d), x.Upstream, x.Status, d)
+	}
+	if e.tap.Active() {
+		e.tap.Publish(telemetry.TapEvent{Time: x.Start, Route: name, Method: r.Method, Path: logPath(r, x),
+			Status: x.Status, Latency: d, Upstream: x.Upstream, Endpoint: x.Endpoint, Caller: x.Caller,
+			RequestID: x.RequestID, ClientIP: x.ClientIP})
+	}
+	if e.log == nil {
+		return
 	}
 	e.log.Log(&telemetry.Entry{
 		Time: x.Start, Listener: x.Listener, Method: r.Method, Host: r.Host, Path: logPath(r, x),
@@ -152,6 +169,19 @@ func (e *Entry) finish(r *http.Request, x *proxy.Exchange, stats *telemetry.Rout
 		BytesIn: x.BytesIn, BytesOut: x.BytesOut, RequestID: x.RequestID, ClientIP: x.ClientIP,
 		Reason: x.Reason, Caller: x.Caller,
 	})
+}
+
+// reachedUpstream tells whether the outcome of x belongs to x.Upstream
+// (the route's upstream, or its split's pick): a forwarder took the request
+// and made an attempt, or answered 5xx for an upstream it could not use
+// (overloaded, circuit open, no healthy endpoint). Requests refused before
+// an attempt for the client's fault (auth, rate limit, body too large) and
+// tunnels (101: their duration is not a latency) are not counted.
+func reachedUpstream(x *proxy.Exchange) bool {
+	if x.Upstream == "" || x.Status == http.StatusSwitchingProtocols {
+		return false
+	}
+	return x.Attempts > 0 || x.Status >= 500
 }
 
 // logPath is the normalized path when there is one, else the raw path.

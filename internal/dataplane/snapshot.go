@@ -71,16 +71,10 @@ func Build(cfg *config.Config, d Deps) (*Snapshot, error) {
 		}
 		lr := &listenerRoutes{table: table}
 		for _, r := range table.Routes() {
-			cluster := d.Clusters[r.Upstream]
-			if cluster == nil {
-				return nil, fmt.Errorf("route %q: upstream %q has no cluster", r.Name, r.Upstream)
+			h, err := routeHandler(r, &d)
+			if err != nil {
+				return nil, err
 			}
-			var h http.Handler = proxy.NewForwarder(r, proxy.ForwarderOptions{
-				Cluster: cluster,
-				Tunnels: d.Tunnels,
-				Logger:  d.Logger,
-				Hooks:   proxy.Hooks{Retry: d.Metrics.Retry, BudgetExhausted: d.Metrics.BudgetExhausted},
-			})
 			for i := len(d.Middlewares) - 1; i >= 0; i-- {
 				if h, err = d.Middlewares[i](r, h); err != nil {
 					return nil, fmt.Errorf("route %q: %w", r.Name, err)
@@ -95,6 +89,21 @@ func Build(cfg *config.Config, d Deps) (*Snapshot, error) {
 		s.listeners[l.Name] = lr
 	}
 	return s, nil
+}
+
+// forwarder is a forwarder of route r to the named upstream's cluster: the
+// route's one forwarder, or one per target of its split.
+func (d *Deps) forwarder(r *route.Route, upstream string) (*proxy.Forwarder, error) {
+	cluster := d.Clusters[upstream]
+	if cluster == nil {
+		return nil, fmt.Errorf("route %q: upstream %q has no cluster", r.Name, upstream)
+	}
+	return proxy.NewForwarder(r, proxy.ForwarderOptions{
+		Cluster: cluster,
+		Tunnels: d.Tunnels,
+		Logger:  d.Logger,
+		Hooks:   proxy.Hooks{Retry: d.Metrics.Retry, BudgetExhausted: d.Metrics.BudgetExhausted},
+	}), nil
 }
 
 func contains(list []string, s string) bool {

@@ -85,8 +85,8 @@ type Stats struct {
 
 // Cluster is this node's membership.
 type Cluster struct {
-	cfg    Config
-	ml     *memberlist.Memberlist
+	cfg Config
+	ml  *memberlist.Memberlist
 	// Two queues: news that must reach every node (routes, breaker
 	// votes), retransmitted twice as often as memberlist's own, so a node
 	// that misses every copy — and waits for push/pull — is a one in
@@ -95,10 +95,10 @@ type Cluster struct {
 	// space left in each packet.
 	queue, frequent *memberlist.TransmitLimitedQueue
 	isFrequent      [256]bool
-	log    *slog.Logger
-	meta   atomic.Pointer[[]byte]
-	owners [256]Owner
-	kinds  []Owner
+	log             *slog.Logger
+	meta            atomic.Pointer[[]byte]
+	owners          [256]Owner
+	kinds           []Owner
 
 	mu      sync.Mutex
 	members map[string]*Member

@@ -95,7 +95,7 @@ func run(c *cli.Context, name string, load func(string) (*config.Config, error),
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	n, err := New(Options{ConfigPath: path, Load: load, Logger: logger})
+	n, err := New(Options{ConfigPath: path, Load: load, Logger: logger, Role: name})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgate/meshgate/internal/admin"
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/clock"
 	"github.com/meshgate/meshgate/internal/config"
@@ -52,6 +53,9 @@ type Options struct {
 	Clock clock.Clock
 	// Identity overrides the file's identity section (tests).
 	Identity Identity
+	// Role is what the node is ("edge" or "sidecar"), as the admin API
+	// reports it; default "edge".
+	Role string
 }
 
 // Node is a running edge.
@@ -75,6 +79,10 @@ type Node struct {
 	closeIdentity func() error
 	applyMu       sync.Mutex // serializes file reloads and cluster rebuilds (each reads fileCfg, then applies)
 	mesh          *mesh      // nil: not in a cluster
+	tap           *telemetry.Tap
+	upstats       *telemetry.UpstreamStats
+	adminAPI      *admin.Server
+	adminAPILn    net.Listener
 	breakers      *breaker.Registry
 	limits        *ratelimit.Limiter
 	stopShared    func()
@@ -111,6 +119,8 @@ func New(opts Options) (*Node, error) {
 		listeners: map[string]*listener{},
 		sockets:   map[string]*socket{},
 		clusters:  map[string]*clusterRef{},
+		tap:       telemetry.NewTap(),
+		upstats:   telemetry.NewUpstreamStats(),
 	}
 	cfg, err := opts.Load(opts.ConfigPath)
 	if err != nil {
@@ -155,6 +165,12 @@ func New(opts Options) (*Node, error) {
 	}
 	if cfg.Admin.Address != "" {
 		if err := n.startAdmin(cfg.Admin); err != nil {
+			n.closeAll()
+			return nil, err
+		}
+	}
+	if cfg.Admin.API != nil {
+		if err := n.startAdminAPI(cfg.Admin.API); err != nil {
 			n.closeAll()
 			return nil, err
 		}
@@ -350,7 +366,7 @@ func (n *Node) apply(cfg *config.Config) error {
 			return failListeners(err)
 		}
 		entry := dataplane.NewEntry(lc.Name, dataplane.EntryOptions{Scheme: scheme(lc), First: snap, Current: &n.current,
-			Metrics: n.metrics, Log: n.access, IDs: n.ids, Caller: caller, Logger: n.log})
+			Metrics: n.metrics, Log: n.access, IDs: n.ids, Caller: caller, Logger: n.log, Tap: n.tap, UpstreamStats: n.upstats})
 		l, err := newListener(lc, cfg.Server, sock, entry, n.metrics, n.log, n.identity)
 		if err != nil {
 			return failListeners(err)
@@ -553,6 +569,10 @@ func (n *Node) closeAllLocked() {
 	n.clusters = map[string]*clusterRef{}
 	if n.admin != nil {
 		n.admin.Close()
+	}
+	if n.adminAPI != nil {
+		n.adminAPI.Stop()
+		n.adminAPI = nil
 	}
 	if n.mesh != nil {
 		n.mesh.stop()

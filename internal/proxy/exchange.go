@@ -37,6 +37,10 @@ type Exchange struct {
 	GRPC bool
 	// Caller is the SPIFFE ID of the client on an mTLS listener.
 	Caller string
+	// Upstream is the name of the upstream the request was forwarded to:
+	// the route's, or the one its split picked. Empty until a forwarder
+	// took the request.
+	Upstream string
 	// Endpoint is the upstream address of the last attempt.
 	Endpoint string
 	Attempts int

@@ -182,6 +182,9 @@ func classify(err error, perTryExpired bool) upstream.Outcome {
 // a deadline: the route's, or per_try_timeout from its start if sooner.
 func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := ExchangeFrom(r.Context())
+	if x != nil {
+		x.Upstream = f.cluster.Upstream.Name()
+	}
 	if f.maxBody > 0 {
 		if r.ContentLength > f.maxBody {
 			WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")

@@ -110,12 +110,14 @@ func (s *Store) Put(kind, name string, value []byte) (Version, error) {
 	return s.write(kind, name, value, false)
 }
 
-// Delete writes a tombstone; it reports false when there was nothing live.
+// Delete writes a tombstone, also for a name the store never held (it then
+// hides the nodes' file entries of that name); it reports false when the
+// name is already deleted.
 func (s *Store) Delete(kind, name string) (Version, bool, error) {
 	s.mu.Lock()
 	cur := s.items[key{kind, name}]
 	s.mu.Unlock()
-	if cur == nil || cur.Deleted {
+	if cur != nil && cur.Deleted {
 		return Version{}, false, nil
 	}
 	v, err := s.write(kind, name, nil, true)

@@ -118,8 +118,11 @@ func TestTombstoneBeatsOlderWriteAndIsCollected(t *testing.T) {
 	if st := n.stores["b"].Stats(); st.Tombstones != 0 {
 		t.Fatalf("tombstone not collected: %+v", st)
 	}
-	if _, ok, _ := n.stores["b"].Delete("route", "r"); ok {
-		t.Fatal("deleted a missing item")
+	if _, ok, _ := n.stores["b"].Delete("route", "never-held"); !ok {
+		t.Fatal("no tombstone for a name the store never held (it must hide file entries)")
+	}
+	if _, ok, _ := n.stores["b"].Delete("route", "never-held"); ok {
+		t.Fatal("deleted a tombstone again")
 	}
 }
 

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/node"
+	"github.com/meshgate/meshgate/pki"
+	"github.com/meshgate/meshgate/pki/pkitest"
+)
+
+var td = spiffeid.RequireTrustDomainFromString("example.org")
+
+// mesh is an edge and two sidecars of "orders" (v1, v2) in one cluster,
+// the edge serving the admin API.
+type mesh struct {
+	edge     *node.Node
+	public   string
+	ca       *pkitest.CA
+	dir      string
+	operator []string // meshctl flags of the operator identity
+	viewer   []string
+	stranger []string
+}
+
+func writeIdentity(t *testing.T, ca *pkitest.CA, dir, path string) (string, []string) {
+	t.Helper()
+	d := filepath.Join(dir, strings.Trim(strings.ReplaceAll(path, "/", "-"), "-"))
+	if err := pki.WriteSVID(d, ca.SVID(t, ca.ID(t, path)), ca.Bundle()); err != nil {
+		t.Fatal(err)
+	}
+	c, k, b := filepath.Join(d, pki.SVIDCertFile), filepath.Join(d, pki.SVIDKeyFile), filepath.Join(d, pki.SVIDBundleFile)
+	return fmt.Sprintf("identity: {files: {cert_file: %q, key_file: %q, bundle_file: %q}}\n", c, k, b),
+		[]string{"--cert", c, "--key", k, "--bundle", b}
+}
+
+func startNode(t *testing.T, dir, name, yaml string, load func(string) (*config.Config, error), role string) *node.Node {
+	t.Helper()
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(node.Options{ConfigPath: path, Load: load, Role: role,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.Shutdown(ctx)
+	})
+	return n
+}
+
+const fastCluster = "gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 2s"
+
+func startMesh(t *testing.T) *mesh {
+	t.Helper()
+	m := &mesh{ca: pkitest.NewCA(t, td), dir: t.TempDir()}
+	edgeID, _ := writeIdentity(t, m.ca, m.dir, "/edge")
+	_, m.operator = writeIdentity(t, m.ca, m.dir, "/ops")
+	_, m.viewer = writeIdentity(t, m.ca, m.dir, "/viewer")
+	_, m.stranger = writeIdentity(t, m.ca, m.dir, "/stranger")
+	m.edge = startNode(t, m.dir, "edge", edgeID+`
+log: {access: "off"}
+admin: {api: {address: "127.0.0.1:0", operators: ["spiffe://example.org/ops"], viewers: ["spiffe://example.org/viewer"]}}
+cluster: {bind: "127.0.0.1:0", `+fastCluster+`}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes:
+  - {name: orders, match: {path: {prefix: /}}, upstream: orders, rate_limit: {requests: 100000, window: 1m}}
+upstreams:
+  - {name: orders, service: {name: orders}, breaker: {consecutive_failures: 5}}
+`, config.Load, "edge")
+	m.public = "http://" + m.edge.Addr("public")
+	for _, v := range []string{"v1", "v2"} {
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, v) }))
+		t.Cleanup(app.Close)
+		id, _ := writeIdentity(t, m.ca, m.dir, "/orders-"+v)
+		startNode(t, m.dir, "orders-"+v, id+fmt.Sprintf(`
+log: {access: "off"}
+cluster: {bind: "127.0.0.1:0", join: [%q], %s}
+service: {name: orders, subset: %s, app: %q}
+inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
+`, m.edge.Cluster().Addr(), fastCluster, v, strings.TrimPrefix(app.URL, "http://")), config.LoadSidecar, "sidecar")
+	}
+	waitFor(t, "the edge discovers both sidecars", func() bool {
+		return len(m.edge.Cluster().Service("orders", "").Endpoints()) == 2
+	})
+	return m
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// meshctl runs the CLI in-process as the identity given by flags.
+func (m *mesh) meshctl(t *testing.T, id []string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	stdout = &out
+	defer func() { stdout = os.Stdout }()
+	full := append(append([]string{"meshctl", "--admin", m.edge.AdminAPIAddr()}, id...), args...)
+	err := run(full)
+	return out.String(), err
+}
+
+func (m *mesh) share(t *testing.T, n int) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	for i := 0; i < n; i++ {
+		resp, err := client.Get(m.public + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		seen[string(b)]++
+	}
+	return seen
+}
+
+func TestMeshctlAgainstALiveMesh(t *testing.T) {
+	m := startMesh(t)
+
+	out, err := m.meshctl(t, m.viewer, "members")
+	if err != nil || strings.Count(out, "alive") != 3 || !strings.Contains(out, "orders") {
+		t.Fatalf("members: %v\n%s", err, out)
+	}
+	out, err = m.meshctl(t, m.viewer, "members", "-o", "json")
+	if err != nil || !strings.Contains(out, `"spiffe_id": "spiffe://example.org/orders-v2"`) {
+		t.Fatalf("members -o json: %v\n%s", err, out)
+	}
+	if out, err = m.meshctl(t, m.viewer, "routes", "list"); err != nil || !strings.Contains(out, "orders") || !strings.Contains(out, "file") {
+		t.Fatalf("routes list: %v\n%s", err, out)
+	}
+	if _, err = m.meshctl(t, m.viewer, "routes", "get", "ordrs"); err == nil || !strings.Contains(err.Error(), `did you mean orders`) {
+		t.Fatalf("unknown route: %v", err)
+	}
+
+	// Permission: a viewer may not change anything; a stranger may not read.
+	_, err = m.meshctl(t, m.viewer, "traffic", "shift", "orders", "--to", "v2", "--weight", "10")
+	if err == nil || !strings.Contains(err.Error(), "permission denied for spiffe://example.org/viewer") {
+		t.Fatalf("viewer shifting traffic: %v", err)
+	}
+	if _, err = m.meshctl(t, m.stranger, "members"); err == nil || !strings.Contains(err.Error(), "spiffe://example.org/stranger") {
+		t.Fatalf("stranger reading: %v", err)
+	}
+
+	// A bad file is reported at its line before anything is sent.
+	bad := filepath.Join(m.dir, "bad-route.yaml")
+	os.WriteFile(bad, []byte("name: x\nlisteners: [public]\nupstream: orders\nmatchh: {}\n"), 0o644)
+	if _, err = m.meshctl(t, m.operator, "routes", "apply", "-f", bad); err == nil || !strings.Contains(err.Error(), bad+":4:1") {
+		t.Fatalf("bad file: %v", err)
+	}
+
+	// Shift 10% to v2: over 10,000 requests the share is within 2 points.
+	if out, err = m.meshctl(t, m.operator, "traffic", "shift", "orders", "--to", "v2", "--weight", "10"); err != nil {
+		t.Fatalf("shift: %v\n%s", err, out)
+	}
+	waitFor(t, "the split reaches the edge's routes", func() bool {
+		out, _ := m.meshctl(t, m.viewer, "traffic", "show", "orders")
+		return strings.Contains(out, "10%") && strings.Contains(out, "90%")
+	})
+	seen := m.share(t, 10000)
+	if share := float64(seen["v2"]) / 100; share < 8 || share > 12 {
+		t.Fatalf("after a 10%% shift v2 got %.2f%% of 10,000 requests (%v)", share, seen)
+	}
+	t.Logf("shift 10: v2 got %.2f%% of 10,000 requests", float64(seen["v2"])/100)
+	if _, err = m.meshctl(t, m.operator, "traffic", "shift", "orders", "--to", "v2", "--weight", "100"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "100% to v2", func() bool {
+		out, _ := m.meshctl(t, m.viewer, "traffic", "show", "orders")
+		return strings.Contains(out, "100%")
+	})
+	if seen := m.share(t, 1000); seen["v2"] != 1000 {
+		t.Fatalf("after a 100%% shift: %v", seen)
+	}
+
+	// Tap shows live requests.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 50; i++ {
+			time.Sleep(20 * time.Millisecond)
+			if resp, err := http.Get(m.public + "/tapped"); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	out, err = m.meshctl(t, m.viewer, "tap", "--count", "3")
+	<-done
+	if err != nil || strings.Count(out, "/tapped") != 3 {
+		t.Fatalf("tap: %v\n%s", err, out)
+	}
+
+	// Breakers and limits are listed; an unreachable node is explained.
+	if out, err = m.meshctl(t, m.viewer, "breakers", "list"); err != nil || !strings.Contains(out, "closed") {
+		t.Fatalf("breakers list: %v\n%s", err, out)
+	}
+	if out, err = m.meshctl(t, m.viewer, "limits", "list"); err != nil || !strings.Contains(out, "100000") {
+		t.Fatalf("limits list: %v\n%s", err, out)
+	}
+	if out, err = m.meshctl(t, m.operator, "limits", "set", "orders", "--requests", "5000"); err != nil {
+		t.Fatalf("limits set: %v\n%s", err, out)
+	}
+	err = newApp().Run([]string{"meshctl", "--admin", "127.0.0.1:1", "--timeout", "2s", "--cert", m.viewer[1], "--key", m.viewer[3], "--bundle", m.viewer[5], "members"})
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the admin API at 127.0.0.1:1") {
+		t.Fatalf("unreachable: %v", err)
+	}
+}
