@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/meshgate/meshgate/internal/upstream"
 )
@@ -23,21 +24,42 @@ func (c *Cluster) Service(service, subset string) *ServiceSource {
 
 var _ upstream.Source = (*ServiceSource)(nil)
 
+// emptyGrace is how long a set that just became empty is held back. When
+// a partitioned node comes back it may gossip stale "dead" news about live
+// members, which refute it within milliseconds; publishing the empty set
+// in between would fail requests that the old set would have served. A
+// real total outage fails those requests anyway (connect errors), so the
+// grace costs nothing there.
+const emptyGrace = time.Second
+
 // Run implements upstream.Source.
 func (s *ServiceSource) Run(ctx context.Context, update func([]upstream.Address)) {
 	var last []upstream.Address
 	first := true
+	var grace <-chan time.Time // set while an empty set is held back
 	for {
 		watch := s.c.Watch()
 		cur := s.Endpoints()
-		if first || !slices.Equal(cur, last) {
-			update(slices.Clone(cur))
-			last, first = cur, false
+		switch {
+		case len(cur) == 0 && len(last) > 0 && grace == nil:
+			grace = time.After(emptyGrace)
+		case len(cur) > 0 || first:
+			grace = nil
+			if first || !slices.Equal(cur, last) {
+				update(slices.Clone(cur))
+				last, first = cur, false
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-watch:
+		case <-grace:
+			grace = nil
+			if cur := s.Endpoints(); len(cur) == 0 {
+				update(nil)
+				last = nil
+			}
 		}
 	}
 }
