@@ -68,7 +68,10 @@ func startNode(t *testing.T, dir, name, yaml string, load func(string) (*config.
 
 const fastCluster = "gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 2s"
 
-func startMesh(t *testing.T) *mesh {
+func startMesh(t *testing.T) *mesh { return startMeshWith(t, nil) }
+
+// startMeshWith starts the mesh; failing subsets answer 500.
+func startMeshWith(t *testing.T, failing map[string]bool) *mesh {
 	t.Helper()
 	m := &mesh{ca: pkitest.NewCA(t, td), dir: t.TempDir()}
 	edgeID, _ := writeIdentity(t, m.ca, m.dir, "/edge")
@@ -87,7 +90,13 @@ upstreams:
 `, config.Load, "edge")
 	m.public = "http://" + m.edge.Addr("public")
 	for _, v := range []string{"v1", "v2"} {
-		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, v) }))
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if failing[v] {
+				http.Error(w, v+" is broken", 500)
+				return
+			}
+			fmt.Fprint(w, v)
+		}))
 		t.Cleanup(app.Close)
 		id, _ := writeIdentity(t, m.ca, m.dir, "/orders-"+v)
 		startNode(t, m.dir, "orders-"+v, id+fmt.Sprintf(`
@@ -230,4 +239,43 @@ func TestMeshctlAgainstALiveMesh(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the admin API at 127.0.0.1:1") {
 		t.Fatalf("unreachable: %v", err)
 	}
+}
+
+// A progressive shift watches the new subset and rolls back when its error
+// rate passes the threshold.
+func TestProgressiveShiftRollsBack(t *testing.T) {
+	m := startMeshWith(t, map[string]bool{"v2": true})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // steady traffic through the edge
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if resp, err := http.Get(m.public + "/x"); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	out, err := m.meshctl(t, m.operator, "traffic", "shift", "orders", "--to", "v2", "--steps", "20,50,100",
+		"--interval", "4s", "--min-requests", "10", "--max-error-rate", "0.05")
+	close(stop)
+	<-done
+	if err == nil || !strings.Contains(err.Error(), "rolled back orders to 0% for v2: error rate") {
+		t.Fatalf("shift to a failing subset: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "step 1/3: 20%") || strings.Contains(out, "step 2/3") {
+		t.Fatalf("steps taken:\n%s", out)
+	}
+	out, err = m.meshctl(t, m.viewer, "traffic", "show", "orders")
+	if err != nil || strings.Contains(out, "v2") && !strings.Contains(out, "0%") {
+		t.Fatalf("after the rollback: %v\n%s", err, out)
+	}
+	waitFor(t, "v2 gets nothing", func() bool {
+		seen := m.share(t, 200)
+		return seen["v1"] == 200
+	})
 }
