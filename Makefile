@@ -12,7 +12,7 @@ BUILD_TAGS := urfave_cli_no_docs,grpcnotrace
 PKGS     := ./...
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test vet lint fmt demo bench fuzz clean spire proto
+.PHONY: all build test vet lint fmt demo bench fuzz clean spire jaeger proto
 
 all: build
 
@@ -44,6 +44,16 @@ demo: build
 spire:
 	@mkdir -p $(BIN)
 	cd internal/tools && $(GO) build -o ../../$(BIN)/ github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent
+
+# make jaeger: Jaeger (v1.76.0, cmd/jaeger: the v2 binary on the OpenTelemetry
+# collector, pinned in its own tools module internal/tools/jaeger, whose go.mod
+# keeps Jaeger's dependencies out of ours and out of SPIRE's) into bin/jaeger,
+# the OTLP trace backend of the tracing tests (internal/tracetest). A
+# `go build` of it has no UI; the query HTTP API is all the tests use.
+# About 4-6 minutes cold on 2 cores (6 under other builds' load).
+jaeger:
+	@mkdir -p $(BIN)
+	cd internal/tools/jaeger && $(GO) build -o ../../../$(BIN)/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
 
 # make proto: regenerate the Go code of proto/ (committed) with protoc from
 # Debian's protobuf-compiler and the plugins pinned in internal/tools/proto.
