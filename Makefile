@@ -34,7 +34,7 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
 
-# make demo: the edge in front of demo services on loopback; Ctrl-C stops all.
+# make demo: the whole mesh on one machine (edge, sidecars, demo services, a meshctl tour); Ctrl-C stops all.
 demo: build
 	$(BIN)/meshdemo
 

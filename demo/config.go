@@ -1,22 +1,39 @@
 package demo
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
+	"text/template"
 
 	"github.com/meshgate/meshgate/internal/config"
 )
 
-// EdgeYAML is demo/edge.yaml: the one source of truth for the topology.
-//
-//go:embed edge.yaml
-var EdgeYAML []byte
+// EdgeYAML is demo/edge.yaml, the edge's config; SidecarsYAML is
+// demo/sidecars.yaml, one sidecar config per service instance. Together
+// they are the one source of truth for the topology.
+var (
+	//go:embed edge.yaml
+	EdgeYAML []byte
+	//go:embed sidecars.yaml
+	SidecarsYAML []byte
+)
 
-// DefaultPortBase is the base the ports of edge.yaml are written with.
+// TrustDomain is the demo's SPIFFE trust domain: the edge is
+// spiffe://demo.meshgate/edge, every sidecar of service S is
+// spiffe://demo.meshgate/S, meshctl is spiffe://demo.meshgate/meshctl.
+const TrustDomain = "demo.meshgate"
+
+// SpiffeID is the SPIFFE ID of a role: "edge", "meshctl" or a service name.
+func SpiffeID(role string) string { return "spiffe://" + TrustDomain + "/" + role }
+
+// DefaultPortBase is the base the ports of the configs are written with.
 const DefaultPortBase = 18000
 
 // loopbackPortRE finds the demo's addresses: 127.0.0.1:18xxx.
@@ -37,70 +54,251 @@ func RenderConfig(src []byte, base int) ([]byte, error) {
 	}), nil
 }
 
-// Service is one demo service instance the runner starts.
-type Service struct {
-	Name, Version string
-	// Upstream is the edge upstream it is an endpoint of.
-	Upstream string
-	Addr     string
+// Paths are the paths the configs name through text/template fields.
+type Paths struct {
+	// Sockets is the directory of the Workload API sockets ({{.Sockets}}).
+	Sockets string
 }
 
-// Label names the instance in logs and log files: catalog-v1-18101.
-func (s Service) Label() string {
-	_, port, _ := net.SplitHostPort(s.Addr)
-	return s.Name + "-" + s.Version + "-" + port
+// renderPaths executes src as a text/template over p.
+func renderPaths(name string, src []byte, p Paths) ([]byte, error) {
+	t, err := template.New(name).Option("missingkey=error").Parse(string(src))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, p); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return b.Bytes(), nil
 }
 
-// Layout is what the runner reads from a validated edge config.
-type Layout struct {
+// splitDocuments splits a multi-document YAML file at its "---" lines. A
+// document of comments alone (the file's header) is dropped. Each document
+// keeps its lines' numbers: the lines before it are blank, so that errors
+// point into the original file.
+func splitDocuments(src []byte) [][]byte {
+	lines := strings.SplitAfter(string(src), "\n")
+	var docs [][]byte
+	start := 0
+	flush := func(end int) {
+		body := strings.Join(lines[start:end], "")
+		if !hasContent(body) {
+			return
+		}
+		docs = append(docs, []byte(strings.Repeat("\n", start)+body))
+	}
+	for i, l := range lines {
+		if strings.TrimRight(l, "\r\n") == "---" {
+			flush(i)
+			start = i + 1
+		}
+	}
+	flush(len(lines))
+	return docs
+}
+
+func hasContent(doc string) bool {
+	for l := range strings.Lines(doc) {
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+			return true
+		}
+	}
+	return false
+}
+
+// Edge is the edge's part of the layout.
+type Edge struct {
 	Public   string // the first listener's address
-	Admin    string
-	Services []Service
+	Admin    string // admin HTTP: /metrics, /healthz, /readyz
+	AdminAPI string // the gRPC admin API (meshctl)
+	Gossip   string // cluster.bind
+	Socket   string // its Workload API socket
+	// Upstreams are the edge's mesh-service upstreams.
+	Upstreams []ServiceUpstream
+	Config    []byte // rendered edge.yaml
 }
 
-var versionedRE = regexp.MustCompile(`^(.+)-(v[0-9]+)$`)
+// ServiceUpstream is an upstream of the edge that discovers a service.
+type ServiceUpstream struct {
+	Name, Service, Subset string
+}
 
-// LayoutOf derives the topology from cfg: one service per upstream endpoint;
-// an upstream NAME-vN is service NAME at version vN, any other NAME at v1.
-func LayoutOf(cfg *config.Config) (Layout, error) {
+// Instance is one service instance: a demo service and its sidecar.
+type Instance struct {
+	Name            string // cluster.name: catalog-v1-1
+	Service, Subset string
+	App             string // the demo service's address
+	Inbound         string // the sidecar's mTLS listener
+	Admin           string // the sidecar's admin HTTP
+	Outbound        string // the sidecar's Host-routed outbound listener, "" for none
+	// Calls are the services the app reaches through Outbound.
+	Calls  []string
+	Socket string // the sidecar's Workload API socket
+	Config []byte // this instance's rendered sidecar config
+}
+
+// SidecarLabel names the instance's sidecar in logs and files.
+func (in Instance) SidecarLabel() string { return in.Name + "-sidecar" }
+
+// Layout is the topology read from the rendered configs.
+type Layout struct {
+	Edge      Edge
+	Instances []Instance
+}
+
+// Render renders both configs (ports at base, paths p), validates them and
+// returns the layout they describe.
+func Render(edgeSrc, sidecarsSrc []byte, base int, p Paths) (Layout, error) {
 	var l Layout
-	if len(cfg.Listeners) == 0 {
-		return l, fmt.Errorf("the config has no listener")
+	edgeYAML, err := render("edge.yaml", edgeSrc, base, p)
+	if err != nil {
+		return l, err
 	}
-	if cfg.Admin.Address == "" {
-		return l, fmt.Errorf("the config has no admin address; the demo waits for its /readyz")
+	cfg, err := config.Parse("edge.yaml", edgeYAML)
+	if err != nil {
+		return l, fmt.Errorf("invalid edge config:\n%w", err)
 	}
-	l.Public, l.Admin = cfg.Listeners[0].Address, cfg.Admin.Address
-	for _, u := range cfg.Upstreams {
-		name, version := u.Name, "v1"
-		if m := versionedRE.FindStringSubmatch(u.Name); m != nil {
-			name, version = m[1], m[2]
+	if l.Edge, err = edgeOf(cfg); err != nil {
+		return l, err
+	}
+	l.Edge.Config = edgeYAML
+	docs := splitDocuments(sidecarsSrc)
+	if len(docs) == 0 {
+		return l, fmt.Errorf("sidecars.yaml holds no sidecar")
+	}
+	seen := map[string]bool{}
+	for _, doc := range docs {
+		y, err := render("sidecars.yaml", doc, base, p)
+		if err != nil {
+			return l, err
 		}
-		for _, e := range u.Endpoints {
-			if host, _, err := net.SplitHostPort(e.Address); err != nil || (host != "127.0.0.1" && host != "localhost") {
-				return l, fmt.Errorf("upstream %q endpoint %q: the demo runs its services on 127.0.0.1 only", u.Name, e.Address)
-			}
-			l.Services = append(l.Services, Service{Name: name, Version: version, Upstream: u.Name, Addr: e.Address})
+		cfg, err := config.ParseSidecar("sidecars.yaml", y)
+		if err != nil {
+			return l, fmt.Errorf("invalid sidecar config:\n%w", err)
 		}
+		in, err := instanceOf(cfg)
+		if err != nil {
+			return l, fmt.Errorf("sidecars.yaml:%d: %w", firstLine(y), err)
+		}
+		if seen[in.Name] || in.Name == "edge" {
+			return l, fmt.Errorf("sidecars.yaml:%d: cluster.name %q is used twice", firstLine(y), in.Name)
+		}
+		seen[in.Name] = true
+		in.Config = bytes.TrimLeft(y, "\n")
+		l.Instances = append(l.Instances, in)
 	}
 	return l, nil
 }
 
-// Addrs is every address the layout listens on.
+func render(name string, src []byte, base int, p Paths) ([]byte, error) {
+	out, err := RenderConfig(src, base)
+	if err != nil {
+		return nil, err
+	}
+	return renderPaths(name, out, p)
+}
+
+func firstLine(doc []byte) int { return len(doc) - len(bytes.TrimLeft(doc, "\n")) + 1 }
+
+// socketOf is the path of a unix:// Workload API address.
+func socketOf(id *config.Identity) (string, error) {
+	if id == nil || !strings.HasPrefix(id.WorkloadAPI, "unix://") {
+		return "", fmt.Errorf("the demo serves identities itself: identity must be workload_api: unix://{{.Sockets}}/NAME.sock")
+	}
+	return strings.TrimPrefix(id.WorkloadAPI, "unix://"), nil
+}
+
+func edgeOf(cfg *config.Config) (Edge, error) {
+	var e Edge
+	switch {
+	case len(cfg.Listeners) == 0:
+		return e, fmt.Errorf("the edge config has no listener")
+	case cfg.Admin.Address == "":
+		return e, fmt.Errorf("the edge config has no admin address; the demo waits for its /readyz")
+	case cfg.Admin.API == nil:
+		return e, fmt.Errorf("the edge config has no admin.api; meshctl talks to it")
+	case cfg.Cluster == nil:
+		return e, fmt.Errorf("the edge config has no cluster; the sidecars join it")
+	}
+	e.Public, e.Admin, e.AdminAPI, e.Gossip = cfg.Listeners[0].Address, cfg.Admin.Address, cfg.Admin.API.Address, cfg.Cluster.Bind
+	var err error
+	if e.Socket, err = socketOf(cfg.Identity); err != nil {
+		return e, err
+	}
+	for _, u := range cfg.Upstreams {
+		if u.Service == nil {
+			return e, fmt.Errorf("upstream %q: the demo's upstreams are mesh services (service:), found through the cluster", u.Name)
+		}
+		e.Upstreams = append(e.Upstreams, ServiceUpstream{Name: u.Name, Service: u.Service.Name, Subset: u.Service.Subset})
+	}
+	return e, nil
+}
+
+func instanceOf(cfg *config.Config) (Instance, error) {
+	var in Instance
+	if cfg.Cluster == nil || cfg.Cluster.Offer == nil || cfg.Cluster.Name == "" {
+		return in, fmt.Errorf("a demo sidecar needs cluster with a name (the instance's name)")
+	}
+	if cfg.Admin.Address == "" {
+		return in, fmt.Errorf("a demo sidecar needs admin.address; the demo waits for its /readyz")
+	}
+	o := cfg.Cluster.Offer
+	if host, _, err := net.SplitHostPort(o.App); err != nil || host != "127.0.0.1" {
+		return in, fmt.Errorf("service.app %q: the demo runs its services on 127.0.0.1", o.App)
+	}
+	in = Instance{Name: cfg.Cluster.Name, Service: o.Service, Subset: o.Subset, App: o.App, Inbound: o.Inbound, Admin: cfg.Admin.Address}
+	if in.Subset == "" {
+		return in, fmt.Errorf("service.subset is required in the demo (it is the demo service's --version)")
+	}
+	var err error
+	if in.Socket, err = socketOf(cfg.Identity); err != nil {
+		return in, err
+	}
+	for _, ls := range cfg.Listeners {
+		if ls.Name == config.SidecarOutbound {
+			in.Outbound = ls.Address
+		}
+	}
+	for _, u := range cfg.Upstreams {
+		if u.Name != config.SidecarLocalApp {
+			in.Calls = append(in.Calls, u.Name)
+		}
+	}
+	return in, nil
+}
+
+// Addrs is every TCP address the layout listens on.
 func (l Layout) Addrs() []string {
-	addrs := []string{l.Public, l.Admin}
-	for _, s := range l.Services {
-		addrs = append(addrs, s.Addr)
+	addrs := []string{l.Edge.Public, l.Edge.Admin, l.Edge.AdminAPI, l.Edge.Gossip}
+	for _, in := range l.Instances {
+		addrs = append(addrs, in.App, in.Inbound, in.Admin)
+		if in.Outbound != "" {
+			addrs = append(addrs, in.Outbound)
+		}
 	}
 	return addrs
 }
 
-// PickPortBase finds a base at which every address of src (rendered) can be
-// bound right now. Another process may still take one of them before the
-// demo does; the demo then fails with a clear "address in use" in a log.
-func PickPortBase(src []byte) (int, error) {
+// Instance returns the first instance of service, or false.
+func (l Layout) Instance(service string) (Instance, bool) {
+	i := slices.IndexFunc(l.Instances, func(in Instance) bool { return in.Service == service })
+	if i < 0 {
+		return Instance{}, false
+	}
+	return l.Instances[i], true
+}
+
+// PickPortBase finds a base at which every 127.0.0.1:18xxx address of the
+// sources (rendered) can be bound right now. The bases stay below the
+// kernels' ephemeral ports (32768 and up on Linux, 49152 on the BSDs), which
+// other programs get without asking. Another process may still take one of
+// them before the demo does; the demo then fails with a clear "address in
+// use" in a log.
+func PickPortBase(srcs ...[]byte) (int, error) {
+	src := bytes.Join(srcs, []byte("\n"))
 	for range 50 {
-		base := 20000 + rand.IntN(400)*100
+		base := 20000 + rand.IntN(118)*100 // the last port, base+999, stays below 32700
 		if freeAt(src, base) {
 			return base, nil
 		}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,63 +74,112 @@ func build(t *testing.T, pkgs ...string) string {
 	return binDir
 }
 
+// allBinaries are what the demo runs and what its banner's commands use.
+func allBinaries(t *testing.T) string {
+	return build(t, "./edge", "./sidecar", "./meshctl", "./demo/demosvc", "./demo/meshdemo")
+}
+
 func TestDemoConfigValid(t *testing.T) {
 	if _, err := config.Load("edge.yaml"); err != nil {
 		t.Fatalf("demo/edge.yaml does not validate:\n%v", err)
 	}
 	// The runner's rendering at another base must stay valid and move every
 	// address, and the layout must be the documented one.
-	out, err := demo.RenderConfig(demo.EdgeYAML, 25000)
+	l, err := demo.Render(demo.EdgeYAML, demo.SidecarsYAML, 25000, demo.Paths{Sockets: "/run/mgd"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if regexp.MustCompile(`127\.0\.0\.1:18[0-9]{3}`).Match(out) {
-		t.Errorf("rendered config still holds an 18xxx port:\n%s", out)
+	stale := regexp.MustCompile(`127\.0\.0\.1:18[0-9]{3}|\{\{`)
+	for _, cfg := range append([][]byte{l.Edge.Config}, func() (c [][]byte) {
+		for _, in := range l.Instances {
+			c = append(c, in.Config)
+		}
+		return c
+	}()...) {
+		if stale.Match(cfg) {
+			t.Errorf("rendered config still holds an 18xxx port or a template field:\n%s", cfg)
+		}
 	}
-	cfg, err := config.Parse("rendered", out)
-	if err != nil {
-		t.Fatalf("rendered config does not validate:\n%v", err)
-	}
-	l, err := demo.LayoutOf(cfg)
-	if err != nil {
-		t.Fatal(err)
+	e := l.Edge
+	if e.Public != "127.0.0.1:25080" || e.Admin != "127.0.0.1:25081" || e.AdminAPI != "127.0.0.1:25082" ||
+		e.Gossip != "127.0.0.1:25090" || e.Socket != "/run/mgd/edge.sock" {
+		t.Errorf("edge = %+v", e)
 	}
 	var got []string
-	for _, s := range l.Services {
-		got = append(got, s.Label())
+	for _, in := range l.Instances {
+		got = append(got, fmt.Sprintf("%s %s/%s app %s inbound %s admin %s outbound %q calls %v socket %s",
+			in.Name, in.Service, in.Subset, in.App, in.Inbound, in.Admin, in.Outbound, in.Calls, in.Socket))
 	}
-	want := []string{"catalog-v1-25101", "catalog-v1-25102", "catalog-v2-25103", "orders-v1-25201"}
-	if l.Public != "127.0.0.1:25080" || l.Admin != "127.0.0.1:25081" || !slices.Equal(got, want) {
-		t.Errorf("layout = public %s admin %s services %v; want public 127.0.0.1:25080 admin 127.0.0.1:25081 services %v",
-			l.Public, l.Admin, got, want)
+	want := []string{
+		`catalog-v1-1 catalog/v1 app 127.0.0.1:25101 inbound 127.0.0.1:25111 admin 127.0.0.1:25121 outbound "" calls [] socket /run/mgd/catalog-v1-1.sock`,
+		`catalog-v1-2 catalog/v1 app 127.0.0.1:25102 inbound 127.0.0.1:25112 admin 127.0.0.1:25122 outbound "" calls [] socket /run/mgd/catalog-v1-2.sock`,
+		`catalog-v2 catalog/v2 app 127.0.0.1:25103 inbound 127.0.0.1:25113 admin 127.0.0.1:25123 outbound "" calls [] socket /run/mgd/catalog-v2.sock`,
+		`orders-v1 orders/v1 app 127.0.0.1:25201 inbound 127.0.0.1:25211 admin 127.0.0.1:25221 outbound "127.0.0.1:25241" calls [payments catalog] socket /run/mgd/orders-v1.sock`,
+		`orders-v2 orders/v2 app 127.0.0.1:25202 inbound 127.0.0.1:25212 admin 127.0.0.1:25222 outbound "127.0.0.1:25242" calls [payments catalog] socket /run/mgd/orders-v2.sock`,
+		`payments-v1 payments/v1 app 127.0.0.1:25301 inbound 127.0.0.1:25311 admin 127.0.0.1:25321 outbound "" calls [] socket /run/mgd/payments-v1.sock`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("instances:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Every port is distinct.
+	seen := map[string]bool{}
+	for _, a := range l.Addrs() {
+		if seen[a] {
+			t.Errorf("address %s is used twice", a)
+		}
+		seen[a] = true
 	}
 }
 
+// TestRenderErrors: a broken sidecar document is reported at its line in
+// sidecars.yaml.
+func TestRenderErrors(t *testing.T) {
+	bad := bytes.Replace(demo.SidecarsYAML, []byte("app: 127.0.0.1:18202"), []byte("app: nowhere"), 1)
+	line := bytes.Count(bad[:bytes.Index(bad, []byte("app: nowhere"))], []byte("\n")) + 1
+	_, err := demo.Render(demo.EdgeYAML, bad, 0, demo.Paths{Sockets: "/s"})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("sidecars.yaml:%d:", line)) {
+		t.Errorf("Render with a bad service.app: %v; want an error at sidecars.yaml:%d", err, line)
+	}
+	if _, err := demo.Render(demo.EdgeYAML, []byte("# nothing\n"), 0, demo.Paths{}); err == nil {
+		t.Error("Render without sidecars: no error")
+	}
+}
+
+var curlEnv = demo.Env{Public: "P", Admin: "A", Outbound: "O", Meshctl: "bin/meshctl",
+	PaymentsPID: "logs/payments-v1.pid", PaymentsBreaker: "B", PaymentsMember: "payments-v1", Members: []string{"edge"}}
+
 func TestCurlLines(t *testing.T) {
 	want := map[string]string{
-		"/products/42 GET":    "curl -i http://P/products/42",
-		"/products/42 GET 2":  "curl -i -H 'X-Api-Version: 2' http://P/products/42",
-		"/orders POST":        `curl -i -H 'Content-Type: application/json' -d '{"item":"book","qty":2}' http://P/orders`,
-		"/orders DELETE":      "curl -i -X DELETE http://P/orders",
-		"/products/1 GET":     "for i in $(seq 4); do curl -s http://P/products/1; echo; done",
-		"/metrics GET":        "curl -s http://A/metrics | grep meshgate_",
-		"/api/products/7 GET": "curl -i http://P/api/products/7",
-		"/orders GET":         "curl -i http://P/orders",
+		"/products/42 GET":        "curl -i http://P/products/42",
+		"/products/42 GET 2":      "curl -i -H 'X-Api-Version: 2' http://P/products/42",
+		"/products/1 GET":         "for i in $(seq 4); do curl -s http://P/products/1; echo; done",
+		"/api/products/7 GET":     "curl -i http://P/api/products/7",
+		"/orders POST":            `curl -i -H 'Content-Type: application/json' -d '{"item":"book","qty":2}' http://P/orders`,
+		"/orders DELETE":          "curl -i -X DELETE http://P/orders",
+		"/products/1 GET catalog": "curl -i -H 'Host: catalog' http://O/products/1",
+		"/metrics GET":            "curl -s http://A/metrics | grep meshgate_breaker_state",
+		"/orders GET":             `for i in $(seq 10); do curl -s http://P/orders; echo; done | grep -o '"version":"[^"]*"' | sort | uniq -c`,
+		"/products/7 GET":         "for i in $(seq 5); do curl -s -o /dev/null http://P/products/7; done",
+		"/payments/p-1 GET 5":     "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' http://P/payments/p-1; done; echo",
+		"/payments/p-1 GET":       "curl -i http://P/payments/p-1",
 	}
 	seen := map[string]bool{}
-	for _, e := range demo.Examples() {
+	for _, e := range demo.Examples(curlEnv) {
 		key := e.Path + " " + e.Method
 		if len(e.Headers) > 0 && e.Method == "GET" {
 			key += " " + e.Headers[0][1]
 		}
+		if e.Codes {
+			key += " 5"
+		}
 		seen[key] = true
 		w, ok := want[key]
 		if !ok {
-			t.Errorf("no expected curl line for example %q (%s)", e.Title, key)
+			t.Errorf("no expected curl line for %s", key)
 			continue
 		}
-		if got := e.Curl("P", "A"); got != w {
-			t.Errorf("%s:\n got %s\nwant %s", e.Title, got, w)
+		if got := e.Curl(curlEnv); got != w {
+			t.Errorf("%s:\n got %s\nwant %s", key, got, w)
 		}
 	}
 	for key := range want {
@@ -139,23 +189,57 @@ func TestCurlLines(t *testing.T) {
 	}
 }
 
-// TestExamples runs the whole demo on free ports, performs every example the
-// banner prints, checks its expectation, and checks that Stop leaves no
-// child behind.
-func TestExamples(t *testing.T) {
-	bin := build(t, "./demo/demosvc", "./demo/meshdemo")
-	build(t, "./edge")
-	base, err := demo.PickPortBase(demo.EdgeYAML)
+// TestTourLines pins the non-curl lines: meshctl commands, signals.
+func TestTourLines(t *testing.T) {
+	var lines []string
+	for _, sec := range demo.Tour(curlEnv) {
+		for _, s := range sec.Steps {
+			if s.HTTP == nil {
+				lines = append(lines, s.Lines...)
+			}
+		}
+	}
+	want := []string{
+		"grpcurl -plaintext P grpc.health.v1.Health/Check",
+		"bin/meshctl members",
+		"bin/meshctl traffic shift orders --to v2 --weight 10",
+		"bin/meshctl traffic show orders",
+		"kill -STOP $(cat logs/payments-v1.pid)",
+		"bin/meshctl breakers list",
+		"kill -CONT $(cat logs/payments-v1.pid) && bin/meshctl breakers reset B",
+		"kill $(cat logs/payments-v1.pid)",
+		"bin/meshctl members",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("tour lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	env := curlEnv
+	env.MeshctlEnv = []string{"MESHCTL_ADMIN=127.0.0.1:1", "MESHCTL_CERT=/a b/svid.pem"}
+	if got, want := env.ExportLine(), "export MESHCTL_ADMIN=127.0.0.1:1 MESHCTL_CERT='/a b/svid.pem'"; got != want {
+		t.Errorf("export line %q, want %q", got, want)
+	}
+}
+
+// TestTour runs the whole demo on free ports, checks that the banner prints
+// every line of the tour, performs the tour step by step as printed — curl
+// lines with net/http, meshctl and kill lines with sh and the banner's
+// exports — checks each printed expectation, and checks that Stop leaves
+// no child behind.
+func TestTour(t *testing.T) {
+	bin := allBinaries(t)
+	base, err := demo.PickPortBase(demo.EdgeYAML, demo.SidecarsYAML)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logDir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
+	started := time.Now()
 	topo, err := demo.Start(ctx, demo.Options{BinDir: bin, PortBase: base, LogDir: logDir, Log: testLogger(t)})
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
+	t.Logf("the demo was up in %s", time.Since(started).Round(time.Millisecond))
 	pids := topo.PIDs()
 	stopped := false
 	defer func() {
@@ -168,20 +252,30 @@ func TestExamples(t *testing.T) {
 	var banner bytes.Buffer
 	topo.PrintBanner(&banner)
 	t.Logf("banner:\n%s", banner.String())
-	client := &http.Client{Timeout: 5 * time.Second}
-	for i, e := range demo.Examples() {
-		if !strings.Contains(banner.String(), e.Curl(topo.Public, topo.Admin)) {
-			t.Errorf("the banner does not print example %d's curl line", i+1)
+	env := topo.Env()
+	if !strings.Contains(banner.String(), env.ExportLine()) {
+		t.Errorf("the banner does not print the export line %s", env.ExportLine())
+	}
+	env.Client = &http.Client{Timeout: 5 * time.Second}
+	for i, sec := range demo.Tour(env) {
+		for j, s := range sec.Steps {
+			for _, l := range s.Lines {
+				if !strings.Contains(banner.String(), l) {
+					t.Errorf("the banner does not print step %d%c's line %s", i+1, 'a'+j, l)
+				}
+			}
+			if s.Expect != "" && !strings.Contains(banner.String(), s.Expect) {
+				t.Errorf("the banner does not print step %d%c's expectation %s", i+1, 'a'+j, s.Expect)
+			}
+			name := fmt.Sprintf("%d%c", i+1, 'a'+j)
+			if !t.Run(name, func(t *testing.T) {
+				if err := s.Try(ctx, env); err != nil {
+					t.Error(err)
+				}
+			}) {
+				t.Fatalf("step %s failed; the later steps build on it", name)
+			}
 		}
-		t.Run(strconv.Itoa(i+1), func(t *testing.T) {
-			rs, err := e.Do(ctx, client, topo.Public, topo.Admin)
-			if err != nil {
-				t.Fatalf("%s: %v", e.Title, err)
-			}
-			if err := e.Check(rs); err != nil {
-				t.Error(err)
-			}
-		})
 	}
 
 	stopped = true
@@ -193,13 +287,17 @@ func TestExamples(t *testing.T) {
 			t.Errorf("child pid %d (or its group) is still alive after Stop", pid)
 		}
 	}
+	if entries, _ := os.ReadDir(topo.Sockets); len(entries) > 0 {
+		t.Errorf("Workload API sockets left in %s: %v", topo.Sockets, entries)
+	}
 }
 
-// TestCtrlC runs bin/meshdemo, waits for its banner, sends SIGINT and checks
-// that it exits cleanly and that none of its children is left.
+// TestCtrlC runs bin/meshdemo, waits for its banner, stops payments as the
+// tour does (the runner reports it and keeps the rest running), then sends
+// SIGINT and checks that it exits cleanly and that none of its children is
+// left.
 func TestCtrlC(t *testing.T) {
-	bin := build(t, "./demo/demosvc", "./demo/meshdemo")
-	build(t, "./edge")
+	bin := allBinaries(t)
 	logDir := t.TempDir()
 	cmd := exec.Command(filepath.Join(bin, "meshdemo"), "--port-base", "0", "--logs", logDir)
 	stdout, err := cmd.StdoutPipe()
@@ -224,44 +322,71 @@ func TestCtrlC(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill() })
 	defer dumpLogsOnFailure(t, logDir)
 
-	var pids []int
-	deadline := time.NewTimer(45 * time.Second)
-	defer deadline.Stop()
 	var out []string
-wait:
-	for {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("meshdemo ended before its banner\nstdout:\n%s\nstderr:\n%s", strings.Join(out, "\n"), stderr.String())
-			}
-			out = append(out, line)
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "pids:"); ok {
-				for f := range strings.FieldsSeq(rest) {
-					pid, err := strconv.Atoi(f)
-					if err != nil {
-						t.Fatalf("bad pids line %q", line)
-					}
-					pids = append(pids, pid)
+	// waitLine reads stdout until a line satisfies ok.
+	waitLine := func(what string, ok func(string) bool) {
+		t.Helper()
+		deadline := time.NewTimer(45 * time.Second)
+		defer deadline.Stop()
+		for {
+			select {
+			case line, open := <-lines:
+				if !open {
+					t.Fatalf("meshdemo ended before %s\nstdout:\n%s\nstderr:\n%s", what, strings.Join(out, "\n"), stderr.String())
 				}
+				out = append(out, line)
+				if ok(line) {
+					return
+				}
+			case <-deadline.C:
+				t.Fatalf("no %s within 45s\nstdout:\n%s\nstderr:\n%s", what, strings.Join(out, "\n"), stderr.String())
 			}
-			if line == demo.BannerEnd {
-				break wait
-			}
-		case <-deadline.C:
-			t.Fatalf("no banner within 45s\nstdout:\n%s\nstderr:\n%s", strings.Join(out, "\n"), stderr.String())
 		}
 	}
-	if len(pids) != 5 {
-		t.Fatalf("pids line lists %v, want 5 children (4 services and the edge)", pids)
+	waitLine("banner", func(l string) bool { return l == demo.BannerEnd })
+	if stderr.String() != "" {
+		t.Errorf("meshdemo wrote to stderr (the children's logs belong in files):\n%s", stderr.String())
 	}
+
 	data, err := os.ReadFile(filepath.Join(logDir, "pids"))
-	if err != nil || strings.TrimSpace(string(data)) != strings.Trim(fmt.Sprint(pids), "[]") {
-		t.Errorf("pids file = %q (%v), want %v", data, err, pids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for f := range strings.FieldsSeq(string(data)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("bad pids file %q", data)
+		}
+		pids = append(pids, pid)
+	}
+	if len(pids) != 13 {
+		t.Fatalf("pids file lists %v, want 13 children (6 services, 6 sidecars, the edge)", pids)
 	}
 	for _, pid := range pids {
 		if !demo.Alive(pid) {
 			t.Fatalf("child %d is not running while the banner is up", pid)
+		}
+	}
+
+	// The tour's last part stops payments: the demo goes on without it.
+	pidData, err := os.ReadFile(filepath.Join(logDir, "payments-v1.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payments, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
+	if err != nil || !slices.Contains(pids, payments) {
+		t.Fatalf("payments-v1.pid = %q, not one of %v", pidData, pids)
+	}
+	if err := syscall.Kill(payments, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLine("a note that payments exited", func(l string) bool {
+		return strings.HasPrefix(l, fmt.Sprintf("payments-v1 (pid %d) exited", payments)) && strings.HasSuffix(l, "the rest keeps running")
+	})
+	for _, pid := range pids {
+		if pid != payments && !demo.Alive(pid) {
+			t.Errorf("child %d stopped with payments", pid)
 		}
 	}
 
@@ -287,11 +412,11 @@ wait:
 	}
 }
 
-// TestStartFailsClearly runs the real services with a stand-in edge that
-// crashes or never gets ready: Start must say which child failed and leave
-// no child behind. It needs no real edge.
+// TestStartFailsClearly runs the real services and sidecars with a
+// stand-in edge that crashes or never gets ready: Start must say which
+// child failed and leave no child behind.
 func TestStartFailsClearly(t *testing.T) {
-	svcDir := build(t, "./demo/demosvc", "./demo/meshdemo")
+	realBin := allBinaries(t)
 	for _, tc := range []struct {
 		name, script, want string
 	}{
@@ -300,13 +425,15 @@ func TestStartFailsClearly(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := os.Symlink(filepath.Join(svcDir, "demosvc"), filepath.Join(dir, "demosvc")); err != nil {
-				t.Fatal(err)
+			for _, b := range []string{"demosvc", "sidecar"} {
+				if err := os.Symlink(filepath.Join(realBin, b), filepath.Join(dir, b)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := os.WriteFile(filepath.Join(dir, "edge"), []byte(tc.script), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			base, err := demo.PickPortBase(demo.EdgeYAML)
+			base, err := demo.PickPortBase(demo.EdgeYAML, demo.SidecarsYAML)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -322,8 +449,8 @@ func TestStartFailsClearly(t *testing.T) {
 				t.Errorf("error %q does not name the edge and show %q", err, tc.want)
 			}
 			pids := startedPIDs(t, logs.String())
-			if len(pids) != 5 {
-				t.Fatalf("started %v, want 5 children; runner log:\n%s", pids, logs.String())
+			if len(pids) != 13 {
+				t.Fatalf("started %v, want 13 children; runner log:\n%s", pids, logs.String())
 			}
 			for _, pid := range pids {
 				if demo.Alive(pid) {
@@ -409,14 +536,18 @@ func (s *syncBuffer) String() string {
 
 // TestCheck shows that Check catches each kind of miss.
 func TestCheck(t *testing.T) {
-	byTitle := map[string]demo.Example{}
-	for _, e := range demo.Examples() {
-		byTitle[e.Path+" "+e.Method] = e
+	byKey := map[string]demo.Example{}
+	for _, e := range demo.Examples(curlEnv) {
+		key := e.Via + e.Path + " " + e.Method
+		if e.Codes {
+			key += " codes"
+		}
+		byKey[key] = e
 	}
 	ok := func(body string) demo.Response {
 		return demo.Response{Status: 200, Header: http.Header{"X-Served-By": {"meshgate"}}, Body: []byte(body)}
 	}
-	lb := byTitle["/products/1 GET"]
+	lb := byKey["/products/1 GET"]
 	same := ok(`{"service":"catalog","version":"v1","instance":"a"}`)
 	other := ok(`{"service":"catalog","version":"v1","instance":"b"}`)
 	if err := lb.Check([]demo.Response{same, other, same, other}); err != nil {
@@ -425,18 +556,39 @@ func TestCheck(t *testing.T) {
 	if err := lb.Check([]demo.Response{same, same, same, same}); err == nil {
 		t.Error("one instance only: no error")
 	}
-	del := byTitle["/orders DELETE"]
+	del := byKey["/orders DELETE"]
 	if err := del.Check([]demo.Response{{Status: 405, Header: http.Header{"Allow": {"POST, GET"}}}}); err != nil {
 		t.Errorf("405 with Allow: %v", err)
 	}
 	if err := del.Check([]demo.Response{{Status: 405, Header: http.Header{"Allow": {"GET"}}}}); err == nil {
 		t.Error("Allow without POST: no error")
 	}
-	v2 := byTitle["/products/42 GET"]
+	v2 := byKey["/products/42 GET"]
 	if err := v2.Check([]demo.Response{{Status: 200, Body: []byte(`{"service":"catalog","version":"v1","product":{"id":"42"}}`)}}); err == nil {
 		t.Error("missing X-Served-By: no error")
 	}
 	if err := v2.Check([]demo.Response{{Status: 502}}); err == nil {
 		t.Error("502: no error")
+	}
+	canary := byKey["/orders GET"]
+	v := func(ver string) demo.Response { return ok(`{"service":"orders","version":"` + ver + `"}`) }
+	tenth := []demo.Response{v("v1"), v("v1"), v("v1"), v("v2"), v("v1"), v("v1"), v("v1"), v("v1"), v("v1"), v("v1")}
+	if err := canary.Check(tenth); err != nil {
+		t.Errorf("9 v1, 1 v2: %v", err)
+	}
+	if err := canary.Check(append(tenth[1:], v("v2"))); err == nil {
+		t.Error("8 v1, 2 v2: no error")
+	}
+	brk := byKey["/payments/p-1 GET codes"]
+	code := func(s int, body string) demo.Response { return demo.Response{Status: s, Body: []byte(body)} }
+	timeouts := []demo.Response{code(504, ""), code(504, ""), code(504, "")}
+	if err := brk.Check(append(timeouts, code(503, ""), code(503, `{"error":"circuit open"}`))); err != nil {
+		t.Errorf("504 ×3, 503 circuit open ×2: %v", err)
+	}
+	if err := brk.Check(append(timeouts, code(503, ""), code(503, `{"error":"no healthy upstream endpoint"}`))); err == nil {
+		t.Error("503 without circuit open: no error")
+	}
+	if err := brk.Check(append(timeouts, code(504, ""), code(503, `{"error":"circuit open"}`))); err == nil {
+		t.Error("a fourth 504: no error")
 	}
 }

@@ -5,36 +5,52 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 )
 
-// Example is one request the demo suggests trying. The same value prints
-// the curl command (Curl) and performs the request with net/http (Do), so a
-// test checks exactly what the banner tells a person to type.
+// Example is one HTTP request the demo suggests trying. The same value
+// prints the curl command (Curl) and performs the request with net/http
+// (Do), so a test checks exactly what the banner tells a person to type.
 type Example struct {
-	Title string
-	// Admin sends the request to the admin address instead of the public
-	// listener.
-	Admin   bool
+	// Via says where the request goes: the edge's public listener (""),
+	// its admin listener (ViaAdmin), or orders' sidecar outbound listener,
+	// as orders' own app calls the mesh (ViaOutbound).
+	Via     string
 	Method  string
 	Path    string
-	Headers [][2]string // in order, as printed
+	Headers [][2]string // in order, as printed; "Host" sets the request's host
 	Body    string
 	// Repeat runs the request this many times (0 and 1: once).
 	Repeat int
-	// Grep filters the printed output through `grep Grep`; the check then
-	// wants Grep in the body.
+	// How the output is printed (at most one): Grep filters it through
+	// `grep Grep` (the check then wants Grep in the body); Count tallies a
+	// JSON field's values (`grep -o | sort | uniq -c`); Codes prints only
+	// the status codes; Quiet prints nothing.
 	Grep   string
+	Count  string
+	Codes  bool
+	Quiet  bool
 	Expect Expect
 }
 
-// Expect is what every response of an example must show.
+// Where an Example goes.
+const (
+	ViaAdmin    = "admin"
+	ViaOutbound = "outbound"
+)
+
+// Expect is what the responses of an example must show.
 type Expect struct {
-	Status int
-	// Body holds substrings the body must contain.
-	Body []string
+	// Status every response must have; Statuses: one per response, in order.
+	Status   int
+	Statuses []int
+	// Body holds substrings every body must contain; LastBody, the last.
+	Body     []string
+	LastBody []string
 	// Header maps a header name to tokens its comma-separated value must
 	// list (in any order): {"Allow": {"GET", "POST"}}.
 	Header map[string][]string
@@ -42,62 +58,32 @@ type Expect struct {
 	// at least VariesMin distinct values (load balancing).
 	Varies    string
 	VariesMin int
+	// Counts are how many responses have each value of the Count field.
+	Counts map[string]int
 }
 
-// Examples returns the demo's examples against the public and admin addresses.
-func Examples() []Example {
-	served := map[string][]string{"X-Served-By": {"meshgate"}}
-	return []Example{{
-		Title:  "Path routing: /products/{id} goes to catalog v1",
-		Method: "GET", Path: "/products/42",
-		Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`, `"version":"v1"`, `"id":"42"`}, Header: served},
-	}, {
-		Title:  "Header routing: the same path with X-Api-Version: 2 goes to catalog v2",
-		Method: "GET", Path: "/products/42", Headers: [][2]string{{"X-Api-Version", "2"}},
-		Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`, `"version":"v2"`, `"stock":`}, Header: served},
-	}, {
-		Title:  "Method routing: GET /orders goes to orders",
-		Method: "GET", Path: "/orders",
-		Expect: Expect{Status: 200, Body: []string{`"service":"orders"`, `"orders":`}, Header: served},
-	}, {
-		Title:  "Method routing: POST /orders goes to orders, which echoes the order with an id",
-		Method: "POST", Path: "/orders",
-		Headers: [][2]string{{"Content-Type", "application/json"}},
-		Body:    `{"item":"book","qty":2}`,
-		Expect:  Expect{Status: 201, Body: []string{`"service":"orders"`, `"item":"book"`, `"id":"ord-`}, Header: served},
-	}, {
-		Title:  "Method routing: any other method on /orders is 405, with Allow",
-		Method: "DELETE", Path: "/orders",
-		Expect: Expect{Status: 405, Header: map[string][]string{"Allow": {"GET", "POST"}}},
-	}, {
-		Title:  "Prefix routing with a rewrite: /api/products/7 reaches catalog as /products/7",
-		Method: "GET", Path: "/api/products/7",
-		Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`, `"path":"/products/7"`}, Header: served},
-	}, {
-		Title:  `Load balancing: round robin over two catalog v1 instances; watch "instance" alternate`,
-		Method: "GET", Path: "/products/1", Repeat: 4,
-		Expect: Expect{Status: 200, Body: []string{`"version":"v1"`}, Varies: "instance", VariesMin: 2},
-	}, {
-		Title: "Metrics: the edge's Prometheus metrics on the admin address",
-		Admin: true, Method: "GET", Path: "/metrics", Grep: "meshgate_",
-		Expect: Expect{Status: 200},
-	}}
-}
-
-// URL is the example's URL against the given public and admin addresses.
-func (e Example) URL(public, admin string) string {
-	if e.Admin {
-		return "http://" + admin + e.Path
+// URL is the example's URL in env.
+func (e Example) URL(env Env) string {
+	switch e.Via {
+	case ViaAdmin:
+		return "http://" + env.Admin + e.Path
+	case ViaOutbound:
+		return "http://" + env.Outbound + e.Path
 	}
-	return "http://" + public + e.Path
+	return "http://" + env.Public + e.Path
 }
 
 // Curl is the shell command that performs the example.
-func (e Example) Curl(public, admin string) string {
+func (e Example) Curl(env Env) string {
 	args := []string{"curl"}
-	if e.Repeat > 1 || e.Grep != "" {
+	switch {
+	case e.Codes:
+		args = append(args, "-s", "-o", "/dev/null", "-w", shellQuote("%{http_code} "))
+	case e.Quiet:
+		args = append(args, "-s", "-o", "/dev/null")
+	case e.Repeat > 1 || e.Grep != "":
 		args = append(args, "-s")
-	} else {
+	default:
 		args = append(args, "-i")
 	}
 	if e.Method != "GET" && !(e.Method == "POST" && e.Body != "") {
@@ -109,20 +95,39 @@ func (e Example) Curl(public, admin string) string {
 	if e.Body != "" {
 		args = append(args, "-d", shellQuote(e.Body))
 	}
-	args = append(args, e.URL(public, admin))
+	args = append(args, e.URL(env))
 	cmd := strings.Join(args, " ")
 	if e.Grep != "" {
 		cmd += " | grep " + shellQuote(e.Grep)
 	}
 	if e.Repeat > 1 {
-		cmd = fmt.Sprintf("for i in $(seq %d); do %s; echo; done", e.Repeat, cmd)
+		each := cmd + "; echo"
+		if e.Codes || e.Quiet {
+			each = cmd
+		}
+		cmd = fmt.Sprintf("for i in $(seq %d); do %s; done", e.Repeat, each)
+		switch {
+		case e.Codes:
+			cmd += "; echo"
+		case e.Count != "":
+			cmd += " | grep -o " + shellQuote(`"`+e.Count+`":"[^"]*"`) + " | sort | uniq -c"
+		}
 	}
 	return cmd
 }
 
 // Describe is the expectation in words, printed under the curl line.
 func (e Example) Describe() string {
-	parts := []string{fmt.Sprintf("%d %s", e.Expect.Status, http.StatusText(e.Expect.Status))}
+	var parts []string
+	if len(e.Expect.Statuses) > 0 {
+		codes := make([]string, len(e.Expect.Statuses))
+		for i, s := range e.Expect.Statuses {
+			codes[i] = strconv.Itoa(s)
+		}
+		parts = append(parts, strings.Join(codes, " "))
+	} else if !e.Quiet {
+		parts = append(parts, fmt.Sprintf("%d %s", e.Expect.Status, http.StatusText(e.Expect.Status)))
+	}
 	for _, name := range sortedKeys(e.Expect.Header) {
 		parts = append(parts, name+": "+strings.Join(e.Expect.Header[name], ", "))
 	}
@@ -135,10 +140,17 @@ func (e Example) Describe() string {
 	if e.Expect.Varies != "" {
 		parts = append(parts, fmt.Sprintf("at least %d different %q", e.Expect.VariesMin, e.Expect.Varies))
 	}
+	if len(e.Expect.Counts) > 0 {
+		var c []string
+		for _, v := range sortedKeys(e.Expect.Counts) {
+			c = append(c, fmt.Sprintf(`%d "%s":"%s"`, e.Expect.Counts[v], e.Count, v))
+		}
+		parts = append(parts, strings.Join(c, ", "))
+	}
 	return strings.Join(parts, "; ")
 }
 
-func sortedKeys(m map[string][]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -165,7 +177,7 @@ type Response struct {
 }
 
 // Do performs the example's request(s) with client, Repeat times.
-func (e Example) Do(ctx context.Context, client *http.Client, public, admin string) ([]Response, error) {
+func (e Example) Do(ctx context.Context, client *http.Client, env Env) ([]Response, error) {
 	n := max(e.Repeat, 1)
 	out := make([]Response, 0, n)
 	for range n {
@@ -173,12 +185,19 @@ func (e Example) Do(ctx context.Context, client *http.Client, public, admin stri
 		if e.Body != "" {
 			body = strings.NewReader(e.Body)
 		}
-		req, err := http.NewRequestWithContext(ctx, e.Method, e.URL(public, admin), body)
+		req, err := http.NewRequestWithContext(ctx, e.Method, e.URL(env), body)
 		if err != nil {
 			return out, err
 		}
 		for _, h := range e.Headers {
+			if strings.EqualFold(h[0], "Host") {
+				req.Host = h[1]
+				continue
+			}
 			req.Header.Add(h[0], h[1])
+		}
+		if e.Body != "" && req.Header.Get("Content-Type") == "" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded") // as curl -d sends it
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -199,19 +218,30 @@ func (e Example) Do(ctx context.Context, client *http.Client, public, admin stri
 func (e Example) Check(rs []Response) error {
 	var errs []string
 	seen := map[string]bool{}
+	counts := map[string]int{}
+	if len(e.Expect.Statuses) > 0 && len(rs) != len(e.Expect.Statuses) {
+		errs = append(errs, fmt.Sprintf("%d responses, want %d", len(rs), len(e.Expect.Statuses)))
+	}
 	for i, r := range rs {
 		before := len(errs)
 		fail := func(format string, args ...any) {
 			errs = append(errs, fmt.Sprintf("response %d: ", i+1)+fmt.Sprintf(format, args...))
 		}
-		if r.Status != e.Expect.Status {
-			fail("status %d, want %d", r.Status, e.Expect.Status)
+		want := e.Expect.Status
+		if i < len(e.Expect.Statuses) {
+			want = e.Expect.Statuses[i]
 		}
-		want := e.Expect.Body
+		if r.Status != want {
+			fail("status %d, want %d", r.Status, want)
+		}
+		body := e.Expect.Body
 		if e.Grep != "" {
-			want = append(slices.Clip(want), e.Grep)
+			body = append(slices.Clip(body), e.Grep)
 		}
-		for _, sub := range want {
+		if i == len(rs)-1 {
+			body = append(slices.Clip(body), e.Expect.LastBody...)
+		}
+		for _, sub := range body {
 			if !strings.Contains(string(r.Body), sub) {
 				fail("body lacks %s", sub)
 			}
@@ -224,12 +254,15 @@ func (e Example) Check(rs []Response) error {
 				}
 			}
 		}
-		if e.Expect.Varies != "" {
+		if e.Expect.Varies != "" || e.Count != "" {
 			var m map[string]any
 			if err := json.Unmarshal(r.Body, &m); err != nil {
 				fail("body is not a JSON object: %v", err)
 			} else {
 				seen[fmt.Sprint(m[e.Expect.Varies])] = true
+				if v, ok := m[e.Count].(string); ok {
+					counts[v]++
+				}
 			}
 		}
 		if len(errs) > before {
@@ -238,10 +271,13 @@ func (e Example) Check(rs []Response) error {
 	}
 	if e.Expect.Varies != "" && len(seen) < e.Expect.VariesMin {
 		errs = append(errs, fmt.Sprintf("%q took %d distinct values over %d responses (%v), want at least %d",
-			e.Expect.Varies, len(seen), len(rs), sortedSet(seen), e.Expect.VariesMin))
+			e.Expect.Varies, len(seen), len(rs), sortedKeys(seen), e.Expect.VariesMin))
+	}
+	if e.Count != "" && !maps.Equal(counts, e.Expect.Counts) {
+		errs = append(errs, fmt.Sprintf("%q counted %v over %d responses, want %v", e.Count, counts, len(rs), e.Expect.Counts))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s\n  %s", e.Title, strings.Join(errs, "\n  "))
+		return fmt.Errorf("%s\n  %s", e.Curl(Env{Public: "EDGE", Admin: "ADMIN", Outbound: "OUTBOUND"}), strings.Join(errs, "\n  "))
 	}
 	return nil
 }
@@ -254,13 +290,4 @@ func listTokens(values []string) []string {
 		}
 	}
 	return toks
-}
-
-func sortedSet(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

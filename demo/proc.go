@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,7 +26,8 @@ type proc struct {
 	err     error         // Wait's result, set before done is closed
 }
 
-// startProc starts bin with args; its output goes to logDir/label.log.
+// startProc starts bin with args; its output goes to logDir/label.log and
+// its pid to logDir/label.pid.
 func startProc(label, logDir, bin string, args ...string) (*proc, error) {
 	logPath := filepath.Join(logDir, label+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
@@ -44,6 +46,10 @@ func startProc(label, logDir, bin string, args ...string) (*proc, error) {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
+	if err := os.WriteFile(filepath.Join(logDir, label+".pid"), []byte(strconv.Itoa(p.pid())+"\n"), 0o644); err != nil {
+		p.stop(StopTimeout)
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -58,14 +64,16 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop sends SIGTERM to the process group, waits up to timeout, then sends
-// SIGKILL, and returns once the process is reaped. Whatever else is left in
-// the group afterwards is killed too.
+// stop sends SIGTERM to the process group (and SIGCONT, for a child someone
+// froze with SIGSTOP), waits up to timeout, then sends SIGKILL, and returns
+// once the process is reaped. Whatever else is left in the group afterwards
+// is killed too.
 func (p *proc) stop(timeout time.Duration) error {
 	pgid := p.pid() // the child leads its own group
 	var killed bool
 	if !p.exited() {
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		_ = syscall.Kill(-pgid, syscall.SIGCONT)
 		t := time.NewTimer(timeout)
 		select {
 		case <-p.done:
@@ -113,4 +121,22 @@ func Alive(pid int) bool {
 		}
 	}
 	return false
+}
+
+// lockDir takes an exclusive lock on dir/meshdemo.lock for as long as the
+// returned file stays open, or says that another demo holds it.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "meshdemo.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another demo is running with the log directory %s (stop it, or choose another directory with --logs)", dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
 }

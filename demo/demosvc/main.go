@@ -1,34 +1,62 @@
 // Command demosvc is a small HTTP JSON service for the meshgate demo.
 //
 //	demosvc --name catalog --version v1 --listen 127.0.0.1:18101
+//	demosvc --name orders --version v1 --listen 127.0.0.1:18201 --outbound http://127.0.0.1:18241
+//	demosvc --name payments --version v1 --listen 127.0.0.1:18301
 //
 // GET /healthz answers 200. Every other request is answered with a JSON
 // envelope that shows which instance served it and what it received:
 //
 //	{"service":"catalog","version":"v1","instance":"127.0.0.1:18101",
-//	 "method":"GET","path":"/products/42","headers":{"X-Forwarded-For":"127.0.0.1"}, …}
+//	 "method":"GET","path":"/products/42",
+//	 "headers":{"X-Meshgate-Caller":"spiffe://demo.meshgate/edge", …}, …}
 //
-// The catalog service adds "product" on GET /products/{id}; the orders
-// service keeps orders in memory behind GET /orders and POST /orders. Any
-// other name answers the envelope alone. SIGTERM or SIGINT stops it
+// X-Meshgate-Caller is set by the service's sidecar: the SPIFFE ID of whoever
+// called over mTLS.
+//
+// What each name adds to the envelope:
+//
+//   - catalog: "product" on GET /products/{id} (v2 adds a stock count).
+//   - orders: orders kept in memory behind GET /orders and POST /orders.
+//     With --outbound (the sidecar's outbound listener), POST /orders charges
+//     the order through the mesh first: POST http://payments/charge, sent to
+//     the outbound address with Host: payments. A failed charge is answered
+//     502 and the order is not kept.
+//   - payments: POST /charge records a payment (and who asked for it: the
+//     caller's SPIFFE ID); GET /payments/{id} shows one. It also serves gRPC
+//     on the same port (HTTP/2 without TLS, as its sidecar speaks to it):
+//     the standard health service grpc.health.v1.Health and server
+//     reflection, so `grpcurl -plaintext` works without .proto files.
+//
+// Any other name answers the envelope alone. SIGTERM or SIGINT stops it
 // gracefully.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 )
 
 func main() {
@@ -41,34 +69,57 @@ func main() {
 
 func run(args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet("demosvc", flag.ContinueOnError)
-	name := fs.String("name", "catalog", "service name: catalog, orders or any other (echo only)")
+	name := fs.String("name", "catalog", "service name: catalog, orders, payments or any other (echo only)")
 	version := fs.String("version", "v1", "service version, shown in every answer")
 	listen := fs.String("listen", "127.0.0.1:18101", "address to listen on")
+	outbound := fs.String("outbound", "", "orders: `URL` of the sidecar's outbound listener, through which POST /orders charges the order with payments (empty: no charge)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *outbound != "" {
+		u, err := url.Parse(*outbound)
+		if err != nil || u.Scheme != "http" || u.Host == "" {
+			return fmt.Errorf("--outbound %q: want http://HOST:PORT, the sidecar's outbound listener", *outbound)
+		}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
 	svc := newService(*name, *version, ln.Addr().String())
+	svc.outbound = strings.TrimRight(*outbound, "/")
 	log = log.With("service", *name, "version", *version, "instance", svc.instance)
-	srv := &http.Server{
-		Handler:           logRequests(log, svc.handler()),
-		ReadHeaderTimeout: 5 * time.Second,
+	handler := logRequests(log, svc.handler())
+	var stopGRPC func()
+	if *name == "payments" {
+		handler, stopGRPC = withGRPC(log, handler)
 	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		// HTTP/2 without TLS for gRPC (the sidecar's h2c), HTTP/1.1 for the rest.
+		Protocols: new(http.Protocols),
+	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening")
+	log.Info("listening", "outbound", svc.outbound)
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("stopping")
+	if stopGRPC != nil {
+		stopGRPC()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -82,18 +133,30 @@ func run(args []string, log *slog.Logger) error {
 }
 
 // echoedHeaders are the request headers shown in every answer.
-var echoedHeaders = []string{"X-Request-Id", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Api-Version"}
+var echoedHeaders = []string{"X-Meshgate-Caller", "X-Request-Id", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Api-Version"}
+
+// propagated are the request headers a call to another service carries on:
+// the request id and the W3C trace context.
+var propagated = []string{"X-Request-Id", "Traceparent", "Tracestate"}
 
 // service is one demo service instance.
 type service struct {
 	name, version, instance string
+	// outbound is the sidecar's outbound listener (orders), "" for none.
+	outbound string
+	client   *http.Client
 
-	mu     sync.Mutex
-	orders []map[string]any
+	mu       sync.Mutex
+	orders   []map[string]any
+	nextID   int // orders and payments
+	payments map[string]map[string]any
 }
 
 func newService(name, version, instance string) *service {
-	return &service{name: name, version: version, instance: instance}
+	return &service{name: name, version: version, instance: instance,
+		payments: map[string]map[string]any{},
+		// The sidecar bounds the call to payments too; this is the app's own bound.
+		client: &http.Client{Timeout: 3 * time.Second}}
 }
 
 // envelope is the part of every answer that says who served what.
@@ -115,6 +178,9 @@ type product struct {
 	Stock *int `json:"stock,omitempty"`
 }
 
+// unitPrice is what one item of an order costs.
+const unitPrice = 9.99
+
 func (s *service) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -131,6 +197,9 @@ func (s *service) handler() http.Handler {
 			w.Header().Set("Allow", "GET, POST")
 			s.reply(w, r, http.StatusMethodNotAllowed, map[string]any{"error": "method not allowed"})
 		})
+	case "payments":
+		mux.HandleFunc("POST /charge", s.charge)
+		mux.HandleFunc("GET /payments/{id}", s.getPayment)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, r, http.StatusOK, nil)
@@ -182,22 +251,148 @@ func (s *service) listOrders(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, http.StatusOK, map[string]any{"orders": list})
 }
 
-// maxOrderBytes bounds a posted order.
-const maxOrderBytes = 64 << 10
+// maxBodyBytes bounds a posted order or charge.
+const maxBodyBytes = 64 << 10
+
+// decodeObject reads a JSON object body, answering 400 when it is not one.
+func (s *service) decodeObject(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
+	var m map[string]any
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err := dec.Decode(&m); err != nil || m == nil {
+		s.reply(w, r, http.StatusBadRequest, map[string]any{"error": "the body must be a JSON object"})
+		return nil, false
+	}
+	return m, true
+}
+
+func (s *service) newID(prefix string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	return fmt.Sprintf("%s-%d", prefix, s.nextID)
+}
 
 func (s *service) createOrder(w http.ResponseWriter, r *http.Request) {
-	var order map[string]any
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxOrderBytes))
-	if err := dec.Decode(&order); err != nil || order == nil {
-		s.reply(w, r, http.StatusBadRequest, map[string]any{"error": "the body must be a JSON object"})
+	order, ok := s.decodeObject(w, r)
+	if !ok {
 		return
 	}
+	id := s.newID("ord")
+	order["id"] = id
+	if s.outbound != "" {
+		qty, _ := order["qty"].(float64)
+		amount := math.Round(max(qty, 1)*unitPrice*100) / 100
+		payment, err := s.chargeThroughMesh(r, id, amount)
+		if err != nil {
+			s.reply(w, r, http.StatusBadGateway, map[string]any{"error": "payments: " + err.Error()})
+			return
+		}
+		order["payment"] = payment
+	}
 	s.mu.Lock()
-	order["id"] = fmt.Sprintf("ord-%d", len(s.orders)+1)
 	s.orders = append(s.orders, order)
 	s.mu.Unlock()
-	w.Header().Set("Location", "/orders/"+order["id"].(string))
+	w.Header().Set("Location", "/orders/"+id)
 	s.reply(w, r, http.StatusCreated, map[string]any{"order": order})
+}
+
+// chargeThroughMesh asks payments to charge the order: POST
+// http://payments/charge, sent to the sidecar's outbound listener, which
+// finds payments in the cluster and calls its sidecar over mTLS.
+func (s *service) chargeThroughMesh(in *http.Request, order string, amount float64) (map[string]any, error) {
+	body, _ := json.Marshal(map[string]any{"order": order, "amount": amount})
+	req, err := http.NewRequestWithContext(in.Context(), http.MethodPost, s.outbound+"/charge", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Host = "payments" // the outbound listener routes by Host
+	req.Header.Set("Content-Type", "application/json")
+	for _, h := range propagated {
+		if v := in.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(data))
+	}
+	var answer struct {
+		Payment map[string]any `json:"payment"`
+	}
+	if err := json.Unmarshal(data, &answer); err != nil || answer.Payment == nil {
+		return nil, fmt.Errorf("unexpected answer: %.200s", data)
+	}
+	return answer.Payment, nil
+}
+
+// charge records a payment for {"order": ID, "amount": N}.
+func (s *service) charge(w http.ResponseWriter, r *http.Request) {
+	req, ok := s.decodeObject(w, r)
+	if !ok {
+		return
+	}
+	amount, ok := req["amount"].(float64)
+	if !ok || amount <= 0 {
+		s.reply(w, r, http.StatusBadRequest, map[string]any{"error": `"amount" must be a positive number`})
+		return
+	}
+	p := map[string]any{"id": s.newID("pay"), "order": req["order"], "amount": amount, "status": "captured"}
+	// Who asked, as the sidecar authenticated it (mTLS): the chain's proof.
+	if caller := r.Header.Get("X-Meshgate-Caller"); caller != "" {
+		p["caller"] = caller
+	}
+	s.mu.Lock()
+	s.payments[p["id"].(string)] = p
+	s.mu.Unlock()
+	w.Header().Set("Location", "/payments/"+p["id"].(string))
+	s.reply(w, r, http.StatusCreated, map[string]any{"payment": p})
+}
+
+func (s *service) getPayment(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.mu.Lock()
+	p, ok := s.payments[id]
+	s.mu.Unlock()
+	if !ok {
+		p = map[string]any{"id": id, "status": "unknown"}
+	}
+	s.reply(w, r, http.StatusOK, map[string]any{"payment": p})
+}
+
+// withGRPC serves gRPC (HTTP/2 with Content-Type application/grpc…) on the
+// same port as next: the standard health service, reporting SERVING for ""
+// and "payments", and server reflection. stop marks the service NOT_SERVING
+// and ends open streams.
+func withGRPC(log *slog.Logger, next http.Handler) (h http.Handler, stop func()) {
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("payments", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			// grpc-go needs the server's own ResponseWriter (a Flusher with
+			// trailers), so gRPC is logged here rather than by logRequests.
+			start := time.Now()
+			gs.ServeHTTP(w, r)
+			log.Info("grpc", "method", r.URL.Path, "request_id", r.Header.Get("X-Request-Id"), "duration", time.Since(start))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+	return h, func() {
+		hs.Shutdown()
+		gs.Stop()
+	}
 }
 
 // statusWriter remembers the status code for the log line.
@@ -220,6 +415,6 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			return // health checks every second would drown the log
 		}
 		log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"request_id", r.Header.Get("X-Request-Id"), "duration", time.Since(start))
+			"caller", r.Header.Get("X-Meshgate-Caller"), "request_id", r.Header.Get("X-Request-Id"), "duration", time.Since(start))
 	})
 }

@@ -1,11 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 )
 
 func do(t *testing.T, h http.Handler, method, path, body string, hdr ...string) (*httptest.ResponseRecorder, map[string]any) {
@@ -83,5 +93,133 @@ func TestOtherPathsEcho(t *testing.T) {
 	rec, m := do(t, newService("payments", "v3", "x").handler(), "PUT", "/anything/at/all", "")
 	if rec.Code != 200 || m["service"] != "payments" || m["path"] != "/anything/at/all" || m["method"] != "PUT" {
 		t.Errorf("answer %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestPayments(t *testing.T) {
+	h := newService("payments", "v1", "x").handler()
+	rec, m := do(t, h, "POST", "/charge", `{"order":"ord-7","amount":19.98}`, "X-Meshgate-Caller", "spiffe://demo.meshgate/orders")
+	if rec.Code != 201 {
+		t.Fatalf("POST /charge: %d %s", rec.Code, rec.Body)
+	}
+	p := m["payment"].(map[string]any)
+	if p["id"] != "pay-1" || p["order"] != "ord-7" || p["amount"] != 19.98 || p["status"] != "captured" ||
+		p["caller"] != "spiffe://demo.meshgate/orders" || rec.Header().Get("Location") != "/payments/pay-1" {
+		t.Errorf("payment = %v, Location %q", p, rec.Header().Get("Location"))
+	}
+	if _, m := do(t, h, "GET", "/payments/pay-1", ""); m["payment"].(map[string]any)["order"] != "ord-7" {
+		t.Errorf("GET /payments/pay-1 = %v", m)
+	}
+	if rec, m := do(t, h, "GET", "/payments/p-1", ""); rec.Code != 200 || m["payment"].(map[string]any)["status"] != "unknown" {
+		t.Errorf("GET /payments/p-1 = %d %v", rec.Code, m)
+	}
+	for _, body := range []string{`{"order":"x"}`, `{"amount":-1}`, `[]`} {
+		if rec, _ := do(t, h, "POST", "/charge", body); rec.Code != 400 {
+			t.Errorf("POST /charge %s: status %d", body, rec.Code)
+		}
+	}
+	// Other methods on /charge echo (the several-host demo's GET /charge).
+	if rec, m := do(t, h, "GET", "/charge", ""); rec.Code != 200 || m["service"] != "payments" {
+		t.Errorf("GET /charge = %d %v", rec.Code, m)
+	}
+}
+
+// TestOrdersChargeThroughOutbound stands a fake outbound listener in for
+// the sidecar: POST /orders must call it with Host payments, carry the
+// request id, and keep the payment in the order; a failed charge is 502
+// and keeps no order.
+func TestOrdersChargeThroughOutbound(t *testing.T) {
+	var gotHost, gotID string
+	fail := false
+	outbound := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotHost, gotID = r.Host, r.Header.Get("X-Request-Id")
+		if fail {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"status":503,"error":"circuit open"}`)
+			return
+		}
+		r.Header.Set("X-Meshgate-Caller", "spiffe://demo.meshgate/orders")
+		newService("payments", "v1", "p").handler().ServeHTTP(w, r)
+	}))
+	defer outbound.Close()
+
+	svc := newService("orders", "v2", "x")
+	svc.outbound = outbound.URL
+	h := svc.handler()
+	rec, m := do(t, h, "POST", "/orders", `{"item":"book","qty":2}`, "X-Request-Id", "req-1")
+	if rec.Code != 201 {
+		t.Fatalf("POST /orders: %d %s", rec.Code, rec.Body)
+	}
+	if gotHost != "payments" || gotID != "req-1" {
+		t.Errorf("payments called with Host %q, X-Request-Id %q; want payments, req-1", gotHost, gotID)
+	}
+	p := m["order"].(map[string]any)["payment"].(map[string]any)
+	if p["order"] != "ord-1" || p["amount"] != 19.98 || p["caller"] != "spiffe://demo.meshgate/orders" {
+		t.Errorf("payment in the order = %v", p)
+	}
+
+	fail = true
+	rec, m = do(t, h, "POST", "/orders", `{"item":"pen"}`)
+	if rec.Code != 502 || !strings.Contains(m["error"].(string), "503") {
+		t.Errorf("POST /orders while payments fails = %d %s", rec.Code, rec.Body)
+	}
+	if _, m := do(t, h, "GET", "/orders", ""); len(m["orders"].([]any)) != 1 {
+		t.Errorf("orders after a failed charge: %v; want the first one only", m["orders"])
+	}
+}
+
+// TestPaymentsGRPC serves payments over plain HTTP/2 as its sidecar reaches
+// it (h2c with prior knowledge) and calls the health service and
+// reflection; HTTP/1.1 JSON keeps working on the same port.
+func TestPaymentsGRPC(t *testing.T) {
+	h, stop := withGRPC(slog.New(slog.DiscardHandler), newService("payments", "v1", "x").handler())
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	defer stop()
+
+	conn, err := grpc.NewClient(strings.TrimPrefix(srv.URL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, name := range []string{"", "payments"} {
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: name})
+		if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("Health/Check(%q) = %v, %v; want SERVING", name, resp, err)
+		}
+	}
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range r.GetListServicesResponse().GetService() {
+		names = append(names, s.Name)
+	}
+	if !slices.Contains(names, "grpc.health.v1.Health") {
+		t.Errorf("reflection lists %v; want grpc.health.v1.Health", names)
+	}
+
+	resp, err := http.Get(srv.URL + "/payments/p-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Proto != "HTTP/1.1" {
+		t.Errorf("GET /payments/p-1 = %s %s", resp.Proto, resp.Status)
 	}
 }

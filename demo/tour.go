@@ -1,0 +1,480 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+)
+
+// Env is what the tour's commands are written against: a running demo's
+// addresses, paths and names, as a person types them.
+type Env struct {
+	Public   string // the edge's public listener
+	Admin    string // the edge's admin HTTP listener
+	Outbound string // orders' sidecar's outbound listener
+	// Meshctl is the meshctl binary as printed (bin/meshctl from the
+	// module root); MeshctlEnv are the MESHCTL_*=VALUE of the export line.
+	Meshctl    string
+	MeshctlEnv []string
+	// PaymentsPID is payments' pid file as printed; PaymentsBreaker is the
+	// address of payments' sidecar, which names its breakers.
+	PaymentsPID     string
+	PaymentsBreaker string
+	PaymentsMember  string // payments' instance in the cluster
+	// Members are the cluster's member names: the edge and every instance.
+	Members []string
+	// Dir is the directory the printed relative paths start from ("": the
+	// current one).
+	Dir string
+	// Client performs the HTTP examples; nil: a client with a 5 s timeout.
+	Client *http.Client
+}
+
+// ExportLine is the shell line that gives meshctl its address and identity.
+func (env Env) ExportLine() string {
+	vars := make([]string, len(env.MeshctlEnv))
+	for i, kv := range env.MeshctlEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[i] = k + "=" + shellQuote(v)
+	}
+	return "export " + strings.Join(vars, " ")
+}
+
+// Section is a numbered part of the tour.
+type Section struct {
+	Title string
+	Steps []Step
+}
+
+// Step is one thing to try: the lines to type, in order, and what to see.
+// Try performs exactly those lines (HTTP requests with net/http, the rest
+// with sh) and checks the expectation, so the banner and the test cannot
+// drift apart.
+type Step struct {
+	Title  string
+	Lines  []string
+	Expect string
+	// HTTP is the request when the step is a curl line.
+	HTTP *Example
+
+	try func(ctx context.Context, env Env) error
+}
+
+// Try performs the step against env and reports how it misses its
+// expectation.
+func (s Step) Try(ctx context.Context, env Env) error {
+	if err := s.try(ctx, env); err != nil {
+		return fmt.Errorf("%s\n  %s\n%w", s.Title, strings.Join(s.Lines, "\n  "), err)
+	}
+	return nil
+}
+
+// Tour is what the banner suggests trying, in order: each step may rely on
+// the ones before it (the last ones stop payments).
+func Tour(env Env) []Section {
+	served := map[string][]string{"X-Served-By": {"meshgate"}}
+	edgeCaller := `"X-Meshgate-Caller":"` + SpiffeID("edge") + `"`
+	payments := Example{Method: "GET", Path: "/payments/p-1",
+		Expect: Expect{Status: 200, Body: []string{`"service":"payments"`, `"id":"p-1"`}}}
+	meshctl := func(args string) string { return env.Meshctl + " " + args }
+	return []Section{{
+		Title: "Requests through the edge (every hop behind it is SPIFFE mTLS)",
+		Steps: []Step{
+			httpStep("Path routing: /products/{id} goes to catalog v1; its sidecar passes on the caller's SPIFFE ID", env, Example{
+				Method: "GET", Path: "/products/42",
+				Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`, `"version":"v1"`, `"id":"42"`, edgeCaller}, Header: served},
+			}),
+			httpStep("Header routing: the same path with X-Api-Version: 2 goes to catalog v2", env, Example{
+				Method: "GET", Path: "/products/42", Headers: [][2]string{{"X-Api-Version", "2"}},
+				Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`, `"version":"v2"`, `"stock":`}, Header: served},
+			}),
+			httpStep(`Load balancing: round robin over the two catalog v1 sidecars; watch "instance" alternate`, env, Example{
+				Method: "GET", Path: "/products/1", Repeat: 4,
+				Expect: Expect{Status: 200, Body: []string{`"version":"v1"`}, Varies: "instance", VariesMin: 2},
+			}),
+			httpStep("Prefix routing with a rewrite, and a rate limit counted across the cluster", env, Example{
+				Method: "GET", Path: "/api/products/7",
+				Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`, `"path":"/products/7"`},
+					Header: map[string][]string{"X-Served-By": {"meshgate"}, "RateLimit-Limit": {"600"}}},
+			}),
+			httpStep("East-west: edge → orders (v1 or v2) → its sidecar → payments, which saw orders' SPIFFE ID", env, Example{
+				Method: "POST", Path: "/orders",
+				Headers: [][2]string{{"Content-Type", "application/json"}},
+				Body:    `{"item":"book","qty":2}`,
+				Expect: Expect{Status: 201, Body: []string{`"service":"orders"`, `"item":"book"`, `"id":"ord-`, `"status":"captured"`,
+					`"caller":"` + SpiffeID("orders") + `"`}, Header: served},
+			}),
+			httpStep("Method routing: any other method on /orders is 405, with Allow", env, Example{
+				Method: "DELETE", Path: "/orders",
+				Expect: Expect{Status: 405, Header: map[string][]string{"Allow": {"GET", "POST"}}},
+			}),
+			grpcStep(env),
+			httpStep("Allow lists: call catalog through orders' sidecar, as orders' app would: catalog admits only the edge", env, Example{
+				Via: ViaOutbound, Method: "GET", Path: "/products/1", Headers: [][2]string{{"Host", "catalog"}},
+				Expect: Expect{Status: 403, Body: []string{SpiffeID("orders") + " may not call"}},
+			}),
+			httpStep("Metrics: the edge's breakers among its Prometheus metrics (0 closed, 1 half-open, 2 open)", env, Example{
+				Via: ViaAdmin, Method: "GET", Path: "/metrics", Grep: "meshgate_breaker_state",
+				Expect: Expect{Status: 200},
+			}),
+		},
+	}, {
+		Title: "The cluster, through the edge's admin API (run the export line first)",
+		Steps: []Step{
+			shellStep("Members: the edge and a sidecar per service instance, each with its SPIFFE ID", meshctl("members"),
+				fmt.Sprintf("%d members, all alive; every sidecar HEALTHY true", len(env.Members)), 0, membersCheck(env, "")),
+		},
+	}, {
+		Title: "Canary: shift 10% of the orders route to subset v2",
+		Steps: []Step{
+			shellStep("", meshctl("traffic shift orders --to v2 --weight 10"), "orders v1 90%, orders v2 10%", 0, splitCheck("v1", "90%", "v2", "10%")),
+			shellStep("", meshctl("traffic show orders"), "the same split, read back from the edge", 0, splitCheck("v1", "90%", "v2", "10%")),
+			within(httpStep("Ten requests to /orders: exactly one reaches v2", env, Example{
+				Method: "GET", Path: "/orders", Repeat: 10, Count: "version",
+				Expect: Expect{Status: 200, Counts: map[string]int{"v1": 9, "v2": 1}},
+			}), 5*time.Second),
+		},
+	}, tapSection(env), {
+		Title: "Circuit breaker: freeze payments (kill -STOP: its port still accepts connections, so discovery keeps it)",
+		Steps: []Step{
+			shellStep("", "kill -STOP $(cat "+shellQuote(env.PaymentsPID)+")", "", 0, nil),
+			httpStep(`Three 1 s timeouts in a row open the edge's breaker; then it answers 503 "circuit open" at once`, env, Example{
+				Method: "GET", Path: "/payments/p-1", Repeat: 5, Codes: true,
+				Expect: Expect{Statuses: []int{504, 504, 504, 503, 503}, LastBody: []string{"circuit open"}},
+			}),
+			shellStep("", meshctl("breakers list"), env.PaymentsBreaker+" (payments' sidecar) open, cause local", 0,
+				breakerCheck(env.PaymentsBreaker, "open", "local")),
+			shellStep("Resume payments and close the breaker on every node (or wait 30 s: a probe closes it)",
+				"kill -CONT $(cat "+shellQuote(env.PaymentsPID)+") && "+meshctl("breakers reset "+env.PaymentsBreaker),
+				"breaker of "+env.PaymentsBreaker+" reset on every node", 0, contains("reset on every node")),
+			within(httpStep("", env, payments), 2*time.Second),
+		},
+	}, {
+		Title: "Stop payments for good: its sidecar checks the app every 2 s and withdraws it from discovery",
+		Steps: []Step{
+			shellStep("", "kill $(cat "+shellQuote(env.PaymentsPID)+")", "", 0, nil),
+			within(httpStep("Within about 2 s; until then its sidecar answers 502 (three of which open the breaker again)", env, Example{
+				Method: "GET", Path: "/payments/p-1",
+				Expect: Expect{Status: 503, Body: []string{"no healthy upstream endpoint"}},
+			}), 6*time.Second),
+			shellStep("", meshctl("members"), env.PaymentsMember+" HEALTHY false", 3*time.Second, membersCheck(env, env.PaymentsMember)),
+		},
+	}}
+}
+
+// Examples are the tour's HTTP requests, in order.
+func Examples(env Env) []Example {
+	var out []Example
+	for _, sec := range Tour(env) {
+		for _, s := range sec.Steps {
+			if s.HTTP != nil {
+				out = append(out, *s.HTTP)
+			}
+		}
+	}
+	return out
+}
+
+func (env Env) client() *http.Client {
+	if env.Client != nil {
+		return env.Client
+	}
+	return &http.Client{Timeout: 5 * time.Second}
+}
+
+func httpStep(title string, env Env, ex Example) Step {
+	return Step{Title: title, Lines: []string{ex.Curl(env)}, Expect: ex.Describe(), HTTP: &ex,
+		try: func(ctx context.Context, env Env) error {
+			rs, err := ex.Do(ctx, env.client(), env)
+			if err != nil {
+				return err
+			}
+			return ex.Check(rs)
+		}}
+}
+
+// shellStep is a command line run with sh, meshctl's exports set; check
+// (nil: none) judges its output. A command that fails fails the step.
+func shellStep(title, line, expect string, d time.Duration, check func(out string) error) Step {
+	return within(Step{Title: title, Lines: []string{line}, Expect: expect,
+		try: func(ctx context.Context, env Env) error {
+			out, err := runShell(ctx, env, line)
+			if err != nil {
+				return fmt.Errorf("%v\n%s", err, out)
+			}
+			if check != nil {
+				if err := check(out); err != nil {
+					return fmt.Errorf("%v\n--- output ---\n%s", err, out)
+				}
+			}
+			return nil
+		}}, d)
+}
+
+// within makes the step's check an eventual one: it is tried again every
+// 100 ms until it passes or d is over.
+func within(s Step, d time.Duration) Step {
+	if d <= 0 {
+		return s
+	}
+	once := s.try
+	s.try = func(ctx context.Context, env Env) error {
+		return eventually(ctx, d, func() error { return once(ctx, env) })
+	}
+	return s
+}
+
+func eventually(ctx context.Context, d time.Duration, f func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still after %s: %w", d, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// shellCommand is sh -c line, in env.Dir, with meshctl's exports.
+func shellCommand(ctx context.Context, env Env, line string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "sh", "-c", line)
+	cmd.Dir = env.Dir
+	cmd.Env = append(os.Environ(), env.MeshctlEnv...)
+	cmd.WaitDelay = time.Second
+	return cmd
+}
+
+func runShell(ctx context.Context, env Env, line string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	out, err := shellCommand(ctx, env, line).CombinedOutput()
+	return string(out), err
+}
+
+func contains(sub string) func(string) error {
+	return func(out string) error {
+		if !strings.Contains(out, sub) {
+			return fmt.Errorf("the output lacks %q", sub)
+		}
+		return nil
+	}
+}
+
+// table splits a meshctl table into rows of fields, header first.
+func table(out string) [][]string {
+	var rows [][]string
+	for l := range strings.Lines(out) {
+		if f := strings.Fields(l); len(f) > 0 {
+			rows = append(rows, f)
+		}
+	}
+	return rows
+}
+
+// membersCheck wants every member alive and every sidecar healthy, but
+// the one named unhealthy ("" for none), which must be unhealthy.
+func membersCheck(env Env, unhealthy string) func(string) error {
+	return func(out string) error {
+		byName := map[string][]string{}
+		for _, r := range table(out) {
+			if len(r) >= 7 {
+				byName[r[0]] = r // NAME STATE ROLE SERVICE SUBSET INBOUND HEALTHY SPIFFE-ID
+			}
+		}
+		var errs []error
+		for _, name := range env.Members {
+			r, ok := byName[name]
+			switch {
+			case !ok:
+				errs = append(errs, fmt.Errorf("no member %s", name))
+			case r[1] != "alive":
+				errs = append(errs, fmt.Errorf("%s is %s, want alive", name, r[1]))
+			case r[2] == "sidecar" && (r[6] == "true") != (name != unhealthy):
+				errs = append(errs, fmt.Errorf("%s HEALTHY %s", name, r[6]))
+			}
+		}
+		if len(byName) != len(env.Members)+1 { // and the header
+			errs = append(errs, fmt.Errorf("%d members, want %d", len(byName)-1, len(env.Members)))
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// splitCheck wants the route's split to give each subset its weight:
+// splitCheck("v1", "90%", "v2", "10%").
+func splitCheck(subsetWeights ...string) func(string) error {
+	return func(out string) error {
+		got := map[string]string{}
+		for _, r := range table(out)[1:] {
+			if len(r) == 5 { // ROUTE SERVICE SUBSET UPSTREAM WEIGHT
+				got[r[2]] = r[4]
+			}
+		}
+		for i := 0; i+1 < len(subsetWeights); i += 2 {
+			if got[subsetWeights[i]] != subsetWeights[i+1] {
+				return fmt.Errorf("subset %s has %q, want %s", subsetWeights[i], got[subsetWeights[i]], subsetWeights[i+1])
+			}
+		}
+		return nil
+	}
+}
+
+// breakerCheck wants the endpoint's breaker in state, for cause.
+func breakerCheck(endpoint, state, cause string) func(string) error {
+	return func(out string) error {
+		for _, r := range table(out) {
+			if len(r) >= 4 && r[0] == endpoint { // ENDPOINT STATE LOCAL CAUSE …
+				if r[1] != state || r[3] != cause {
+					return fmt.Errorf("breaker of %s is %s (cause %s), want %s (cause %s)", endpoint, r[1], r[3], state, cause)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no breaker for %s", endpoint)
+	}
+}
+
+// grpcStep calls payments' gRPC health service through the edge. It is
+// printed as grpcurl (which finds the method through payments' server
+// reflection) and performed with grpc-go: the health check, and the
+// reflection lookup grpcurl makes first.
+func grpcStep(env Env) Step {
+	return Step{
+		Title:  "gRPC through the edge (HTTP/2 end to end): payments' health service, with grpcurl if you have it",
+		Lines:  []string{"grpcurl -plaintext " + env.Public + " grpc.health.v1.Health/Check"},
+		Expect: `{ "status": "SERVING" }`,
+		try: func(ctx context.Context, env Env) error {
+			conn, err := grpc.NewClient(env.Public, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+			if err != nil {
+				return fmt.Errorf("reflection: %w", err)
+			}
+			if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{
+				FileContainingSymbol: "grpc.health.v1.Health"}}); err != nil {
+				return fmt.Errorf("reflection: %w", err)
+			}
+			r, err := stream.Recv()
+			if err != nil {
+				return fmt.Errorf("reflection: %w", err)
+			}
+			if len(r.GetFileDescriptorResponse().GetFileDescriptorProto()) == 0 {
+				return fmt.Errorf("reflection does not describe grpc.health.v1.Health: %v", r)
+			}
+			stream.CloseSend()
+			resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			if err != nil {
+				return err
+			}
+			if resp.Status != healthpb.HealthCheckResponse_SERVING {
+				return fmt.Errorf("status %s, want SERVING", resp.Status)
+			}
+			return nil
+		},
+	}
+}
+
+// tapSection streams five requests with meshctl tap while curling them.
+func tapSection(env Env) Section {
+	tapLine := env.Meshctl + " tap --count 5"
+	req := Example{Method: "GET", Path: "/products/7", Repeat: 5, Quiet: true, Expect: Expect{Status: 200}}
+	return Section{
+		Title: "Tap: watch live requests through the edge",
+		Steps: []Step{{
+			Title:  "In a second terminal (after the export line), then here",
+			Lines:  []string{tapLine, req.Curl(env)},
+			Expect: "tap prints 5 lines: TIME products GET 200 LATENCY catalog SIDECAR /products/7, then exits",
+			HTTP:   &req,
+			try: func(ctx context.Context, env Env) error {
+				ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				defer cancel()
+				var out syncBuffer
+				cmd := shellCommand(ctx, env, tapLine)
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Start(); err != nil {
+					return err
+				}
+				done := make(chan error, 1)
+				go func() { done <- cmd.Wait() }()
+				// The tap sees requests from when its stream is open: keep
+				// curling until it has had its five.
+				once := req
+				once.Repeat = 1
+				tick := time.NewTicker(100 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case err := <-done:
+						if err != nil {
+							return fmt.Errorf("%v\n%s", err, out.String())
+						}
+						return tapCheck(out.String())
+					case <-tick.C:
+						rs, err := once.Do(ctx, env.client(), env)
+						if err == nil {
+							err = once.Check(rs)
+						}
+						if err != nil {
+							return err
+						}
+					}
+				}
+			},
+		}},
+	}
+}
+
+func tapCheck(out string) error {
+	n := 0
+	for _, r := range table(out) {
+		// TIME ROUTE METHOD STATUS LATENCY UPSTREAM ENDPOINT PATH
+		if len(r) == 8 && r[1] == "products" && r[2] == "GET" && r[3] == "200" && r[5] == "catalog" && r[7] == "/products/7" {
+			n++
+		}
+	}
+	if n != 5 {
+		return fmt.Errorf("%d tapped lines of GET /products/7, want 5\n%s", n, out)
+	}
+	return nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
