@@ -21,6 +21,7 @@ import (
 
 	"github.com/meshgate/meshgate/demo"
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/meshtest"
 )
 
 // binDir holds the binaries the tests build, once per run.
@@ -304,7 +305,7 @@ func TestCtrlC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr meshtest.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -437,7 +438,7 @@ func TestStartFailsClearly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var logs syncBuffer
+			var logs meshtest.SyncBuffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			_, err = demo.Start(context.Background(), demo.Options{
 				BinDir: dir, PortBase: base, LogDir: t.TempDir(), ReadyTimeout: 2 * time.Second, Log: log,
@@ -515,23 +516,6 @@ func dumpLogsOnFailure(t *testing.T, dir string) {
 		}
 		t.Logf("--- %s ---\n%s", filepath.Base(f), data)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestCheck shows that Check catches each kind of miss.

@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,13 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	"github.com/meshgate/meshgate/internal/meshtest"
 )
 
 // Env is what the tour's commands are written against: a running demo's
@@ -412,7 +412,7 @@ func tapSection(env Env) Section {
 			try: func(ctx context.Context, env Env) error {
 				ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 				defer cancel()
-				var out syncBuffer
+				var out meshtest.SyncBuffer
 				cmd := shellCommand(ctx, env, tapLine)
 				cmd.Stdout, cmd.Stderr = &out, &out
 				if err := cmd.Start(); err != nil {
@@ -460,21 +460,4 @@ func tapCheck(out string) error {
 		return fmt.Errorf("%d tapped lines of GET /products/7, want 5\n%s", n, out)
 	}
 	return nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

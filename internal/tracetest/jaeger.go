@@ -23,7 +23,6 @@
 package tracetest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -32,9 +31,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/meshtest"
 )
 
 // rootModule is the module path whose go.mod marks the repository root,
@@ -143,7 +143,7 @@ func start(t testing.TB, bin string) (*Jaeger, error) {
 	}
 	cmd := exec.Command(bin, "--config", conf)
 	cmd.Dir = dir
-	log := &syncBuffer{}
+	log := &meshtest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -285,23 +285,4 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-// syncBuffer collects the process's output, written by exec's copying
-// goroutine and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
