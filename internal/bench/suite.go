@@ -25,6 +25,7 @@ var suites = []Suite{
 	{Name: "dataplane", Run: runDataplane},
 	{Name: "sidecar", Run: runSidecar},
 	{Name: "gossip", Run: runGossip},
+	{Name: "tracing", Run: runTracing},
 }
 
 // Options are the harness settings read from the environment.

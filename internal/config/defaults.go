@@ -20,6 +20,16 @@ const (
 	DefaultMaxConnections    = 1024
 	DefaultMaxPending        = 1024
 	DefaultMaxIdle           = 128
+	// DefaultTracingRatio samples 1 % of the traces started at this node:
+	// with parent-based sampling the edge decides for a whole request
+	// path, so at its tens of thousands of requests per second 1 % is
+	// still hundreds of traces per second, while span volume (about five
+	// spans per traced request through a mesh) and the collector's load
+	// stay proportionate. Write 1 to trace every request (development,
+	// low traffic).
+	DefaultTracingRatio         = 0.01
+	DefaultTracingQueueSize     = 2048
+	DefaultTracingExportTimeout = 10 * time.Second
 )
 
 func applyDefaults(c *Config) {
@@ -75,6 +85,17 @@ func applyDefaults(c *Config) {
 		setDur(&cl.GossipInterval, DefaultGossipInterval)
 		setDur(&cl.PushPullInterval, DefaultPushPullInterval)
 		setDur(&cl.ProbeInterval, DefaultProbeInterval)
+	}
+	if t := c.Tracing; t != nil {
+		if t.Protocol == "" {
+			t.Protocol = "grpc"
+		}
+		if t.Sampling.Ratio == nil {
+			r := DefaultTracingRatio
+			t.Sampling.Ratio = &r
+		}
+		setInt(&t.QueueSize, DefaultTracingQueueSize)
+		setDur(&t.ExportTimeout, DefaultTracingExportTimeout)
 	}
 	for i := range c.Routes {
 		if rl := c.Routes[i].RateLimit; rl != nil {

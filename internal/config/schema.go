@@ -21,6 +21,52 @@ type Config struct {
 	Upstreams []Upstream `yaml:"upstreams"`
 	// Cluster joins the node to the meshgate gossip cluster.
 	Cluster *Cluster `yaml:"cluster"`
+	// Tracing exports the node's spans over OTLP; absent: tracing off.
+	Tracing *Tracing `yaml:"tracing"`
+}
+
+// Tracing is the node's OpenTelemetry tracing: W3C trace context on every
+// hop, and spans exported over OTLP. It is read at start; changing it needs a
+// restart. Without it the proxy forwards trace headers untouched and makes
+// no spans.
+type Tracing struct {
+	// Endpoint is the OTLP receiver, host:port (a collector, an agent,
+	// Jaeger: 4317 for grpc, 4318 for http).
+	Endpoint string `yaml:"endpoint"`
+	// Protocol is "grpc" (OTLP/gRPC) or "http" (OTLP/HTTP, protobuf, POST
+	// to /v1/traces).
+	Protocol string `yaml:"protocol"`
+	// Headers are sent with every export (gRPC metadata or HTTP headers),
+	// typically an authorization token.
+	Headers map[string]string `yaml:"headers"`
+	// Insecure exports in plaintext (no TLS): for a collector on loopback
+	// or on a trusted network. Exclusive with CAFile.
+	Insecure bool `yaml:"insecure"`
+	// CAFile holds the PEM roots that verify the collector's certificate;
+	// empty: the system's roots.
+	CAFile   string          `yaml:"ca_file"`
+	Sampling TracingSampling `yaml:"sampling"`
+	// Resource attributes are added to the node's (service.name and the
+	// others it sets may be overridden).
+	Resource map[string]string `yaml:"resource"`
+	// QueueSize bounds the spans waiting for export; past it spans are
+	// dropped and counted, never waited for.
+	QueueSize int `yaml:"queue_size"`
+	// ExportTimeout bounds one export call (a batch).
+	ExportTimeout Duration `yaml:"export_timeout"`
+
+	// MeshService is the sidecar's service (set by LoadSidecar; empty on an
+	// edge): it makes the node's service.name meshgate-sidecar.
+	MeshService string `yaml:"-"`
+}
+
+// TracingSampling is parent-based sampling: a request that carries a trace
+// context follows its caller's decision; one that starts a trace is sampled
+// with probability Ratio (by trace id, so every node of a trace agrees).
+type TracingSampling struct {
+	// Ratio is 0..1; nil: DefaultTracingRatio. 0 samples only requests
+	// whose caller sampled them.
+	Ratio *float64 `yaml:"ratio"`
 }
 
 // Cluster is the node's membership of the gossip cluster (memberlist over

@@ -29,6 +29,8 @@ type Sidecar struct {
 	// Cluster joins the gossip cluster: the sidecar offers its service to
 	// discovery, and finds the services it calls there.
 	Cluster *Cluster `yaml:"cluster"`
+	// Tracing exports the sidecar's spans over OTLP, as on the edge.
+	Tracing *Tracing `yaml:"tracing"`
 }
 
 // Service is the service this sidecar stands beside.
@@ -164,6 +166,9 @@ func (v *validator) sidecar(sc *Sidecar) {
 			}
 		}
 	}
+	if sc.Tracing != nil {
+		v.tracing(sc.Tracing)
+	}
 	for i, port := range sc.Outbound.Ports {
 		p := fmt.Sprintf("outbound.ports[%d]", i)
 		if _, ok := names[port.Service]; !ok {
@@ -189,6 +194,11 @@ func (sc *Sidecar) engineConfig() *Config {
 		cl.Offer = &ClusterOffer{Service: sc.Service.Name, Subset: sc.Service.Subset,
 			Inbound: offerAddress(sc.Inbound.Address, cl), App: sc.Service.App}
 		cfg.Cluster = &cl
+	}
+	if sc.Tracing != nil {
+		t := *sc.Tracing
+		t.MeshService = sc.Service.Name
+		cfg.Tracing = &t
 	}
 	cfg.Listeners = append(cfg.Listeners, Listener{Name: SidecarInbound, Address: sc.Inbound.Address,
 		MTLS: &ListenerMTLS{Allow: sc.Inbound.Allow}})

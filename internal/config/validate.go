@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
@@ -167,6 +168,9 @@ func (v *validator) validate(c *Config) {
 	}
 	if c.Cluster != nil {
 		v.cluster(c)
+	}
+	if c.Tracing != nil {
+		v.tracing(c.Tracing)
 	}
 	upstreams := map[string]int{}
 	for i, u := range c.Upstreams {
@@ -624,4 +628,68 @@ func (v *validator) rateLimit(p, route string, rl *RateLimit) {
 	if rl.OnIsolation != "open" && rl.OnIsolation != "closed" {
 		v.at(p+".on_isolation", "route %q: rate_limit.on_isolation %q must be open or closed", route, rl.OnIsolation)
 	}
+}
+
+// MaxTracingQueue bounds tracing.queue_size (each queued span holds about a
+// kilobyte).
+const MaxTracingQueue = 1 << 20
+
+// tracing validates a tracing section, before or after defaults (the
+// sidecar's file is checked before): an empty value is its default.
+func (v *validator) tracing(t *Tracing) {
+	if t.Endpoint == "" {
+		v.at("tracing", "tracing.endpoint (the OTLP receiver's host:port) is required; remove the section to turn tracing off")
+	} else if host, port, err := net.SplitHostPort(t.Endpoint); err != nil || host == "" {
+		v.at("tracing.endpoint", "tracing.endpoint %q must be host:port (no scheme or path), such as 127.0.0.1:4317", t.Endpoint)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.at("tracing.endpoint", "tracing.endpoint %q: invalid port %q", t.Endpoint, port)
+	}
+	switch t.Protocol {
+	case "", "grpc", "http":
+	default:
+		v.at("tracing.protocol", "tracing.protocol %q must be grpc or http", t.Protocol)
+	}
+	for k, val := range t.Headers {
+		if !tokenRE.MatchString(k) {
+			v.at("tracing.headers."+k, "invalid header name %q", k)
+		}
+		if strings.ContainsAny(val, "\r\n\x00") {
+			v.at("tracing.headers."+k, "header %q: the value may not hold line breaks or NUL", k)
+		}
+	}
+	switch {
+	case t.Insecure && t.CAFile != "":
+		v.at("tracing.ca_file", "tracing: set insecure (plaintext) or ca_file (TLS), not both")
+	case t.CAFile != "":
+		if _, err := LoadCAFile(t.CAFile); err != nil {
+			v.at("tracing.ca_file", "%v", err)
+		}
+	}
+	if r := t.Sampling.Ratio; r != nil && !(*r >= 0 && *r <= 1) {
+		v.at("tracing.sampling.ratio", "tracing.sampling.ratio %g must be within 0..1", *r)
+	}
+	for k := range t.Resource {
+		if k == "" || strings.TrimSpace(k) != k {
+			v.at("tracing.resource", "tracing.resource: attribute name %q must be non-empty, without surrounding spaces", k)
+		}
+	}
+	if t.QueueSize < 0 || t.QueueSize > MaxTracingQueue {
+		v.at("tracing.queue_size", "tracing.queue_size %d must be 1..%d", t.QueueSize, MaxTracingQueue)
+	}
+	if d := t.ExportTimeout.D(); d > 5*time.Minute {
+		v.at("tracing.export_timeout", "tracing.export_timeout %s must be at most 5m", d)
+	}
+}
+
+// LoadCAFile reads PEM certificates to trust, refusing a file without any.
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s: no PEM certificate found", path)
+	}
+	return pool, nil
 }

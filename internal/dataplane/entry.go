@@ -40,6 +40,7 @@ type Entry struct {
 	ups      *telemetry.UpstreamStats
 	ids      *proxy.RequestIDs
 	logger   *slog.Logger
+	tracer   *telemetry.Tracer // nil: tracing off
 	// last is the latest snapshot that had this listener: a listener
 	// being retired by a reload finishes its connections on it.
 	last atomic.Pointer[listenerRoutes]
@@ -65,12 +66,15 @@ type EntryOptions struct {
 	// upstream, for watching a traffic shift. Requests are timed on the
 	// wall clock (ObserveAt): the stats must be on it too.
 	UpstreamStats *telemetry.UpstreamStats
+	// Tracer, when set, makes a server span of every request (and the
+	// forwarders its attempts' client spans); nil costs nothing.
+	Tracer *telemetry.Tracer
 }
 
 // NewEntry returns the handler of the named listener.
 func NewEntry(listener string, o EntryOptions) *Entry {
 	e := &Entry{listener: listener, scheme: o.Scheme, caller: o.Caller, current: o.Current,
-		metrics: o.Metrics, log: o.Log, tap: o.Tap, ups: o.UpstreamStats, ids: o.IDs, logger: o.Logger}
+		metrics: o.Metrics, log: o.Log, tap: o.Tap, ups: o.UpstreamStats, ids: o.IDs, logger: o.Logger, tracer: o.Tracer}
 	if e.logger == nil {
 		e.logger = slog.Default()
 	}
@@ -91,13 +95,25 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()["X-Request-Id"] = []string{x.RequestID}
 	rw := proxy.Recorder(w, x)
 	stats := snap.none
-	defer func() { e.finish(r, x, stats) }()
+	ctx := r.Context()
+	var span *telemetry.Span // nil unless tracing
+	if e.tracer != nil {
+		span = e.startSpan(r, x)
+		ctx = telemetry.ContextWithSpan(ctx, span)
+	}
+	defer func() { e.finish(r, rw, x, stats, span) }()
 
 	if _, forged := r.Header[CallerHeader]; forged {
 		delete(r.Header, CallerHeader)
 	}
-	if e.caller != nil && !e.authorize(rw, r, x) {
-		return
+	if e.caller != nil {
+		ok := e.authorize(rw, r, x)
+		if span != nil {
+			authzAttributes(span, x, ok)
+		}
+		if !ok {
+			return
+		}
 	}
 
 	raw := r.RequestURI
@@ -139,18 +155,28 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stats = lr.stats[rt.Index]
-	lr.handlers[rt.Index].ServeHTTP(rw, r.WithContext(proxy.WithExchange(r.Context(), x)))
+	lr.handlers[rt.Index].ServeHTTP(rw, r.WithContext(proxy.WithExchange(ctx, x)))
 }
 
-func (e *Entry) finish(r *http.Request, x *proxy.Exchange, stats *telemetry.RouteStats) {
+func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *proxy.Exchange, stats *telemetry.RouteStats, span *telemetry.Span) {
 	if x.Status == 0 {
 		x.Status = http.StatusOK
 	}
 	d := time.Since(x.Start)
-	stats.Observe(x.Status, d.Seconds())
 	name := ""
 	if x.Match.Route != nil {
 		name = x.Match.Route.Name
+	}
+	var traceID, spanID string
+	if span != nil {
+		end := x.Start.Add(d)
+		stats.ObserveSpan(x.Status, d.Seconds(), end, span)
+		if e.log != nil {
+			traceID, spanID = span.TraceIDString(), span.SpanIDString()
+		}
+		endSpan(span, r, w, x, end)
+	} else {
+		stats.Observe(x.Status, d.Seconds())
 	}
 	if e.ups != nil && reachedUpstream(x) {
 		e.ups.ObserveAt(x.Start.Add(d), x.Upstream, x.Status, d)
@@ -167,7 +193,7 @@ func (e *Entry) finish(r *http.Request, x *proxy.Exchange, stats *telemetry.Rout
 		Time: x.Start, Listener: x.Listener, Method: r.Method, Host: r.Host, Path: logPath(r, x),
 		Route: name, Endpoint: x.Endpoint, Attempts: x.Attempts, Status: x.Status, Duration: d,
 		BytesIn: x.BytesIn, BytesOut: x.BytesOut, RequestID: x.RequestID, ClientIP: x.ClientIP,
-		Reason: x.Reason, Caller: x.Caller,
+		Reason: x.Reason, Caller: x.Caller, TraceID: traceID, SpanID: spanID,
 	})
 }
 

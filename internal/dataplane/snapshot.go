@@ -47,6 +47,8 @@ type Deps struct {
 	Tunnels     *proxy.Tunnels
 	Logger      *slog.Logger
 	Middlewares []Middleware // applied outermost first
+	// Tracer, when set, has the forwarders make a client span per attempt.
+	Tracer *telemetry.Tracer
 }
 
 // Build compiles cfg into a snapshot.
@@ -102,6 +104,7 @@ func (d *Deps) forwarder(r *route.Route, upstream string) (*proxy.Forwarder, err
 		Cluster: cluster,
 		Tunnels: d.Tunnels,
 		Logger:  d.Logger,
+		Tracing: d.Tracer != nil,
 		Hooks:   proxy.Hooks{Retry: d.Metrics.Retry, BudgetExhausted: d.Metrics.BudgetExhausted},
 	}), nil
 }

@@ -56,6 +56,13 @@ type Options struct {
 	// Role is what the node is ("edge" or "sidecar"), as the admin API
 	// reports it; default "edge".
 	Role string
+	// TraceExporter replaces the OTLP exporter of the file's tracing
+	// section (tests: an in-memory exporter). Tracing is still on only
+	// with a tracing section.
+	TraceExporter telemetry.SpanExporter
+	// TraceBatchInterval is how long a finished span may wait for export
+	// (default 1s; tests shorten it).
+	TraceBatchInterval time.Duration
 }
 
 // Node is a running edge.
@@ -81,6 +88,7 @@ type Node struct {
 	mesh          *mesh      // nil: not in a cluster
 	tap           *telemetry.Tap
 	upstats       *telemetry.UpstreamStats
+	tracer        *telemetry.Tracer // nil: tracing off
 	adminAPI      *admin.Server
 	adminAPILn    net.Listener
 	breakers      *breaker.Registry
@@ -154,6 +162,12 @@ func New(opts Options) (*Node, error) {
 	if n.mesh != nil {
 		n.mesh.cluster.Start() // every owner is registered
 	}
+	if cfg.Tracing != nil {
+		if err := n.startTracing(*cfg.Tracing); err != nil {
+			n.closeAll()
+			return nil, err
+		}
+	}
 	if err := n.applyFile(cfg); err != nil {
 		n.metrics.Reload(false)
 		n.closeAll()
@@ -182,6 +196,25 @@ func New(opts Options) (*Node, error) {
 // Metrics returns the node's instruments.
 func (n *Node) Metrics() *telemetry.Metrics { return n.metrics }
 
+// Tracer returns the node's tracer; nil when tracing is off.
+func (n *Node) Tracer() *telemetry.Tracer { return n.tracer }
+
+// startTracing creates the tracer the listeners and forwarders record
+// into. It lives as long as the node: the tracing section is read at start.
+func (n *Node) startTracing(cfg config.Tracing) error {
+	name := ""
+	if n.mesh != nil {
+		name = n.mesh.cluster.Name()
+	}
+	t, err := telemetry.NewTracer(cfg, telemetry.TracerOptions{NodeName: name, Metrics: n.metrics,
+		Logger: n.log, Exporter: n.opts.TraceExporter, BatchInterval: n.opts.TraceBatchInterval})
+	if err != nil {
+		return err
+	}
+	n.tracer = t
+	return nil
+}
+
 // Addr returns the bound address of a listener (useful with port 0), or "".
 func (n *Node) Addr(listener string) string {
 	n.mu.Lock()
@@ -206,6 +239,9 @@ func (n *Node) Reload() error {
 	cfg, err := n.opts.Load(n.opts.ConfigPath)
 	if err == nil && !reflect.DeepEqual(cfg.Cluster, n.startCluster()) {
 		n.log.Warn("the cluster section changed; it takes effect at the next restart")
+	}
+	if err == nil && !reflect.DeepEqual(cfg.Tracing, n.startTracingConfig()) {
+		n.log.Warn("the tracing section changed; it takes effect at the next restart")
 	}
 	if err == nil {
 		err = n.applyFile(cfg)
@@ -251,6 +287,16 @@ func (n *Node) startCluster() *config.Cluster {
 		return nil
 	}
 	return n.fileCfg.Cluster
+}
+
+// startTracingConfig is the tracing section the node started with.
+func (n *Node) startTracingConfig() *config.Tracing {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fileCfg == nil {
+		return nil
+	}
+	return n.fileCfg.Tracing
 }
 
 // apply builds, binds, swaps and then retires what the old config had.
@@ -322,7 +368,7 @@ func (n *Node) apply(cfg *config.Config) error {
 	}
 	snap, err := dataplane.Build(cfg, dataplane.Deps{
 		Clusters: byName, Metrics: n.metrics, Tunnels: n.tunnels, Logger: n.log,
-		Middlewares: []dataplane.Middleware{dataplane.RateLimit(n.limits)},
+		Middlewares: []dataplane.Middleware{dataplane.RateLimit(n.limits)}, Tracer: n.tracer,
 	})
 	if err != nil {
 		return fail(err)
@@ -366,7 +412,8 @@ func (n *Node) apply(cfg *config.Config) error {
 			return failListeners(err)
 		}
 		entry := dataplane.NewEntry(lc.Name, dataplane.EntryOptions{Scheme: scheme(lc), First: snap, Current: &n.current,
-			Metrics: n.metrics, Log: n.access, IDs: n.ids, Caller: caller, Logger: n.log, Tap: n.tap, UpstreamStats: n.upstats})
+			Metrics: n.metrics, Log: n.access, IDs: n.ids, Caller: caller, Logger: n.log, Tap: n.tap, UpstreamStats: n.upstats,
+			Tracer: n.tracer})
 		l, err := newListener(lc, cfg.Server, sock, entry, n.metrics, n.log, n.identity)
 		if err != nil {
 			return failListeners(err)
@@ -585,9 +632,21 @@ func (n *Node) closeAllLocked() {
 		_ = n.closeIdentity()
 		n.closeIdentity = nil
 	}
+	if n.tracer != nil {
+		// The listeners are closed: export the last spans, within a bound
+		// that a black-holed collector cannot stretch.
+		ctx, cancel := context.WithTimeout(context.Background(), tracerShutdownTimeout)
+		if err := n.tracer.Shutdown(ctx); err != nil {
+			n.log.Warn("tracing: shutdown", "err", err)
+		}
+		cancel()
+	}
 	if n.ownAccess {
 		n.access.Close()
 	} else if n.access != nil {
 		n.access.Flush()
 	}
 }
+
+// tracerShutdownTimeout bounds the export of the last spans at shutdown.
+const tracerShutdownTimeout = 5 * time.Second

@@ -21,6 +21,7 @@ import (
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/route"
+	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/internal/upstream"
 )
 
@@ -43,6 +44,7 @@ type Forwarder struct {
 	hooks   Hooks
 	tunnels *Tunnels
 	log     *slog.Logger
+	tracing bool
 }
 
 // ForwarderOptions are what a Forwarder needs besides its route.
@@ -51,6 +53,10 @@ type ForwarderOptions struct {
 	Hooks   Hooks
 	Tunnels *Tunnels
 	Logger  *slog.Logger
+	// Tracing: the node traces, so each attempt gets a client span under
+	// the request's server span (telemetry.SpanFromContext). Off, the
+	// forwarder does not look for one.
+	Tracing bool
 }
 
 // NewForwarder compiles a route's forwarding policy.
@@ -66,6 +72,7 @@ func NewForwarder(r *route.Route, o ForwarderOptions) *Forwarder {
 		hooks:   o.Hooks,
 		tunnels: o.Tunnels,
 		log:     o.Logger,
+		tracing: o.Tracing,
 	}
 	if f.hooks.Retry == nil {
 		f.hooks.Retry = func(string) {}
@@ -194,8 +201,12 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, f.maxBody)
 		}
 	}
+	var parent *telemetry.Span // the server span, when tracing
+	if f.tracing {
+		parent = telemetry.SpanFromContext(r.Context())
+	}
 	if isUpgrade(r) {
-		f.serveUpgrade(w, r, x)
+		f.serveUpgrade(w, r, x, parent)
 		return
 	}
 
@@ -247,6 +258,7 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			up.RetryDone()
 		}
 	}()
+	var live *telemetry.Span // the client span of the attempt under way
 	for attempt := 1; ; attempt++ {
 		ep, ticket, err := admit(up, hashKey, &tried)
 		if err != nil {
@@ -271,6 +283,12 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			outreq.Trailer = r.Trailer
 		}
 		attemptStart := time.Now()
+		if parent != nil {
+			live = f.startAttempt(parent, r, out, ep, path, f.cluster.scheme(), attempt, attemptStart)
+			// The attempt that answers the client ends with the request
+			// (after its response streamed, or the handler aborted).
+			parent.EndWithParent(live, attemptStart)
+		}
 		attemptDeadline := deadline
 		if f.perTry > 0 {
 			if d := attemptStart.Add(f.perTry); attemptDeadline.IsZero() || d.Before(attemptDeadline) {
@@ -294,7 +312,11 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			outcome = upstream.StatusOutcome(resp.StatusCode)
 		}
-		ep.Done(time.Since(attemptStart), outcome)
+		attemptEnd := time.Now()
+		ep.Done(attemptEnd.Sub(attemptStart), outcome)
+		if live != nil {
+			attemptResult(live, resp, err, outcome, attemptEnd)
+		}
 		if err != nil && r.Context().Err() != nil {
 			ticket.Skip() // the client left: no verdict on the endpoint
 		} else {
@@ -322,6 +344,10 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 				done()
 				f.hooks.Retry(f.route.Name)
+				if live != nil {
+					parent.EndWithParent(nil, time.Now()) // ends this attempt
+					live = nil
+				}
 				t := time.NewTimer(wait)
 				select {
 				case <-t.C:
@@ -374,7 +400,7 @@ func admit(up *upstream.Upstream, hashKey uint64, tried *[]*upstream.Endpoint) (
 // writePickError answers a request no endpoint could take.
 func writePickError(w http.ResponseWriter, x *Exchange, err error) {
 	if errors.Is(err, upstream.ErrCircuitOpen) {
-		WriteError(w, x, http.StatusServiceUnavailable, "circuit open")
+		WriteError(w, x, http.StatusServiceUnavailable, ReasonCircuitOpen)
 		return
 	}
 	WriteError(w, x, http.StatusServiceUnavailable, "no healthy upstream endpoint")

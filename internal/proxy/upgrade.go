@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/internal/upstream"
 )
 
@@ -73,7 +74,7 @@ func (t *Tunnels) CloseAll() {
 
 // serveUpgrade forwards an Upgrade request and, on 101, splices the client
 // connection to the upstream's for as long as both stay open.
-func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exchange) {
+func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exchange, parent *telemetry.Span) {
 	up := f.cluster.Upstream
 	// A tunnel holds an admission slot for its whole life.
 	release, ok := up.TryAcquire()
@@ -113,8 +114,17 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exch
 		Host:   r.Host,
 	}).WithContext(ctx)
 	start := time.Now()
+	var span *telemetry.Span // the handshake's client span
+	if parent != nil {
+		span = f.startAttempt(parent, r, out, ep, outreq.URL.Opaque, f.cluster.scheme(), 1, start)
+	}
 	ep.Begin()
 	resp, err := f.cluster.h1.RoundTrip(outreq)
+	if span != nil {
+		now := time.Now()
+		attemptResult(span, resp, err, classify(err, false), now)
+		span.End(now)
+	}
 	if err != nil {
 		ep.Done(time.Since(start), classify(err, false))
 		upstream.Finish(ticket, classify(err, false))

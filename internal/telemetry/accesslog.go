@@ -44,6 +44,9 @@ type Entry struct {
 	ClientIP  string
 	Reason    string
 	Caller    string // SPIFFE ID of an mTLS caller
+	// TraceID and SpanID are the request's server span (hex), when the
+	// node traces.
+	TraceID, SpanID string
 }
 
 // OpenAccessLog opens dest: "stdout", "stderr", "off" (nil log) or a file
@@ -109,7 +112,9 @@ func (a *AccessLog) Log(e *Entry) {
 	if a == nil {
 		return
 	}
-	attrs := [...]slog.Attr{
+	// Room for the optional fields too: appending to line does not
+	// allocate.
+	attrs := [17]slog.Attr{
 		slog.String("listener", e.Listener),
 		slog.String("method", e.Method),
 		slog.String("host", e.Host),
@@ -124,12 +129,15 @@ func (a *AccessLog) Log(e *Entry) {
 		slog.String("request_id", e.RequestID),
 		slog.String("client_ip", e.ClientIP),
 	}
-	line := attrs[:]
+	line := attrs[:13]
 	if e.Reason != "" {
 		line = append(line, slog.String("reason", e.Reason))
 	}
 	if e.Caller != "" {
 		line = append(line, slog.String("caller", e.Caller))
+	}
+	if e.TraceID != "" {
+		line = append(line, slog.String("trace_id", e.TraceID), slog.String("span_id", e.SpanID))
 	}
 	a.mu.Lock()
 	a.logger.LogAttrs(context.Background(), slog.LevelInfo, "request", line...)

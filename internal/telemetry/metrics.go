@@ -5,6 +5,8 @@ package telemetry
 
 import (
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"github.com/meshgate/meshgate/internal/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,7 +41,7 @@ func NewMetrics() *Metrics {
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "meshgate_request_duration_seconds",
 		Help:    "Time from request received to response complete, by route.",
-		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		Buckets: durationBuckets,
 	}, []string{"route"})
 	m.endpointHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_upstream_endpoint_healthy", Help: "1 when the endpoint passes its health checks.",
@@ -83,21 +85,69 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
+// bucketOf is the index of the latency bucket of an observation (the
+// first upper bound not below it; len(durationBuckets) for +Inf).
+func bucketOf(seconds float64) int {
+	for i, ub := range durationBuckets {
+		if seconds <= ub {
+			return i
+		}
+	}
+	return len(durationBuckets)
+}
+
+// durationBuckets are the upper bounds of meshgate_request_duration_seconds.
+var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
 // RouteStats are one route's instruments, resolved once per config so that a
 // request does no label lookups.
 type RouteStats struct {
 	classes  [6]prometheus.Counter // index: status / 100 (0 for anything else)
 	duration prometheus.Observer
+	// exemplars is duration's exemplar side (nil if it had none), and
+	// exemplarAt the time (Unix ns) each bucket (+Inf last) last took one.
+	exemplars  prometheus.ExemplarObserver
+	exemplarAt [15]atomic.Int64
 }
 
 // Route returns the instruments of a route ("none" for requests that matched
 // no route).
 func (m *Metrics) Route(name string) *RouteStats {
 	s := &RouteStats{duration: m.duration.WithLabelValues(name)}
+	s.exemplars, _ = s.duration.(prometheus.ExemplarObserver)
 	for i, class := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
 		s.classes[i] = m.requests.WithLabelValues(name, class)
 	}
 	return s
+}
+
+// exemplarEvery is how often a latency bucket takes a new exemplar. A
+// bucket keeps only its latest one, and scrapes are seconds apart: one a
+// second per bucket loses nothing and keeps the cost of exemplars (a few
+// allocations each) off most requests.
+const exemplarEvery = time.Second
+
+// ObserveSpan records one finished request whose server span is span, as
+// Observe does. When the trace is sampled, its latency bucket takes the
+// trace and span ids as an exemplar (at most once per exemplarEvery),
+// shown with the histogram in the OpenMetrics format.
+func (s *RouteStats) ObserveSpan(status int, seconds float64, now time.Time, span *Span) {
+	if s.exemplars == nil || !span.Sampled() {
+		s.Observe(status, seconds)
+		return
+	}
+	b := bucketOf(seconds)
+	last, ns := &s.exemplarAt[b], now.UnixNano()
+	if prev := last.Load(); ns-prev < int64(exemplarEvery) || !last.CompareAndSwap(prev, ns) {
+		s.Observe(status, seconds)
+		return
+	}
+	c := status / 100
+	if c < 1 || c > 5 {
+		c = 0
+	}
+	s.classes[c].Inc()
+	s.exemplars.ObserveWithExemplar(seconds, prometheus.Labels{"trace_id": span.TraceIDString(), "span_id": span.SpanIDString()})
 }
 
 // Observe records one finished request.

@@ -1,0 +1,406 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
+)
+
+// The tracing suite: what tracing every request costs the edge. Two edges
+// with the same routes to the same 1 KiB backend, one without tracing and
+// one with tracing at 100 % sampling, exporting over OTLP/gRPC to a
+// collector in this process that takes every export and discards it
+// undecoded (so the export's cost to the edge is real and the collector's
+// is not counted). Edges and backend on core 0 (GOMAXPROCS=1), wrk and
+// this process (the collector) on core 1. Rounds interleave the two edges,
+// alternating which goes first; req/s from wrk -t1 -c50.
+
+// tracingRatioTarget is the lowest acceptable traced/untraced req/s.
+const tracingRatioTarget = 0.9
+
+// trTarget is one of the two edges.
+type trTarget struct {
+	name   string
+	url    string
+	admin  string
+	proc   *Proc
+	rps    []float64
+	cpuUS  []float64
+	failed error
+}
+
+type tracingRun struct {
+	off, on           *trTarget
+	exported, dropped float64
+	collectorBytes    int64
+	collectorExports  int64
+	problems          []string
+}
+
+func (r *tracingRun) problem(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.problems = append(r.problems, msg)
+	fmt.Fprintf(os.Stderr, "bench: ERROR: tracing: %s\n", msg)
+}
+
+func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
+	o := env.Opts
+	if err := ensureApt(ctx, map[string]string{"wrk": "wrk"}); err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(env.Bin, "edge")
+	if o.Edge != "" {
+		bin = o.Edge
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("%s not built (make build): %v", bin, err)
+	}
+	// The collector runs in this process: keep it off the servers' core.
+	if env.Pinned {
+		if err := pinSelf(loadCore); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: warning: tracing: could not pin the collector to core %d: %v\n", loadCore, err)
+		} else {
+			defer unpinSelf()
+		}
+	}
+	col, err := startDiscardCollector()
+	if err != nil {
+		return nil, fmt.Errorf("collector: %v", err)
+	}
+	defer col.stop()
+
+	backendBin := filepath.Join(env.Tmp, "backend")
+	if _, err := os.Stat(backendBin); err != nil {
+		if backendBin, err = env.goBuild(ctx, "./internal/bench/backend", "backend"); err != nil {
+			return nil, err
+		}
+	}
+	ports, err := freePorts(5)
+	if err != nil {
+		return nil, err
+	}
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
+	backendAddr := addr(0)
+	var started []*Proc
+	defer func() {
+		for i := len(started) - 1; i >= 0; i-- {
+			started[i].Stop()
+		}
+	}()
+	backend, err := env.start("tracing-backend", []string{"GOMAXPROCS=1"},
+		env.pinned(serverCore, backendBin, "-addr", backendAddr, "-size", "1024")...)
+	if err != nil {
+		return nil, err
+	}
+	started = append(started, backend)
+	if err := waitHTTP(ctx, backend, "http://"+backendAddr+"/", readyWait); err != nil {
+		return nil, fmt.Errorf("backend failed to start: %v\n%s", err, indent(backend.LogTail(10)))
+	}
+
+	r := &tracingRun{}
+	startOne := func(name, listen, admin, tracing string) (*trTarget, error) {
+		cfg := filepath.Join(env.Tmp, name+".yaml")
+		if err := os.WriteFile(cfg, []byte(tracingEdgeConfig(listen, admin, backendAddr, tracing)), 0o644); err != nil {
+			return nil, err
+		}
+		p, err := env.start(name, []string{"GOMAXPROCS=1"}, env.pinned(serverCore, bin, "--config", cfg)...)
+		if err != nil {
+			return nil, err
+		}
+		started = append(started, p)
+		t := &trTarget{name: name, url: "http://" + listen + "/", admin: "http://" + admin, proc: p}
+		if err := waitHTTP(ctx, p, t.url, readyWait); err != nil {
+			return nil, fmt.Errorf("%s failed to start: %v\n%s", name, err, indent(p.LogTail(15)))
+		}
+		return t, nil
+	}
+	if r.off, err = startOne("edge-untraced", addr(1), addr(2), ""); err != nil {
+		return nil, err
+	}
+	tracing := fmt.Sprintf("tracing: {endpoint: %q, insecure: true, sampling: {ratio: 1}}\n", col.addr)
+	if r.on, err = startOne("edge-traced", addr(3), addr(4), tracing); err != nil {
+		return nil, err
+	}
+	pin := "unpinned"
+	if env.Pinned {
+		pin = fmt.Sprintf("edges and backend on core %d, wrk and the collector on core %d", serverCore, loadCore)
+	}
+	logf("tracing: %d rounds; wrk -t1 -c50 -d%s per edge; warm-up %s; %s", o.Rounds, durArg(o.Duration), o.Warmup, pin)
+
+	for round := 1; round <= o.Rounds && ctx.Err() == nil; round++ {
+		order := []*trTarget{r.off, r.on}
+		if round%2 == 0 {
+			order = []*trTarget{r.on, r.off}
+		}
+		for _, t := range order {
+			if t.failed != nil || ctx.Err() != nil {
+				continue
+			}
+			measureTracing(ctx, env, t, round)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	for _, t := range []*trTarget{r.off, r.on} {
+		if t.failed != nil {
+			r.problem("%s: %v", t.name, firstLines(t.failed.Error()))
+		}
+	}
+	if m, err := scrapeMetrics(r.on.admin + "/metrics"); err != nil {
+		r.problem("traced edge's metrics: %v", err)
+	} else {
+		r.exported = m["meshgate_tracing_spans_exported_total"]
+		for k, v := range m {
+			if strings.HasPrefix(k, "meshgate_tracing_spans_dropped_total") {
+				r.dropped += v
+			}
+		}
+		if r.exported == 0 {
+			r.problem("the traced edge exported no spans")
+		}
+	}
+	r.collectorBytes, r.collectorExports = col.bytes.Load(), col.exports.Load()
+
+	fmt.Println()
+	printTracing(os.Stdout, env, r)
+	frag, err := json.Marshal(tracingJSON(r))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("tracing JSON: %s\n", frag)
+	if len(r.problems) > 0 {
+		return frag, fmt.Errorf("%s", firstLines(strings.Join(r.problems, "; ")))
+	}
+	return frag, nil
+}
+
+func measureTracing(ctx context.Context, env *Env, t *trTarget, round int) {
+	if _, err := env.runWrk(ctx, t.url, env.Opts.Warmup); err != nil {
+		t.failed = fmt.Errorf("warm-up: %v", err)
+		return
+	}
+	cpu0, err := cpuTicks(t.proc.Pid())
+	if err != nil {
+		t.failed = err
+		return
+	}
+	w, err := env.runWrk(ctx, t.url, env.Opts.Duration)
+	if err != nil {
+		if done, perr := t.proc.Exited(); done {
+			err = fmt.Errorf("process exited: %v\n%s", perr, t.proc.LogTail(10))
+		}
+		t.failed = err
+		return
+	}
+	cpu1, err := cpuTicks(t.proc.Pid())
+	if err != nil {
+		t.failed = err
+		return
+	}
+	if w.Non2xx > 0 {
+		t.failed = fmt.Errorf("round %d: %d non-2xx responses of %d", round, w.Non2xx, w.Requests)
+		return
+	}
+	t.rps = append(t.rps, w.RPS)
+	cpu := ""
+	if w.Requests > 0 {
+		us := float64(cpu1-cpu0) / float64(env.ClkTck) * 1e6 / float64(w.Requests)
+		t.cpuUS = append(t.cpuUS, us)
+		cpu = fmt.Sprintf(", %.1f µs CPU/req", us)
+	}
+	logf("  round %d %-13s %9.0f req/s%s", round, t.name, w.RPS, cpu)
+}
+
+func tracingEdgeConfig(listen, admin, backend, tracing string) string {
+	return fmt.Sprintf(`# meshgate edge config of the tracing benchmark (written by internal/bench).
+%slog:
+  access: "off"
+  level: warn
+admin:
+  address: %s
+listeners:
+  - name: http
+    address: %s
+routes:
+  - name: all
+    match:
+      path: {prefix: /}
+    upstream: backend
+upstreams:
+  - name: backend
+    protocol: http1
+    endpoints:
+      - address: %s
+`, tracing, admin, listen, backend)
+}
+
+// discardCollector is an OTLP/gRPC trace receiver that reads every export
+// and drops it without decoding it.
+type discardCollector struct {
+	addr           string
+	srv            *grpc.Server
+	bytes, exports atomic.Int64
+}
+
+// rawCodec passes message bytes through (the collector does not decode).
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	p := v.(*[]byte)
+	*p = (*p)[:0]
+	for _, b := range data {
+		*p = append(*p, b.ReadOnlyData()...)
+	}
+	return nil
+}
+
+func startDiscardCollector() (*discardCollector, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	c := &discardCollector{addr: ln.Addr().String(), srv: grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}))}
+	c.srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{MethodName: "Export",
+			Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				var in []byte
+				if err := dec(&in); err != nil {
+					return nil, err
+				}
+				c.bytes.Add(int64(len(in)))
+				c.exports.Add(1)
+				out := []byte{} // an empty ExportTraceServiceResponse
+				return &out, nil
+			}}},
+	}, struct{}{})
+	go func() { _ = c.srv.Serve(ln) }()
+	return c, nil
+}
+
+func (c *discardCollector) stop() { c.srv.Stop() }
+
+// pinSelf moves every thread of this process to one core.
+func pinSelf(core int) error {
+	return exec.Command("taskset", "-a", "-p", "-c", strconv.Itoa(core), strconv.Itoa(os.Getpid())).Run()
+}
+
+func unpinSelf() {
+	_ = exec.Command("taskset", "-a", "-p", "-c", "0-"+strconv.Itoa(runtime.NumCPU()-1), strconv.Itoa(os.Getpid())).Run()
+}
+
+// scrapeMetrics reads a Prometheus text exposition: series → value.
+func scrapeMetrics(url string) (map[string]float64, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+// tracingResult is the suite's JSON fragment.
+type tracingResult struct {
+	RPSOn         *float64 `json:"rps_on,omitempty"`
+	RPSOff        *float64 `json:"rps_off,omitempty"`
+	Ratio         *float64 `json:"ratio,omitempty"`
+	Target        float64  `json:"target"`
+	CPUUSOn       *float64 `json:"cpu_us_per_req_on,omitempty"`
+	CPUUSOff      *float64 `json:"cpu_us_per_req_off,omitempty"`
+	Rounds        int      `json:"rounds"`
+	SpansExported float64  `json:"spans_exported"`
+	SpansDropped  float64  `json:"spans_dropped"`
+	Error         string   `json:"error,omitempty"`
+}
+
+func tracingJSON(r *tracingRun) tracingResult {
+	val := func(xs []float64, digits int) *float64 {
+		if len(xs) == 0 {
+			return nil
+		}
+		v := round(median(xs), digits)
+		return &v
+	}
+	res := tracingResult{
+		RPSOn: val(r.on.rps, 1), RPSOff: val(r.off.rps, 1), Target: tracingRatioTarget,
+		CPUUSOn: val(r.on.cpuUS, 2), CPUUSOff: val(r.off.cpuUS, 2),
+		Rounds: min(len(r.on.rps), len(r.off.rps)), SpansExported: r.exported, SpansDropped: r.dropped,
+		Error: firstLines(strings.Join(r.problems, "; ")),
+	}
+	if len(r.on.rps) > 0 && len(r.off.rps) > 0 {
+		v := round(median(r.on.rps)/median(r.off.rps), 3)
+		res.Ratio = &v
+	}
+	return res
+}
+
+func printTracing(w io.Writer, env *Env, r *tracingRun) {
+	fmt.Fprintf(w, "tracing: medians of %d round(s); req/s from wrk -t1 -c50 -d%s; traced = every request sampled, exported over OTLP/gRPC\n",
+		env.Opts.Rounds, durArg(env.Opts.Duration))
+	const row = "%-14s %9s %10s\n"
+	fmt.Fprintf(w, row, "edge", "req/s", "CPU µs/req")
+	num := func(xs []float64, format string) string {
+		if len(xs) == 0 {
+			return "-"
+		}
+		return fmt.Sprintf(format, median(xs))
+	}
+	for _, t := range []*trTarget{r.off, r.on} {
+		fmt.Fprintf(w, row, t.name, num(t.rps, "%.0f"), num(t.cpuUS, "%.1f"))
+	}
+	verdict, ratio := "-", "-"
+	if len(r.on.rps) > 0 && len(r.off.rps) > 0 {
+		x := median(r.on.rps) / median(r.off.rps)
+		ratio = fmt.Sprintf("%.3f", x)
+		verdict = "PASS"
+		if x < tracingRatioTarget {
+			verdict = "MISS"
+		}
+	}
+	fmt.Fprintf(w, "ratio traced/untraced req/s: %s (target ≥ %g) %s\n", ratio, tracingRatioTarget, verdict)
+	fmt.Fprintf(w, "spans exported %.0f, dropped %.0f; the collector took %d exports, %.1f MiB\n",
+		r.exported, r.dropped, r.collectorExports, float64(r.collectorBytes)/(1<<20))
+}
