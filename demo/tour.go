@@ -407,7 +407,7 @@ func tapSection(env Env) Section {
 		Steps: []Step{{
 			Title:  "In a second terminal (after the export line), then here",
 			Lines:  []string{tapLine, req.Curl(env)},
-			Expect: "tap prints 5 lines: TIME products GET 200 LATENCY catalog SIDECAR /products/7, then exits",
+			Expect: "tap prints 5 lines: TIME products GET 200 LATENCY catalog SIDECAR - /products/7 (- : no trace id, tracing is off in the demo), then exits",
 			HTTP:   &req,
 			try: func(ctx context.Context, env Env) error {
 				ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -451,8 +451,8 @@ func tapSection(env Env) Section {
 func tapCheck(out string) error {
 	n := 0
 	for _, r := range table(out) {
-		// TIME ROUTE METHOD STATUS LATENCY UPSTREAM ENDPOINT PATH
-		if len(r) == 8 && r[1] == "products" && r[2] == "GET" && r[3] == "200" && r[5] == "catalog" && r[7] == "/products/7" {
+		// TIME ROUTE METHOD STATUS LATENCY UPSTREAM ENDPOINT TRACE PATH
+		if len(r) == 9 && r[1] == "products" && r[2] == "GET" && r[3] == "200" && r[5] == "catalog" && r[8] == "/products/7" {
 			n++
 		}
 	}

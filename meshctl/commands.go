@@ -228,7 +228,7 @@ func tapCommand() *cli.Command {
 				return err
 			}
 			if s.out == "table" {
-				fmt.Fprintln(stdout, "TIME          ROUTE        METHOD  STATUS  LATENCY    UPSTREAM      ENDPOINT              PATH")
+				fmt.Fprintln(stdout, "TIME          ROUTE        METHOD  STATUS  LATENCY    UPSTREAM      ENDPOINT              TRACE                             PATH")
 			}
 			for n := 0; c.Int("count") == 0 || n < c.Int("count"); n++ {
 				ev, err := stream.Recv()
@@ -247,9 +247,9 @@ func tapCommand() *cli.Command {
 				if ev.Dropped > 0 {
 					fmt.Fprintf(stdout, "... %d requests not shown (the tap fell behind)\n", ev.Dropped)
 				}
-				fmt.Fprintf(stdout, "%-13s %-12s %-7s %-7d %-10s %-13s %-21s %s\n",
+				fmt.Fprintf(stdout, "%-13s %-12s %-7s %-7d %-10s %-13s %-21s %-33s %s\n",
 					time.UnixMilli(ev.TimeUnixMs).Format("15:04:05.000"), ev.Route, ev.Method, ev.Status,
-					fmt.Sprintf("%.2fms", ev.LatencyMs), dash(ev.Upstream), dash(ev.Endpoint), ev.Path)
+					fmt.Sprintf("%.2fms", ev.LatencyMs), dash(ev.Upstream), dash(ev.Endpoint), dash(ev.TraceId), ev.Path)
 			}
 			return nil
 		}),

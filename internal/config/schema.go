@@ -67,7 +67,16 @@ type TracingSampling struct {
 	// Ratio is 0..1; nil: DefaultTracingRatio. 0 samples only requests
 	// whose caller sampled them.
 	Ratio *float64 `yaml:"ratio"`
+	// FollowClients: requests on listeners without mTLS (an edge's
+	// clients) follow the sampled flag they bring; false: they keep their
+	// trace id but this node decides by Ratio, so a client cannot force
+	// every request to be traced. nil: true. A sidecar always follows (its
+	// plaintext listener serves its own app).
+	FollowClients *bool `yaml:"follow_clients"`
 }
+
+// FollowsClients reports the effective FollowClients.
+func (s TracingSampling) FollowsClients() bool { return s.FollowClients == nil || *s.FollowClients }
 
 // Cluster is the node's membership of the gossip cluster (memberlist over
 // SPIFFE mTLS): discovery, replicated routes, shared breakers and limits.

@@ -168,6 +168,9 @@ func (v *validator) sidecar(sc *Sidecar) {
 	}
 	if sc.Tracing != nil {
 		v.tracing(sc.Tracing)
+		if sc.Tracing.Sampling.FollowClients != nil {
+			v.at("tracing.sampling.follow_clients", "tracing.sampling.follow_clients is an edge's: a sidecar's plaintext listeners serve its own app, whose sampling it always follows")
+		}
 	}
 	for i, port := range sc.Outbound.Ports {
 		p := fmt.Sprintf("outbound.ports[%d]", i)

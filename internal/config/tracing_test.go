@@ -53,6 +53,12 @@ func TestTracingErrors(t *testing.T) {
 		{"missing ca", "tracing:\n  endpoint: \"c:4317\"\n  ca_file: /nonexistent/ca.pem\n", "f.yaml:4:12: open /nonexistent/ca.pem"},
 		{"ca not pem", "tracing:\n  endpoint: \"c:4317\"\n  ca_file: " + notPEM + "\n", "no PEM certificate found"},
 		{"header name", "tracing:\n  endpoint: \"c:4317\"\n  headers: {\"bad header\": x}\n", "f.yaml:4:27: invalid header name \"bad header\""},
+		{"grpc header name", "tracing:\n  endpoint: \"c:4317\"\n  headers: {\"X-Key!\": x}\n", "f.yaml:4:23: invalid header name \"X-Key!\": letters, digits"},
+		{"reserved header", "tracing:\n  endpoint: \"c:4317\"\n  headers: {Content-Type: x}\n", "f.yaml:4:27: header \"Content-Type\" is set by the exporter itself"},
+		{"grpc- header", "tracing:\n  endpoint: \"c:4317\"\n  headers: {grpc-timeout: 1S}\n", "header \"grpc-timeout\" is set by the exporter itself"},
+		{"header value", "tracing:\n  endpoint: \"c:4317\"\n  headers: {authorization: \"Bearer \\x7f\"}\n", "header \"authorization\": the value must be printable ASCII"},
+		{"header value utf-8", "tracing:\n  endpoint: \"c:4317\"\n  headers: {authorization: \"é\"}\n", "the value must be printable ASCII"},
+		{"bad host", "tracing:\n  endpoint: \"bad host:4317\"\n", "f.yaml:3:13: tracing.endpoint \"bad host:4317\": \"bad host\" is neither an IP address nor a host name"},
 		{"queue", "tracing:\n  endpoint: \"c:4317\"\n  queue_size: -1\n", "f.yaml:4:15: tracing.queue_size -1 must be 1..1048576"},
 		{"timeout", "tracing:\n  endpoint: \"c:4317\"\n  export_timeout: 1h\n", "f.yaml:4:19: tracing.export_timeout 1h0m0s must be at most 5m"},
 		{"unknown field", "tracing:\n  endpoint: \"c:4317\"\n  tls: {}\n", "f.yaml:4:3: unknown field \"tls\" in tracing"},
@@ -80,6 +86,10 @@ func TestSidecarTracing(t *testing.T) {
 	}
 	_, err = ParseSidecar("s.yaml", []byte(base+"tracing:\n  endpoint: \"127.0.0.1:4317\"\n  protocol: udp\n"))
 	if err == nil || !strings.Contains(err.Error(), "s.yaml:6:13: tracing.protocol \"udp\" must be grpc or http") {
+		t.Fatalf("error %v", err)
+	}
+	_, err = ParseSidecar("s.yaml", []byte(base+"tracing:\n  endpoint: \"127.0.0.1:4317\"\n  sampling: {follow_clients: false}\n"))
+	if err == nil || !strings.Contains(err.Error(), "s.yaml:6:30: tracing.sampling.follow_clients is an edge's") {
 		t.Fatalf("error %v", err)
 	}
 }

@@ -643,6 +643,8 @@ func (v *validator) tracing(t *Tracing) {
 		v.at("tracing.endpoint", "tracing.endpoint %q must be host:port (no scheme or path), such as 127.0.0.1:4317", t.Endpoint)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		v.at("tracing.endpoint", "tracing.endpoint %q: invalid port %q", t.Endpoint, port)
+	} else if _, err := netip.ParseAddr(host); err != nil && !dnsNameRE.MatchString(host) {
+		v.at("tracing.endpoint", "tracing.endpoint %q: %q is neither an IP address nor a host name", t.Endpoint, host)
 	}
 	switch t.Protocol {
 	case "", "grpc", "http":
@@ -650,11 +652,14 @@ func (v *validator) tracing(t *Tracing) {
 		v.at("tracing.protocol", "tracing.protocol %q must be grpc or http", t.Protocol)
 	}
 	for k, val := range t.Headers {
-		if !tokenRE.MatchString(k) {
-			v.at("tracing.headers."+k, "invalid header name %q", k)
+		switch lk := strings.ToLower(k); {
+		case !exportHeaderRE.MatchString(k):
+			v.at("tracing.headers."+k, "invalid header name %q: letters, digits, '-', '_' and '.' only (the names gRPC metadata allows)", k)
+		case reservedExportHeaders[lk] || strings.HasPrefix(lk, "grpc-"):
+			v.at("tracing.headers."+k, "header %q is set by the exporter itself", k)
 		}
-		if strings.ContainsAny(val, "\r\n\x00") {
-			v.at("tracing.headers."+k, "header %q: the value may not hold line breaks or NUL", k)
+		if !printableASCII(val) {
+			v.at("tracing.headers."+k, "header %q: the value must be printable ASCII (no control characters or line breaks)", k)
 		}
 	}
 	switch {
@@ -679,6 +684,32 @@ func (v *validator) tracing(t *Tracing) {
 	if d := t.ExportTimeout.D(); d > 5*time.Minute {
 		v.at("tracing.export_timeout", "tracing.export_timeout %s must be at most 5m", d)
 	}
+}
+
+// Export header names are what both OTLP transports accept: gRPC metadata
+// keys are [0-9a-z_.-] (sent lower-cased), a subset of HTTP tokens.
+var exportHeaderRE = regexp.MustCompile(`^[0-9A-Za-z_.-]+$`)
+
+// dnsNameRE is a host name: dot-separated labels of letters, digits and
+// inner hyphens.
+var dnsNameRE = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
+
+// reservedExportHeaders are set by the exporters; a configured value would
+// break the export (grpc-* too).
+var reservedExportHeaders = map[string]bool{
+	"content-type": true, "content-length": true, "content-encoding": true, "te": true, "host": true,
+	"connection": true, "transfer-encoding": true, "user-agent": true, "upgrade": true, "keep-alive": true,
+}
+
+// printableASCII reports whether s is visible ASCII and spaces, what gRPC
+// allows in a metadata value and HTTP in a header without obs-text.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // LoadCAFile reads PEM certificates to trust, refusing a file without any.

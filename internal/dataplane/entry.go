@@ -107,7 +107,7 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(r.Header, CallerHeader)
 	}
 	if e.caller != nil {
-		ok := e.authorize(rw, r, x)
+		ok := e.authorize(rw, r, x, span)
 		if span != nil {
 			authzAttributes(span, x, ok)
 		}
@@ -167,12 +167,17 @@ func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *proxy.Exchange
 	if x.Match.Route != nil {
 		name = x.Match.Route.Name
 	}
+	tap := e.tap.Active()
 	var traceID, spanID string
 	if span != nil {
 		end := x.Start.Add(d)
 		stats.ObserveSpan(x.Status, d.Seconds(), end, span)
+		// The ids are read before End, which hands the span back.
+		if e.log != nil || tap {
+			traceID = span.TraceIDString()
+		}
 		if e.log != nil {
-			traceID, spanID = span.TraceIDString(), span.SpanIDString()
+			spanID = span.SpanIDString()
 		}
 		endSpan(span, r, w, x, end)
 	} else {
@@ -181,10 +186,10 @@ func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *proxy.Exchange
 	if e.ups != nil && reachedUpstream(x) {
 		e.ups.ObserveAt(x.Start.Add(d), x.Upstream, x.Status, d)
 	}
-	if e.tap.Active() {
+	if tap {
 		e.tap.Publish(telemetry.TapEvent{Time: x.Start, Route: name, Method: r.Method, Path: logPath(r, x),
 			Status: x.Status, Latency: d, Upstream: x.Upstream, Endpoint: x.Endpoint, Caller: x.Caller,
-			RequestID: x.RequestID, ClientIP: x.ClientIP})
+			TraceID: traceID, RequestID: x.RequestID, ClientIP: x.ClientIP})
 	}
 	if e.log == nil {
 		return
@@ -230,7 +235,9 @@ func validTarget(s string) bool {
 
 // authorize checks the caller of an mTLS listener against its policy and
 // passes the caller's ID on; false when it answered the request itself.
-func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *proxy.Exchange) bool {
+// span is the request's server span (nil with tracing off), whose trace a
+// denial's log line names.
+func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *proxy.Exchange, span *telemetry.Span) bool {
 	if r.TLS == nil {
 		proxy.WriteError(w, x, http.StatusForbidden, "caller identity required")
 		return false
@@ -255,8 +262,12 @@ func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *proxy.Excha
 				self = e.caller.Self()
 			}
 			e.metrics.Denied(e.listener)
-			e.logger.Warn("caller denied", "listener", e.listener, "caller", x.Caller, "callee", self,
-				"method", r.Method, "path", r.URL.Path, "request_id", x.RequestID)
+			args := []any{"listener", e.listener, "caller", x.Caller, "callee", self,
+				"method", r.Method, "path", r.URL.Path, "request_id", x.RequestID}
+			if span != nil {
+				args = append(args, "trace_id", span.TraceIDString())
+			}
+			e.logger.Warn("caller denied", args...)
 			proxy.WriteError(w, x, http.StatusForbidden, x.Caller+" may not call "+self)
 			return false
 		}

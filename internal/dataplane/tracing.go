@@ -36,6 +36,16 @@ import (
 //	                           spans name it otherwise)
 //	meshgate.caller            the mTLS caller's SPIFFE ID (sidecar inbound)
 //	meshgate.authz.decision    allow or deny (mTLS listeners)
+//	meshgate.consumer          (telemetry.AttrConsumer) for the
+//	                           authentication middleware to set, once
+//	                           there is one
+//
+// Values from the client (the user agent, the path, the gRPC names, error
+// texts) are cut and made valid UTF-8 by the span (telemetry.Span.Set).
+//
+// The sampling decision of the caller is followed on an mTLS listener (a
+// meshgate peer); on the others as sampling.follow_clients says (see
+// telemetry.Tracer.StartServer).
 //
 // The span status is Error for 5xx. Responses the proxy generated itself
 // add an event naming why: meshgate.rate_limited (429),
@@ -44,7 +54,7 @@ import (
 
 // startSpan begins the server span of a request.
 func (e *Entry) startSpan(r *http.Request, x *proxy.Exchange) *telemetry.Span {
-	s := e.tracer.StartServer(r.Header, x.Start)
+	s := e.tracer.StartServer(r.Header, x.Start, e.caller != nil)
 	if !s.Recording() {
 		return s
 	}
@@ -55,7 +65,7 @@ func (e *Entry) startSpan(r *http.Request, x *proxy.Exchange) *telemetry.Span {
 		s.Set(telemetry.AttrHTTPMethodOriginal, r.Method)
 	}
 	s.Set(telemetry.AttrURLScheme, e.scheme)
-	host, port := splitHostPort(r.Host)
+	host, port := telemetry.SplitHostPort(r.Host)
 	if host != "" {
 		s.Set(telemetry.AttrServerAddress, host)
 	}
@@ -66,7 +76,7 @@ func (e *Entry) startSpan(r *http.Request, x *proxy.Exchange) *telemetry.Span {
 		}
 	}
 	s.SetInt64(telemetry.AttrServerPort, int64(port))
-	peer, _ := splitHostPort(r.RemoteAddr)
+	peer, _ := telemetry.SplitHostPort(r.RemoteAddr)
 	if peer != "" {
 		s.Set(telemetry.AttrNetworkPeerAddress, peer)
 	}
@@ -178,23 +188,6 @@ func semconvMethod(m string) string {
 		return m
 	}
 	return "_OTHER"
-}
-
-// splitHostPort splits "host:port", "[v6]:port", "host" or "[v6]" without
-// allocating; port is 0 when absent or not a number.
-func splitHostPort(s string) (string, int) {
-	colon := strings.LastIndexByte(s, ':')
-	if colon < 0 || colon < strings.LastIndexByte(s, ']') {
-		return strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"), 0
-	}
-	if strings.IndexByte(s[:colon], ':') >= 0 && !strings.HasPrefix(s, "[") {
-		return s, 0 // a bare IPv6 address
-	}
-	port, err := strconv.Atoi(s[colon+1:])
-	if err != nil || port < 0 || port > 65535 {
-		port = 0
-	}
-	return strings.TrimSuffix(strings.TrimPrefix(s[:colon], "["), "]"), port
 }
 
 // grpcMethod splits a gRPC path, /package.Service/Method.

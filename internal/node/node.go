@@ -96,9 +96,12 @@ type Node struct {
 	stopShared    func()
 	sharedWG      sync.WaitGroup
 	fileCfg       *config.Config // the file's config last applied (the cluster's base)
-	ready         atomic.Bool
-	draining      atomic.Bool
-	retiring      sync.WaitGroup // listeners draining after a reload
+	// The sections read only at start, as they were then.
+	startedCluster *config.Cluster
+	startedTracing *config.Tracing
+	ready          atomic.Bool
+	draining       atomic.Bool
+	retiring       sync.WaitGroup // listeners draining after a reload
 }
 
 type clusterRef struct {
@@ -148,6 +151,7 @@ func New(opts Options) (*Node, error) {
 	} else {
 		n.ownAccess = true
 	}
+	n.startedCluster, n.startedTracing = cfg.Cluster, cfg.Tracing
 	if cfg.Cluster != nil {
 		if err := n.joinCluster(cfg); err != nil {
 			n.closeAll()
@@ -237,10 +241,12 @@ func (n *Node) AdminAddr() string {
 // the running configuration stays in place.
 func (n *Node) Reload() error {
 	cfg, err := n.opts.Load(n.opts.ConfigPath)
-	if err == nil && !reflect.DeepEqual(cfg.Cluster, n.startCluster()) {
+	// Both sections are read once, at start: compare with what runs, not
+	// with the last file (which may have changed them already).
+	if err == nil && !reflect.DeepEqual(cfg.Cluster, n.startedCluster) {
 		n.log.Warn("the cluster section changed; it takes effect at the next restart")
 	}
-	if err == nil && !reflect.DeepEqual(cfg.Tracing, n.startTracingConfig()) {
+	if err == nil && !reflect.DeepEqual(cfg.Tracing, n.startedTracing) {
 		n.log.Warn("the tracing section changed; it takes effect at the next restart")
 	}
 	if err == nil {
@@ -277,26 +283,6 @@ func (n *Node) applyFile(cfg *config.Config) error {
 	n.fileCfg = cfg
 	n.mu.Unlock()
 	return nil
-}
-
-// startCluster is the cluster section the node started with.
-func (n *Node) startCluster() *config.Cluster {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.fileCfg == nil {
-		return nil
-	}
-	return n.fileCfg.Cluster
-}
-
-// startTracingConfig is the tracing section the node started with.
-func (n *Node) startTracingConfig() *config.Tracing {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.fileCfg == nil {
-		return nil
-	}
-	return n.fileCfg.Tracing
 }
 
 // apply builds, binds, swaps and then retires what the old config had.

@@ -103,7 +103,7 @@ func stubOf(s *telemetry.Span) sdktracetest.SpanStub {
 	return sdktracetest.SpanStub{
 		Name: s.Name(), SpanContext: sc, Parent: parent, SpanKind: trace.SpanKind(s.Kind()),
 		StartTime: s.StartTime(), EndTime: s.EndTime(), Attributes: s.Attributes(), Events: events, Status: st,
-		DroppedAttributes: s.DroppedAttributes(), Resource: resource.NewSchemaless(s.Resource()...),
+		Resource:             resource.NewSchemaless(s.Resource()...),
 		InstrumentationScope: instrumentation.Scope{Name: "github.com/meshgate/meshgate"},
 	}
 }

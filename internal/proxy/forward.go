@@ -284,6 +284,13 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		attemptStart := time.Now()
 		if parent != nil {
+			if attempt > 1 {
+				// The attempt writes its own traceparent into the headers, and
+				// a transport may still read the last attempt's after giving
+				// it up (an HTTP/2 stream cancelled mid-encoding): a copy.
+				out = out.Clone()
+				outreq.Header = out
+			}
 			live = f.startAttempt(parent, r, out, ep, path, f.cluster.scheme(), attempt, attemptStart)
 			// The attempt that answers the client ends with the request
 			// (after its response streamed, or the handler aborted).

@@ -44,7 +44,7 @@ func (f *Forwarder) startAttempt(parent *telemetry.Span, r *http.Request, out ht
 	s.Set(telemetry.AttrHTTPMethod, method)
 	s.Set(telemetry.AttrURLScheme, scheme)
 	s.Set(telemetry.AttrURLPath, path)
-	host, port := splitEndpoint(ep.Addr)
+	host, port := telemetry.SplitHostPort(ep.Addr)
 	s.Set(telemetry.AttrServerAddress, host)
 	s.SetInt64(telemetry.AttrServerPort, int64(port)) // an IP: network.peer.address would repeat it
 	if attempt > 1 {
@@ -90,19 +90,4 @@ func (c *Cluster) scheme() string {
 		return "https"
 	}
 	return "http"
-}
-
-// splitEndpoint splits an endpoint's ip:port (always well formed).
-func splitEndpoint(addr string) (string, int) {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			port, _ := strconv.Atoi(addr[i+1:])
-			host := addr[:i]
-			if len(host) >= 2 && host[0] == '[' {
-				host = host[1 : len(host)-1]
-			}
-			return host, port
-		}
-	}
-	return addr, 0
 }

@@ -41,7 +41,7 @@ func NewMetrics() *Metrics {
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "meshgate_request_duration_seconds",
 		Help:    "Time from request received to response complete, by route.",
-		Buckets: durationBuckets,
+		Buckets: durationBuckets[:],
 	}, []string{"route"})
 	m.endpointHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_upstream_endpoint_healthy", Help: "1 when the endpoint passes its health checks.",
@@ -88,7 +88,7 @@ func (m *Metrics) Handler() http.Handler {
 // bucketOf is the index of the latency bucket of an observation (the
 // first upper bound not below it; len(durationBuckets) for +Inf).
 func bucketOf(seconds float64) int {
-	for i, ub := range durationBuckets {
+	for i, ub := range &durationBuckets {
 		if seconds <= ub {
 			return i
 		}
@@ -96,8 +96,9 @@ func bucketOf(seconds float64) int {
 	return len(durationBuckets)
 }
 
-// durationBuckets are the upper bounds of meshgate_request_duration_seconds.
-var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+// durationBuckets are the upper bounds of meshgate_request_duration_seconds
+// (an array: RouteStats.exemplarAt has a place for each, and +Inf).
+var durationBuckets = [...]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // RouteStats are one route's instruments, resolved once per config so that a
 // request does no label lookups.
@@ -107,7 +108,7 @@ type RouteStats struct {
 	// exemplars is duration's exemplar side (nil if it had none), and
 	// exemplarAt the time (Unix ns) each bucket (+Inf last) last took one.
 	exemplars  prometheus.ExemplarObserver
-	exemplarAt [15]atomic.Int64
+	exemplarAt [len(durationBuckets) + 1]atomic.Int64
 }
 
 // Route returns the instruments of a route ("none" for requests that matched
@@ -142,22 +143,23 @@ func (s *RouteStats) ObserveSpan(status int, seconds float64, now time.Time, spa
 		s.Observe(status, seconds)
 		return
 	}
-	c := status / 100
-	if c < 1 || c > 5 {
-		c = 0
-	}
-	s.classes[c].Inc()
+	s.count(status)
 	s.exemplars.ObserveWithExemplar(seconds, prometheus.Labels{"trace_id": span.TraceIDString(), "span_id": span.SpanIDString()})
 }
 
 // Observe records one finished request.
 func (s *RouteStats) Observe(status int, seconds float64) {
+	s.count(status)
+	s.duration.Observe(seconds)
+}
+
+// count counts a request in its status class.
+func (s *RouteStats) count(status int) {
 	c := status / 100
 	if c < 1 || c > 5 {
 		c = 0
 	}
 	s.classes[c].Inc()
-	s.duration.Observe(seconds)
 }
 
 // ForgetRoute deletes the series of a route that no longer exists.

@@ -35,9 +35,11 @@ import (
 // only the outbound traceparent and the context entry of the span. The
 // wire format is OTLP's (decoded with go.opentelemetry.io/proto/otlp in
 // the tests, and read by a real Jaeger in the end-to-end test), the ids,
-// flags and attribute values are OpenTelemetry's types, B3 is read by the
-// OpenTelemetry contrib propagator, and any exporter can be plugged in
-// through SpanExporter (the node tests feed the SDK's in-memory exporter).
+// flags and attribute values are OpenTelemetry's types, the multiple B3
+// headers are read by the OpenTelemetry contrib propagator (and the rest
+// of the parsing is fuzzed against OpenTelemetry's), and any exporter can
+// be plugged in through SpanExporter (the node tests feed the SDK's
+// in-memory exporter).
 
 // Tracer makes the spans of one node and exports them. A nil *Tracer is
 // tracing off: nothing is recorded and trace headers pass through the
@@ -46,9 +48,12 @@ type Tracer struct {
 	// rootBound: a trace started here is sampled when the low 63 bits of
 	// its id are below it (the SDK's TraceIDRatioBased rule).
 	rootBound uint64
-	resource  []attribute.KeyValue
-	pool      sync.Pool // of *Span
-	pipe      *pipeline
+	// followClients: requests on listeners without mTLS keep the
+	// sampling decision they bring (see StartServer).
+	followClients bool
+	resource      []attribute.KeyValue
+	pool          sync.Pool // of *Span
+	pipe          *pipeline
 }
 
 // TracerOptions are what a Tracer needs besides its configuration.
@@ -62,6 +67,9 @@ type TracerOptions struct {
 	// BatchInterval is the longest a finished span waits for export;
 	// default 1s.
 	BatchInterval time.Duration
+	// post replaces the OTLP exporter's transport (tests): it gets each
+	// request as it would be sent.
+	post func(ctx context.Context, body []byte) error
 }
 
 // SpanExporter sends finished spans somewhere. ExportSpans is called from
@@ -89,9 +97,11 @@ func NewTracer(cfg config.Tracing, o TracerOptions) (*Tracer, error) {
 	if o.Metrics == nil {
 		return nil, errors.New("tracing: no metrics")
 	}
-	t := &Tracer{resource: tracingResource(cfg, o.NodeName)}
+	t := &Tracer{resource: tracingResource(cfg, o.NodeName),
+		// A sidecar's plaintext listener serves its own app.
+		followClients: cfg.Sampling.FollowsClients() || cfg.MeshService != ""}
 	t.pool.New = func() any { return new(Span) }
-	ratio := 1.0
+	ratio := config.DefaultTracingRatio
 	if cfg.Sampling.Ratio != nil {
 		ratio = *cfg.Sampling.Ratio
 	}
@@ -102,11 +112,16 @@ func NewTracer(cfg config.Tracing, o TracerOptions) (*Tracer, error) {
 		t.rootBound = uint64(ratio * (1 << 63))
 	}
 	exp := o.Exporter
+	var enc spanEncoder
 	if exp == nil {
-		var err error
-		if exp, err = newOTLPExporter(cfg, t.resource); err != nil {
+		e, err := newOTLPExporter(cfg, t.resource)
+		if err != nil {
 			return nil, err
 		}
+		if o.post != nil {
+			e.post = o.post
+		}
+		enc = e
 	}
 	queue := cfg.QueueSize
 	if queue <= 0 {
@@ -120,7 +135,7 @@ func NewTracer(cfg config.Tracing, o TracerOptions) (*Tracer, error) {
 	if interval <= 0 {
 		interval = time.Second
 	}
-	t.pipe = newPipeline(t, exp, queue, interval, timeout, o.Metrics, o.Logger)
+	t.pipe = newPipeline(t, exp, enc, queue, interval, timeout, o.Metrics, o.Logger)
 	return t, nil
 }
 
@@ -150,7 +165,7 @@ func tracingResource(cfg config.Tracing, node string) []attribute.KeyValue {
 	}
 	out := make([]attribute.KeyValue, 0, len(set))
 	for k, v := range set {
-		out = append(out, attribute.String(k, v))
+		out = append(out, attribute.String(validUTF8(k), validUTF8(v)))
 	}
 	slices.SortFunc(out, func(a, b attribute.KeyValue) int {
 		switch {
@@ -164,31 +179,46 @@ func tracingResource(cfg config.Tracing, node string) []attribute.KeyValue {
 	return out
 }
 
-// Resource returns the attributes every span is exported with.
-func (t *Tracer) Resource() []attribute.KeyValue { return t.resource }
-
 // StartServer begins the server span of a request arriving at a listener:
 // the child of the caller's span when the headers carry a trace context
-// (W3C, else B3), the root of a new trace otherwise. A caller's sampling
-// decision is followed; a new trace is sampled at the configured ratio.
-// Nil when t is nil.
-func (t *Tracer) StartServer(h http.Header, start time.Time) *Span {
+// (W3C, else B3), the root of a new trace otherwise. A new trace is
+// sampled at the configured ratio, by its id (so that every node decides
+// alike).
+//
+// A caller's sampling decision (its sampled flag, or a B3 "not sampled"
+// without a context) is followed when the caller is a meshgate peer (peer:
+// the listener has mTLS), on a sidecar, and, unless sampling.follow_clients
+// is false, on an edge's other listeners. Not followed, the request keeps
+// its trace id and tracestate, but whether it is sampled is drawn at the
+// ratio: by a random number, since the client picked the trace id. A
+// caller that leaves the decision to the receiver (B3 without a sampling
+// state) gets the same. Nil when t is nil.
+func (t *Tracer) StartServer(h http.Header, start time.Time, peer bool) *Span {
 	if t == nil {
 		return nil
 	}
 	s := t.get()
 	s.kind, s.start = SpanKindServer, start
 	rc, ok := extract(h)
+	follow := peer || t.followClients
+	s.b3 = rc.b3
 	switch {
 	case ok:
 		s.traceID, s.parentID, s.flags, s.traceState = rc.traceID, rc.spanID, rc.flags, rc.state
-		s.remoteParent, s.fromB3 = true, rc.fromB3
-		if rc.deferred {
+		s.remoteParent = true
+		switch {
+		case !follow:
+			s.flags = t.draw(s.flags)
+		case rc.deferred:
 			s.flags = t.decide(s.traceID, s.flags)
 		}
 	default:
 		s.traceID = newTraceID()
-		s.flags = t.decide(s.traceID, 0)
+		if rc.deny && follow {
+			s.flags = 0
+		} else {
+			s.flags = t.decide(s.traceID, 0)
+		}
 	}
 	s.spanID = newSpanID()
 	if s.flags.IsSampled() {
@@ -209,6 +239,14 @@ func (s *Span) record() {
 // decide sets the sampled flag of a trace started here.
 func (t *Tracer) decide(id trace.TraceID, flags trace.TraceFlags) trace.TraceFlags {
 	if binary.BigEndian.Uint64(id[8:16])>>1 < t.rootBound {
+		return flags | trace.FlagsSampled
+	}
+	return flags &^ trace.FlagsSampled
+}
+
+// draw sets the sampled flag of a trace at random, at the ratio.
+func (t *Tracer) draw(flags trace.TraceFlags) trace.TraceFlags {
+	if rand.Uint64()>>1 < t.rootBound {
 		return flags | trace.FlagsSampled
 	}
 	return flags &^ trace.FlagsSampled

@@ -1,9 +1,25 @@
 package telemetry
 
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
 // Well-known attributes. The proxy sets the same few attributes on every
 // span: they are stored as plain fields while the request runs (a store,
 // no encoding) and encoded by End in one pass with their keys encoded in
-// advance. Other attributes go through SetString and friends.
+// advance. They are the only attributes a span has.
+//
+// Many values come from the client (user_agent.original, url.path, the
+// gRPC service and method, error texts): a value is cut to
+// MaxAttributeValueLength bytes, as the OpenTelemetry SDK's
+// AttributeValueLengthLimit does, and invalid UTF-8 in it is replaced
+// with U+FFFD. OTLP's strings are protobuf strings, which a receiver
+// decoding them with the protobuf runtime (the collector, Jaeger) checks:
+// one span with invalid UTF-8 would make it refuse the whole batch. A
+// value that is valid and short enough, the usual case, costs one scan
+// and no allocation.
 
 // Attr names a well-known string attribute.
 type Attr uint8
@@ -29,6 +45,10 @@ const (
 	AttrUpstream
 	AttrCaller
 	AttrAuthzDecision
+	// AttrConsumer is the authenticated consumer of an edge's route, for
+	// the authentication middleware to set (through SpanFromContext) once
+	// there is one; nothing sets it yet.
+	AttrConsumer
 	numAttrs
 )
 
@@ -63,6 +83,7 @@ var attrKeys = [numAttrs]string{
 	AttrUpstream:               "meshgate.upstream",
 	AttrCaller:                 "meshgate.caller",
 	AttrAuthzDecision:          "meshgate.authz.decision",
+	AttrConsumer:               "meshgate.consumer",
 }
 
 var intAttrKeys = [numIntAttrs]string{
@@ -101,7 +122,9 @@ type wellKnown struct {
 	intSet uint8  // bit a: ints[a] is set
 }
 
-// Set sets a well-known string attribute (again: replaces it).
+// Set sets a well-known string attribute (again: replaces it). The value
+// is cut to MaxAttributeValueLength bytes and made valid UTF-8 (when the
+// span ends).
 func (s *Span) Set(a Attr, v string) {
 	if s.Recording() {
 		s.std.strs[a] = v
@@ -124,6 +147,9 @@ func appendWellKnown(b []byte, w *wellKnown) []byte {
 			continue
 		}
 		key, v := attrKeyEnc[a], w.strs[a]
+		if !isAttrValue(v) {
+			v = clipValue(v, MaxAttributeValueLength)
+		}
 		val := sizeLen(len(v))
 		b = append(b, tag(9, tagLen))
 		b = appendVarint(b, uint64(len(key)+sizeLen(val)))
@@ -147,4 +173,101 @@ func appendWellKnown(b []byte, w *wellKnown) []byte {
 		b = appendVarint(b, v)
 	}
 	return b
+}
+
+// MaxAttributeValueLength bounds the string values of span attributes
+// and event attributes, in bytes; a longer value is cut at a character
+// boundary.
+const MaxAttributeValueLength = 1024
+
+// attrValue is v as an attribute value: at most MaxAttributeValueLength
+// bytes of valid UTF-8. It is v itself when v is both already.
+func attrValue(v string) string {
+	if !isAttrValue(v) {
+		v = clipValue(v, MaxAttributeValueLength)
+	}
+	return v
+}
+
+// isAttrValue reports whether v is an attribute value as it is: valid
+// UTF-8 of at most MaxAttributeValueLength bytes. Most values are short
+// and ASCII: a byte loop checks them faster than utf8.ValidString.
+func isAttrValue(v string) bool {
+	if len(v) >= 16 {
+		return len(v) <= MaxAttributeValueLength && utf8.ValidString(v)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] >= utf8.RuneSelf {
+			return utf8.ValidString(v)
+		}
+	}
+	return true
+}
+
+// validUTF8 is v with invalid UTF-8 replaced with U+FFFD (v itself when it
+// is valid), for names, which are not cut.
+func validUTF8(v string) string {
+	if !isUTF8(v) {
+		v = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	return v
+}
+
+// isUTF8 is utf8.ValidString, faster on short ASCII strings.
+func isUTF8(v string) bool {
+	if len(v) >= 16 {
+		return utf8.ValidString(v)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] >= utf8.RuneSelf {
+			return utf8.ValidString(v)
+		}
+	}
+	return true
+}
+
+// clipValue makes v valid UTF-8 of at most limit bytes (limit ≥
+// utf8.UTFMax), cutting it at a character boundary.
+func clipValue(v string, limit int) string {
+	if len(v) > limit {
+		// Cut first, so that a huge invalid value is not copied whole; a
+		// character this cuts in two is replaced below.
+		v = v[:runeCut(v, limit)]
+	}
+	if !utf8.ValidString(v) {
+		v = strings.ToValidUTF8(v, "\uFFFD")
+		if len(v) > limit { // U+FFFD is 3 bytes, for as little as 1
+			v = v[:runeCut(v, limit)]
+		}
+	}
+	return v
+}
+
+// runeCut is the largest n' ≤ n at which v (len(v) > n) can be cut without
+// splitting a character: at most utf8.UTFMax-1 bytes before n.
+func runeCut(v string, n int) int {
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(v[i]) {
+			return i
+		}
+	}
+	return n // not UTF-8 there: any cut will do
+}
+
+// SplitHostPort splits "host:port", "[v6]:port", "host", "[v6]" or a bare
+// IPv6 address without allocating, for server.address and server.port;
+// port is 0 when absent or not a port number.
+func SplitHostPort(addr string) (host string, port int) {
+	colon := strings.LastIndexByte(addr, ':')
+	if colon < 0 || colon < strings.LastIndexByte(addr, ']') {
+		return strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), 0
+	}
+	if strings.IndexByte(addr[:colon], ':') >= 0 && !strings.HasPrefix(addr, "[") {
+		return addr, 0 // a bare IPv6 address
+	}
+	port, err := strconv.Atoi(addr[colon+1:])
+	if err != nil || port < 0 || port > 65535 {
+		port = 0
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(addr[:colon], "["), "]"), port
 }

@@ -3,32 +3,27 @@ package telemetry
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
 )
 
-// encodingExporter encodes every batch as the OTLP exporter does and
-// discards it.
-type encodingExporter struct {
-	enc otlpEncoder
-	buf []byte
-	n   int
-}
+// discard is the transport of an OTLP exporter that counts the bytes of
+// the requests it is given and drops them: the tracer's whole path, from
+// span to request, without the network.
+type discard struct{ n atomic.Int64 }
 
-func (e *encodingExporter) ExportSpans(_ context.Context, spans []*Span) error {
-	e.buf = e.enc.encode(e.buf[:0], spans)
-	e.n += len(e.buf)
+func (d *discard) post(_ context.Context, body []byte) error {
+	d.n.Add(int64(len(body)))
 	return nil
 }
 
-func (e *encodingExporter) Shutdown(context.Context) error { return nil }
-
-func benchTracer(b *testing.B, exp SpanExporter) *Tracer {
+func benchTracer(b *testing.B, post func(context.Context, []byte) error) *Tracer {
 	ratio := 1.0
 	tr, err := NewTracer(config.Tracing{Endpoint: "127.0.0.1:4317", Insecure: true, Sampling: config.TracingSampling{Ratio: &ratio}},
-		TracerOptions{Metrics: NewMetrics(), Exporter: exp})
+		TracerOptions{Metrics: NewMetrics(), post: post})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,17 +34,17 @@ func benchTracer(b *testing.B, exp SpanExporter) *Tracer {
 // BenchmarkTracedRequest is the tracing work of one proxied request: the
 // server span with the attributes the listener sets, one attempt's client
 // span injected into the outbound headers, both ended, and their share of
-// the export (encoding, on the exporter goroutine).
+// the export (the copy into the batch, and the batch's envelope, on the
+// exporter goroutine).
 func BenchmarkTracedRequest(b *testing.B) {
-	exp := &encodingExporter{}
-	tr := benchTracer(b, exp)
-	exp.enc = newOTLPEncoder(tr.resource)
+	d := &discard{}
+	tr := benchTracer(b, d.post)
 	in := http.Header{"User-Agent": {"wrk"}}
 	out := http.Header{}
 	b.ReportAllocs()
 	for b.Loop() {
 		now := time.Now()
-		s := tr.StartServer(in, now)
+		s := tr.StartServer(in, now, false)
 		s.SetName("GET", "")
 		s.Set(AttrHTTPMethod, "GET")
 		s.Set(AttrURLScheme, "http")
@@ -58,9 +53,9 @@ func BenchmarkTracedRequest(b *testing.B) {
 		s.Set(AttrNetworkPeerAddress, "127.0.0.1")
 		s.Set(AttrNetworkProtocolVersion, "1.1")
 		s.Set(AttrUserAgent, "wrk")
-		s.SetString("meshgate.request_id", "6f1c2a9d0b3e4f51-1a")
+		s.Set(AttrClientAddress, "203.0.113.195")
 		c := s.StartClient(now)
-		c.Inject(out, false)
+		c.Inject(out, s.FromB3())
 		c.SetName("GET", "backend")
 		c.Set(AttrHTTPMethod, "GET")
 		c.Set(AttrURLScheme, "http")
@@ -80,53 +75,64 @@ func BenchmarkTracedRequest(b *testing.B) {
 	}
 	b.StopTimer()
 	_ = tr.ForceFlush(context.Background())
-	b.ReportMetric(float64(exp.n)/float64(b.N)/2, "B/span")
+	b.ReportMetric(float64(d.n.Load())/float64(b.N)/2, "B/span")
 }
 
 // BenchmarkTracedRequestUnsampled is the same for a trace not sampled:
 // only the context is carried on.
 func BenchmarkTracedRequestUnsampled(b *testing.B) {
-	tr := benchTracer(b, &encodingExporter{})
+	tr := benchTracer(b, (&discard{}).post)
 	tr.rootBound = 0
 	in := http.Header{}
 	out := http.Header{}
 	b.ReportAllocs()
 	for b.Loop() {
 		now := time.Now()
-		s := tr.StartServer(in, now)
+		s := tr.StartServer(in, now, false)
 		c := s.StartClient(now)
-		c.Inject(out, false)
+		c.Inject(out, s.FromB3())
 		c.End(now)
 		s.End(now)
 	}
 }
 
-// BenchmarkOTLPEncode builds a request of 512 ended server spans like the
-// proxy's (their encoding was done as they were built).
+// BenchmarkOTLPEncode builds and sends (to nowhere) a request of 512 ended
+// server spans like the proxy's, as the pipeline does: each span's
+// encoding (done as it was built) copied into the batch, then the
+// envelope.
 func BenchmarkOTLPEncode(b *testing.B) {
-	tr := benchTracer(b, &encodingExporter{})
+	d := &discard{}
+	tr := benchTracer(b, d.post)
 	in := http.Header{}
 	spans := make([]*Span, 512)
 	now := time.Now()
 	for i := range spans {
-		s := tr.StartServer(in, now)
+		s := tr.StartServer(in, now, false)
 		s.SetName("GET", "all")
-		for _, k := range []string{"http.request.method", "url.scheme", "server.address", "network.peer.address", "network.protocol.version",
-			"user_agent.original", "meshgate.request_id", "url.path", "http.route", "meshgate.route", "meshgate.upstream"} {
-			s.SetString(k, "some value")
+		for _, a := range []Attr{AttrHTTPMethod, AttrURLScheme, AttrServerAddress, AttrNetworkPeerAddress, AttrNetworkProtocolVersion,
+			AttrUserAgent, AttrClientAddress, AttrURLPath, AttrHTTPRoute, AttrRoute, AttrUpstream} {
+			s.Set(a, "some value")
 		}
-		s.SetInt("server.port", 8080)
-		s.SetInt("http.response.status_code", 200)
+		s.SetInt64(AttrServerPort, 8080)
+		s.SetInt64(AttrHTTPStatusCode, 200)
 		s.end = now
+		s.buf = appendWellKnown(s.buf, &s.std)
 		s.buf = putLen(appendSpanTail(s.buf, s), spanHeader, spanHeader-1) // as End does
 		spans[i] = s
 	}
-	enc := newOTLPEncoder(tr.resource)
-	var buf []byte
+	p := tr.pipe
+	c := &batch{}
+	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = enc.encode(buf[:0], spans)
+		c.b, c.n = p.enc.begin(c.b), 0
+		for _, s := range spans {
+			c.add(s.buf)
+		}
+		if err := p.enc.send(ctx, c.b); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(spans)), "ns/span")
-	b.ReportMetric(float64(len(buf))/float64(len(spans)), "B/span")
+	b.ReportMetric(float64(d.n.Load())/float64(b.N*len(spans)), "B/span")
 }

@@ -20,32 +20,38 @@ import (
 // under a short lock onto the end of the batch being filled (a request in
 // OTLP's wire format, see tracing_otlp.go); the span and its buffer go
 // back to their pools at once, still warm in the CPU's cache for the next
-// request. A full batch (maxBatch spans) is handed to the exporter
-// goroutine, which sends it; a batch that is not full is sent every
-// interval. There are queue_size/maxBatch+1 batches: while the exporter is
-// slow or stuck on a black-holed collector they fill up, and then spans
-// are dropped. With any other exporter (tests) the spans themselves go
-// through a channel of queue_size entries, in batches of maxBatch.
+// request. A full batch (maxBatch spans, or maxBatchBytes of them) is
+// handed to the exporter goroutine, which sends it; a batch that is not
+// full is sent every interval. There are queue_size/maxBatch+1 batches:
+// while the exporter is slow or stuck on a black-holed collector they fill
+// up, and then spans are dropped. A batch's buffer is kept for the next
+// one unless it grew beyond keepBatchCap. With any other exporter (tests)
+// the spans themselves go through a channel of queue_size entries, in
+// batches of maxBatch spans or maxBatchBytes of their encodings.
 //
 // Dropped spans are counted (meshgate_tracing_spans_dropped_total):
 // reason="queue_full" when there was no room, "export_failed" for the
 // spans of a failed or timed-out export, "rejected" for those the
-// collector refused. Exports go one at a time, each bounded by the export
-// timeout. Failures are logged at most once per errLogEvery, with the
-// count of failures and spans lost since the last line.
+// collector refused, "shutdown" for spans ended after Shutdown. Exports go
+// one at a time, each bounded by the export timeout, and by Shutdown's
+// context: when it ends, the export under way is cancelled. Failures are
+// logged at most once per errLogEvery, with the count of failures and
+// spans lost since the last line.
 //
 // Why not the SDK's BatchSpanProcessor: it neither counts its drops where
 // a metric can read them nor takes this package's spans.
 type pipeline struct {
 	t        *Tracer
-	exp      SpanExporter
-	enc      spanEncoder // exp, when it takes encoded spans
+	exp      SpanExporter // nil with enc
+	enc      spanEncoder  // the OTLP exporter, which takes encoded spans
 	kick     chan struct{}
 	flushReq chan chan struct{}
-	stop     chan struct{} // closed by shutdown, after stopCtx is set
-	stopCtx  context.Context
+	stop     chan struct{} // closed by shutdown
 	done     chan struct{}
 	closed   atomic.Bool
+	// ctx is the context of every export, cancelled when shutdown's ends.
+	ctx      context.Context
+	cancel   context.CancelFunc
 	maxBatch int
 	interval time.Duration
 	timeout  time.Duration
@@ -57,15 +63,18 @@ type pipeline struct {
 	full chan *batch // filled, waiting for the exporter
 	free chan *batch // sent, to be filled again
 
-	// Without one: the spans, and the batch the exporter gathers.
-	queue chan *Span
-	spans []*Span
+	// Without one: the spans, and the batch the exporter gathers (and
+	// the size of their encodings).
+	queue      chan *Span
+	spans      []*Span
+	spansBytes int
 
-	exported      prometheus.Counter
-	droppedFull   prometheus.Counter
-	droppedFailed prometheus.Counter
-	rejected      prometheus.Counter
-	exportErrors  prometheus.Counter
+	exported        prometheus.Counter
+	droppedFull     prometheus.Counter
+	droppedFailed   prometheus.Counter
+	rejected        prometheus.Counter
+	droppedShutdown prometheus.Counter
+	exportErrors    prometheus.Counter
 
 	// Owned by the exporter goroutine: the rate limit of its error log.
 	lastLog   time.Time
@@ -80,6 +89,12 @@ type batch struct {
 	n int // spans in it
 }
 
+// add appends the encoding of a span.
+func (c *batch) add(span []byte) {
+	c.b = append(c.b, span...)
+	c.n++
+}
+
 // spanEncoder is an exporter whose requests are built from the encodings
 // of ended spans: begin starts one in a buffer, to which the spans are
 // appended, and send finishes and sends it. send must not keep buf when
@@ -88,11 +103,25 @@ type batch struct {
 type spanEncoder interface {
 	begin(buf []byte) []byte
 	send(ctx context.Context, buf []byte) error
+	Shutdown(ctx context.Context) error
 }
 
 // maxBatch bounds the spans of one export: OTLP receivers take a few MiB
-// per request by default, and 512 of the proxy's spans are about 150 KiB.
-const maxBatch = 512
+// per request by default (4 MiB: gRPC's default limit on a message), and
+// 512 of the proxy's spans are about 150 KiB. maxBatchBytes bounds it in
+// bytes, for spans with long attribute values (up to
+// MaxAttributeValueLength each): a batch is closed when its spans reach
+// it.
+const (
+	maxBatch      = 512
+	maxBatchBytes = 1 << 20
+)
+
+// keepBatchCap is the largest batch buffer kept for the next batch: those
+// of ordinary spans are a few hundred KiB; one that grew to the byte
+// bound, in a burst of large spans, is left to the GC, so that the memory
+// returns when the burst is over.
+const keepBatchCap = maxBatchBytes
 
 // kickAt is how many spans queued on the channel path wake the exporter.
 const kickAt = 64
@@ -100,11 +129,14 @@ const kickAt = 64
 // errLogEvery bounds the export error log to one line per period.
 const errLogEvery = 30 * time.Second
 
-func newPipeline(t *Tracer, exp SpanExporter, queue int, interval, timeout time.Duration, m *Metrics, log *slog.Logger) *pipeline {
+// newPipeline starts the pipeline of exp, or, when exp is nil, of enc.
+func newPipeline(t *Tracer, exp SpanExporter, enc spanEncoder, queue int, interval, timeout time.Duration, m *Metrics, log *slog.Logger) *pipeline {
 	p := &pipeline{t: t, exp: exp, kick: make(chan struct{}, 1),
 		flushReq: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 		maxBatch: min(maxBatch, queue), interval: interval, timeout: timeout, log: log}
-	if p.enc, _ = exp.(spanEncoder); p.enc != nil {
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if exp == nil {
+		p.enc = enc
 		n := queue/p.maxBatch + 1
 		p.full, p.free = make(chan *batch, n), make(chan *batch, n)
 		for range n {
@@ -118,7 +150,7 @@ func newPipeline(t *Tracer, exp SpanExporter, queue int, interval, timeout time.
 	})
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshgate_tracing_spans_dropped_total",
-		Help: "Sampled spans not exported, by reason: queue_full (the export queue was full), export_failed (the export failed or timed out), rejected (the collector refused them).",
+		Help: "Sampled spans not exported, by reason: queue_full (the export queue was full), export_failed (the export failed or timed out), rejected (the collector refused them), shutdown (ended after the tracer was shut down).",
 	}, []string{"reason"})
 	errs := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "meshgate_tracing_export_errors_total", Help: "Span exports that failed or timed out.",
@@ -128,6 +160,7 @@ func newPipeline(t *Tracer, exp SpanExporter, queue int, interval, timeout time.
 	p.droppedFull = dropped.WithLabelValues("queue_full")
 	p.droppedFailed = dropped.WithLabelValues("export_failed")
 	p.rejected = dropped.WithLabelValues("rejected")
+	p.droppedShutdown = dropped.WithLabelValues("shutdown")
 	go p.run()
 	return p
 }
@@ -136,6 +169,7 @@ func newPipeline(t *Tracer, exp SpanExporter, queue int, interval, timeout time.
 // copy of the span into its batch, under a lock held for that only).
 func (p *pipeline) enqueue(s *Span) {
 	if p.closed.Load() {
+		p.droppedShutdown.Inc()
 		p.t.put(s)
 		return
 	}
@@ -158,6 +192,13 @@ func (p *pipeline) enqueue(s *Span) {
 // add appends an encoded span to the batch being filled.
 func (p *pipeline) add(span []byte) {
 	p.mu.Lock()
+	if p.closed.Load() {
+		// Shut down since enqueue looked: the last export may have taken
+		// the batch already (it takes it under mu, after closed is set).
+		p.mu.Unlock()
+		p.droppedShutdown.Inc()
+		return
+	}
 	c := p.cur
 	if c == nil {
 		select {
@@ -170,9 +211,8 @@ func (p *pipeline) add(span []byte) {
 			return
 		}
 	}
-	c.b = append(c.b, span...)
-	c.n++
-	if c.n < p.maxBatch {
+	c.add(span)
+	if c.n < p.maxBatch && len(c.b) < maxBatchBytes {
 		p.mu.Unlock()
 		return
 	}
@@ -194,18 +234,31 @@ func (p *pipeline) run() {
 	defer close(p.done)
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
-	bg := context.Background()
 	for {
 		select {
 		case <-p.kick:
-			p.export(bg, false)
+			p.export(p.ctx, false)
 		case <-tick.C:
-			p.export(bg, true)
+			p.export(p.ctx, true)
 		case ch := <-p.flushReq:
-			p.export(bg, true)
+			p.export(p.ctx, true)
 			close(ch)
 		case <-p.stop:
-			p.export(p.stopCtx, true)
+			p.export(p.ctx, true)
+			if p.enc == nil {
+				// Spans queued after the last export (enqueue raced with
+				// shutdown).
+				for {
+					select {
+					case s := <-p.queue:
+						p.droppedShutdown.Inc()
+						p.t.put(s)
+						continue
+					default:
+					}
+					break
+				}
+			}
 			return
 		}
 	}
@@ -243,8 +296,8 @@ func (p *pipeline) sendBatch(parent context.Context, c *batch) {
 	err := p.enc.send(ctx, c.b)
 	cancel()
 	var partial *PartialSuccessError
-	if err != nil && !errors.As(err, &partial) {
-		c.b = nil // a transport may still hold it
+	if (err != nil && !errors.As(err, &partial)) || cap(c.b) > keepBatchCap {
+		c.b = nil // a transport may still hold it, or it is too large to keep
 	}
 	n := c.n
 	c.n = 0
@@ -258,7 +311,8 @@ func (p *pipeline) exportSpans(ctx context.Context, all bool) {
 		select {
 		case s := <-p.queue:
 			p.spans = append(p.spans, s)
-			if len(p.spans) >= p.maxBatch {
+			p.spansBytes += len(s.buf)
+			if len(p.spans) >= p.maxBatch || p.spansBytes >= maxBatchBytes {
 				p.sendSpans(ctx)
 			}
 			continue
@@ -283,7 +337,7 @@ func (p *pipeline) sendSpans(parent context.Context) {
 		p.t.put(s)
 	}
 	clear(p.spans)
-	p.spans = p.spans[:0]
+	p.spans, p.spansBytes = p.spans[:0], 0
 	p.result(err, n)
 }
 
@@ -347,19 +401,33 @@ func (p *pipeline) flush(ctx context.Context) error {
 	}
 }
 
+// shutdown exports what is queued and closes the exporter, within ctx:
+// when ctx ends first, the export under way (and any left) is cancelled,
+// its spans are lost, and shutdown returns ctx's error without waiting
+// for the exporter goroutine, which ends as soon as its export sees the
+// cancellation.
 func (p *pipeline) shutdown(ctx context.Context) error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	p.stopCtx = ctx
 	close(p.stop)
+	var err error
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		// An export is stuck past ctx: closing the exporter ends it, and
-		// the goroutine then sees stop.
+		err = ctx.Err()
 	}
-	return p.exp.Shutdown(ctx)
+	p.cancel()
+	var cerr error
+	if p.enc != nil {
+		cerr = p.enc.Shutdown(ctx)
+	} else {
+		cerr = p.exp.Shutdown(ctx)
+	}
+	if err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // PartialSuccessError is an export the collector took only in part.

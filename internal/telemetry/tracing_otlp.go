@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,23 +30,23 @@ import (
 //	ScopeSpans    { 1: InstrumentationScope scope, 2: Span spans }
 //	Span { 1 trace_id, 2 span_id, 3 trace_state, 4 parent_span_id, 5 name,
 //	       6 kind, 7 start_time_unix_nano (fixed64), 8 end_time_unix_nano,
-//	       9 attributes, 10 dropped_attributes_count, 11 events,
-//	       12 dropped_events_count, 15 status, 16 flags (fixed32) }
+//	       9 attributes, 11 events, 12 dropped_events_count, 15 status,
+//	       16 flags (fixed32) }
 //	Event  { 1 time_unix_nano (fixed64), 2 name, 3 attributes }
 //	Status { 2 message, 3 code }
 //	KeyValue { 1 key, 2 AnyValue value }
 //	AnyValue { 1 string_value | 2 bool_value | 3 int_value }
 //
 // Each span is encoded as it is built (tracing_wire.go); a request is the
-// envelope and the spans' encodings one after the other. It is sent as OTLP/gRPC (TraceService/Export, the bytes passed through a
-// codec that does not re-marshal them) or OTLP/HTTP (POST /v1/traces,
-// application/x-protobuf). The answer's partial_success is read for
-// rejected spans.
+// envelope and the spans' encodings one after the other (the pipeline
+// appends them, tracing_export.go). It is sent as OTLP/gRPC
+// (TraceService/Export, the bytes passed through a codec that does not
+// re-marshal them) or OTLP/HTTP (POST /v1/traces, application/x-protobuf).
+// The answer's partial_success is read for rejected spans.
 
-// otlpExporter implements SpanExporter over OTLP.
+// otlpExporter sends batches of encoded spans over OTLP (a spanEncoder).
 type otlpExporter struct {
 	enc   otlpEncoder
-	buf   []byte // ExportSpans's
 	post  func(ctx context.Context, body []byte) error
 	close func() error
 }
@@ -121,22 +120,6 @@ func (e *otlpExporter) begin(buf []byte) []byte { return e.enc.begin(buf) }
 // send finishes the request begun in buf and sends it.
 func (e *otlpExporter) send(ctx context.Context, buf []byte) error {
 	return e.post(ctx, e.enc.finish(buf))
-}
-
-// ExportSpans encodes and sends one batch.
-func (e *otlpExporter) ExportSpans(ctx context.Context, spans []*Span) error {
-	buf := e.enc.begin(e.buf)
-	for _, s := range spans {
-		buf = append(buf, s.buf...)
-	}
-	err := e.post(ctx, e.enc.finish(buf))
-	var partial *PartialSuccessError
-	if err == nil || errors.As(err, &partial) {
-		e.buf = buf[:0]
-	} else {
-		e.buf = nil // a transport may still hold it
-	}
-	return err
 }
 
 // Shutdown closes the connection.
@@ -269,7 +252,7 @@ type otlpEncoder struct {
 func newOTLPEncoder(resource []attribute.KeyValue) otlpEncoder {
 	var res []byte
 	for _, kv := range resource {
-		res = appendKeyValue(res, tag(1, tagLen), kv)
+		res = appendResourceAttr(res, tag(1, tagLen), kv)
 	}
 	var e otlpEncoder
 	e.resource = protowire.AppendTag(nil, 1, protowire.BytesType)
@@ -316,13 +299,4 @@ func (e *otlpEncoder) finish(buf []byte) []byte {
 	w = w[copy(w, h[n1:]):]
 	copy(w, e.scope)
 	return buf[start:]
-}
-
-// encode builds the request holding ended spans in buf.
-func (e *otlpEncoder) encode(buf []byte, spans []*Span) []byte {
-	buf = e.begin(buf)
-	for _, s := range spans {
-		buf = append(buf, s.buf...)
-	}
-	return e.finish(buf)
 }

@@ -63,7 +63,7 @@ func BenchmarkTracedRequestOTelSDK(b *testing.B) {
 			attribute.String("network.peer.address", "127.0.0.1"),
 			attribute.String("network.protocol.version", "1.1"),
 			attribute.String("user_agent.original", "wrk"),
-			attribute.String("meshgate.request_id", "6f1c2a9d0b3e4f51-1a"),
+			attribute.String("client.address", "203.0.113.195"),
 		))
 		cctx, c := tracer.Start(ctx, "GET backend", trace.WithSpanKind(trace.SpanKindClient))
 		prop.Inject(cctx, propagation.HeaderCarrier(out))

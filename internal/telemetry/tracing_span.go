@@ -27,12 +27,9 @@ const (
 	StatusError StatusCode = 2
 )
 
-// A span holds at most this many attributes and events; more are dropped
-// and counted in the span (the proxy's own spans stay well within).
-const (
-	maxSpanAttrs  = 32
-	maxSpanEvents = 8
-)
+// A span holds at most this many events; more are dropped and counted in
+// the span (the proxy adds one at most).
+const maxSpanEvents = 8
 
 // Span is one operation of a trace: a request at a listener (server) or an
 // attempt to an upstream (client). Spans are pooled by their Tracer: a Span
@@ -53,9 +50,9 @@ type Span struct {
 	flags        trace.TraceFlags
 	remoteParent bool
 	recording    bool
-	// fromB3: the parent context came from B3 headers, which the proxy
-	// replaces with W3C ones on the way out.
-	fromB3     bool
+	// b3: the request carried B3 headers, which the proxy replaces with
+	// W3C ones on the way out.
+	b3         bool
 	kind       SpanKind
 	traceState string
 	// The name is name1, or name1 + " " + name2: composed when encoded, so
@@ -64,8 +61,6 @@ type Span struct {
 	start, end    time.Time
 	status        StatusCode
 	statusMsg     string
-	nattrs        uint8
-	droppedAttrs  uint8
 	nevents       uint8
 	droppedEvents uint8
 	// last is a child that ends with this span (see EndWithParent).
@@ -81,49 +76,17 @@ type Span struct {
 // context on to the next hop.
 func (s *Span) Recording() bool { return s != nil && s.recording }
 
-// SetName names the span a, or "a b" when b is not empty.
+// SetName names the span a, or "a b" when b is not empty (made valid
+// UTF-8 when the span ends).
 func (s *Span) SetName(a, b string) {
 	if s.Recording() {
 		s.name1, s.name2 = a, b
 	}
 }
 
-// SetString sets a string attribute. Each key is set at most once.
-func (s *Span) SetString(key, v string) {
-	if s.attrRoom() {
-		s.buf = appendKVString(s.buf, tag(9, tagLen), key, v)
-	}
-}
-
-// SetInt sets an integer attribute.
-func (s *Span) SetInt(key string, v int64) {
-	if s.attrRoom() {
-		s.buf = appendKVInt(s.buf, tag(9, tagLen), key, v)
-	}
-}
-
-// SetBool sets a boolean attribute.
-func (s *Span) SetBool(key string, v bool) {
-	if s.attrRoom() {
-		s.buf = appendKVBool(s.buf, tag(9, tagLen), key, v)
-	}
-}
-
-// attrRoom reports whether an attribute is to be recorded, counting it.
-func (s *Span) attrRoom() bool {
-	if !s.Recording() {
-		return false
-	}
-	if s.nattrs == maxSpanAttrs {
-		s.droppedAttrs++
-		return false
-	}
-	s.nattrs++
-	return true
-}
-
 // AddEvent records an event at the given time with string attributes,
-// given as key, value pairs.
+// given as key, value pairs. The values are cut to
+// MaxAttributeValueLength bytes and made valid UTF-8, as attributes' are.
 func (s *Span) AddEvent(name string, at time.Time, kv ...string) {
 	if !s.Recording() {
 		return
@@ -133,13 +96,36 @@ func (s *Span) AddEvent(name string, at time.Time, kv ...string) {
 		return
 	}
 	s.nevents++
+	name = validUTF8(name)
+	for i, v := range kv {
+		if (i%2 == 0 && !isUTF8(v)) || (i%2 == 1 && !isAttrValue(v)) {
+			kv = eventAttrs(kv, i)
+			break
+		}
+	}
 	s.buf = appendEvent(s.buf, name, at, kv)
 }
 
-// SetError marks the span as failed, with a description.
+// eventAttrs is a copy of kv with every key valid and every value an
+// attribute value, from kv[i] on (the first that is not).
+func eventAttrs(kv []string, i int) []string {
+	out := make([]string, len(kv))
+	copy(out, kv[:i])
+	for ; i < len(kv); i++ {
+		if i%2 == 0 {
+			out[i] = validUTF8(kv[i])
+		} else {
+			out[i] = attrValue(kv[i])
+		}
+	}
+	return out
+}
+
+// SetError marks the span as failed, with a description (cut and made
+// valid UTF-8 as an attribute value is).
 func (s *Span) SetError(description string) {
 	if s.Recording() {
-		s.status, s.statusMsg = StatusError, description
+		s.status, s.statusMsg = StatusError, attrValue(description)
 	}
 }
 
@@ -193,8 +179,12 @@ func (s *Span) StartClient(start time.Time) *Span {
 	return c
 }
 
-// FromB3 reports whether the request's trace context came in B3 headers.
-func (s *Span) FromB3() bool { return s != nil && s.fromB3 }
+// FromB3 reports whether the request of a server span carried B3 headers
+// (any of them, whether or not its trace context was read from them),
+// which Inject is then to remove from the requests it sends on: next to
+// the new traceparent they would name the client's span, or a trace the
+// proxy did not continue.
+func (s *Span) FromB3() bool { return s != nil && s.b3 }
 
 // Accessors, for exporters and tests.
 
@@ -220,12 +210,12 @@ func (s *Span) Sampled() bool { return s != nil && s.flags.IsSampled() }
 // Kind is server or client.
 func (s *Span) Kind() SpanKind { return s.kind }
 
-// Name is the span's name.
+// Name is the span's name (as encoded: valid UTF-8).
 func (s *Span) Name() string {
 	if s.name2 == "" {
-		return s.name1
+		return validUTF8(s.name1)
 	}
-	return s.name1 + " " + s.name2
+	return validUTF8(s.name1) + " " + validUTF8(s.name2)
 }
 
 // StartTime and EndTime bound the span.
@@ -243,9 +233,6 @@ func (s *Span) Attributes() []attribute.KeyValue {
 	s.spanFields(9, func(b []byte) { out = append(out, decodeKeyValue(b)) })
 	return out
 }
-
-// DroppedAttributes counts attributes over the span's capacity.
-func (s *Span) DroppedAttributes() int { return int(s.droppedAttrs) }
 
 // SpanEvent is a copy of an event of a span.
 type SpanEvent struct {
@@ -299,7 +286,7 @@ func ContextWithSpan(ctx context.Context, s *Span) context.Context {
 
 // SpanFromContext returns the span of a request, or nil (tracing off).
 // Middleware adds to the request's server span through it, for example
-// span.SetString("meshgate.consumer", id).
+// span.Set(AttrConsumer, id).
 func SpanFromContext(ctx context.Context) *Span {
 	s, _ := ctx.Value(spanKey{}).(*Span)
 	return s

@@ -82,38 +82,9 @@ func appendKVString(b []byte, t byte, key, v string) []byte {
 	return appendStr(b, tag(1, tagLen), v)
 }
 
-// appendKVInt appends a KeyValue field (key t) with an integer value.
-func appendKVInt(b []byte, t byte, key string, v int64) []byte {
-	val := 1 + sizeVarint(uint64(v)) // AnyValue{int_value}
-	b = append(b, t)
-	b = appendVarint(b, uint64(sizeLen(len(key))+sizeLen(val)))
-	b = appendStr(b, tag(1, tagLen), key)
-	b = append(b, tag(2, tagLen), byte(val), tag(3, tagVarint))
-	return appendVarint(b, uint64(v))
-}
-
-// appendKVBool appends a KeyValue field (key t) with a boolean value.
-func appendKVBool(b []byte, t byte, key string, v bool) []byte {
-	b = append(b, t)
-	b = appendVarint(b, uint64(sizeLen(len(key))+sizeLen(2)))
-	b = appendStr(b, tag(1, tagLen), key)
-	x := byte(0)
-	if v {
-		x = 1
-	}
-	return append(b, tag(2, tagLen), 2, tag(2, tagVarint), x)
-}
-
-// appendKeyValue appends any attribute (the resource's).
-func appendKeyValue(b []byte, t byte, kv attribute.KeyValue) []byte {
-	switch kv.Value.Type() {
-	case attribute.INT64:
-		return appendKVInt(b, t, string(kv.Key), kv.Value.AsInt64())
-	case attribute.BOOL:
-		return appendKVBool(b, t, string(kv.Key), kv.Value.AsBool())
-	default:
-		return appendKVString(b, t, string(kv.Key), kv.Value.Emit())
-	}
+// appendResourceAttr appends an attribute of the resource (all strings).
+func appendResourceAttr(b []byte, t byte, kv attribute.KeyValue) []byte {
+	return appendKVString(b, t, string(kv.Key), kv.Value.Emit())
 }
 
 // appendEvent appends an Event field (11) with string attributes given as
@@ -150,25 +121,22 @@ func appendSpanTail(b []byte, s *Span) []byte {
 		b = append(b, tag(4, tagLen), 8)
 		b = append(b, s.parentID[:]...)
 	}
+	name1, name2 := validUTF8(s.name1), validUTF8(s.name2)
 	b = append(b, tag(5, tagLen))
-	if s.name2 == "" {
-		b = appendVarint(b, uint64(len(s.name1)))
-		b = append(b, s.name1...)
+	if name2 == "" {
+		b = appendVarint(b, uint64(len(name1)))
+		b = append(b, name1...)
 	} else {
-		b = appendVarint(b, uint64(len(s.name1)+1+len(s.name2)))
-		b = append(b, s.name1...)
+		b = appendVarint(b, uint64(len(name1)+1+len(name2)))
+		b = append(b, name1...)
 		b = append(b, ' ')
-		b = append(b, s.name2...)
+		b = append(b, name2...)
 	}
 	b = append(b, tag(6, tagVarint), byte(s.kind))
 	b = append(b, tag(7, protowire.Fixed64Type))
 	b = protowire.AppendFixed64(b, unixNano(s.start))
 	b = append(b, tag(8, protowire.Fixed64Type))
 	b = protowire.AppendFixed64(b, unixNano(s.end))
-	if s.droppedAttrs > 0 {
-		b = append(b, tag(10, tagVarint))
-		b = appendVarint(b, uint64(s.droppedAttrs))
-	}
 	if s.droppedEvents > 0 {
 		b = append(b, tag(12, tagVarint))
 		b = appendVarint(b, uint64(s.droppedEvents))
