@@ -3,7 +3,6 @@ package dataplane
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/meshgate/meshgate/internal/proxy"
@@ -91,7 +90,7 @@ func (e *Entry) startSpan(r *http.Request, x *proxy.Exchange) *telemetry.Span {
 	}
 	if x.GRPC {
 		s.Set(telemetry.AttrRPCSystem, "grpc")
-		if svc, m, ok := grpcMethod(r.URL.Path); ok {
+		if svc, m, ok := telemetry.GRPCMethod(r.URL.Path); ok {
 			s.Set(telemetry.AttrRPCService, svc)
 			s.Set(telemetry.AttrRPCMethod, m)
 		}
@@ -188,18 +187,6 @@ func semconvMethod(m string) string {
 		return m
 	}
 	return "_OTHER"
-}
-
-// grpcMethod splits a gRPC path, /package.Service/Method.
-func grpcMethod(path string) (service, method string, ok bool) {
-	if len(path) < 2 || path[0] != '/' {
-		return "", "", false
-	}
-	i := strings.LastIndexByte(path, '/')
-	if i <= 1 || i == len(path)-1 {
-		return "", "", false
-	}
-	return path[1:i], path[i+1:], true
 }
 
 // grpcStatus reads grpc-status from a response's headers (trailers-only)

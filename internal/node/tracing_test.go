@@ -821,6 +821,11 @@ upstreams:
 	}
 	wantAttr(t, edges[0], "rpc.grpc.status_code", "0")
 	wantAttr(t, edges[1], "rpc.grpc.status_code", "5")
+	for _, s := range apps { // the attempts name the call too
+		wantAttr(t, s, "rpc.system", "grpc")
+		wantAttr(t, s, "rpc.service", "grpc.testing.TestService")
+		wantAttr(t, s, "rpc.method", "UnaryCall")
+	}
 }
 
 // blackHole accepts connections and never answers.

@@ -291,7 +291,7 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				out = out.Clone()
 				outreq.Header = out
 			}
-			live = f.startAttempt(parent, r, out, ep, path, f.cluster.scheme(), attempt, attemptStart)
+			live = f.startAttempt(parent, r, x, out, ep, path, attempt, attemptStart)
 			// The attempt that answers the client ends with the request
 			// (after its response streamed, or the handler aborted).
 			parent.EndWithParent(live, attemptStart)

@@ -33,7 +33,7 @@ const ReasonCircuitOpen = "circuit open"
 
 // startAttempt begins the client span of an attempt and puts its context
 // on the outbound headers.
-func (f *Forwarder) startAttempt(parent *telemetry.Span, r *http.Request, out http.Header, ep *upstream.Endpoint, path, scheme string, attempt int, start time.Time) *telemetry.Span {
+func (f *Forwarder) startAttempt(parent *telemetry.Span, r *http.Request, x *Exchange, out http.Header, ep *upstream.Endpoint, path string, attempt int, start time.Time) *telemetry.Span {
 	s := parent.StartClient(start)
 	s.Inject(out, parent.FromB3())
 	if !s.Recording() {
@@ -42,8 +42,15 @@ func (f *Forwarder) startAttempt(parent *telemetry.Span, r *http.Request, out ht
 	method := r.Method
 	s.SetName(method, f.cluster.Upstream.Name())
 	s.Set(telemetry.AttrHTTPMethod, method)
-	s.Set(telemetry.AttrURLScheme, scheme)
+	s.Set(telemetry.AttrURLScheme, f.cluster.scheme())
 	s.Set(telemetry.AttrURLPath, path)
+	if x.GRPC {
+		s.Set(telemetry.AttrRPCSystem, "grpc")
+		if svc, m, ok := telemetry.GRPCMethod(path); ok { // as sent, after rewrite
+			s.Set(telemetry.AttrRPCService, svc)
+			s.Set(telemetry.AttrRPCMethod, m)
+		}
+	}
 	host, port := telemetry.SplitHostPort(ep.Addr)
 	s.Set(telemetry.AttrServerAddress, host)
 	s.SetInt64(telemetry.AttrServerPort, int64(port)) // an IP: network.peer.address would repeat it

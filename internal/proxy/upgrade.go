@@ -116,7 +116,7 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exch
 	start := time.Now()
 	var span *telemetry.Span // the handshake's client span
 	if parent != nil {
-		span = f.startAttempt(parent, r, out, ep, outreq.URL.Opaque, f.cluster.scheme(), 1, start)
+		span = f.startAttempt(parent, r, x, out, ep, outreq.URL.Opaque, 1, start)
 	}
 	ep.Begin()
 	resp, err := f.cluster.h1.RoundTrip(outreq)

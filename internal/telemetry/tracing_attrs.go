@@ -271,3 +271,16 @@ func SplitHostPort(addr string) (host string, port int) {
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(addr[:colon], "["), "]"), port
 }
+
+// GRPCMethod splits a gRPC path, /package.Service/Method, into the
+// rpc.service and rpc.method of its spans.
+func GRPCMethod(path string) (service, method string, ok bool) {
+	if len(path) < 2 || path[0] != '/' {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(path, '/')
+	if i <= 1 || i == len(path)-1 {
+		return "", "", false
+	}
+	return path[1:i], path[i+1:], true
+}
