@@ -44,8 +44,16 @@ type Tracing struct {
 	Insecure bool `yaml:"insecure"`
 	// CAFile holds the PEM roots that verify the collector's certificate;
 	// empty: the system's roots.
-	CAFile   string          `yaml:"ca_file"`
-	Sampling TracingSampling `yaml:"sampling"`
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate for collectors that
+	// require mTLS; read at every handshake, so a rotated pair is used
+	// from the next connection.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name verified in the collector's certificate
+	// (default: the endpoint's host).
+	ServerName string          `yaml:"server_name"`
+	Sampling   TracingSampling `yaml:"sampling"`
 	// Resource attributes are added to the node's (service.name and the
 	// others it sets may be overridden).
 	Resource map[string]string `yaml:"resource"`

@@ -670,6 +670,20 @@ func (v *validator) tracing(t *Tracing) {
 			v.at("tracing.ca_file", "%v", err)
 		}
 	}
+	switch {
+	case t.CertFile == "" && t.KeyFile == "":
+	case t.Insecure:
+		v.at("tracing.cert_file", "tracing: a client certificate needs TLS; remove insecure")
+	case t.CertFile == "" || t.KeyFile == "":
+		v.at("tracing.cert_file", "tracing: cert_file and key_file go together (the client certificate and its key)")
+	default:
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			v.at("tracing.cert_file", "tracing client certificate: %v", err)
+		}
+	}
+	if t.ServerName != "" && t.Insecure {
+		v.at("tracing.server_name", "tracing: server_name is verified over TLS; remove insecure")
+	}
 	if r := t.Sampling.Ratio; r != nil && !(*r >= 0 && *r <= 1) {
 		v.at("tracing.sampling.ratio", "tracing.sampling.ratio %g must be within 0..1", *r)
 	}

@@ -68,6 +68,19 @@ func newOTLPExporter(cfg config.Tracing, resource []attribute.KeyValue) (*otlpEx
 			}
 			tlsCfg.RootCAs = pool
 		}
+		tlsCfg.ServerName = cfg.ServerName
+		if cfg.CertFile != "" {
+			certFile, keyFile := cfg.CertFile, cfg.KeyFile
+			// Read at each handshake: a rotated pair serves from the next
+			// connection, and handshakes are rare (connections persist).
+			tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				c, err := tls.LoadX509KeyPair(certFile, keyFile)
+				if err != nil {
+					return nil, fmt.Errorf("tracing client certificate: %w", err)
+				}
+				return &c, nil
+			}
+		}
 	}
 	ua := "meshgate/" + buildinfo.Version
 	switch cfg.Protocol {
