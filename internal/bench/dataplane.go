@@ -37,8 +37,8 @@ type dpTarget struct {
 	// pids lists the processes whose CPU and RSS count for this target.
 	pids func() []int
 
-	err      error    // fatal: the target is no longer measured
-	problems []string // non-fatal: reported, and the run fails
+	err        error // fatal: the target is no longer measured
+	problemLog       // non-fatal: reported, and the run fails
 
 	rps, cpuUS, p50, p99 []float64
 	rssBytes             int64
@@ -47,12 +47,6 @@ type dpTarget struct {
 func (t *dpTarget) fail(err error) {
 	t.err = err
 	fmt.Fprintf(os.Stderr, "bench: %s: %v\n", t.name, err)
-}
-
-func (t *dpTarget) problem(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	t.problems = append(t.problems, msg)
-	fmt.Fprintf(os.Stderr, "bench: ERROR: %s: %s\n", t.name, msg)
 }
 
 func runDataplane(ctx context.Context, env *Env) (json.RawMessage, error) {
@@ -89,6 +83,9 @@ func runDataplane(ctx context.Context, env *Env) (json.RawMessage, error) {
 	edge := startEdge(ctx, env, backendAddr)
 	nginx := startNginx(ctx, env, backendAddr)
 	targets := []*dpTarget{direct, edge, nginx}
+	for _, t := range targets {
+		t.scope = t.name
+	}
 
 	pin := "unpinned"
 	if env.Pinned {
@@ -131,7 +128,7 @@ func runDataplane(ctx context.Context, env *Env) (json.RawMessage, error) {
 	}
 	var failed []string
 	for _, t := range targets {
-		if t.err != nil || len(t.problems) > 0 {
+		if t.err != nil || t.failed() {
 			failed = append(failed, t.name)
 		}
 	}

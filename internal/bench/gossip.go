@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -137,13 +136,7 @@ type gossipRun struct {
 	rl3, rl10 *rlRun
 	rlKill    *rlRun
 	partition *partitionRun
-	problems  []string
-}
-
-func (r *gossipRun) problem(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	r.problems = append(r.problems, msg)
-	fmt.Fprintf(os.Stderr, "bench: ERROR: gossip: %s\n", msg)
+	problemLog
 }
 
 func runGossip(ctx context.Context, env *Env) (json.RawMessage, error) {
@@ -162,8 +155,8 @@ func runGossip(ctx context.Context, env *Env) (json.RawMessage, error) {
 		return nil, err
 	}
 	fmt.Printf("gossip JSON: %s\n", frag)
-	if len(r.problems) > 0 {
-		return frag, errors.New(firstLines(strings.Join(r.problems, "; ")))
+	if r.failed() {
+		return frag, r.err()
 	}
 	return frag, nil
 }
@@ -171,7 +164,7 @@ func runGossip(ctx context.Context, env *Env) (json.RawMessage, error) {
 // runGossipWith takes every measurement o asks for; a failed one is noted
 // and the next still runs.
 func runGossipWith(ctx context.Context, o gossipOpts) *gossipRun {
-	r := &gossipRun{opts: o}
+	r := &gossipRun{opts: o, problemLog: problemLog{scope: "gossip"}}
 	logf("gossip: in-process memberlist nodes over mTLS on loopback; gossip 100ms, probe 1s, push/pull 15s")
 	for _, n := range o.sizes {
 		if ctx.Err() != nil || !o.takes("route") {
@@ -375,8 +368,8 @@ func gossipJSON(r *gossipRun) map[string]any {
 		num("partition_after_ratio_max", maxOf(p.afterRatios), 3)
 		num("partition_heal_window_ratio", p.healWindowRatio, 3)
 	}
-	if len(r.problems) > 0 {
-		out["error"] = firstLines(strings.Join(r.problems, "; "))
+	if r.failed() {
+		out["error"] = r.summary()
 	}
 	return out
 }

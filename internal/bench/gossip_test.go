@@ -191,7 +191,7 @@ func TestGossipJSON(t *testing.T) {
 	}
 
 	// Nothing measured but an error: only the error.
-	frag, _ = json.Marshal(gossipJSON(&gossipRun{problems: []string{"route convergence n=3: boom\n  detail"}}))
+	frag, _ = json.Marshal(gossipJSON(&gossipRun{problemLog: problemLog{problems: []string{"route convergence n=3: boom\n  detail"}}}))
 	if string(frag) != `{"error":"route convergence n=3: boom"}` {
 		t.Errorf("failed run = %s", frag)
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -253,13 +252,7 @@ type sidecarRun struct {
 	idleRSS, loadRSS   int64  // bytes; 0 when not measured
 	idleEach, loadEach string // per sidecar, for the table
 	direct, mesh       *scTarget
-	problems           []string
-}
-
-func (r *sidecarRun) problem(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	r.problems = append(r.problems, msg)
-	fmt.Fprintf(os.Stderr, "bench: ERROR: sidecar: %s\n", msg)
+	problemLog
 }
 
 func runSidecar(ctx context.Context, env *Env) (json.RawMessage, error) {
@@ -347,9 +340,10 @@ func runSidecar(ctx context.Context, env *Env) (json.RawMessage, error) {
 		sa.Pid(), aPort, sb.Pid(), bInbound, backendAddr)
 
 	r := &sidecarRun{
-		rate:   rate,
-		direct: &scTarget{name: "direct", url: "http://" + backendAddr + "/", procs: []*Proc{backend}},
-		mesh:   &scTarget{name: "mesh", url: meshURL, procs: []*Proc{sa, sb, backend}},
+		problemLog: problemLog{scope: "sidecar"},
+		rate:       rate,
+		direct:     &scTarget{name: "direct", url: "http://" + backendAddr + "/", procs: []*Proc{backend}},
+		mesh:       &scTarget{name: "mesh", url: meshURL, procs: []*Proc{sa, sb, backend}},
 	}
 
 	// Idle memory.
@@ -368,9 +362,9 @@ func runSidecar(ctx context.Context, env *Env) (json.RawMessage, error) {
 	}
 	logf("sidecar: %d rounds; vegeta %d req/s for %s; warm-up %s; %s",
 		o.Rounds, rate, durArg(o.RateDuration), o.Warmup, pin)
-	for round := 1; round <= o.Rounds && ctx.Err() == nil && len(r.problems) == 0; round++ {
+	for round := 1; round <= o.Rounds && ctx.Err() == nil && !r.failed(); round++ {
 		for _, t := range []*scTarget{r.direct, r.mesh} {
-			if ctx.Err() != nil || len(r.problems) > 0 {
+			if ctx.Err() != nil || r.failed() {
 				break
 			}
 			r.measure(ctx, env, vegeta, t, round)
@@ -390,8 +384,8 @@ func runSidecar(ctx context.Context, env *Env) (json.RawMessage, error) {
 		return nil, err
 	}
 	fmt.Printf("sidecar JSON: %s\n", frag)
-	if len(r.problems) > 0 {
-		return frag, errors.New(firstLines(strings.Join(r.problems, "; ")))
+	if r.failed() {
+		return frag, r.err()
 	}
 	return frag, nil
 }
@@ -471,7 +465,7 @@ func sidecarJSON(r *sidecarRun) sidecarResult {
 		DirectP99ms: ms(r.direct.p99),
 		MeshP50ms:   ms(r.mesh.p50),
 		MeshP99ms:   ms(r.mesh.p99),
-		Error:       firstLines(strings.Join(r.problems, "; ")),
+		Error:       r.summary(),
 	}
 }
 

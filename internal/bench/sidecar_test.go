@@ -115,7 +115,7 @@ func TestSidecarJSON(t *testing.T) {
 
 	// A failed run: what was measured, and the first line of the error.
 	r = &sidecarRun{idleRSS: 10 << 20, direct: &scTarget{p50: []float64{0.2}, p99: []float64{0.5}}, mesh: &scTarget{},
-		problems: []string{"mesh: round 1: success ratio 0.9000\n    tail"}}
+		problemLog: problemLog{problems: []string{"mesh: round 1: success ratio 0.9000\n    tail"}}}
 	frag, _ = json.Marshal(sidecarJSON(r))
 	got = nil
 	if err := json.Unmarshal(frag, &got); err != nil {

@@ -51,13 +51,7 @@ type tracingRun struct {
 	exported, dropped  float64
 	collectorBytes     int64
 	collectorExports   int64
-	problems           []string
-}
-
-func (r *tracingRun) problem(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	r.problems = append(r.problems, msg)
-	fmt.Fprintf(os.Stderr, "bench: ERROR: tracing: %s\n", msg)
+	problemLog
 }
 
 func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
@@ -114,7 +108,7 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 		return nil, fmt.Errorf("backend failed to start: %v\n%s", err, indent(backend.LogTail(10)))
 	}
 
-	r := &tracingRun{}
+	r := &tracingRun{problemLog: problemLog{scope: "tracing"}}
 	startOne := func(name, listen, admin, tracing string) (*trTarget, error) {
 		cfg := filepath.Join(env.Tmp, name+".yaml")
 		if err := os.WriteFile(cfg, []byte(tracingEdgeConfig(listen, admin, backendAddr, tracing)), 0o644); err != nil {
@@ -191,8 +185,8 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 		return nil, err
 	}
 	fmt.Printf("tracing JSON: %s\n", frag)
-	if len(r.problems) > 0 {
-		return frag, fmt.Errorf("%s", firstLines(strings.Join(r.problems, "; ")))
+	if r.failed() {
+		return frag, r.err()
 	}
 	return frag, nil
 }
@@ -379,7 +373,7 @@ func tracingJSON(r *tracingRun) tracingResult {
 		RPSOn: val(r.on.rps, 1), RPSOff: val(r.off.rps, 1), Target: tracingRatioTarget,
 		CPUUSOn: val(r.on.cpuUS, 2), CPUUSOff: val(r.off.cpuUS, 2),
 		Rounds: min(len(r.on.rps), len(r.off.rps)), SpansExported: r.exported, SpansDropped: r.dropped,
-		Error: firstLines(strings.Join(r.problems, "; ")),
+		Error: r.summary(),
 	}
 	if x, ok := pairedRatio(r.on.rps, r.off.rps); ok {
 		v := round(x, 3)
