@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"fmt"
 	"math/rand/v2"
@@ -114,6 +115,12 @@ type Edge struct {
 	AdminAPI string // the gRPC admin API (meshctl)
 	Gossip   string // cluster.bind
 	Socket   string // its Workload API socket
+	// Tracing: the edge traces requests (its tracing section is set).
+	Tracing bool
+	// Traces is the runner's trace receiver (OTLP/HTTP, and the traces as
+	// trees): the edge's tracing.endpoint when it is one of the demo's
+	// 127.0.0.1 ports; "" for none.
+	Traces string
 	// Upstreams are the edge's mesh-service upstreams.
 	Upstreams []ServiceUpstream
 	Config    []byte // rendered edge.yaml
@@ -135,6 +142,9 @@ type Instance struct {
 	// Calls are the services the app reaches through Outbound.
 	Calls  []string
 	Socket string // the sidecar's Workload API socket
+	// Traces is the sidecar's tracing.endpoint when it is one of the
+	// demo's 127.0.0.1 ports (it must be the edge's Traces), else "".
+	Traces string
 	Config []byte // this instance's rendered sidecar config
 }
 
@@ -162,6 +172,9 @@ func Render(edgeSrc, sidecarsSrc []byte, base int, p Paths) (Layout, error) {
 	if l.Edge, err = edgeOf(cfg); err != nil {
 		return l, err
 	}
+	if l.Edge.Traces, err = demoTraces(cfg.Tracing, base); err != nil {
+		return l, fmt.Errorf("edge.yaml: %w", err)
+	}
 	l.Edge.Config = edgeYAML
 	docs := splitDocuments(sidecarsSrc)
 	if len(docs) == 0 {
@@ -178,6 +191,13 @@ func Render(edgeSrc, sidecarsSrc []byte, base int, p Paths) (Layout, error) {
 			return l, fmt.Errorf("invalid sidecar config:\n%w", err)
 		}
 		in, err := instanceOf(cfg)
+		if err == nil {
+			in.Traces, err = demoTraces(cfg.Tracing, base)
+		}
+		if err == nil && in.Traces != "" && in.Traces != l.Edge.Traces {
+			err = fmt.Errorf("tracing.endpoint %s: the runner's trace receiver listens at the edge's tracing.endpoint, which is %s",
+				in.Traces, cmp.Or(l.Edge.Traces, "not one of the demo's ports"))
+		}
 		if err != nil {
 			return l, fmt.Errorf("sidecars.yaml:%d: %w", firstLine(y), err)
 		}
@@ -209,6 +229,28 @@ func socketOf(id *config.Identity) (string, error) {
 	return strings.TrimPrefix(id.WorkloadAPI, "unix://"), nil
 }
 
+// demoTraces is a tracing section's endpoint when it is one of the demo's
+// ports (127.0.0.1:18xxx, rendered at base): the runner's trace receiver,
+// which speaks OTLP/HTTP without TLS. Any other endpoint is yours to run
+// ("" returned).
+func demoTraces(t *config.Tracing, base int) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	if base == 0 {
+		base = DefaultPortBase
+	}
+	host, port, err := net.SplitHostPort(t.Endpoint)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || host != "127.0.0.1" || p < base || p > base+999 {
+		return "", nil
+	}
+	if t.Protocol != "http" || !t.Insecure {
+		return "", fmt.Errorf("tracing.endpoint %s is the runner's trace receiver, which speaks OTLP/HTTP without TLS: tracing needs protocol: http and insecure: true", t.Endpoint)
+	}
+	return t.Endpoint, nil
+}
+
 func edgeOf(cfg *config.Config) (Edge, error) {
 	var e Edge
 	switch {
@@ -222,6 +264,7 @@ func edgeOf(cfg *config.Config) (Edge, error) {
 		return e, fmt.Errorf("the edge config has no cluster; the sidecars join it")
 	}
 	e.Public, e.Admin, e.AdminAPI, e.Gossip = cfg.Listeners[0].Address, cfg.Admin.Address, cfg.Admin.API.Address, cfg.Cluster.Bind
+	e.Tracing = cfg.Tracing != nil
 	var err error
 	if e.Socket, err = socketOf(cfg.Identity); err != nil {
 		return e, err
@@ -271,6 +314,9 @@ func instanceOf(cfg *config.Config) (Instance, error) {
 // Addrs is every TCP address the layout listens on.
 func (l Layout) Addrs() []string {
 	addrs := []string{l.Edge.Public, l.Edge.Admin, l.Edge.AdminAPI, l.Edge.Gossip}
+	if l.Edge.Traces != "" {
+		addrs = append(addrs, l.Edge.Traces)
+	}
 	for _, in := range l.Instances {
 		addrs = append(addrs, in.App, in.Inbound, in.Admin)
 		if in.Outbound != "" {

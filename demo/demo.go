@@ -9,8 +9,11 @@
 // sidecars.yaml and the edge, and serves every node's identity itself: a CA
 // of trust domain demo.meshgate in the log directory, and the SPIFFE
 // Workload API (pkg pki/workload), one unix socket per node. meshctl gets an
-// operator SVID as files. Start returns once every process answers and the
-// edge and every sidecar have discovered the services they call.
+// operator SVID as files. When the edge's tracing.endpoint is one of the
+// demo's ports, the runner is the trace backend too (traces.go): every node
+// exports its spans to it over OTLP/HTTP, and it shows a trace as a tree.
+// Start returns once every process answers and the edge and every sidecar
+// have discovered the services they call.
 //
 // Tour lists what the banner suggests trying — curl lines, meshctl
 // commands, signals to payments — and each Step's Try performs exactly
@@ -76,6 +79,7 @@ type Topology struct {
 	logFile  *os.File
 	lock     *os.File // held while the demo runs
 	ids      *identities
+	traces   *traceReceiver // nil without one
 	edge     *proc
 	apps     []*proc // by instance, as Layout.Instances
 	sidecars []*proc
@@ -204,8 +208,15 @@ func (t *Topology) prepare(edgeSrc, sidecarsSrc []byte, base int, probe Layout) 
 	return t.writeConfigs()
 }
 
-// launch starts the children and waits until the mesh has formed.
+// launch starts the trace receiver and the children, and waits until the
+// mesh has formed.
 func (t *Topology) launch(ctx context.Context, bins map[string]string) error {
+	if t.Edge.Traces != "" {
+		var err error
+		if t.traces, err = startTraceReceiver(t.Edge.Traces, t.log); err != nil {
+			return err
+		}
+	}
 	start := func(label, bin string, args ...string) (*proc, error) {
 		p, err := startProc(label, t.LogDir, bin, args...)
 		if err != nil {
@@ -493,8 +504,9 @@ func (t *Topology) Exited() <-chan Exit {
 }
 
 // Stop stops every child at once (SIGTERM to each process group, SIGKILL
-// after StopTimeout), then the identities. It returns once every child is
-// reaped; calling it again returns the first result.
+// after StopTimeout), then the trace receiver and the identities. It
+// returns once every child is reaped; calling it again returns the first
+// result.
 func (t *Topology) Stop() error {
 	t.stopOnce.Do(func() {
 		var mu sync.Mutex
@@ -511,6 +523,10 @@ func (t *Topology) Stop() error {
 		wg.Wait()
 		for _, p := range t.all() {
 			t.log.Info("stopped", "child", p.label, "pid", p.pid(), "exit", fmt.Sprint(p.err))
+		}
+		// After the children: they export their last spans as they stop.
+		if t.traces != nil {
+			errs = append(errs, t.traces.close())
 		}
 		if t.ids != nil {
 			errs = append(errs, t.ids.close())
@@ -535,6 +551,7 @@ func (t *Topology) Env() Env {
 		MeshctlEnv: []string{"MESHCTL_ADMIN=" + t.Edge.AdminAPI, "MESHCTL_CERT=" + t.MeshctlCert,
 			"MESHCTL_KEY=" + t.MeshctlKey, "MESHCTL_BUNDLE=" + t.MeshctlBundle},
 		Members: []string{"edge"},
+		Tracing: t.Edge.Tracing, Traces: t.Edge.Traces,
 	}
 	for _, in := range t.Instances {
 		env.Members = append(env.Members, in.Name)
@@ -579,6 +596,9 @@ func (t *Topology) PrintBanner(w io.Writer) {
 			fmt.Fprintf(&b, "  outbound %s", in.Outbound)
 		}
 		b.WriteString("\n")
+	}
+	if t.Edge.Traces != "" {
+		fmt.Fprintf(&b, "  %-13s http://%s/traces/TRACE-ID  (every node's spans, over OTLP/HTTP; the latest at /traces)\n", "traces", t.Edge.Traces)
 	}
 	fmt.Fprintf(&b, "  %-13s %s  (one per process; configs, pids, ca/, meshctl/)\n\n", "logs", display(t.LogDir))
 	fmt.Fprintf(&b, "meshctl acts as %s, an operator of the edge's admin API:\n\n  %s\n\nTry:\n", SpiffeID("meshctl"), env.ExportLine())

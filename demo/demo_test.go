@@ -103,11 +103,14 @@ func TestDemoConfigValid(t *testing.T) {
 	}
 	e := l.Edge
 	if e.Public != "127.0.0.1:25080" || e.Admin != "127.0.0.1:25081" || e.AdminAPI != "127.0.0.1:25082" ||
-		e.Gossip != "127.0.0.1:25090" || e.Socket != "/run/mgd/edge.sock" {
+		e.Gossip != "127.0.0.1:25090" || e.Socket != "/run/mgd/edge.sock" || !e.Tracing || e.Traces != "127.0.0.1:25099" {
 		t.Errorf("edge = %+v", e)
 	}
 	var got []string
 	for _, in := range l.Instances {
+		if in.Traces != e.Traces {
+			t.Errorf("%s exports traces to %q, want the runner's receiver %s", in.Name, in.Traces, e.Traces)
+		}
 		got = append(got, fmt.Sprintf("%s %s/%s app %s inbound %s admin %s outbound %q calls %v socket %s",
 			in.Name, in.Service, in.Subset, in.App, in.Inbound, in.Admin, in.Outbound, in.Calls, in.Socket))
 	}
@@ -144,18 +147,37 @@ func TestRenderErrors(t *testing.T) {
 	if _, err := demo.Render(demo.EdgeYAML, []byte("# nothing\n"), 0, demo.Paths{}); err == nil {
 		t.Error("Render without sidecars: no error")
 	}
+	// The runner's trace receiver speaks OTLP/HTTP, at the edge's endpoint.
+	grpc := bytes.Replace(demo.EdgeYAML, []byte("protocol: http"), []byte("protocol: grpc"), 1)
+	if _, err := demo.Render(grpc, demo.SidecarsYAML, 0, demo.Paths{Sockets: "/s"}); err == nil || !strings.Contains(err.Error(), "OTLP/HTTP") {
+		t.Errorf("Render with tracing over gRPC to the runner: %v; want an error that says it speaks OTLP/HTTP", err)
+	}
+	other := bytes.Replace(demo.SidecarsYAML, []byte("endpoint: 127.0.0.1:18099"), []byte("endpoint: 127.0.0.1:18098"), 1)
+	if _, err := demo.Render(demo.EdgeYAML, other, 0, demo.Paths{Sockets: "/s"}); err == nil || !strings.Contains(err.Error(), "the edge's tracing.endpoint") {
+		t.Errorf("Render with a sidecar tracing to another demo port: %v; want an error", err)
+	}
+	// Your own collector (not a demo port) is yours: no receiver, no error.
+	own := bytes.ReplaceAll(demo.SidecarsYAML, []byte("endpoint: 127.0.0.1:18099"), []byte("endpoint: 127.0.0.1:4318"))
+	l, err := demo.Render(bytes.Replace(demo.EdgeYAML, []byte("endpoint: 127.0.0.1:18099"), []byte("endpoint: 127.0.0.1:4318"), 1), own, 0, demo.Paths{Sockets: "/s"})
+	if err != nil || l.Edge.Traces != "" || !l.Edge.Tracing {
+		t.Errorf("Render with tracing to 127.0.0.1:4318: %v, Traces %q, Tracing %v; want no receiver, tracing on", err, l.Edge.Traces, l.Edge.Tracing)
+	}
 }
 
 var curlEnv = demo.Env{Public: "P", Admin: "A", Outbound: "O", Meshctl: "bin/meshctl",
-	PaymentsPID: "logs/payments-v1.pid", PaymentsBreaker: "B", PaymentsMember: "payments-v1", Members: []string{"edge"}}
+	PaymentsPID: "logs/payments-v1.pid", PaymentsBreaker: "B", PaymentsMember: "payments-v1", Members: []string{"edge"},
+	Tracing: true, Traces: "T"}
 
 func TestCurlLines(t *testing.T) {
 	want := map[string]string{
-		"/products/42 GET":        "curl -i http://P/products/42",
-		"/products/42 GET 2":      "curl -i -H 'X-Api-Version: 2' http://P/products/42",
-		"/products/1 GET":         "for i in $(seq 4); do curl -s http://P/products/1; echo; done",
-		"/api/products/7 GET":     "curl -i http://P/api/products/7",
-		"/orders POST":            `curl -i -H 'Content-Type: application/json' -d '{"item":"book","qty":2}' http://P/orders`,
+		"/products/42 GET":    "curl -i http://P/products/42",
+		"/products/42 GET 2":  "curl -i -H 'X-Api-Version: 2' http://P/products/42",
+		"/products/1 GET":     "for i in $(seq 4); do curl -s http://P/products/1; echo; done",
+		"/api/products/7 GET": "curl -i http://P/api/products/7",
+		"/orders POST":        `curl -i -H 'Content-Type: application/json' -d '{"item":"book","qty":2}' http://P/orders`,
+		"/orders POST traced": `curl -i -H 'Content-Type: application/json' -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'` +
+			` -d '{"item":"pen","qty":1}' http://P/orders`,
+		"/traces/4bf92f3577b34da6a3ce929d0e0e4736 GET": "curl -s http://T/traces/4bf92f3577b34da6a3ce929d0e0e4736",
 		"/orders DELETE":          "curl -i -X DELETE http://P/orders",
 		"/products/1 GET catalog": "curl -i -H 'Host: catalog' http://O/products/1",
 		"/metrics GET":            "curl -s http://A/metrics | grep meshgate_breaker_state",
@@ -172,6 +194,9 @@ func TestCurlLines(t *testing.T) {
 		}
 		if e.Codes {
 			key += " 5"
+		}
+		if slices.ContainsFunc(e.Headers, func(h [2]string) bool { return h[0] == "traceparent" }) {
+			key += " traced"
 		}
 		seen[key] = true
 		w, ok := want[key]

@@ -17,8 +17,9 @@ import (
 // (Do), so a test checks exactly what the banner tells a person to type.
 type Example struct {
 	// Via says where the request goes: the edge's public listener (""),
-	// its admin listener (ViaAdmin), or orders' sidecar outbound listener,
-	// as orders' own app calls the mesh (ViaOutbound).
+	// its admin listener (ViaAdmin), orders' sidecar outbound listener,
+	// as orders' own app calls the mesh (ViaOutbound), or the runner's
+	// trace receiver (ViaTraces).
 	Via     string
 	Method  string
 	Path    string
@@ -29,18 +30,21 @@ type Example struct {
 	// How the output is printed (at most one): Grep filters it through
 	// `grep Grep` (the check then wants Grep in the body); Count tallies a
 	// JSON field's values (`grep -o | sort | uniq -c`); Codes prints only
-	// the status codes; Quiet prints nothing.
-	Grep   string
-	Count  string
-	Codes  bool
-	Quiet  bool
-	Expect Expect
+	// the status codes; Quiet prints nothing; BodyOnly prints the body
+	// without the status line and headers.
+	Grep     string
+	Count    string
+	Codes    bool
+	Quiet    bool
+	BodyOnly bool
+	Expect   Expect
 }
 
 // Where an Example goes.
 const (
 	ViaAdmin    = "admin"
 	ViaOutbound = "outbound"
+	ViaTraces   = "traces"
 )
 
 // Expect is what the responses of an example must show.
@@ -69,6 +73,8 @@ func (e Example) URL(env Env) string {
 		return "http://" + env.Admin + e.Path
 	case ViaOutbound:
 		return "http://" + env.Outbound + e.Path
+	case ViaTraces:
+		return "http://" + env.Traces + e.Path
 	}
 	return "http://" + env.Public + e.Path
 }
@@ -81,7 +87,7 @@ func (e Example) Curl(env Env) string {
 		args = append(args, "-s", "-o", "/dev/null", "-w", shellQuote("%{http_code} "))
 	case e.Quiet:
 		args = append(args, "-s", "-o", "/dev/null")
-	case e.Repeat > 1 || e.Grep != "":
+	case e.Repeat > 1 || e.Grep != "" || e.BodyOnly:
 		args = append(args, "-s")
 	default:
 		args = append(args, "-i")
@@ -277,7 +283,7 @@ func (e Example) Check(rs []Response) error {
 		errs = append(errs, fmt.Sprintf("%q counted %v over %d responses, want %v", e.Count, counts, len(rs), e.Expect.Counts))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s\n  %s", e.Curl(Env{Public: "EDGE", Admin: "ADMIN", Outbound: "OUTBOUND"}), strings.Join(errs, "\n  "))
+		return fmt.Errorf("%s\n  %s", e.Curl(Env{Public: "EDGE", Admin: "ADMIN", Outbound: "OUTBOUND", Traces: "TRACES"}), strings.Join(errs, "\n  "))
 	}
 	return nil
 }

@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -35,6 +37,10 @@ type Env struct {
 	PaymentsMember  string // payments' instance in the cluster
 	// Members are the cluster's member names: the edge and every instance.
 	Members []string
+	// Tracing: the edge traces requests (tap shows their trace ids).
+	// Traces is the runner's trace receiver; "": none, and no trace section.
+	Tracing bool
+	Traces  string
 	// Dir is the directory the printed relative paths start from ("": the
 	// current one).
 	Dir string
@@ -89,7 +95,7 @@ func Tour(env Env) []Section {
 	payments := Example{Method: "GET", Path: "/payments/p-1",
 		Expect: Expect{Status: 200, Body: []string{`"service":"payments"`, `"id":"p-1"`}}}
 	meshctl := func(args string) string { return env.Meshctl + " " + args }
-	return []Section{{
+	tour := []Section{{
 		Title: "Requests through the edge (every hop behind it is SPIFFE mTLS)",
 		Steps: []Step{
 			httpStep("Path routing: /products/{id} goes to catalog v1; its sidecar passes on the caller's SPIFFE ID", env, Example{
@@ -146,7 +152,11 @@ func Tour(env Env) []Section {
 				Expect: Expect{Status: 200, Counts: map[string]int{"v1": 9, "v2": 1}},
 			}), 5*time.Second),
 		},
-	}, tapSection(env), {
+	}, tapSection(env)}
+	if env.Traces != "" {
+		tour = append(tour, traceSection(env))
+	}
+	return append(tour, Section{
 		Title: "Circuit breaker: freeze payments (kill -STOP: its port still accepts connections, so discovery keeps it)",
 		Steps: []Step{
 			shellStep("", "kill -STOP $(cat "+shellQuote(env.PaymentsPID)+")", "", 0, nil),
@@ -161,7 +171,7 @@ func Tour(env Env) []Section {
 				"breaker of "+env.PaymentsBreaker+" reset on every node", 0, contains("reset on every node")),
 			within(httpStep("", env, payments), 2*time.Second),
 		},
-	}, {
+	}, Section{
 		Title: "Stop payments for good: its sidecar checks the app every 2 s and withdraws it from discovery",
 		Steps: []Step{
 			shellStep("", "kill $(cat "+shellQuote(env.PaymentsPID)+")", "", 0, nil),
@@ -171,7 +181,7 @@ func Tour(env Env) []Section {
 			}), 6*time.Second),
 			shellStep("", meshctl("members"), env.PaymentsMember+" HEALTHY false", 3*time.Second, membersCheck(env, env.PaymentsMember)),
 		},
-	}}
+	})
 }
 
 // Examples are the tour's HTTP requests, in order.
@@ -402,12 +412,20 @@ func grpcStep(env Env) Step {
 func tapSection(env Env) Section {
 	tapLine := env.Meshctl + " tap --count 5"
 	req := Example{Method: "GET", Path: "/products/7", Repeat: 5, Quiet: true, Expect: Expect{Status: 200}}
+	trace := "- /products/7 (-: no trace id, the edge does not trace)"
+	if env.Tracing {
+		trace = "TRACE-ID /products/7 (a new trace per request, 32 hex digits"
+		if env.Traces != "" {
+			trace += ": look one up at http://" + env.Traces + "/traces/TRACE-ID"
+		}
+		trace += ")"
+	}
 	return Section{
 		Title: "Tap: watch live requests through the edge",
 		Steps: []Step{{
 			Title:  "In a second terminal (after the export line), then here",
 			Lines:  []string{tapLine, req.Curl(env)},
-			Expect: "tap prints 5 lines: TIME products GET 200 LATENCY catalog SIDECAR - /products/7 (- : no trace id, tracing is off in the demo), then exits",
+			Expect: "tap prints 5 lines: TIME products GET 200 LATENCY catalog SIDECAR " + trace + ", then exits",
 			HTTP:   &req,
 			try: func(ctx context.Context, env Env) error {
 				ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -432,7 +450,7 @@ func tapSection(env Env) Section {
 						if err != nil {
 							return fmt.Errorf("%v\n%s", err, out.String())
 						}
-						return tapCheck(out.String())
+						return tapCheck(out.String(), env.Tracing)
 					case <-tick.C:
 						rs, err := once.Do(ctx, env.client(), env)
 						if err == nil {
@@ -448,16 +466,165 @@ func tapSection(env Env) Section {
 	}
 }
 
-func tapCheck(out string) error {
+// tapCheck wants five lines of GET /products/7, each with a trace id when
+// the edge traces, else "-".
+func tapCheck(out string, tracing bool) error {
 	n := 0
+	traces := map[string]bool{}
 	for _, r := range table(out) {
 		// TIME ROUTE METHOD STATUS LATENCY UPSTREAM ENDPOINT TRACE PATH
-		if len(r) == 9 && r[1] == "products" && r[2] == "GET" && r[3] == "200" && r[5] == "catalog" && r[8] == "/products/7" {
+		if len(r) == 9 && r[1] == "products" && r[2] == "GET" && r[3] == "200" && r[5] == "catalog" && r[8] == "/products/7" &&
+			(tracing && isTraceID(r[7]) || !tracing && r[7] == "-") {
 			n++
+			traces[r[7]] = true
 		}
 	}
+	what := "no trace id (-)"
+	if tracing {
+		what = "a trace id (32 hex digits)"
+	}
 	if n != 5 {
-		return fmt.Errorf("%d tapped lines of GET /products/7, want 5\n%s", n, out)
+		return fmt.Errorf("%d tapped lines of GET /products/7 with %s, want 5\n%s", n, what, out)
+	}
+	if tracing && len(traces) != 5 {
+		return fmt.Errorf("5 requests in %d traces, want one each\n%s", len(traces), out)
 	}
 	return nil
+}
+
+// The trace context of the tour's traced order: traceparent
+// 00-TourTraceID-TourParentID-01 (the example of the W3C specification),
+// as a client that traces would send it.
+const (
+	TourTraceID  = "4bf92f3577b34da6a3ce929d0e0e4736"
+	TourParentID = "00f067aa0ba902b7"
+)
+
+// traceSection sends an order with a trace context and reads its trace
+// back from the runner's receiver.
+func traceSection(env Env) Section {
+	order := Example{Method: "POST", Path: "/orders",
+		Headers: [][2]string{{"Content-Type", "application/json"}, {"traceparent", "00-" + TourTraceID + "-" + TourParentID + "-01"}},
+		Body:    `{"item":"pen","qty":1}`,
+		Expect:  Expect{Status: 201, Body: []string{`"service":"orders"`, `"status":"captured"`}},
+	}
+	tree := Example{Via: ViaTraces, Method: "GET", Path: "/traces/" + TourTraceID, BodyOnly: true, Expect: Expect{Status: 200}}
+	show := Step{
+		Title: "The trace as a tree, parent → children (nodes export their spans within about a second); ?format=json for the spans",
+		Lines: []string{tree.Curl(env)},
+		Expect: "8 spans, each the child of the one above: the edge's server span (its parent " + TourParentID + ", the curl's) and client span → " +
+			"orders' sidecar inbound (server, caller " + SpiffeID("edge") + "; client to its app) → " +
+			"its outbound (server, as the app passed traceparent on; client to payments) → " +
+			"payments' sidecar inbound (server, caller " + SpiffeID("orders") + "; client to its app); all 201",
+		HTTP: &tree,
+		try: func(ctx context.Context, env Env) error {
+			rs, err := tree.Do(ctx, env.client(), env)
+			if err != nil {
+				return err
+			}
+			if err := tree.Check(rs); err != nil {
+				return err
+			}
+			if err := traceCheck(string(rs[0].Body)); err != nil {
+				return fmt.Errorf("%v\n--- the tree ---\n%s", err, rs[0].Body)
+			}
+			return nil
+		},
+	}
+	return Section{
+		Title: "One trace from the client to the last service: every node exports its spans to this runner",
+		Steps: []Step{
+			httpStep("An order that carries a W3C trace context: traceparent is version-trace id-the client's span id-flags (01: sampled)", env, order),
+			within(show, 8*time.Second),
+		},
+	}
+}
+
+// traceHop is a span the tour's trace must hold: a line of the tree.
+type traceHop struct {
+	service, node, kind, name, caller string
+}
+
+// traceCheck wants the tree of the tour's order: one chain of 8 spans,
+// each the child of the line above, from the edge's server span, whose
+// parent is the client's span, to payments' sidecar's call to its app.
+func traceCheck(tree string) error {
+	orders := "orders-v*" // v1, or v2 after the canary
+	want := []traceHop{
+		{"meshgate-edge", "edge", "server", "POST orders", ""},
+		{"meshgate-edge", "edge", "client", "POST orders*", ""}, // the upstream: orders, or orders-v1/-v2 after a shift
+		{"meshgate-sidecar", orders, "server", "POST inbound", SpiffeID("edge")},
+		{"meshgate-sidecar", orders, "client", "POST local-app", ""},
+		{"meshgate-sidecar", orders, "server", "POST outbound-payments", ""},
+		{"meshgate-sidecar", orders, "client", "POST payments", ""},
+		{"meshgate-sidecar", "payments-v1", "server", "POST inbound", SpiffeID("orders")},
+		{"meshgate-sidecar", "payments-v1", "client", "POST local-app", ""},
+	}
+	header, lines, _ := strings.Cut(tree, "\n")
+	if wantHeader := fmt.Sprintf("trace %s: %d spans", TourTraceID, len(want)); header != wantHeader {
+		return fmt.Errorf("first line %q, want %q", header, wantHeader)
+	}
+	var rows []string
+	for l := range strings.Lines(lines) {
+		rows = append(rows, strings.TrimRight(l, "\n"))
+	}
+	if len(rows) != len(want) {
+		return fmt.Errorf("%d lines of spans, want %d", len(rows), len(want))
+	}
+	ordersNode := ""
+	for i, row := range rows {
+		body := strings.TrimLeft(row, "│├└─ ")
+		if depth := utf8.RuneCountInString(row[:len(row)-len(body)]) / 3; depth != i {
+			return fmt.Errorf("line %d is at depth %d, want %d (the child of the line above)", i+1, depth, i)
+		}
+		// SERVICE (NODE)  KIND  NAME  STATUS  DURATION ms  [caller ID]  [parent ID (…)]
+		f := strings.Split(body, "  ")
+		w := want[i]
+		var errs []string
+		if len(f) < 5 {
+			return fmt.Errorf("line %d: %q has %d fields, want at least 5", i+1, body, len(f))
+		}
+		who := w.service + " (" + w.node + ")"
+		if !match(who, f[0]) {
+			errs = append(errs, fmt.Sprintf("node %q, want %s", f[0], who))
+		}
+		if w.node == orders {
+			if ordersNode == "" {
+				ordersNode = f[0]
+			} else if f[0] != ordersNode {
+				errs = append(errs, fmt.Sprintf("node %q, want %s as above", f[0], ordersNode))
+			}
+		}
+		if f[1] != w.kind || !match(w.name, f[2]) {
+			errs = append(errs, fmt.Sprintf("%s span %q, want a %s span %q", f[1], f[2], w.kind, w.name))
+		}
+		if f[3] != "201" {
+			errs = append(errs, fmt.Sprintf("status %s, want 201", f[3]))
+		}
+		caller := ""
+		for _, x := range f[5:] {
+			if c, ok := strings.CutPrefix(x, "caller "); ok {
+				caller = c
+			}
+		}
+		if caller != w.caller {
+			errs = append(errs, fmt.Sprintf("caller %q, want %q", caller, w.caller))
+		}
+		if i == 0 && !slices.Contains(f[5:], "parent "+TourParentID+" (not here: the caller's, or not exported yet)") {
+			errs = append(errs, "the root's parent is not "+TourParentID+", the curl's span")
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("line %d: %s", i+1, strings.Join(errs, "; "))
+		}
+	}
+	return nil
+}
+
+// match reports whether s is pattern, where one * stands for any run of
+// characters.
+func match(pattern, s string) bool {
+	if before, after, ok := strings.Cut(pattern, "*"); ok {
+		return strings.HasPrefix(s, before) && strings.HasSuffix(s, after) && len(s) >= len(before)+len(after)
+	}
+	return s == pattern
 }

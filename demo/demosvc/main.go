@@ -20,8 +20,9 @@
 //   - orders: orders kept in memory behind GET /orders and POST /orders.
 //     With --outbound (the sidecar's outbound listener), POST /orders charges
 //     the order through the mesh first: POST http://payments/charge, sent to
-//     the outbound address with Host: payments. A failed charge is answered
-//     502 and the order is not kept.
+//     the outbound address with Host: payments, carrying on X-Request-Id and
+//     the trace context (traceparent, tracestate, baggage). A failed charge
+//     is answered 502 and the order is not kept.
 //   - payments: POST /charge records a payment (and who asked for it: the
 //     caller's SPIFFE ID); GET /payments/{id} shows one. It also serves gRPC
 //     on the same port (HTTP/2 without TLS, as its sidecar speaks to it):
@@ -136,8 +137,10 @@ func run(args []string, log *slog.Logger) error {
 var echoedHeaders = []string{"X-Meshgate-Caller", "X-Request-Id", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Api-Version"}
 
 // propagated are the request headers a call to another service carries on:
-// the request id and the W3C trace context.
-var propagated = []string{"X-Request-Id", "Traceparent", "Tracestate"}
+// the request id, the W3C trace context and baggage. The sidecar hands the
+// app a traceparent naming its span; passing it on is what continues the
+// trace through the app (as OpenTelemetry instrumentation would).
+var propagated = []string{"X-Request-Id", "Traceparent", "Tracestate", "Baggage"}
 
 // service is one demo service instance.
 type service struct {

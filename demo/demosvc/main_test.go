@@ -126,13 +126,15 @@ func TestPayments(t *testing.T) {
 
 // TestOrdersChargeThroughOutbound stands a fake outbound listener in for
 // the sidecar: POST /orders must call it with Host payments, carry the
-// request id, and keep the payment in the order; a failed charge is 502
-// and keeps no order.
+// request id and the trace context, and keep the payment in the order; a
+// failed charge is 502 and keeps no order.
 func TestOrdersChargeThroughOutbound(t *testing.T) {
 	var gotHost, gotID string
+	var gotTrace []string
 	fail := false
 	outbound := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotHost, gotID = r.Host, r.Header.Get("X-Request-Id")
+		gotTrace = []string{r.Header.Get("Traceparent"), r.Header.Get("Tracestate"), r.Header.Get("Baggage")}
 		if fail {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, `{"status":503,"error":"circuit open"}`)
@@ -146,12 +148,17 @@ func TestOrdersChargeThroughOutbound(t *testing.T) {
 	svc := newService("orders", "v2", "x")
 	svc.outbound = outbound.URL
 	h := svc.handler()
-	rec, m := do(t, h, "POST", "/orders", `{"item":"book","qty":2}`, "X-Request-Id", "req-1")
+	trace := []string{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "vendor=x", "user=42"}
+	rec, m := do(t, h, "POST", "/orders", `{"item":"book","qty":2}`, "X-Request-Id", "req-1",
+		"Traceparent", trace[0], "Tracestate", trace[1], "Baggage", trace[2])
 	if rec.Code != 201 {
 		t.Fatalf("POST /orders: %d %s", rec.Code, rec.Body)
 	}
 	if gotHost != "payments" || gotID != "req-1" {
 		t.Errorf("payments called with Host %q, X-Request-Id %q; want payments, req-1", gotHost, gotID)
+	}
+	if !slices.Equal(gotTrace, trace) {
+		t.Errorf("payments called with traceparent, tracestate, baggage %q; want %q", gotTrace, trace)
 	}
 	p := m["order"].(map[string]any)["payment"].(map[string]any)
 	if p["order"] != "ord-1" || p["amount"] != 19.98 || p["caller"] != "spiffe://demo.meshgate/orders" {

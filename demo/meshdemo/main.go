@@ -1,8 +1,9 @@
 // Command meshdemo runs the meshgate demo: the whole mesh on one machine —
 // the edge, demo services each behind a sidecar, one gossip cluster, SPIFFE
-// identities served over the Workload API (see demo/edge.yaml and
-// demo/sidecars.yaml) — prints what to try (curl, meshctl, stopping a
-// service), and stops every child on Ctrl-C.
+// identities served over the Workload API, a trace receiver every node
+// exports its spans to (see demo/edge.yaml and demo/sidecars.yaml) — prints
+// what to try (curl, meshctl, a trace, stopping a service), and stops every
+// child on Ctrl-C.
 //
 //	make demo                      # builds bin/, then runs bin/meshdemo
 //	bin/meshdemo --port-base 0     # pick free ports instead of 18xxx
