@@ -69,11 +69,7 @@ func readReport(rd *wire.Reader, resetOK bool) report {
 	if r.gen = rd.Uvarint(); r.gen == 0 {
 		rd.Fail(errors.New("generation 0"))
 	}
-	ms := rd.Uvarint()
-	if ms > uint64(maxTTL/time.Millisecond) {
-		rd.Fail(fmt.Errorf("ttl of %d ms exceeds %v", ms, maxTTL))
-	}
-	r.ttl = time.Duration(ms) * time.Millisecond
+	r.ttl = time.Duration(rd.UvarintMax(uint64(maxTTL/time.Millisecond), "ttl ms")) * time.Millisecond
 	r.reporter = readName(rd, "reporter")
 	r.endpoint = readName(rd, "endpoint")
 	return r
@@ -89,16 +85,10 @@ func readName(rd *wire.Reader, what string) string {
 	return s
 }
 
-func readVersion(rd *wire.Reader) {
-	if v := rd.Byte(); rd.Err() == nil && v != wireVersion {
-		rd.Fail(fmt.Errorf("unknown version %d", v))
-	}
-}
-
 // decodeMessage reads one broadcast report.
 func decodeMessage(b []byte) (report, error) {
 	rd := wire.NewReader(b)
-	readVersion(rd)
+	rd.Version(wireVersion)
 	r := readReport(rd, true)
 	if err := rd.Done(); err != nil {
 		return report{}, fmt.Errorf("breaker: message: %w", err)
@@ -109,7 +99,7 @@ func decodeMessage(b []byte) (report, error) {
 // decodeState reads a LocalState whole: one bad report rejects it all.
 func decodeState(b []byte) ([]report, error) {
 	rd := wire.NewReader(b)
-	readVersion(rd)
+	rd.Version(wireVersion)
 	n := rd.Count(maxStateEntries, minReportSize, "reports")
 	rs := make([]report, 0, n)
 	for range n {

@@ -57,14 +57,9 @@ func UnmarshalMeta(b []byte) (Meta, error) {
 	if len(b) == 0 {
 		return m, errors.New("gossip: empty node metadata")
 	}
-	if b[0] != metaVersion {
-		return m, fmt.Errorf("gossip: node metadata version %d, want %d", b[0], metaVersion)
-	}
-	r := wire.NewReader(b[1:])
-	flags := r.Uvarint()
-	if flags > 3 {
-		r.Fail(fmt.Errorf("unknown metadata flags %#x", flags))
-	}
+	r := wire.NewReader(b)
+	r.Version(metaVersion)
+	flags := r.UvarintMax(3, "metadata flags")
 	m.Healthy, m.Leaving = flags&1 != 0, flags&2 != 0
 	for _, f := range []*string{&m.Role, &m.Service, &m.Subset, &m.Inbound, &m.ID} {
 		*f = r.String(memberlist.MetaMaxSize, "metadata field")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/wire"
 )
 
 func manyKeys(n int) []string {
@@ -77,7 +79,7 @@ func TestFrontCodingSaves(t *testing.T) {
 	}
 	plain := encoded(nil)
 	for _, k := range keys {
-		plain += 1 + uvarintLen(uint64(len(k))) + len(k) + 1 + 1 + 1 // shared=0, key, 1 record
+		plain += 1 + wire.StringLen(k) + 1 + 1 + 1 // shared=0, key, 1 record
 	}
 	sorted := slices.Clone(keys)
 	slices.Sort(sorted)

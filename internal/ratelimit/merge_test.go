@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/wire"
 )
 
 // TestMergeIdempotent: duplicated, reordered and relayed reports never add
@@ -140,7 +142,7 @@ func TestDecodeRejects(t *testing.T) {
 			t.Errorf("%s: MergeState accepted", name)
 		}
 	}
-	if _, err := s.l.Merge(append([]byte{9}, good[1:]...)); !errors.Is(err, errVersion) {
+	if _, err := s.l.Merge(append([]byte{9}, good[1:]...)); !errors.Is(err, wire.ErrVersion) {
 		t.Errorf("version error = %v", err)
 	}
 	if st := s.l.Stats(); st.BadMessages != 15 || st.BadStates != 14 {

@@ -1,9 +1,11 @@
 package ratelimit
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+
+	"github.com/meshgate/meshgate/internal/wire"
 )
 
 // Wire limits. A decoder checks every length and count against them and
@@ -22,10 +24,6 @@ const (
 	maxWindowIdx = 1 << 52
 	maxAge       = 3 // a record's window is base − age
 )
-
-// errVersion is returned for a message of another wire version: a newer
-// node in a rolling upgrade, rejected rather than misread.
-var errVersion = errors.New("ratelimit: unsupported wire version")
 
 // wireRecord is one count: node (an index into the message's node table)
 // admitted count requests in window win.
@@ -64,152 +62,66 @@ func (m *message) reset() {
 	m.keyBuf = m.keyBuf[:0]
 }
 
-// wireReader reads varints and length-prefixed strings, with an error that
-// says what was being read and where.
-type wireReader struct {
-	b   []byte
-	off int
-}
-
-func (r *wireReader) uvarint(what string, limit uint64) (uint64, error) {
-	v, n := binary.Uvarint(r.b[r.off:])
-	if n <= 0 {
-		return 0, fmt.Errorf("ratelimit: truncated or overlong %s at byte %d", what, r.off)
-	}
-	if v > limit {
-		return 0, fmt.Errorf("ratelimit: %s %d at byte %d exceeds %d", what, v, r.off, limit)
-	}
-	r.off += n
-	return v, nil
-}
-
-// count reads a number of items, each of which takes at least minBytes, so
-// a count can never promise more items than the bytes left could hold.
-func (r *wireReader) count(what string, minBytes int) (int, error) {
-	v, err := r.uvarint(what, uint64((len(r.b)-r.off)/minBytes))
-	return int(v), err
-}
-
-func (r *wireReader) str(what string, limit int) ([]byte, error) {
-	n, k := binary.Uvarint(r.b[r.off:])
-	if k <= 0 || n > uint64(limit) {
-		return nil, fmt.Errorf("ratelimit: bad %s length at byte %d (at most %d)", what, r.off, limit)
-	}
-	r.off += k
-	if int(n) > len(r.b)-r.off {
-		return nil, fmt.Errorf("ratelimit: %s at byte %d: %d bytes, %d left", what, r.off, n, len(r.b)-r.off)
-	}
-	s := r.b[r.off : r.off+int(n)]
-	r.off += int(n)
-	return s, nil
-}
-
 // decode parses and validates a whole payload into m (reusing its buffers).
 // Nothing is applied here, so a payload that is malformed anywhere changes
-// no state.
+// no state. A message of another version is an error wrapping
+// wire.ErrVersion.
 func decode(b []byte, m *message) error {
 	m.reset()
-	if len(b) == 0 {
-		return errors.New("ratelimit: empty message")
-	}
-	if b[0] != wireVersion {
-		return fmt.Errorf("%w %d", errVersion, b[0])
-	}
-	r := &wireReader{b: b, off: 1}
-	nn, err := r.count("node count", 1)
-	if err != nil {
-		return err
-	}
-	if nn > maxNodes {
-		return fmt.Errorf("ratelimit: %d nodes, at most %d", nn, maxNodes)
-	}
-	for range nn {
-		name, err := r.str("node name", maxNameLen)
-		if err != nil {
-			return err
-		}
+	r := wire.NewReader(b)
+	r.Version(wireVersion)
+	nn := r.Count(maxNodes, 1, "nodes")
+	for i := 0; i < nn && r.Err() == nil; i++ {
+		name := r.Bytes(maxNameLen, "node name")
 		if len(name) == 0 {
-			return errors.New("ratelimit: empty node name")
+			r.Fail(errors.New("empty node name"))
 		}
 		m.nodes = append(m.nodes, name)
 	}
-	ng, err := r.count("policy count", 4)
-	if err != nil {
-		return err
+	ng := r.Count(math.MaxInt, 4, "policies")
+	for i := 0; i < ng && r.Err() == nil; i++ {
+		decodeGroup(r, m)
 	}
-	for range ng {
-		if err := decodeGroup(r, m); err != nil {
-			return err
-		}
-	}
-	if r.off != len(b) {
-		return fmt.Errorf("ratelimit: %d trailing bytes", len(b)-r.off)
+	if err := r.Done(); err != nil {
+		return fmt.Errorf("ratelimit: %w", err)
 	}
 	return nil
 }
 
 // decodeGroup reads one policy's keys. Keys are front-coded: each repeats
 // `shared` bytes of the previous key in the group and adds a suffix.
-func decodeGroup(r *wireReader, m *message) error {
-	name, err := r.str("policy name", maxNameLen)
-	if err != nil {
-		return err
-	}
-	ms, err := r.uvarint("window", maxWindowMs)
-	if err != nil {
-		return err
-	}
+func decodeGroup(r *wire.Reader, m *message) {
+	name := r.Bytes(maxNameLen, "policy name")
+	ms := r.UvarintMax(maxWindowMs, "window")
 	if ms == 0 {
-		return errors.New("ratelimit: zero window")
+		r.Fail(errors.New("zero window"))
 	}
-	base, err := r.uvarint("base window", maxWindowIdx)
-	if err != nil {
-		return err
-	}
-	nk, err := r.count("key count", 3)
-	if err != nil {
-		return err
-	}
+	base := r.UvarintMax(maxWindowIdx, "base window")
+	nk := r.Count(math.MaxInt, 3, "keys")
 	prev := 0 // length of the previous key; it ends at len(m.keyBuf)
-	for range nk {
-		shared, err := r.uvarint("shared prefix", uint64(prev))
-		if err != nil {
-			return err
-		}
-		suffix, err := r.str("key", maxKeyLen-int(shared))
-		if err != nil {
-			return err
-		}
+	for i := 0; i < nk && r.Err() == nil; i++ {
+		shared := int(r.UvarintMax(uint64(prev), "shared prefix"))
+		suffix := r.Bytes(maxKeyLen-shared, "key")
 		start := len(m.keyBuf)
-		m.keyBuf = append(m.keyBuf, m.keyBuf[start-prev:start-prev+int(shared)]...)
+		m.keyBuf = append(m.keyBuf, m.keyBuf[start-prev:start-prev+shared]...)
 		m.keyBuf = append(m.keyBuf, suffix...)
 		prev = len(m.keyBuf) - start
-		nr, err := r.count("record count", 2)
-		if err != nil {
-			return err
-		}
-		for range nr {
-			tag, err := r.uvarint("record tag", maxNodes<<2)
-			if err != nil {
-				return err
-			}
+		nr := r.Count(math.MaxInt, 2, "records")
+		for j := 0; j < nr && r.Err() == nil; j++ {
+			tag := r.UvarintMax(maxNodes<<2, "record tag")
 			if int(tag>>2) >= len(m.nodes) {
-				return fmt.Errorf("ratelimit: record names node %d of %d", tag>>2, len(m.nodes))
+				r.Fail(fmt.Errorf("record names node %d of %d", tag>>2, len(m.nodes)))
 			}
 			age := tag & maxAge
 			if age > base {
-				return fmt.Errorf("ratelimit: record age %d before window 0", age)
+				r.Fail(fmt.Errorf("record age %d before window 0", age))
 			}
-			c, err := r.uvarint("count", maxCount)
-			if err != nil {
-				return err
-			}
+			c := r.UvarintMax(maxCount, "count")
 			m.recs = append(m.recs, wireRecord{node: int(tag >> 2), win: int64(base - age), count: int64(c)})
 		}
 		m.keys = append(m.keys, wireKey{start: start, end: len(m.keyBuf), recsEnd: len(m.recs)})
 	}
 	m.groups = append(m.groups, wireGroup{policy: name, windowMs: int64(ms), keysEnd: len(m.keys)})
-	return nil
 }
 
 // builder encodes one payload, refusing a key that would take it past max
@@ -243,9 +155,9 @@ func (b *builder) reset() {
 		b.spare = append(b.spare, g.body[:0])
 	}
 	b.groups = b.groups[:0]
-	b.size = 1 + uvarintLen(uint64(len(b.nodes))) + uvarintLen(0)
+	b.size = 1 + wire.UvarintLen(uint64(len(b.nodes))) + wire.UvarintLen(0)
 	for _, n := range b.nodes {
-		b.size += uvarintLen(uint64(len(n))) + len(n)
+		b.size += wire.StringLen(n)
 	}
 }
 
@@ -260,21 +172,20 @@ func (b *builder) add(policy string, windowMs, base int64, key string, recs []wi
 	if n := len(b.groups); n > 0 && b.groups[n-1].policy == policy && b.groups[n-1].base == base {
 		g = &b.groups[n-1]
 	} else {
-		grow = uvarintLen(uint64(len(b.groups)+1)) - uvarintLen(uint64(len(b.groups))) +
-			uvarintLen(uint64(len(policy))) + len(policy) +
-			uvarintLen(uint64(windowMs)) + uvarintLen(uint64(base)) + uvarintLen(0)
+		grow = wire.UvarintLen(uint64(len(b.groups)+1)) - wire.UvarintLen(uint64(len(b.groups))) +
+			wire.StringLen(policy) + wire.UvarintLen(uint64(windowMs)) + wire.UvarintLen(uint64(base)) +
+			wire.UvarintLen(0)
 	}
 	prevKey, n := "", 0
 	if g != nil {
 		prevKey, n = g.prevKey, g.n
 	}
 	shared := commonPrefix(prevKey, key)
-	keyLen := uvarintLen(uint64(shared)) + uvarintLen(uint64(len(key)-shared)) + len(key) - shared +
-		uvarintLen(uint64(len(recs)))
+	keyLen := wire.UvarintLen(uint64(shared)) + wire.StringLen(key[shared:]) + wire.UvarintLen(uint64(len(recs)))
 	for _, r := range recs {
-		keyLen += uvarintLen(uint64(r.node)<<2|uint64(base-r.win)) + uvarintLen(uint64(r.count))
+		keyLen += wire.UvarintLen(uint64(r.node)<<2|uint64(base-r.win)) + wire.UvarintLen(uint64(r.count))
 	}
-	grow += keyLen + uvarintLen(uint64(n+1)) - uvarintLen(uint64(n))
+	grow += keyLen + wire.UvarintLen(uint64(n+1)) - wire.UvarintLen(uint64(n))
 	if b.size+grow > b.max {
 		return false
 	}
@@ -286,13 +197,12 @@ func (b *builder) add(policy string, windowMs, base int64, key string, recs []wi
 		b.groups = append(b.groups, buildGroup{policy: policy, windowMs: windowMs, base: base, body: body})
 		g = &b.groups[len(b.groups)-1]
 	}
-	g.body = binary.AppendUvarint(g.body, uint64(shared))
-	g.body = binary.AppendUvarint(g.body, uint64(len(key)-shared))
-	g.body = append(g.body, key[shared:]...)
-	g.body = binary.AppendUvarint(g.body, uint64(len(recs)))
+	g.body = wire.AppendUvarint(g.body, uint64(shared))
+	g.body = wire.AppendString(g.body, key[shared:])
+	g.body = wire.AppendUvarint(g.body, uint64(len(recs)))
 	for _, r := range recs {
-		g.body = binary.AppendUvarint(g.body, uint64(r.node)<<2|uint64(base-r.win))
-		g.body = binary.AppendUvarint(g.body, uint64(r.count))
+		g.body = wire.AppendUvarint(g.body, uint64(r.node)<<2|uint64(base-r.win))
+		g.body = wire.AppendUvarint(g.body, uint64(r.count))
 	}
 	g.n++
 	g.prevKey = key
@@ -305,31 +215,20 @@ func (b *builder) add(policy string, windowMs, base int64, key string, recs []wi
 func (b *builder) finish() []byte {
 	out := make([]byte, 0, b.size)
 	out = append(out, wireVersion)
-	out = binary.AppendUvarint(out, uint64(len(b.nodes)))
+	out = wire.AppendUvarint(out, uint64(len(b.nodes)))
 	for _, n := range b.nodes {
-		out = binary.AppendUvarint(out, uint64(len(n)))
-		out = append(out, n...)
+		out = wire.AppendString(out, n)
 	}
-	out = binary.AppendUvarint(out, uint64(len(b.groups)))
+	out = wire.AppendUvarint(out, uint64(len(b.groups)))
 	for _, g := range b.groups {
-		out = binary.AppendUvarint(out, uint64(len(g.policy)))
-		out = append(out, g.policy...)
-		out = binary.AppendUvarint(out, uint64(g.windowMs))
-		out = binary.AppendUvarint(out, uint64(g.base))
-		out = binary.AppendUvarint(out, uint64(g.n))
+		out = wire.AppendString(out, g.policy)
+		out = wire.AppendUvarint(out, uint64(g.windowMs))
+		out = wire.AppendUvarint(out, uint64(g.base))
+		out = wire.AppendUvarint(out, uint64(g.n))
 		out = append(out, g.body...)
 	}
 	b.reset()
 	return out
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
 }
 
 func commonPrefix(a, b string) int {

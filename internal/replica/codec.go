@@ -40,10 +40,7 @@ func encodeState(items map[key]*Item) []byte {
 }
 
 func decodeItem(r *wire.Reader) *Item {
-	flags := r.Uvarint()
-	if flags > 1 {
-		r.Fail(fmt.Errorf("unknown flags %#x", flags))
-	}
+	flags := r.UvarintMax(1, "flags")
 	it := &Item{Deleted: flags == 1}
 	it.Version.Clock = r.Uvarint()
 	it.Version.Node = name(r, "node")

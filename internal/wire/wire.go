@@ -1,21 +1,42 @@
 // Package wire is the small binary encoding of meshgate's gossip messages:
-// uvarints and length-prefixed byte strings. The Reader is for a peer's
-// bytes, which are outside input: every read is bounds-checked, lengths are
-// capped by the caller, and the first error sticks, so a decoder reads all
-// its fields and checks Err once.
+// a version byte, uvarints and length-prefixed byte strings. The Reader is
+// for a peer's bytes, which are outside input: every read is bounds-checked,
+// lengths and values are capped by the caller, and the first error sticks,
+// so a decoder reads all its fields and checks Err once. UvarintLen and
+// StringLen size an encoding before it is written.
 package wire
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
-// ErrShort is reported for a message that ends inside a field.
-var ErrShort = errors.New("truncated message")
+var (
+	// ErrShort is reported for a message that ends inside a field.
+	ErrShort = errors.New("truncated message")
+	// ErrVersion is reported for a message of another version (a newer
+	// node in a rolling upgrade): rejected rather than misread.
+	ErrVersion = errors.New("unsupported wire version")
+)
 
 // AppendUvarint appends v as a uvarint.
 func AppendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
+
+// UvarintLen is the number of bytes AppendUvarint appends for v. (A loop:
+// most values are small, and for them it beats bits.Len64 arithmetic.)
+func UvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// StringLen is the number of bytes AppendString appends for s.
+func StringLen(s string) int { return UvarintLen(uint64(len(s))) + len(s) }
 
 // AppendBytes appends len(s) and s.
 func AppendBytes(b []byte, s []byte) []byte {
@@ -27,7 +48,8 @@ func AppendString(b []byte, s string) []byte {
 	return append(AppendUvarint(b, uint64(len(s))), s...)
 }
 
-// Reader decodes a message.
+// Reader decodes a message. Once it has an error it holds no bytes, so
+// every later read finds none and returns its zero value.
 type Reader struct {
 	b   []byte
 	err error
@@ -42,7 +64,7 @@ func (r *Reader) Err() error { return r.err }
 // Fail records err (when none is recorded yet), for a decoder's own checks.
 func (r *Reader) Fail(err error) {
 	if r.err == nil {
-		r.err = err
+		r.err, r.b = err, nil
 	}
 }
 
@@ -51,33 +73,48 @@ func (r *Reader) Len() int { return len(r.b) }
 
 // Done reports an error unless the whole message was read.
 func (r *Reader) Done() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	if len(r.b) != 0 {
+		r.Fail(fmt.Errorf("%d trailing bytes", len(r.b)))
 	}
 	return r.err
 }
 
 // Uvarint reads a uvarint; 0 after an error.
-func (r *Reader) Uvarint() uint64 {
-	if r.err != nil {
+func (r *Reader) Uvarint() uint64 { return r.UvarintMax(math.MaxUint64, "") }
+
+// UvarintMax reads a uvarint of at most max; 0 after an error.
+func (r *Reader) UvarintMax(max uint64, what string) uint64 {
+	var v uint64
+	if len(r.b) > 0 && r.b[0] < 0x80 { // most lengths, counts and small values
+		v = uint64(r.b[0])
+		r.b = r.b[1:]
+	} else {
+		var n int
+		if v, n = binary.Uvarint(r.b); n <= 0 {
+			r.Fail(ErrShort)
+			return 0
+		}
+		r.b = r.b[n:]
+	}
+	if v > max {
+		r.Fail(fmt.Errorf("%s %d exceeds %d", what, v, max))
 		return 0
 	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = ErrShort
-		return 0
-	}
-	r.b = r.b[n:]
 	return v
+}
+
+// Version reads a version byte and records an error wrapping ErrVersion
+// unless it is want.
+func (r *Reader) Version(want byte) {
+	if v := r.Byte(); v != want && r.err == nil {
+		r.Fail(fmt.Errorf("%w %d", ErrVersion, v))
+	}
 }
 
 // Byte reads one byte; 0 after an error.
 func (r *Reader) Byte() byte {
-	if r.err != nil {
-		return 0
-	}
 	if len(r.b) == 0 {
-		r.err = ErrShort
+		r.Fail(ErrShort)
 		return 0
 	}
 	c := r.b[0]
@@ -89,15 +126,12 @@ func (r *Reader) Byte() byte {
 // aliases the message: copy it to keep it.
 func (r *Reader) Bytes(max int, what string) []byte {
 	n := r.Uvarint()
-	if r.err != nil {
-		return nil
-	}
 	if n > uint64(max) {
-		r.err = fmt.Errorf("%s of %d bytes exceeds %d", what, n, max)
+		r.Fail(fmt.Errorf("%s of %d bytes exceeds %d", what, n, max))
 		return nil
 	}
 	if uint64(len(r.b)) < n {
-		r.err = ErrShort
+		r.Fail(ErrShort)
 		return nil
 	}
 	v := r.b[:n:n]
@@ -115,11 +149,8 @@ func (r *Reader) String(max int, what string) string {
 // cannot make the decoder allocate.
 func (r *Reader) Count(max, minSize int, what string) int {
 	n := r.Uvarint()
-	if r.err != nil {
-		return 0
-	}
 	if n > uint64(max) || (minSize > 0 && n > uint64(len(r.b)/minSize)) {
-		r.err = fmt.Errorf("%d %s exceed the limit or the message", n, what)
+		r.Fail(fmt.Errorf("%d %s exceed the limit or the message", n, what))
 		return 0
 	}
 	return int(n)
