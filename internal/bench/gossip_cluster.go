@@ -21,6 +21,7 @@ import (
 	"github.com/meshgate/meshgate/internal/gossip/transport"
 	"github.com/meshgate/meshgate/internal/ratelimit"
 	"github.com/meshgate/meshgate/internal/replica"
+	"github.com/meshgate/meshgate/internal/sharedstate"
 	"github.com/meshgate/meshgate/pki"
 )
 
@@ -104,8 +105,7 @@ type gnode struct {
 	storeHook   atomic.Pointer[func()]
 	breakerHook atomic.Pointer[func(endpoint string, to breaker.State)]
 
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	stop func() // the shared state's
 	down atomic.Bool
 }
 
@@ -168,8 +168,10 @@ func (g *gcluster) add(name string, join ...string) (*gnode, error) {
 			(*f)()
 		}
 	}})
-	n.brk, err = breaker.New(breaker.Options{Node: name, Send: c.Sender('b'), Alive: c.Alive, Logger: log,
-		OnStateChange: func(endpoint string, _, to breaker.State, _ string) {
+	c.Register(n.store)
+	// The breakers and the limiter as every node wires them.
+	shared, err := sharedstate.Start(sharedstate.Options{Cluster: c, ExpectPeers: len(join) > 0, Logger: log,
+		OnBreakerChange: func(endpoint string, _, to breaker.State, _ string) {
 			if f := n.breakerHook.Load(); f != nil {
 				(*f)(endpoint, to)
 			}
@@ -178,34 +180,8 @@ func (g *gcluster) add(name string, join ...string) (*gnode, error) {
 		c.Shutdown()
 		return nil, err
 	}
-	n.rl, err = ratelimit.New(ratelimit.Options{Node: name, Send: c.FrequentSender(ratelimit.Kind), Peers: c.Peers,
-		ExpectPeers: len(join) > 0, Logger: log})
-	if err != nil {
-		c.Shutdown()
-		return nil, err
-	}
-	c.Register(n.store)
-	c.Register(n.brk)
-	c.Register(n.rl)
+	n.brk, n.rl, n.stop = shared.Breakers, shared.Limits, shared.Stop
 	c.Start()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	n.stop = cancel
-	n.wg.Add(2)
-	go func() { defer n.wg.Done(); n.rl.Run(ctx) }()
-	// A peer that died or left stops counting as a breaker reporter: the
-	// node wires the registry to the membership watch the same way.
-	go func() {
-		defer n.wg.Done()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-c.Watch():
-				n.brk.MembersChanged()
-			}
-		}
-	}()
 	g.nodes = append(g.nodes, n)
 	return n, nil
 }
@@ -278,7 +254,6 @@ func (n *gnode) kill() {
 	// anyone, as a crashed node's would not.
 	_ = n.c.Shutdown() // memberlist shuts the transport down
 	n.stop()
-	n.wg.Wait()
 }
 
 // close stops every node, in parallel (each Shutdown waits for memberlist's

@@ -94,7 +94,6 @@ type Node struct {
 	breakers      *breaker.Registry
 	limits        *ratelimit.Limiter
 	stopShared    func()
-	sharedWG      sync.WaitGroup
 	fileCfg       *config.Config // the file's config last applied (the cluster's base)
 	// The sections read only at start, as they were then.
 	startedCluster *config.Cluster
@@ -159,7 +158,7 @@ func New(opts Options) (*Node, error) {
 		}
 		n.watchCluster()
 	}
-	if err := n.startSharedState(); err != nil {
+	if err := n.startSharedState(cfg); err != nil {
 		n.closeAll()
 		return nil, err
 	}

@@ -1,57 +1,26 @@
 package node
 
 import (
-	"context"
-
 	"github.com/meshgate/meshgate/internal/breaker"
-	"github.com/meshgate/meshgate/internal/ratelimit"
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/sharedstate"
 	"github.com/meshgate/meshgate/internal/telemetry"
 )
 
 // startSharedState creates the node's circuit breakers and rate limiter:
 // wired to the cluster when the node is in one (registered as owners, so
 // their state travels with gossip), node-local otherwise.
-func (n *Node) startSharedState() error {
-	name := "local"
-	var sendB, sendL func(string, []byte)
-	var alive func(string) bool
-	peers := func() int { return 0 }
+func (n *Node) startSharedState(cfg *config.Config) error {
+	o := sharedstate.Options{Clock: n.opts.Clock, Logger: n.log, OnBreakerChange: n.breakerChanged}
 	if n.mesh != nil {
-		c := n.mesh.cluster
-		name, sendB, sendL, alive, peers = c.Name(), c.Sender('b'), c.FrequentSender(ratelimit.Kind), c.Alive, c.Peers
+		o.Cluster = n.mesh.cluster
+		o.ExpectPeers = cfg.Cluster != nil && len(cfg.Cluster.Join) > 0
 	}
-	var err error
-	n.breakers, err = breaker.New(breaker.Options{Node: name, Send: sendB, Clock: n.opts.Clock, Alive: alive,
-		Logger: n.log.With("component", "breaker"), OnStateChange: n.breakerChanged})
+	s, err := sharedstate.Start(o)
 	if err != nil {
 		return err
 	}
-	n.limits, err = ratelimit.New(ratelimit.Options{Node: name, Send: sendL, Clock: n.opts.Clock, Peers: peers,
-		Logger: n.log.With("component", "ratelimit")})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n.stopShared = func() { cancel(); n.sharedWG.Wait() }
-	n.sharedWG.Add(1)
-	go func() { defer n.sharedWG.Done(); n.limits.Run(ctx) }()
-	if n.mesh != nil {
-		c := n.mesh.cluster
-		c.Register(n.breakers)
-		c.Register(n.limits)
-		n.sharedWG.Add(1)
-		go func() {
-			defer n.sharedWG.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-c.Watch():
-					n.breakers.MembersChanged()
-				}
-			}
-		}()
-	}
+	n.breakers, n.limits, n.stopShared = s.Breakers, s.Limits, s.Stop
 	n.metrics.WatchSharedState(n.breakerView, n.limitView)
 	return nil
 }
