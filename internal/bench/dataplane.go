@@ -60,22 +60,14 @@ func runDataplane(ctx context.Context, env *Env) (json.RawMessage, error) {
 	}
 
 	// Backend.
-	backendBin, err := env.goBuild(ctx, "./internal/bench/backend", "backend")
-	if err != nil {
-		return nil, err
-	}
 	bport, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	backendAddr := "127.0.0.1:" + strconv.Itoa(bport)
-	backend, err := env.start("backend", []string{"GOMAXPROCS=1"},
-		env.pinned(serverCore, backendBin, "-addr", backendAddr, "-size", "1024")...)
+	backend, err := env.startBackend(ctx, "backend", backendAddr)
 	if err != nil {
 		return nil, err
-	}
-	if err := waitHTTP(ctx, backend, "http://"+backendAddr+"/", readyWait); err != nil {
-		return nil, fmt.Errorf("backend failed to start: %v\n%s", err, backend.LogTail(10))
 	}
 
 	direct := &dpTarget{name: "direct", url: "http://" + backendAddr + "/", proc: backend,

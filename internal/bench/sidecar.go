@@ -282,29 +282,18 @@ func runSidecar(ctx context.Context, env *Env) (json.RawMessage, error) {
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	backendAddr, bInbound, aInbound, aOutbound, aPort := addr(0), addr(1), addr(2), addr(3), addr(4)
 
-	// The backend. The dataplane suite may have built it (and may still run
-	// it): reuse the binary rather than overwrite a running one.
-	backendBin := filepath.Join(env.Tmp, "backend")
-	if _, err := os.Stat(backendBin); err != nil {
-		if backendBin, err = env.goBuild(ctx, "./internal/bench/backend", "backend"); err != nil {
-			return nil, err
-		}
-	}
+	// The backend.
 	var started []*Proc
 	defer func() {
 		for i := len(started) - 1; i >= 0; i-- {
 			started[i].Stop()
 		}
 	}()
-	backend, err := env.start("sidecar-backend", []string{"GOMAXPROCS=1"},
-		env.pinned(serverCore, backendBin, "-addr", backendAddr, "-size", "1024")...)
+	backend, err := env.startBackend(ctx, "sidecar-backend", backendAddr)
 	if err != nil {
 		return nil, err
 	}
 	started = append(started, backend)
-	if err := waitHTTP(ctx, backend, "http://"+backendAddr+"/", readyWait); err != nil {
-		return nil, fmt.Errorf("backend failed to start: %v\n%s", err, indent(backend.LogTail(10)))
-	}
 
 	// The sidecars.
 	startSidecar := func(name, config string) (*Proc, error) {

@@ -80,12 +80,6 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 	}
 	defer col.stop()
 
-	backendBin := filepath.Join(env.Tmp, "backend")
-	if _, err := os.Stat(backendBin); err != nil {
-		if backendBin, err = env.goBuild(ctx, "./internal/bench/backend", "backend"); err != nil {
-			return nil, err
-		}
-	}
 	ports, err := freePorts(7)
 	if err != nil {
 		return nil, err
@@ -98,15 +92,11 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 			started[i].Stop()
 		}
 	}()
-	backend, err := env.start("tracing-backend", []string{"GOMAXPROCS=1"},
-		env.pinned(serverCore, backendBin, "-addr", backendAddr, "-size", "1024")...)
+	backend, err := env.startBackend(ctx, "tracing-backend", backendAddr)
 	if err != nil {
 		return nil, err
 	}
 	started = append(started, backend)
-	if err := waitHTTP(ctx, backend, "http://"+backendAddr+"/", readyWait); err != nil {
-		return nil, fmt.Errorf("backend failed to start: %v\n%s", err, indent(backend.LogTail(10)))
-	}
 
 	r := &tracingRun{problemLog: problemLog{scope: "tracing"}}
 	startOne := func(name, listen, admin, tracing string) (*trTarget, error) {
