@@ -27,6 +27,13 @@ routes:
 upstreams:
   - {name: u, protocol: http1, endpoints: [{address: %q}]}
 `, addr(backend)))
+	benchGets(b, e)
+}
+
+// benchGets measures b.N GETs of /products/42?x=1 on the edge's public
+// listener over kept-alive connections, each expected to answer 200.
+func benchGets(b *testing.B, e *edge) {
+	b.Helper()
 	url := e.url("public") + "/products/42?x=1"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	b.ReportAllocs()

@@ -85,21 +85,7 @@ routes:
 upstreams:
   - {name: u, protocol: http1, endpoints: [{address: %q}]}
 `, col.addr, mode.ratio, addr(backend)), Options{})
-			url := e.url("public") + "/products/42?x=1"
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				resp, err := client.Get(url)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Fatalf("status %d", resp.StatusCode)
-				}
-			}
+			benchGets(b, e)
 			b.StopTimer()
 			if mode.ratio == "1" {
 				_ = e.node.Tracer().ForceFlush(context.Background())
