@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/telemetry"
+	"github.com/meshgate/meshgate/internal/tracetest"
 	"github.com/meshgate/meshgate/pki/pkitest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -25,8 +26,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	sdktracetest "go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-	collpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	codes2 "google.golang.org/grpc/codes"
@@ -912,53 +911,10 @@ func TestTraceCollectorDown(t *testing.T) {
 	}
 }
 
-// testCollector is an OTLP/gRPC trace receiver (the OpenTelemetry proto
-// service) keeping what it gets.
-type testCollector struct {
-	collpb.UnimplementedTraceServiceServer
-	mu   sync.Mutex
-	reqs []*collpb.ExportTraceServiceRequest
-	auth []string
-}
-
-func (c *testCollector) Export(ctx context.Context, req *collpb.ExportTraceServiceRequest) (*collpb.ExportTraceServiceResponse, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	c.mu.Lock()
-	c.reqs = append(c.reqs, req)
-	c.auth = append(c.auth, md.Get("authorization")...)
-	c.mu.Unlock()
-	return &collpb.ExportTraceServiceResponse{}, nil
-}
-
-func (c *testCollector) spans() (out []*tracepb.Span, resources [][]*commonpb.KeyValue) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, r := range c.reqs {
-		for _, rs := range r.ResourceSpans {
-			for _, ss := range rs.ScopeSpans {
-				out = append(out, ss.Spans...)
-				for range ss.Spans {
-					resources = append(resources, rs.Resource.Attributes)
-				}
-			}
-		}
-	}
-	return out, resources
-}
-
 // The file's tracing section exports over real OTLP/gRPC, in plaintext, to
 // a receiver of the OpenTelemetry protocol, with the configured headers.
 func TestTraceExportOTLPGRPC(t *testing.T) {
-	col := &testCollector{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	collpb.RegisterTraceServiceServer(srv, col)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-
+	col := tracetest.StartCollector(t)
 	be := echoBackend(t, "a")
 	e := startNode(t, t, fmt.Sprintf(`tracing:
   endpoint: %q
@@ -966,14 +922,14 @@ func TestTraceExportOTLPGRPC(t *testing.T) {
   headers: {authorization: "Bearer t0ken"}
   sampling: {ratio: 1}
   resource: {deployment.environment.name: test}
-`, ln.Addr().String())+simpleConfig(addr(be), ""), Options{})
+`, col.Addr())+simpleConfig(addr(be), ""), Options{})
 	get(t, nil, "GET", e.url("public")+"/x", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.node.Tracer().ForceFlush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	spans, resources := col.spans()
+	spans, resources := col.Spans()
 	if len(spans) != 2 {
 		t.Fatalf("collector got %d spans", len(spans))
 	}
@@ -991,11 +947,8 @@ func TestTraceExportOTLPGRPC(t *testing.T) {
 	if res["service.name"] != "meshgate-edge" || res["deployment.environment.name"] != "test" {
 		t.Errorf("resource %v", res)
 	}
-	col.mu.Lock()
-	auth := col.auth
-	col.mu.Unlock()
-	if len(auth) == 0 || auth[0] != "Bearer t0ken" {
-		t.Errorf("authorization metadata %v", auth)
+	if md := col.Metadata(); len(md) == 0 || len(md[0].Get("authorization")) == 0 || md[0].Get("authorization")[0] != "Bearer t0ken" {
+		t.Errorf("authorization metadata %v", md)
 	}
 	if v := metricValue(t, e.node, "meshgate_tracing_spans_exported_total"); v != 2 {
 		t.Errorf("exported counter %v, want 2", v)

@@ -16,14 +16,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/tracetest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/trace"
 	collpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -573,50 +572,11 @@ func scrapeText(t *testing.T, m *Metrics) string {
 	return rec.Body.String()
 }
 
-type grpcCollector struct {
-	collpb.UnimplementedTraceServiceServer
-	mu      sync.Mutex
-	reqs    []*collpb.ExportTraceServiceRequest
-	md      []metadata.MD
-	partial int64
-}
-
-func (c *grpcCollector) Export(ctx context.Context, req *collpb.ExportTraceServiceRequest) (*collpb.ExportTraceServiceResponse, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.reqs = append(c.reqs, req)
-	c.md = append(c.md, md)
-	resp := &collpb.ExportTraceServiceResponse{}
-	if c.partial > 0 {
-		resp.PartialSuccess = &collpb.ExportTracePartialSuccess{RejectedSpans: c.partial, ErrorMessage: "too old"}
-	}
-	return resp, nil
-}
-
-func (c *grpcCollector) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, r := range c.reqs {
-		n += len(r.ResourceSpans[0].ScopeSpans[0].Spans)
-	}
-	return n
-}
-
 // OTLP/gRPC to the OpenTelemetry collector service: headers travel as
 // metadata, spans arrive whole, a partial success is counted.
 func TestExportOTLPGRPC(t *testing.T) {
-	col := &grpcCollector{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	collpb.RegisterTraceServiceServer(srv, col)
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Stop()
-	tr, _ := newTestTracer(t, config.Tracing{Endpoint: ln.Addr().String(), Insecure: true, Headers: map[string]string{"X-Tenant": "t1"}}, nil, nil)
+	col := tracetest.StartCollector(t)
+	tr, _ := newTestTracer(t, config.Tracing{Endpoint: col.Addr(), Insecure: true, Headers: map[string]string{"X-Tenant": "t1"}}, nil, nil)
 	for i := 0; i < 1200; i++ { // more than two full batches
 		s := tr.StartServer(http.Header{}, time.Now(), false)
 		s.Set(AttrHTTPMethod, "GET")
@@ -625,18 +585,16 @@ func TestExportOTLPGRPC(t *testing.T) {
 	if err := tr.ForceFlush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := col.count(); n != 1200 {
+	if n := col.Count(); n != 1200 {
 		t.Fatalf("collector got %d spans, want 1200", n)
 	}
-	if got := col.md[0].Get("x-tenant"); len(got) != 1 || got[0] != "t1" {
-		t.Errorf("metadata %v", col.md[0])
+	if got := col.Metadata()[0].Get("x-tenant"); len(got) != 1 || got[0] != "t1" {
+		t.Errorf("metadata %v", col.Metadata()[0])
 	}
 	if got := counterValue(tr.pipe.exported); got != 1200 {
 		t.Errorf("exported counter %v", got)
 	}
-	col.mu.Lock()
-	col.partial = 1
-	col.mu.Unlock()
+	col.SetPartial(1)
 	s := tr.StartServer(http.Header{}, time.Now(), false)
 	s.End(time.Now())
 	_ = tr.ForceFlush(context.Background())

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,7 +20,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
-	collpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"github.com/meshgate/meshgate/internal/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -83,15 +82,7 @@ func TestExportOverMTLS(t *testing.T) {
 	k := newTestPKI(t)
 	serverTLS := &tls.Config{Certificates: []tls.Certificate{k.server}, ClientCAs: k.pool,
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := &grpcCollector{}
-	gsrv := grpc.NewServer(grpc.Creds(credentials.NewTLS(serverTLS)))
-	collpb.RegisterTraceServiceServer(gsrv, col)
-	go func() { _ = gsrv.Serve(ln) }()
-	defer gsrv.Stop()
+	col := tracetest.StartCollector(t, grpc.Creds(credentials.NewTLS(serverTLS)))
 
 	hln, err := tls.Listen("tcp", "127.0.0.1:0", serverTLS)
 	if err != nil {
@@ -109,7 +100,7 @@ func TestExportOverMTLS(t *testing.T) {
 		protocol, endpoint string
 		received           func() int
 	}{
-		{"grpc", ln.Addr().String(), col.count},
+		{"grpc", col.Addr(), col.Count},
 		{"http", hln.Addr().String(), func() int { return int(httpGot.Load()) }},
 	} {
 		t.Run(tc.protocol, func(t *testing.T) {
