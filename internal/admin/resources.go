@@ -21,8 +21,12 @@ func checkKind(kind string) error {
 }
 
 // resources lists the node's effective routes or upstreams, each marked
-// with where it comes from, and the cluster's tombstones.
+// with where it comes from, and the cluster's tombstones. Its errors are
+// gRPC statuses: a bad kind is InvalidArgument.
 func (s *Server) resources(kind string) ([]*adminv1.Resource, error) {
+	if err := checkKind(kind); err != nil {
+		return nil, err
+	}
 	cfg := s.b.Effective()
 	cluster := map[string]*adminv1.Resource{}
 	for _, it := range s.b.ClusterResources(kind) {
@@ -51,13 +55,13 @@ func (s *Server) resources(kind string) ([]*adminv1.Resource, error) {
 		case config.KindRoute:
 			for i := range cfg.Routes {
 				if err := add(cfg.Routes[i].Name, &cfg.Routes[i]); err != nil {
-					return nil, err
+					return nil, status.Error(codes.Internal, err.Error())
 				}
 			}
 		case config.KindUpstream:
 			for i := range cfg.Upstreams {
 				if err := add(cfg.Upstreams[i].Name, &cfg.Upstreams[i]); err != nil {
-					return nil, err
+					return nil, status.Error(codes.Internal, err.Error())
 				}
 			}
 		}
@@ -73,12 +77,9 @@ func (s *Server) resources(kind string) ([]*adminv1.Resource, error) {
 
 // ListResources implements adminv1.AdminServer.
 func (s *Server) ListResources(_ context.Context, r *adminv1.ListResourcesRequest) (*adminv1.ListResourcesResponse, error) {
-	if err := checkKind(r.Kind); err != nil {
-		return nil, err
-	}
 	res, err := s.resources(r.Kind)
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, err
 	}
 	return &adminv1.ListResourcesResponse{Resources: res}, nil
 }
@@ -86,12 +87,9 @@ func (s *Server) ListResources(_ context.Context, r *adminv1.ListResourcesReques
 // GetResource implements adminv1.AdminServer. An unknown name is
 // NotFound with the closest names the node knows.
 func (s *Server) GetResource(_ context.Context, r *adminv1.GetResourceRequest) (*adminv1.Resource, error) {
-	if err := checkKind(r.Kind); err != nil {
-		return nil, err
-	}
 	res, err := s.resources(r.Kind)
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, err
 	}
 	var names []string
 	for _, x := range res {
@@ -145,12 +143,9 @@ func (s *Server) ApplyResource(_ context.Context, r *adminv1.ApplyResourceReques
 // only in the node's file writes a tombstone too: it hides the file's
 // entry on every node.
 func (s *Server) DeleteResource(_ context.Context, r *adminv1.DeleteResourceRequest) (*adminv1.DeleteResourceResponse, error) {
-	if err := checkKind(r.Kind); err != nil {
-		return nil, err
-	}
 	res, err := s.resources(r.Kind)
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, err
 	}
 	var names []string
 	found := false

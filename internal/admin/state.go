@@ -67,14 +67,9 @@ func (s *Server) SetLimit(_ context.Context, r *adminv1.SetLimitRequest) (*admin
 	if r.Requests < 1 {
 		return nil, status.Errorf(codes.InvalidArgument, "requests %d: want at least 1", r.Requests)
 	}
-	cfg := s.b.Effective()
-	rt, err := s.findRoute(cfg, r.Route)
+	cfg, m, err := s.routeAsMap(r.Route)
 	if err != nil {
 		return nil, err
-	}
-	m, err := routeMap(rt)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
 	}
 	rl, _ := m["rate_limit"].(map[string]any)
 	if rl == nil {

@@ -74,6 +74,22 @@ func (s *Server) findRoute(cfg *config.Config, name string) (*config.Route, erro
 	return nil, notFound(config.KindRoute, name, names)
 }
 
+// routeAsMap finds a route of the node's effective config and returns it
+// as a generic map, the form a change is made in before it is encoded as
+// a cluster resource, with the config it came from.
+func (s *Server) routeAsMap(name string) (*config.Config, map[string]any, error) {
+	cfg := s.b.Effective()
+	rt, err := s.findRoute(cfg, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := routeMap(rt)
+	if err != nil {
+		return nil, nil, status.Error(codes.Internal, err.Error())
+	}
+	return cfg, m, nil
+}
+
 // split describes the route's current targets, with each one's subset.
 func (s *Server) split(cfg *config.Config, r *config.Route) (*adminv1.TrafficSplit, error) {
 	m, err := routeMap(r)
@@ -111,14 +127,9 @@ func (s *Server) ShiftTraffic(_ context.Context, r *adminv1.ShiftTrafficRequest)
 	if r.Subset == "" {
 		return nil, status.Error(codes.InvalidArgument, "subset is required")
 	}
-	cfg := s.b.Effective()
-	rt, err := s.findRoute(cfg, r.Route)
+	cfg, m, err := s.routeAsMap(r.Route)
 	if err != nil {
 		return nil, err
-	}
-	m, err := routeMap(rt)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
 	}
 	current := targetsOf(m)
 	var base *config.Upstream
