@@ -380,12 +380,7 @@ func BenchmarkTapPublish(b *testing.B) {
 	b.Run("one_subscriber_reading", func(b *testing.B) {
 		tap := NewTap()
 		ch, cancel := tap.Subscribe(TapFilter{})
-		done := make(chan struct{})
-		go func() {
-			for range ch {
-			}
-			close(done)
-		}()
+		drained := drainInBackground(ch)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N { // not b.Loop: it keeps Publish from inlining, as it does in the entry
@@ -393,7 +388,7 @@ func BenchmarkTapPublish(b *testing.B) {
 		}
 		b.StopTimer()
 		cancel()
-		<-done
+		drained()
 	})
 	b.Run("one_subscriber_full", func(b *testing.B) {
 		tap := NewTap()
@@ -408,12 +403,7 @@ func BenchmarkTapPublish(b *testing.B) {
 	b.Run("one_subscriber_sample_0.01", func(b *testing.B) {
 		tap := NewTap()
 		ch, cancel := tap.Subscribe(TapFilter{Sample: 0.01})
-		done := make(chan struct{})
-		go func() {
-			for range ch {
-			}
-			close(done)
-		}()
+		drained := drainInBackground(ch)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N { // not b.Loop: it keeps Publish from inlining, as it does in the entry
@@ -421,17 +411,12 @@ func BenchmarkTapPublish(b *testing.B) {
 		}
 		b.StopTimer()
 		cancel()
-		<-done
+		drained()
 	})
 	b.Run("one_subscriber_reading_parallel", func(b *testing.B) {
 		tap := NewTap()
 		ch, cancel := tap.Subscribe(TapFilter{})
-		done := make(chan struct{})
-		go func() {
-			for range ch {
-			}
-			close(done)
-		}()
+		drained := drainInBackground(ch)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -440,6 +425,18 @@ func BenchmarkTapPublish(b *testing.B) {
 		})
 		b.StopTimer()
 		cancel()
-		<-done
+		drained()
 	})
+}
+
+// drainInBackground reads a subscription until it is closed (by its cancel); the
+// returned func waits for that.
+func drainInBackground(ch <-chan TapEvent) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		for range ch {
+		}
+		close(done)
+	}()
+	return func() { <-done }
 }
