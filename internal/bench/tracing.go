@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,11 +13,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/mem"
+	"github.com/meshgate/meshgate/internal/tracetest"
 )
 
 // The tracing suite: what tracing costs the edge. Three edges with the
@@ -74,11 +71,11 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 			defer unpinSelf()
 		}
 	}
-	col, err := startDiscardCollector()
+	col, err := tracetest.StartDiscardCollector()
 	if err != nil {
 		return nil, fmt.Errorf("collector: %v", err)
 	}
-	defer col.stop()
+	defer col.Stop()
 
 	ports, err := freePorts(7)
 	if err != nil {
@@ -118,11 +115,11 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 	if r.off, err = startOne("edge-untraced", addr(1), addr(2), ""); err != nil {
 		return nil, err
 	}
-	tracing := fmt.Sprintf("tracing: {endpoint: %q, insecure: true, sampling: {ratio: 1}}\n", col.addr)
+	tracing := fmt.Sprintf("tracing: {endpoint: %q, insecure: true, sampling: {ratio: 1}}\n", col.Addr())
 	if r.on, err = startOne("edge-traced", addr(3), addr(4), tracing); err != nil {
 		return nil, err
 	}
-	unsampled := fmt.Sprintf("tracing: {endpoint: %q, insecure: true, sampling: {ratio: 0}}\n", col.addr)
+	unsampled := fmt.Sprintf("tracing: {endpoint: %q, insecure: true, sampling: {ratio: 0}}\n", col.Addr())
 	if r.unsampled, err = startOne("edge-unsampled", addr(5), addr(6), unsampled); err != nil {
 		return nil, err
 	}
@@ -166,7 +163,7 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 			r.problem("the traced edge exported no spans")
 		}
 	}
-	r.collectorBytes, r.collectorExports = col.bytes.Load(), col.exports.Load()
+	r.collectorBytes, r.collectorExports = col.Bytes(), col.Exports()
 
 	fmt.Println()
 	printTracing(os.Stdout, env, r)
@@ -240,59 +237,6 @@ upstreams:
       - address: %s
 `, tracing, admin, listen, backend)
 }
-
-// discardCollector is an OTLP/gRPC trace receiver that reads every export
-// and drops it without decoding it.
-type discardCollector struct {
-	addr           string
-	srv            *grpc.Server
-	bytes, exports atomic.Int64
-}
-
-// rawCodec passes message bytes through (the collector does not decode).
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	p := v.(*[]byte)
-	*p = (*p)[:0]
-	for _, b := range data {
-		*p = append(*p, b.ReadOnlyData()...)
-	}
-	return nil
-}
-
-func startDiscardCollector() (*discardCollector, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	c := &discardCollector{addr: ln.Addr().String(), srv: grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}))}
-	c.srv.RegisterService(&grpc.ServiceDesc{
-		ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
-		HandlerType: (*any)(nil),
-		Methods: []grpc.MethodDesc{{MethodName: "Export",
-			Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				var in []byte
-				if err := dec(&in); err != nil {
-					return nil, err
-				}
-				c.bytes.Add(int64(len(in)))
-				c.exports.Add(1)
-				out := []byte{} // an empty ExportTraceServiceResponse
-				return &out, nil
-			}}},
-	}, struct{}{})
-	go func() { _ = c.srv.Serve(ln) }()
-	return c, nil
-}
-
-func (c *discardCollector) stop() { c.srv.Stop() }
 
 // pinSelf moves every thread of this process to one core.
 func pinSelf(core int) error {
