@@ -30,6 +30,16 @@ const (
 	DefaultTracingRatio         = 0.01
 	DefaultTracingQueueSize     = 2048
 	DefaultTracingExportTimeout = 10 * time.Second
+
+	DefaultClockSkew                = 30 * time.Second
+	DefaultConsumerClaim            = "sub"
+	DefaultJWKSMinInterval          = time.Minute
+	DefaultJWKSMaxInterval          = time.Hour
+	DefaultJWKSUnknownKIDInterval   = 10 * time.Second
+	DefaultIntrospectionCacheMax    = 5 * time.Minute
+	DefaultIntrospectionInactiveTTL = 10 * time.Second
+	DefaultIntrospectionTimeout     = 2 * time.Second
+	DefaultTierOnIsolation          = "open"
 )
 
 func applyDefaults(c *Config) {
@@ -108,6 +118,7 @@ func applyDefaults(c *Config) {
 			}
 		}
 	}
+	applyAuthDefaults(c)
 	for i := range c.Upstreams {
 		u := &c.Upstreams[i]
 		// Discovered endpoints are sidecars: always mTLS.
@@ -152,6 +163,40 @@ func applyDefaults(c *Config) {
 		}
 		setInt(&u.RetryBudget.Percent, 20)
 		setInt(&u.RetryBudget.MinPerSecond, 10)
+	}
+}
+
+// applyAuthDefaults defaults auth, tiers and routes' auth.
+func applyAuthDefaults(c *Config) {
+	for i := range c.Auth.JWT {
+		j := &c.Auth.JWT[i]
+		setDur(&j.ClockSkew, DefaultClockSkew)
+		setStr(&j.ConsumerClaim, DefaultConsumerClaim)
+		setDur(&j.Refresh.MinInterval, DefaultJWKSMinInterval)
+		setDur(&j.Refresh.MaxInterval, DefaultJWKSMaxInterval)
+		setDur(&j.Refresh.UnknownKIDInterval, DefaultJWKSUnknownKIDInterval)
+	}
+	for i := range c.Auth.Introspection {
+		in := &c.Auth.Introspection[i]
+		setStr(&in.ConsumerClaim, DefaultConsumerClaim)
+		setDur(&in.CacheMax, DefaultIntrospectionCacheMax)
+		setDur(&in.InactiveTTL, DefaultIntrospectionInactiveTTL)
+		setDur(&in.Timeout, DefaultIntrospectionTimeout)
+	}
+	for i := range c.Tiers {
+		setStr(&c.Tiers[i].OnIsolation, DefaultTierOnIsolation)
+	}
+	for i := range c.Routes {
+		if a := c.Routes[i].Auth; a != nil && a.TierLimits == nil {
+			on := true
+			a.TierLimits = &on
+		}
+	}
+}
+
+func setStr(s *string, def string) {
+	if *s == "" {
+		*s = def
 	}
 }
 

@@ -63,6 +63,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	applyDefaults(&cfg)
 	v := &validator{shape: s}
 	v.validate(&cfg)
+	v.readSecrets(&cfg)
 	if len(s.errs) > 0 {
 		return nil, s.sorted()
 	}

@@ -23,6 +23,11 @@ type Config struct {
 	Cluster *Cluster `yaml:"cluster"`
 	// Tracing exports the node's spans over OTLP; absent: tracing off.
 	Tracing *Tracing `yaml:"tracing"`
+	// Auth holds the authentication definitions routes refer to by name.
+	Auth Auth `yaml:"auth"`
+	// Consumers are the known callers, Tiers their classes of limits.
+	Consumers []Consumer `yaml:"consumers"`
+	Tiers     []Tier     `yaml:"tiers"`
 }
 
 // Tracing is the node's OpenTelemetry tracing: W3C trace context on every
@@ -208,6 +213,9 @@ type Listener struct {
 	// it presents the node's identity and requires a client X.509-SVID of
 	// the same trust domain. Exclusive with tls; implies protocol https.
 	MTLS *ListenerMTLS `yaml:"mtls"`
+	// Consumers believes the edge's X-Meshgate-Consumer from trusted
+	// callers of an mtls listener, and may require or restrict it.
+	Consumers *ListenerConsumers `yaml:"consumers"`
 }
 
 // ListenerMTLS is the caller policy of an mTLS listener.
@@ -258,6 +266,9 @@ type Route struct {
 	Retry        *Retry   `yaml:"retry"`
 	// RateLimit bounds the route's requests across the whole cluster → 429.
 	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Auth identifies the request's consumer (401, 403) and applies its
+	// tier's limits (429); absent: no authentication.
+	Auth *RouteAuth `yaml:"auth"`
 }
 
 // UpstreamNames returns the upstreams the route sends requests to: its

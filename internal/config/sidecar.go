@@ -49,6 +49,9 @@ type Inbound struct {
 	// empty: any SVID of the trust domain.
 	Allow   []string `yaml:"allow"`
 	Timeout Duration `yaml:"timeout"`
+	// Consumers: which edge-verified consumers the service believes (from
+	// trusted callers) and admits; carried to the inbound listener.
+	Consumers *ListenerConsumers `yaml:"consumers"`
 }
 
 // Outbound is where the local app calls the mesh, in plain HTTP on loopback.
@@ -147,6 +150,9 @@ func (v *validator) sidecar(sc *Sidecar) {
 			v.at(fmt.Sprintf("inbound.allow[%d]", i), "%v", err)
 		}
 	}
+	if lc := sc.Inbound.Consumers; lc != nil {
+		v.listenerConsumers("inbound.consumers", lc)
+	}
 	names := map[string]int{}
 	for i, m := range sc.Services {
 		p := fmt.Sprintf("services[%d]", i)
@@ -204,7 +210,7 @@ func (sc *Sidecar) engineConfig() *Config {
 		cfg.Tracing = &t
 	}
 	cfg.Listeners = append(cfg.Listeners, Listener{Name: SidecarInbound, Address: sc.Inbound.Address,
-		MTLS: &ListenerMTLS{Allow: sc.Inbound.Allow}})
+		MTLS: &ListenerMTLS{Allow: sc.Inbound.Allow}, Consumers: sc.Inbound.Consumers})
 	cfg.Upstreams = append(cfg.Upstreams, Upstream{Name: SidecarLocalApp, Endpoints: []Endpoint{{Address: sc.Service.App}}})
 	cfg.Routes = append(cfg.Routes, Route{Name: SidecarInbound, Listeners: []string{SidecarInbound},
 		Match: Match{Path: &Path{Prefix: "/"}}, Upstream: SidecarLocalApp, Timeout: sc.Inbound.Timeout,

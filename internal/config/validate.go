@@ -126,6 +126,12 @@ func (v *validator) validate(c *Config) {
 		default:
 			v.at(p+".protocol", "listener %q: protocol %q must be http or https", l.Name, l.Protocol)
 		}
+		if l.Consumers != nil {
+			if l.MTLS == nil {
+				v.at(p+".consumers", "listener %q: consumers trusts callers by SPIFFE ID: it needs mtls", l.Name)
+			}
+			v.listenerConsumers(p+".consumers", l.Consumers)
+		}
 		if l.TLS != nil {
 			if l.TLS.MinVersion != "1.2" && l.TLS.MinVersion != "1.3" {
 				v.at(p+".tls.min_version", "tls.min_version %q must be \"1.2\" or \"1.3\"", l.TLS.MinVersion)
@@ -195,6 +201,7 @@ func (v *validator) validate(c *Config) {
 		}
 	}
 
+	auth := v.authSections(c)
 	routes := map[string]int{}
 	matches := map[string]int{}
 	for i := range c.Routes {
@@ -220,6 +227,9 @@ func (v *validator) validate(c *Config) {
 		}
 		if rl := r.RateLimit; rl != nil {
 			v.rateLimit(p+".rate_limit", r.Name, rl)
+		}
+		if r.Auth != nil {
+			v.routeAuth(p+".auth", r, auth)
 		}
 		params := v.match(p+".match", r)
 		v.rewrite(p+".rewrite", r, params)

@@ -4,9 +4,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/exchange"
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/route"
 	"github.com/meshgate/meshgate/internal/telemetry"
@@ -17,6 +20,9 @@ import (
 // upstream. Any copy a client sends is removed on every listener: only the
 // edge or sidecar that verified the caller's certificate sets it.
 const CallerHeader = "X-Meshgate-Caller"
+
+// identityHeaders say who the caller and the consumer are.
+var identityHeaders = [...]string{CallerHeader, config.HeaderConsumer, config.HeaderTier}
 
 // Caller is the mTLS policy of a listener: who may call.
 type Caller struct {
@@ -41,9 +47,12 @@ type Entry struct {
 	ids      *proxy.RequestIDs
 	logger   *slog.Logger
 	tracer   *telemetry.Tracer // nil: tracing off
-	// last is the latest snapshot that had this listener: a listener
-	// being retired by a reload finishes its connections on it.
-	last atomic.Pointer[listenerRoutes]
+	// last is the latest snapshot's routes of this listener: a listener
+	// being retired by a reload finishes its connections on them. The
+	// entry holds that snapshot (its resources stay open) until Close.
+	last   atomic.Pointer[listenerRoutes]
+	mu     sync.Mutex // changes of the held snapshot
+	closed atomic.Bool
 }
 
 // EntryOptions are what an Entry needs besides its listener's name.
@@ -78,13 +87,52 @@ func NewEntry(listener string, o EntryOptions) *Entry {
 	if e.logger == nil {
 		e.logger = slog.Default()
 	}
-	e.last.Store(o.First.listeners[listener])
+	lr := o.First.listeners[listener]
+	lr.snap.hold()
+	e.last.Store(lr)
 	return e
 }
 
+// Close lets go of the snapshot the entry holds for its listener; call it
+// once the listener has stopped serving. A connection handed over late (its
+// handshake finished during the drain) is still routed on the last routes,
+// though their stages' resources may be released by then: stages answer
+// such requests with an error of their own rather than fail.
+func (e *Entry) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Swap(true) {
+		return
+	}
+	e.last.Load().snap.Release()
+}
+
+// routes returns the listener's routes in snap, or, when a reload removed
+// the listener, the last ones it had.
+func (e *Entry) routes(snap *Snapshot) *listenerRoutes {
+	last := e.last.Load()
+	lr := snap.listeners[e.listener]
+	if lr == nil || last == lr {
+		return last
+	}
+	// A new snapshot (once per reload): hold it instead of the old one.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return lr // holds nothing any more
+	}
+	if last = e.last.Load(); last != lr {
+		lr.snap.hold()
+		e.last.Store(lr)
+		last.snap.Release()
+	}
+	return lr
+}
+
 func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	snap := e.current.Load()
-	x := &proxy.Exchange{Start: time.Now(), Listener: e.listener, Scheme: e.scheme,
+	snap := Acquire(e.current)
+	defer snap.Release()
+	x := &exchange.Exchange{Start: time.Now(), Listener: e.listener, Scheme: e.scheme,
 		GRPC: r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")}
 	x.ClientIP, x.PeerTrusted = snap.trusted.ClientIP(r.RemoteAddr, r.Header)
 	if id := r.Header.Get("X-Request-Id"); proxy.ValidRequestID(id) {
@@ -93,7 +141,7 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.RequestID = e.ids.Next()
 	}
 	w.Header()["X-Request-Id"] = []string{x.RequestID}
-	rw := proxy.Recorder(w, x)
+	rw := exchange.Recorder(w, x)
 	stats := snap.none
 	ctx := r.Context()
 	var span *telemetry.Span // nil unless tracing
@@ -103,8 +151,12 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { e.finish(r, rw, x, stats, span) }()
 
-	if _, forged := r.Header[CallerHeader]; forged {
-		delete(r.Header, CallerHeader)
+	// Identity headers are set by the node that verified them, never
+	// taken from a client.
+	for _, h := range identityHeaders {
+		if _, forged := r.Header[h]; forged {
+			delete(r.Header, h)
+		}
 	}
 	if e.caller != nil {
 		ok := e.authorize(rw, r, x, span)
@@ -127,38 +179,33 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// HTTP/1.x targets were checked by the server; an HTTP/2 :path
 		// can carry anything, and must not reach an upstream request line.
 		e.metrics.Rejected("malformed")
-		proxy.WriteError(rw, x, http.StatusBadRequest, "invalid character in request target")
+		exchange.Write(rw, x, exchange.BadTarget)
 		return
 	}
 	path, err := route.NormalizePath(raw)
 	if err != nil {
 		e.metrics.Rejected("bad_path")
-		proxy.WriteError(rw, x, http.StatusBadRequest, "malformed request path: "+err.Error())
+		exchange.WriteReason(rw, x, exchange.BadPath, "malformed request path: "+err.Error())
 		return
 	}
 	x.Path = path
-	lr := snap.listeners[e.listener]
-	if lr == nil {
-		lr = e.last.Load()
-	} else if e.last.Load() != lr {
-		e.last.Store(lr)
-	}
+	lr := e.routes(snap)
 	lr.table.Match(r.Host, r.Method, path, r.Header, r.URL.RawQuery, &x.Match)
 	rt := x.Match.Route
 	if rt == nil {
 		if x.Match.MethodNotAllowed {
 			rw.Header()["Allow"] = []string{x.Match.Allow}
-			proxy.WriteError(rw, x, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; allowed: "+x.Match.Allow)
+			exchange.WriteReason(rw, x, exchange.MethodNotAllowed, "method "+r.Method+" not allowed; allowed: "+x.Match.Allow)
 			return
 		}
-		proxy.WriteError(rw, x, http.StatusNotFound, "no route for "+r.Method+" "+path)
+		exchange.WriteReason(rw, x, exchange.NoRoute, "no route for "+r.Method+" "+path)
 		return
 	}
 	stats = lr.stats[rt.Index]
-	lr.handlers[rt.Index].ServeHTTP(rw, r.WithContext(proxy.WithExchange(ctx, x)))
+	lr.handlers[rt.Index].ServeHTTP(rw, r.WithContext(exchange.With(ctx, x)))
 }
 
-func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *proxy.Exchange, stats *telemetry.RouteStats, span *telemetry.Span) {
+func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *exchange.Exchange, stats *telemetry.RouteStats, span *telemetry.Span) {
 	if x.Status == 0 {
 		x.Status = http.StatusOK
 	}
@@ -188,7 +235,7 @@ func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *proxy.Exchange
 	}
 	if tap {
 		e.tap.Publish(telemetry.TapEvent{Time: x.Start, Route: name, Method: r.Method, Path: logPath(r, x),
-			Status: x.Status, Latency: d, Upstream: x.Upstream, Endpoint: x.Endpoint, Caller: x.Caller,
+			Status: x.Status, Latency: d, Upstream: x.Upstream, Endpoint: x.Endpoint, Caller: x.Caller, Consumer: x.Consumer,
 			TraceID: traceID, RequestID: x.RequestID, ClientIP: x.ClientIP})
 	}
 	if e.log == nil {
@@ -198,7 +245,7 @@ func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *proxy.Exchange
 		Time: x.Start, Listener: x.Listener, Method: r.Method, Host: r.Host, Path: logPath(r, x),
 		Route: name, Endpoint: x.Endpoint, Attempts: x.Attempts, Status: x.Status, Duration: d,
 		BytesIn: x.BytesIn, BytesOut: x.BytesOut, RequestID: x.RequestID, ClientIP: x.ClientIP,
-		Reason: x.Reason, Caller: x.Caller, TraceID: traceID, SpanID: spanID,
+		Reason: x.Reason, Caller: x.Caller, Consumer: x.Consumer, Tier: x.Tier, TraceID: traceID, SpanID: spanID,
 	})
 }
 
@@ -208,7 +255,7 @@ func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *proxy.Exchange
 // (overloaded, circuit open, no healthy endpoint). Requests refused before
 // an attempt for the client's fault (auth, rate limit, body too large) and
 // tunnels (101: their duration is not a latency) are not counted.
-func reachedUpstream(x *proxy.Exchange) bool {
+func reachedUpstream(x *exchange.Exchange) bool {
 	if x.Upstream == "" || x.Status == http.StatusSwitchingProtocols {
 		return false
 	}
@@ -216,7 +263,7 @@ func reachedUpstream(x *proxy.Exchange) bool {
 }
 
 // logPath is the normalized path when there is one, else the raw path.
-func logPath(r *http.Request, x *proxy.Exchange) string {
+func logPath(r *http.Request, x *exchange.Exchange) string {
 	if x.Path != "" {
 		return x.Path
 	}
@@ -237,14 +284,14 @@ func validTarget(s string) bool {
 // passes the caller's ID on; false when it answered the request itself.
 // span is the request's server span (nil with tracing off), whose trace a
 // denial's log line names.
-func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *proxy.Exchange, span *telemetry.Span) bool {
+func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *exchange.Exchange, span *telemetry.Span) bool {
 	if r.TLS == nil {
-		proxy.WriteError(w, x, http.StatusForbidden, "caller identity required")
+		exchange.Write(w, x, exchange.CallerRequired)
 		return false
 	}
 	id, err := pki.PeerID(*r.TLS)
 	if err != nil {
-		proxy.WriteError(w, x, http.StatusForbidden, "caller identity required")
+		exchange.Write(w, x, exchange.CallerRequired)
 		return false
 	}
 	x.Caller = id.String()
@@ -268,7 +315,7 @@ func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *proxy.Excha
 				args = append(args, "trace_id", span.TraceIDString())
 			}
 			e.logger.Warn("caller denied", args...)
-			proxy.WriteError(w, x, http.StatusForbidden, x.Caller+" may not call "+self)
+			exchange.WriteReason(w, x, exchange.CallerDenied, x.Caller+" may not call "+self)
 			return false
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/exchange"
 	"github.com/meshgate/meshgate/internal/route"
 	"github.com/meshgate/meshgate/internal/telemetry"
 )
@@ -52,7 +52,7 @@ import (
 // meshgate.error, each with meshgate.reason (the error text).
 
 // startSpan begins the server span of a request.
-func (e *Entry) startSpan(r *http.Request, x *proxy.Exchange) *telemetry.Span {
+func (e *Entry) startSpan(r *http.Request, x *exchange.Exchange) *telemetry.Span {
 	s := e.tracer.StartServer(r.Header, x.Start, e.caller != nil)
 	if !s.Recording() {
 		return s
@@ -99,7 +99,7 @@ func (e *Entry) startSpan(r *http.Request, x *proxy.Exchange) *telemetry.Span {
 }
 
 // authzAttributes records an mTLS listener's decision about the caller.
-func authzAttributes(s *telemetry.Span, x *proxy.Exchange, allowed bool) {
+func authzAttributes(s *telemetry.Span, x *exchange.Exchange, allowed bool) {
 	if !s.Recording() {
 		return
 	}
@@ -114,7 +114,7 @@ func authzAttributes(s *telemetry.Span, x *proxy.Exchange, allowed bool) {
 }
 
 // endSpan completes the server span with the outcome and ends it.
-func endSpan(s *telemetry.Span, r *http.Request, w http.ResponseWriter, x *proxy.Exchange, end time.Time) {
+func endSpan(s *telemetry.Span, r *http.Request, w http.ResponseWriter, x *exchange.Exchange, end time.Time) {
 	if s.Recording() {
 		s.Set(telemetry.AttrURLPath, logPath(r, x))
 		if rt := x.Match.Route; rt != nil {
@@ -123,6 +123,9 @@ func endSpan(s *telemetry.Span, r *http.Request, w http.ResponseWriter, x *proxy
 				s.Set(telemetry.AttrHTTPRoute, p)
 			}
 			s.Set(telemetry.AttrRoute, rt.Name)
+		}
+		if x.Consumer != "" {
+			s.Set(telemetry.AttrConsumer, x.Consumer)
 		}
 		if x.Upstream != "" && x.Attempts == 0 {
 			// Refused before any attempt (whose client spans say it).
@@ -146,13 +149,13 @@ func endSpan(s *telemetry.Span, r *http.Request, w http.ResponseWriter, x *proxy
 }
 
 // errorEvent names what happened to a request the proxy answered itself.
-func errorEvent(x *proxy.Exchange) string {
+func errorEvent(x *exchange.Exchange) string {
 	switch {
 	case x.Status == http.StatusTooManyRequests:
 		return "meshgate.rate_limited"
 	case x.Status == http.StatusUnauthorized || x.Status == http.StatusForbidden:
 		return "meshgate.auth_failed"
-	case x.Reason == proxy.ReasonCircuitOpen:
+	case x.Error == exchange.CircuitOpen:
 		return "meshgate.circuit_open"
 	default:
 		return "meshgate.error"

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/dataplane"
 	"github.com/meshgate/meshgate/internal/h1server"
 	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/pki"
@@ -37,6 +38,9 @@ type listener struct {
 	certs   atomic.Pointer[certSet]
 	log     *slog.Logger
 	metrics *telemetry.Metrics
+	// entry routes the listener's requests; it holds a snapshot while the
+	// listener serves, released when the listener stops.
+	entry *dataplane.Entry
 	// pending counts connections between accept and their server (TLS
 	// handshake, h2c sniff): a drain waits for them, so a connection that
 	// finishes its handshake during a reload is served, not reset.
@@ -91,9 +95,9 @@ func (l *listener) canKeep(cfg config.Listener, srv config.Server) bool {
 
 // newListener prepares a listener on a bound socket; serve starts it. The two
 // are apart so that a reload prepares everything new before it commits.
-func newListener(cfg config.Listener, srvCfg config.Server, sock *socket, h http.Handler, m *telemetry.Metrics, log *slog.Logger, identity Identity) (*listener, error) {
+func newListener(cfg config.Listener, srvCfg config.Server, sock *socket, h *dataplane.Entry, m *telemetry.Metrics, log *slog.Logger, identity Identity) (*listener, error) {
 	l := &listener{cfg: cfg, srvCfg: srvCfg, sock: sock, queue: newConnQueue(sock.ln.Addr()),
-		log: log.With("listener", cfg.Name), metrics: m}
+		log: log.With("listener", cfg.Name), metrics: m, entry: h}
 	if cfg.TLS != nil {
 		cs, err := loadCerts(cfg.TLS)
 		if err != nil {
@@ -305,6 +309,7 @@ func (l *listener) shutdown(ctx context.Context) {
 		}
 	}
 	wg.Wait()
+	l.entry.Close()
 }
 
 // close stops everything at once.
@@ -315,4 +320,5 @@ func (l *listener) close() {
 		l.h2queue.closeInto(nil)
 		l.h2.Close()
 	}
+	l.entry.Close()
 }

@@ -26,11 +26,13 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/admin"
+	"github.com/meshgate/meshgate/internal/auth"
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/clock"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/dataplane"
 	"github.com/meshgate/meshgate/internal/gossip"
+	"github.com/meshgate/meshgate/internal/policy"
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/ratelimit"
 	"github.com/meshgate/meshgate/internal/telemetry"
@@ -93,8 +95,13 @@ type Node struct {
 	adminAPILn    net.Listener
 	breakers      *breaker.Registry
 	limits        *ratelimit.Limiter
-	stopShared    func()
-	fileCfg       *config.Config // the file's config last applied (the cluster's base)
+	// policyRes keeps policy resources (verifiers, caches) across reloads
+	// that leave their config unchanged.
+	policyRes *policy.Shared
+	// policies build every route's stages; set at start.
+	policies   []policy.Builder
+	stopShared func()
+	fileCfg    *config.Config // the file's config last applied (the cluster's base)
 	// The sections read only at start, as they were then.
 	startedCluster *config.Cluster
 	startedTracing *config.Tracing
@@ -162,6 +169,7 @@ func New(opts Options) (*Node, error) {
 		n.closeAll()
 		return nil, err
 	}
+	n.policyRes = policy.NewShared()
 	if n.mesh != nil {
 		n.mesh.cluster.Start() // every owner is registered
 	}
@@ -353,7 +361,7 @@ func (n *Node) apply(cfg *config.Config) error {
 	}
 	snap, err := dataplane.Build(cfg, dataplane.Deps{
 		Clusters: byName, Metrics: n.metrics, Tunnels: n.tunnels, Logger: n.log,
-		Middlewares: []dataplane.Middleware{dataplane.RateLimit(n.limits)}, Tracer: n.tracer,
+		Policies: n.policiesFor(cfg), Shared: n.policyRes, Tracer: n.tracer,
 	})
 	if err != nil {
 		return fail(err)
@@ -370,6 +378,10 @@ func (n *Node) apply(cfg *config.Config) error {
 		for _, s := range opened {
 			s.close()
 		}
+		for _, l := range prepared {
+			l.entry.Close()
+		}
+		snap.Retire() // never published: its stages' resources go now
 		return fail(err)
 	}
 	for _, lc := range cfg.Listeners {
@@ -401,6 +413,7 @@ func (n *Node) apply(cfg *config.Config) error {
 			Tracer: n.tracer})
 		l, err := newListener(lc, cfg.Server, sock, entry, n.metrics, n.log, n.identity)
 		if err != nil {
+			entry.Close()
 			return failListeners(err)
 		}
 		prepared = append(prepared, l)
@@ -408,6 +421,10 @@ func (n *Node) apply(cfg *config.Config) error {
 
 	// Commit.
 	old := n.current.Swap(snap)
+	if old != nil {
+		// Its stages' resources are released when its last request ends.
+		old.Retire()
+	}
 	for _, lc := range cfg.Listeners {
 		if l := keep[lc.Name]; l != nil {
 			l.commitCerts(lc, keptCerts[lc.Name])
@@ -580,6 +597,24 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// policiesFor returns the policies that build cfg's route stages (in
+// policy.Order whatever the order here). The limiter's policies must
+// already be cfg's.
+func (n *Node) policiesFor(cfg *config.Config) []policy.Builder {
+	return []policy.Builder{
+		auth.Policy(auth.Deps{Auth: cfg.Auth, Consumers: cfg.Consumers, Tiers: cfg.Tiers, Metrics: n.metrics, Logger: n.log}),
+		dataplane.TierLimit(n.limits, cfg.Tiers),
+		dataplane.RateLimit(n.limits),
+	}
+}
+
+// retireSnapshot retires the serving snapshot at shutdown.
+func (n *Node) retireSnapshot() {
+	if snap := n.current.Swap(nil); snap != nil {
+		snap.Retire()
+	}
+}
+
 func (n *Node) closeAll() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -590,6 +625,7 @@ func (n *Node) closeAllLocked() {
 	for _, l := range n.listeners {
 		l.close()
 	}
+	n.retireSnapshot()
 	n.listeners = map[string]*listener{}
 	for _, s := range n.sockets {
 		s.close()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/exchange"
 	"github.com/meshgate/meshgate/internal/route"
 	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/internal/upstream"
@@ -35,7 +36,8 @@ type Hooks struct {
 // choice, per-try and total timeouts, retries within the upstream's budget,
 // and streaming of the response back.
 type Forwarder struct {
-	route   *route.Route
+	name    string       // the route's, or the policy call's
+	route   *route.Route // nil for a policy's calls: no rewrites
 	cluster *Cluster
 	timeout time.Duration
 	perTry  time.Duration
@@ -62,13 +64,27 @@ type ForwarderOptions struct {
 // NewForwarder compiles a route's forwarding policy.
 func NewForwarder(r *route.Route, o ForwarderOptions) *Forwarder {
 	c := r.Config
+	f := newForwarder(r.Name, c.Timeout.D(), c.PerTryTimeout.D(), c.Retry, o)
+	f.route = r
+	f.maxBody = int64(c.MaxBodyBytes)
+	return f
+}
+
+// NewCaller returns a forwarder for a policy's own calls to the cluster
+// (aggregation, say), used through RoundTrip: the same admission, endpoint
+// choice, breakers, retries and client spans as forwarded requests, without
+// a route's rewrites. timeout bounds a call until its response headers.
+func NewCaller(name string, timeout time.Duration, retry *config.Retry, o ForwarderOptions) *Forwarder {
+	return newForwarder(name, timeout, 0, retry, o)
+}
+
+func newForwarder(name string, timeout, perTry time.Duration, retry *config.Retry, o ForwarderOptions) *Forwarder {
 	f := &Forwarder{
-		route:   r,
+		name:    name,
 		cluster: o.Cluster,
-		timeout: c.Timeout.D(),
-		perTry:  c.PerTryTimeout.D(),
-		maxBody: int64(c.MaxBodyBytes),
-		retry:   compileRetry(c.Retry),
+		timeout: timeout,
+		perTry:  perTry,
+		retry:   compileRetry(retry),
 		hooks:   o.Hooks,
 		tunnels: o.Tunnels,
 		log:     o.Logger,
@@ -188,13 +204,13 @@ func classify(err error, perTryExpired bool) upstream.Outcome {
 // keep it moving, so long downloads and gRPC streams live. Each attempt gets
 // a deadline: the route's, or per_try_timeout from its start if sooner.
 func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := ExchangeFrom(r.Context())
+	x := exchange.From(r.Context())
 	if x != nil {
 		x.Upstream = f.cluster.Upstream.Name()
 	}
 	if f.maxBody > 0 {
 		if r.ContentLength > f.maxBody {
-			WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
+			exchange.Write(w, x, exchange.BodyTooLarge)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
@@ -209,41 +225,123 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveUpgrade(w, r, x, parent)
 		return
 	}
+	resp, finish, fail := f.forward(r, x, parent)
+	if fail != nil {
+		f.answer(w, x, fail)
+		return
+	}
+	defer finish()
+	f.copyResponse(w, resp, x)
+}
 
+// RoundTrip makes a policy's call: req goes to the cluster as a forwarded
+// request would (its URL's path and query as the target, its Host as the
+// Host header), under the span and on behalf of the client of the exchange
+// in req's context, if any. A failure the proxy would have answered by
+// itself is a *CallError naming the error kind. The response's body must be
+// closed; that releases the admission slot.
+func (f *Forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
+	x := &exchange.Exchange{Start: time.Now(), Path: req.URL.EscapedPath(), Upstream: f.cluster.Upstream.Name()}
+	if parent := exchange.From(req.Context()); parent != nil {
+		// On behalf of the client: the upstream sees the client's address,
+		// never forwarding headers the policy's request may carry.
+		x.ClientIP, x.RequestID, x.Scheme = parent.ClientIP, parent.RequestID, parent.Scheme
+		if req.RemoteAddr == "" {
+			req.RemoteAddr = parent.ClientIP
+		}
+	}
+	if x.Path == "" {
+		x.Path = "/"
+	}
+	if req.Host == "" {
+		req.Host = req.URL.Host
+	}
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	var span *telemetry.Span
+	if f.tracing {
+		span = telemetry.SpanFromContext(req.Context())
+	}
+	resp, finish, fail := f.forward(req, x, span)
+	if fail != nil {
+		return nil, &CallError{Kind: fail, Endpoint: x.Endpoint}
+	}
+	removeHopHeaders(resp.Header)
+	resp.Body = &finishingBody{ReadCloser: resp.Body, finish: finish}
+	return resp, nil
+}
+
+// CallError is a policy call that got no response from the upstream.
+type CallError struct {
+	Kind     *exchange.Kind // what the proxy would have answered
+	Endpoint string         // the last endpoint tried, if any
+}
+
+func (e *CallError) Error() string { return e.Kind.Text }
+
+// finishingBody runs finish once, when the body is closed.
+type finishingBody struct {
+	io.ReadCloser
+	finish func()
+	once   sync.Once
+}
+
+func (b *finishingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.finish)
+	return err
+}
+
+// answer writes a failure of forward to the client.
+func (f *Forwarder) answer(w http.ResponseWriter, x *exchange.Exchange, fail *exchange.Kind) {
+	switch fail {
+	case clientClosed:
+		x.Status, x.Reason = 499, "client closed request" // nothing to answer
+		return
+	case exchange.BadBody:
+		// The rest of the body cannot be trusted to frame the next
+		// request: close the connection.
+		w.Header()["Connection"] = []string{"close"}
+	}
+	exchange.Write(w, x, fail)
+}
+
+// clientClosed is forward's failure when the client went away: there is
+// nobody to answer (status 499 in the log).
+var clientClosed = &exchange.Kind{Status: 499, Name: "client_closed", Text: "client closed request"}
+
+// forward takes an admission slot and makes the attempts, retrying within
+// the budget, until a response to pass on or a failure. finish, called
+// once the response's body is done with, releases the slot and the
+// attempt's resources.
+func (f *Forwarder) forward(r *http.Request, x *exchange.Exchange, parent *telemetry.Span) (resp *http.Response, finish func(), fail *exchange.Kind) {
 	start := time.Now()
 	var deadline time.Time
 	if f.timeout > 0 {
 		deadline = start.Add(f.timeout)
 	}
 	up := f.cluster.Upstream
-	release, ok := up.TryAcquire()
-	if !ok {
-		// Every slot is taken: wait in the pending queue, within the route
-		// deadline. (The common case above builds no context.)
-		ctx, cancel := r.Context(), context.CancelFunc(func() {})
-		if !deadline.IsZero() {
-			ctx, cancel = context.WithDeadline(ctx, deadline)
-		}
-		var err error
-		release, err = up.Acquire(ctx)
-		cancel()
-		if errors.Is(err, upstream.ErrOverloaded) {
-			WriteError(w, x, http.StatusServiceUnavailable, "upstream overloaded")
-			return
-		} else if err != nil {
-			WriteError(w, x, http.StatusGatewayTimeout, "timed out waiting for an upstream connection")
-			return
-		}
+	release, fail := f.admitRequest(r, up, deadline)
+	if fail != nil {
+		return nil, nil, fail
 	}
-	defer release()
-
 	out := f.outboundHeader(r, x)
 	body := newReplayGuard(r.Body, f.retry.afterResponse)
-	defer func() { x.BytesIn = body.n.Load() }()
+	finished := func(done func()) func() {
+		return func() {
+			done()
+			x.BytesIn = body.n.Load()
+			release()
+		}
+	}
 	hashKey, _ := up.HashKey(r, x.ClientIP)
 	var triedBuf [4]*upstream.Endpoint
 	tried := triedBuf[:0]
-	path := f.route.RewritePath(x.Path, &x.Match.Params)
+	path := x.Path
+	if f.route != nil {
+		path = f.route.RewritePath(x.Path, &x.Match.Params)
+	}
 	fast := f.cluster.fastFor(r)
 	var grpcDeadline time.Time
 	if x.GRPC {
@@ -252,18 +350,15 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	retrying := false // the budget's RetryAllowed was granted for this attempt
-	defer func() {
-		if retrying {
-			up.RetryDone()
-		}
-	}()
+	retrying := false        // the budget's RetryAllowed was granted for this attempt
 	var live *telemetry.Span // the client span of the attempt under way
 	for attempt := 1; ; attempt++ {
 		ep, ticket, err := admit(up, hashKey, &tried)
 		if err != nil {
-			writePickError(w, x, err)
-			return
+			if retrying {
+				up.RetryDone()
+			}
+			return nil, nil, pickFailure(err, release, x, body)
 		}
 		x.Attempts = attempt
 		x.Endpoint = ep.Addr
@@ -304,7 +399,6 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 
 		ep.Begin()
-		var resp *http.Response
 		var expired bool
 		done := func() {}
 		if fast {
@@ -335,9 +429,11 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			retrying = false
 		}
 
-		if err != nil && f.answerClientFault(w, r, x, err, body) {
-			done()
-			return
+		if err != nil {
+			if k := f.clientFault(r, err, body); k != nil {
+				finished(done)()
+				return nil, nil, k
+			}
 		}
 		routeExpired := !deadline.IsZero() && !time.Now().Before(deadline)
 		wait := f.retry.backoff(attempt)
@@ -350,36 +446,92 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					drainAndClose(resp.Body)
 				}
 				done()
-				f.hooks.Retry(f.route.Name)
+				f.hooks.Retry(f.name)
 				if live != nil {
 					parent.EndWithParent(nil, time.Now()) // ends this attempt
 					live = nil
 				}
-				t := time.NewTimer(wait)
-				select {
-				case <-t.C:
-					retrying = true
-					continue
-				case <-r.Context().Done():
-					t.Stop()
+				if !sleepCtx(r.Context(), wait) {
 					up.RetryDone()
-					x.Status, x.Reason = 499, "client closed request"
-					return
+					finished(func() {})()
+					return nil, nil, clientClosed
 				}
+				retrying = true
+				continue
 			}
-			f.hooks.BudgetExhausted(f.route.Name)
+			f.hooks.BudgetExhausted(f.name)
 		}
 		if err != nil {
-			done()
+			finished(done)()
 			if routeExpired {
 				outcome = upstream.Timeout
 			}
-			f.answerFailure(w, x, err, outcome)
-			return
+			f.log.Debug("upstream attempt failed", "route", f.name, "endpoint", x.Endpoint, "err", err)
+			return nil, nil, failureKind(outcome)
 		}
-		f.copyResponse(w, resp, x)
-		done()
-		return
+		return resp, finished(done), nil
+	}
+}
+
+// admitRequest takes one of the upstream's admission slots, waiting in its
+// pending queue within the deadline when all are taken.
+func (f *Forwarder) admitRequest(r *http.Request, up *upstream.Upstream, deadline time.Time) (release func(), fail *exchange.Kind) {
+	release, ok := up.TryAcquire()
+	if ok {
+		return release, nil
+	}
+	// The common case above builds no context.
+	ctx, cancel := r.Context(), context.CancelFunc(func() {})
+	if !deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+	}
+	defer cancel()
+	release, err := up.Acquire(ctx)
+	switch {
+	case errors.Is(err, upstream.ErrOverloaded):
+		return nil, exchange.Overloaded
+	case err != nil:
+		return nil, exchange.PendingTimeout
+	}
+	return release, nil
+}
+
+// sleepCtx waits d unless ctx ends first (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// pickFailure is the answer to a request no endpoint could take.
+func pickFailure(err error, release func(), x *exchange.Exchange, body *replayGuard) *exchange.Kind {
+	x.BytesIn = body.n.Load()
+	release()
+	return pickKind(err)
+}
+
+// pickKind names the error of an upstream with no endpoint to take a request.
+func pickKind(err error) *exchange.Kind {
+	if errors.Is(err, upstream.ErrCircuitOpen) {
+		return exchange.CircuitOpen
+	}
+	return exchange.NoHealthyEndpoint
+}
+
+// failureKind is the answer to a last attempt that got no response.
+func failureKind(outcome upstream.Outcome) *exchange.Kind {
+	switch outcome {
+	case upstream.Timeout:
+		return exchange.UpstreamTimeout
+	case upstream.ConnectError:
+		return exchange.ConnectFailed
+	default:
+		return exchange.ConnectionReset
 	}
 }
 
@@ -402,15 +554,6 @@ func admit(up *upstream.Upstream, hashKey uint64, tried *[]*upstream.Endpoint) (
 			return nil, breaker.Ticket{}, upstream.ErrCircuitOpen
 		}
 	}
-}
-
-// writePickError answers a request no endpoint could take.
-func writePickError(w http.ResponseWriter, x *Exchange, err error) {
-	if errors.Is(err, upstream.ErrCircuitOpen) {
-		WriteError(w, x, http.StatusServiceUnavailable, ReasonCircuitOpen)
-		return
-	}
-	WriteError(w, x, http.StatusServiceUnavailable, "no healthy upstream endpoint")
 }
 
 // roundTripStd sends one attempt through an http.Transport (HTTP/2, and
@@ -438,30 +581,24 @@ func (f *Forwarder) roundTripStd(parent context.Context, outreq *http.Request, a
 	return resp, err, expired, func() { cancel() }
 }
 
-// answerClientFault answers errors caused by the client rather than the
-// upstream: a body over the limit, a malformed body, a client gone away.
-func (f *Forwarder) answerClientFault(w http.ResponseWriter, r *http.Request, x *Exchange, err error, body *replayGuard) bool {
+// clientFault tells errors caused by the client rather than the upstream: a
+// body over the limit, a malformed body, a client gone away (nil: the
+// upstream's fault).
+func (f *Forwarder) clientFault(r *http.Request, err error, body *replayGuard) *exchange.Kind {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
-		return true
+		return exchange.BodyTooLarge
 	}
 	if r.Context().Err() != nil {
-		x.Status, x.Reason = 499, "client closed request" // nothing to answer
-		return true
+		return clientClosed
 	}
 	if rerr := body.readErr.Load(); rerr != nil {
 		if errors.As(*rerr, &mbe) {
-			WriteError(w, x, http.StatusRequestEntityTooLarge, "request body larger than this route accepts")
-		} else {
-			// The rest of the body cannot be trusted to frame the next
-			// request: close the connection.
-			w.Header()["Connection"] = []string{"close"}
-			WriteError(w, x, http.StatusBadRequest, "malformed or truncated request body")
+			return exchange.BodyTooLarge
 		}
-		return true
+		return exchange.BadBody
 	}
-	return false
+	return nil
 }
 
 func (f *Forwarder) shouldRetry(attempt int, r *http.Request, resp *http.Response, err error, outcome upstream.Outcome, body *replayGuard) bool {
@@ -494,21 +631,9 @@ func (f *Forwarder) shouldRetry(attempt int, r *http.Request, resp *http.Respons
 	return false
 }
 
-func (f *Forwarder) answerFailure(w http.ResponseWriter, x *Exchange, err error, outcome upstream.Outcome) {
-	switch {
-	case outcome == upstream.Timeout:
-		WriteError(w, x, http.StatusGatewayTimeout, "upstream timed out")
-	case outcome == upstream.ConnectError:
-		WriteError(w, x, http.StatusBadGateway, "upstream connect failed")
-	default:
-		WriteError(w, x, http.StatusBadGateway, "upstream connection reset")
-	}
-	f.log.Debug("upstream attempt failed", "route", f.route.Name, "endpoint", x.Endpoint, "err", err)
-}
-
 // outboundHeader builds the headers sent upstream: the client's minus
 // hop-by-hop, plus forwarding and request id headers, plus the route's ops.
-func (f *Forwarder) outboundHeader(r *http.Request, x *Exchange) http.Header {
+func (f *Forwarder) outboundHeader(r *http.Request, x *exchange.Exchange) http.Header {
 	out := make(http.Header, len(r.Header)+6)
 	for k, v := range r.Header {
 		out[k] = v
@@ -521,20 +646,24 @@ func (f *Forwarder) outboundHeader(r *http.Request, x *Exchange) http.Header {
 	if _, ok := out["User-Agent"]; !ok {
 		out["User-Agent"] = vals[5:6:6] // "": do not let a transport add Go's
 	}
-	f.route.ApplyRequestHeaders(out)
+	if f.route != nil {
+		f.route.ApplyRequestHeaders(out)
+	}
 	return out
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-func (f *Forwarder) copyResponse(w http.ResponseWriter, resp *http.Response, x *Exchange) {
+func (f *Forwarder) copyResponse(w http.ResponseWriter, resp *http.Response, x *exchange.Exchange) {
 	defer resp.Body.Close()
 	removeHopHeaders(resp.Header)
 	h := w.Header()
 	for k, v := range resp.Header {
 		h[k] = v
 	}
-	f.route.ApplyResponseHeaders(h)
+	if f.route != nil {
+		f.route.ApplyResponseHeaders(h)
+	}
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {
@@ -562,7 +691,7 @@ func (f *Forwarder) copyResponse(w http.ResponseWriter, resp *http.Response, x *
 		}
 		if rerr != nil {
 			if rerr != io.EOF {
-				f.log.Debug("upstream body ended early", "route", f.route.Name, "endpoint", x.Endpoint, "err", rerr)
+				f.log.Debug("upstream body ended early", "route", f.name, "endpoint", x.Endpoint, "err", rerr)
 				// Abort the client stream so it sees a truncated response,
 				// not a complete one.
 				copyBufs.Put(bp)

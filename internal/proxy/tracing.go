@@ -5,13 +5,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/meshgate/meshgate/internal/exchange"
 	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/internal/upstream"
 )
-
-// ReasonCircuitOpen is the error text of a request refused because every
-// endpoint's circuit breaker is open.
-const ReasonCircuitOpen = "circuit open"
 
 // Client spans: one per attempt to an upstream, the child of the request's
 // server span, so that retries show as siblings. The attempt's request
@@ -33,7 +30,7 @@ const ReasonCircuitOpen = "circuit open"
 
 // startAttempt begins the client span of an attempt and puts its context
 // on the outbound headers.
-func (f *Forwarder) startAttempt(parent *telemetry.Span, r *http.Request, x *Exchange, out http.Header, ep *upstream.Endpoint, path string, attempt int, start time.Time) *telemetry.Span {
+func (f *Forwarder) startAttempt(parent *telemetry.Span, r *http.Request, x *exchange.Exchange, out http.Header, ep *upstream.Endpoint, path string, attempt int, start time.Time) *telemetry.Span {
 	s := parent.StartClient(start)
 	s.Inject(out, parent.FromB3())
 	if !s.Recording() {

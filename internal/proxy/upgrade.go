@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshgate/meshgate/internal/exchange"
 	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/internal/upstream"
 )
@@ -74,12 +75,12 @@ func (t *Tunnels) CloseAll() {
 
 // serveUpgrade forwards an Upgrade request and, on 101, splices the client
 // connection to the upstream's for as long as both stay open.
-func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exchange, parent *telemetry.Span) {
+func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *exchange.Exchange, parent *telemetry.Span) {
 	up := f.cluster.Upstream
 	// A tunnel holds an admission slot for its whole life.
 	release, ok := up.TryAcquire()
 	if !ok {
-		WriteError(w, x, http.StatusServiceUnavailable, "upstream overloaded")
+		exchange.Write(w, x, exchange.Overloaded)
 		return
 	}
 	defer release()
@@ -87,7 +88,7 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exch
 	var tried []*upstream.Endpoint
 	ep, ticket, err := admit(up, hashKey, &tried)
 	if err != nil {
-		writePickError(w, x, err)
+		exchange.Write(w, x, pickKind(err))
 		return
 	}
 	x.Attempts, x.Endpoint = 1, ep.Addr
@@ -128,7 +129,8 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exch
 	if err != nil {
 		ep.Done(time.Since(start), classify(err, false))
 		upstream.Finish(ticket, classify(err, false))
-		f.answerFailure(w, x, err, classify(err, false))
+		f.log.Debug("upstream attempt failed", "route", f.name, "endpoint", x.Endpoint, "err", err)
+		exchange.Write(w, x, failureKind(classify(err, false)))
 		return
 	}
 	ep.Done(time.Since(start), upstream.StatusOutcome(resp.StatusCode))
@@ -140,13 +142,13 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *Exch
 	backend, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		resp.Body.Close()
-		WriteError(w, x, http.StatusBadGateway, "upstream upgrade failed")
+		exchange.Write(w, x, exchange.UpstreamUpgrade)
 		return
 	}
 	defer backend.Close()
 	client, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		WriteError(w, x, http.StatusInternalServerError, "cannot upgrade this connection")
+		exchange.Write(w, x, exchange.UpgradeFailed)
 		return
 	}
 	defer client.Close()
@@ -188,7 +190,7 @@ func writeSwitching(w *bufio.Writer, resp *http.Response) error {
 // splice copies both ways until either side closes, then closes both. When
 // the client's side ends first, the backend gets a half-close and halfClose
 // to finish its side, so a backend that never closes cannot hold the tunnel.
-func splice(client net.Conn, clientBuf *bufio.Reader, backend io.ReadWriteCloser, x *Exchange) {
+func splice(client net.Conn, clientBuf *bufio.Reader, backend io.ReadWriteCloser, x *exchange.Exchange) {
 	done := make(chan int64, 1)
 	go func() {
 		n, _ := io.Copy(backend, clientBuf) // clientBuf drains into client's conn reads

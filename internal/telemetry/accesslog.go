@@ -44,6 +44,8 @@ type Entry struct {
 	ClientIP  string
 	Reason    string
 	Caller    string // SPIFFE ID of an mTLS caller
+	// Consumer and Tier: who an auth policy identified, and their tier.
+	Consumer, Tier string
 	// TraceID and SpanID are the request's server span (hex), when the
 	// node traces.
 	TraceID, SpanID string
@@ -114,7 +116,7 @@ func (a *AccessLog) Log(e *Entry) {
 	}
 	// Room for the optional fields too: appending to line does not
 	// allocate.
-	attrs := [17]slog.Attr{
+	attrs := [19]slog.Attr{
 		slog.String("listener", e.Listener),
 		slog.String("method", e.Method),
 		slog.String("host", e.Host),
@@ -135,6 +137,9 @@ func (a *AccessLog) Log(e *Entry) {
 	}
 	if e.Caller != "" {
 		line = append(line, slog.String("caller", e.Caller))
+	}
+	if e.Consumer != "" {
+		line = append(line, slog.String("consumer", e.Consumer), slog.String("tier", e.Tier))
 	}
 	if e.TraceID != "" {
 		line = append(line, slog.String("trace_id", e.TraceID), slog.String("span_id", e.SpanID))

@@ -29,6 +29,7 @@ type Metrics struct {
 	retries         *prometheus.CounterVec
 	budgetExhausted *prometheus.CounterVec
 	denied          *prometheus.CounterVec
+	authFailures    *prometheus.CounterVec
 	clusterApplies  *prometheus.CounterVec // nil until the node joins a cluster
 }
 
@@ -67,12 +68,15 @@ func NewMetrics() *Metrics {
 	m.denied = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshgate_authz_denied_total", Help: "Callers refused by an mTLS listener's policy, by listener.",
 	}, []string{"listener"})
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_auth_failures_total", Help: "Requests refused by a route's auth, by route and reason (an error name of the error table).",
+	}, []string{"route", "reason"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_build_info", Help: "Build information; always 1.",
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(buildinfo.Version, buildinfo.GoVersion()).Set(1)
 	m.Registry.MustRegister(m.requests, m.duration, m.endpointHealthy, m.endpointEjected,
-		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, m.denied, build,
+		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, m.denied, m.authFailures, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create the reload series so a dashboard sees zeros, not gaps.
 	m.reloads.WithLabelValues("ok")
@@ -168,6 +172,13 @@ func (m *Metrics) ForgetRoute(name string) {
 	m.duration.DeleteLabelValues(name)
 	m.retries.DeleteLabelValues(name)
 	m.budgetExhausted.DeleteLabelValues(name)
+	m.authFailures.DeletePartialMatch(prometheus.Labels{"route": name})
+}
+
+// AuthFailure counts a request a route's auth refused; reason is the name
+// of its error kind (unauthorized, invalid_token, …).
+func (m *Metrics) AuthFailure(route, reason string) {
+	m.authFailures.WithLabelValues(route, reason).Inc()
 }
 
 // Reload counts a configuration load.

@@ -1,14 +1,17 @@
-// Package proxy forwards requests to upstreams: the per-route forwarder with
-// retries, timeouts and budgets; streaming of bodies both ways, trailers,
-// gRPC and WebSocket upgrades; and the X-Forwarded-*/Forwarded and hop-by-hop
-// header rules of a proxy.
+// Package exchange is the record of one request and the one way the proxy
+// answers a request itself.
 //
-// The unit of work is an Exchange: one client request and everything learned
-// while serving it (route, client IP, request id, upstream endpoint, status,
-// byte counts). It travels in the request context so that middleware added
-// by later policies (auth, rate limits, transforms) reads and enriches the same
-// record the access log, metrics and traces are written from.
-package proxy
+// An Exchange is one client request and everything learned while serving it:
+// route, client IP, request id, the consumer an auth policy identified,
+// upstream endpoint, status, byte counts. It travels in the request context,
+// so every policy stage, the forwarder, the access log, tap, metrics and
+// tracing read and enrich the same record; none of them imports another to
+// do so.
+//
+// Every response the proxy generates (401, 404, 429, 503, …) is written by
+// Write from one table of error kinds (Kinds), which docs/config.md's error
+// table is checked against.
+package exchange
 
 import (
 	"context"
@@ -37,6 +40,12 @@ type Exchange struct {
 	GRPC bool
 	// Caller is the SPIFFE ID of the client on an mTLS listener.
 	Caller string
+	// Consumer is who the request was authenticated as (an auth policy
+	// sets it; "" when the route has none), Tier the consumer's tier, and
+	// AuthMethod the name of the auth definition that accepted it.
+	Consumer   string
+	Tier       string
+	AuthMethod string
 	// Upstream is the name of the upstream the request was forwarded to:
 	// the route's, or the one its split picked. Empty until a forwarder
 	// took the request.
@@ -47,21 +56,23 @@ type Exchange struct {
 	Status   int
 	BytesIn  int64
 	BytesOut int64
-	// Reason explains a response the proxy generated itself (404, 503, …).
+	// Reason explains a response the proxy generated itself (404, 503, …),
+	// and Error is its kind (nil for the upstream's responses).
 	Reason string
+	Error  *Kind
 
 	rec recorder // allocated with the exchange
 }
 
 type exchangeKey struct{}
 
-// WithExchange returns ctx carrying x.
-func WithExchange(ctx context.Context, x *Exchange) context.Context {
+// With returns ctx carrying x.
+func With(ctx context.Context, x *Exchange) context.Context {
 	return context.WithValue(ctx, exchangeKey{}, x)
 }
 
-// ExchangeFrom returns the exchange of the request, or nil.
-func ExchangeFrom(ctx context.Context) *Exchange {
+// From returns the exchange of the request, or nil.
+func From(ctx context.Context) *Exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*Exchange)
 	return x
 }

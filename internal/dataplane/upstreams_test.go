@@ -1,0 +1,81 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/exchange"
+	"github.com/meshgate/meshgate/internal/policy"
+	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/telemetry"
+	"github.com/meshgate/meshgate/internal/upstream"
+)
+
+func testCluster(t *testing.T, name, addr string, retry bool) *proxy.Cluster {
+	t.Helper()
+	ucfg := config.Upstream{Name: name, Endpoints: []config.Endpoint{{Address: addr}}}
+	up, err := upstream.New(ucfg, upstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := proxy.NewCluster(ucfg, up, nil)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// A policy's own call goes through the cluster like a forwarded request: the
+// upstream sees the client's request id and forwarding headers, the body
+// streams back, and a failure names the error the proxy would have answered.
+func TestPolicyCallsGoThroughTheCluster(t *testing.T) {
+	var seen http.Header
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.Header.Clone()
+		w.Header().Set("Connection", "x-hop")
+		w.Header().Set("X-Hop", "1")
+		io.WriteString(w, "items:"+r.URL.RequestURI())
+	}))
+	defer backend.Close()
+	deps := Deps{Metrics: telemetry.NewMetrics(), Clusters: map[string]*proxy.Cluster{
+		"items": testCluster(t, "items", backend.Listener.Addr().String(), false),
+		"down":  testCluster(t, "down", "127.0.0.1:1", false),
+	}}
+	var ups policy.Upstreams = &upstreams{d: &deps}
+	if _, err := ups.Caller("nope", policy.CallOptions{}); err == nil {
+		t.Fatal("a caller of an unknown upstream")
+	}
+	items, err := ups.Caller("items", policy.CallOptions{Name: "bff/items"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := &exchange.Exchange{RequestID: "req-7", ClientIP: "203.0.113.9", Scheme: "https"}
+	ctx := exchange.With(context.Background(), parent)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://items/v1/items?id=3", nil)
+	resp, err := items.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "items:/v1/items?id=3" || resp.StatusCode != 200 {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("X-Hop") != "" {
+		t.Error("hop-by-hop header of the upstream's response passed on")
+	}
+	if seen.Get("X-Request-Id") != "req-7" || seen.Get("X-Forwarded-For") == "" {
+		t.Errorf("upstream saw %v", seen)
+	}
+
+	down, _ := ups.Caller("down", policy.CallOptions{})
+	req, _ = http.NewRequestWithContext(ctx, "GET", "http://down/", nil)
+	_, err = down.RoundTrip(req)
+	var ce *proxy.CallError
+	if !errors.As(err, &ce) || ce.Kind != exchange.ConnectFailed {
+		t.Fatalf("error %v, want connect failed", err)
+	}
+}

@@ -1,0 +1,153 @@
+package exchange
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// Kind is one error the proxy answers by itself: its status, a stable name
+// (the metric label and the log's error code), the text a client sees, and
+// when it happens. A Kind whose text depends on the request (the method and
+// path of a 404, say) is written with WriteReason; its Text is then the
+// example the documentation shows.
+type Kind struct {
+	Status int
+	Name   string
+	Text   string
+	When   string
+}
+
+// The error table. Every response the proxy generates is one of these;
+// docs/config.md's table of errors is checked against Kinds (TestErrorTable).
+var (
+	BadTarget = &Kind{400, "bad_target", "invalid character in request target",
+		"an HTTP/2 `:path` or query carries a control character or non-ASCII byte"}
+	BadPath = &Kind{400, "bad_path", "malformed request path: …",
+		"the path cannot be [normalized](#path-normalization)"}
+	BadBody = &Kind{400, "bad_body", "malformed or truncated request body",
+		"the client's body was malformed (bad chunked encoding) or ended early while being forwarded; the connection is closed (`Connection: close`)"}
+	Unauthorized = &Kind{401, "unauthorized", "authentication required",
+		"the route has `auth` and the request carries no credential; `WWW-Authenticate` names the schemes"}
+	InvalidToken = &Kind{401, "invalid_token", "invalid token: …",
+		"a credential was presented but is not valid (signature, expiry, issuer, audience, unknown or revoked key); `WWW-Authenticate` carries `error=\"invalid_token\"`"}
+	InsufficientScope = &Kind{403, "insufficient_scope", "insufficient scope: requires …",
+		"the consumer is authenticated but lacks a scope of `auth.scopes`; `WWW-Authenticate` carries `error=\"insufficient_scope\"`"}
+	CallerRequired = &Kind{403, "caller_required", "caller identity required",
+		"an mTLS listener's client presented no SPIFFE ID"}
+	CallerDenied = &Kind{403, "caller_denied", "spiffe://td/a may not call spiffe://td/b",
+		"the caller's SPIFFE ID is not in the listener's allow list"}
+	ConsumerRequired = &Kind{401, "consumer_required", "a verified consumer is required",
+		"a sidecar's `inbound.consumers.require` is set and the request carries no consumer from a trusted peer"}
+	ConsumerDenied = &Kind{403, "consumer_denied", "consumer acme may not call this service",
+		"the consumer is not in the sidecar's `inbound.consumers.allow`"}
+	NoRoute = &Kind{404, "no_route", "no route for GET /path",
+		"no route matches (method and normalized path shown)"}
+	MethodNotAllowed = &Kind{405, "method_not_allowed", "method DELETE not allowed; allowed: GET, HEAD",
+		"a route matched all but the method; `Allow` lists the methods"}
+	BodyTooLarge = &Kind{413, "body_too_large", "request body larger than this route accepts",
+		"the body exceeds `max_body_bytes`"}
+	RateLimited = &Kind{429, "rate_limited", "rate limited",
+		"the route's `rate_limit` is spent; `Retry-After` says when to retry"}
+	TierLimited = &Kind{429, "tier_limited", "rate limited: tier free allows 100 requests per 1m0s",
+		"the consumer's tier is spent; `Retry-After`, `RateLimit-Policy` and `RateLimit` say which limit and when to retry"}
+	UpgradeFailed = &Kind{500, "upgrade_failed", "cannot upgrade this connection",
+		"a WebSocket upgrade could not take over the client connection"}
+	ConnectFailed = &Kind{502, "connect_failed", "upstream connect failed",
+		"the last attempt could not connect"}
+	ConnectionReset = &Kind{502, "connection_reset", "upstream connection reset",
+		"the last attempt's connection failed before response headers"}
+	UpstreamUpgrade = &Kind{502, "upstream_upgrade", "upstream upgrade failed",
+		"the upstream accepted a WebSocket upgrade but the tunnel could not be set up"}
+	Overloaded = &Kind{503, "overloaded", "upstream overloaded",
+		"`max_connections` and `max_pending` are both full"}
+	NoHealthyEndpoint = &Kind{503, "no_healthy_endpoint", "no healthy upstream endpoint",
+		"the upstream has no endpoint at all (see panic mode)"}
+	CircuitOpen = &Kind{503, "circuit_open", "circuit open",
+		"every endpoint's circuit breaker is open (or half-open with its probes taken)"}
+	AuthUnavailable = &Kind{503, "auth_unavailable", "authentication unavailable",
+		"the identity provider needed to check the credential cannot be reached (introspection down, no JWKS yet): fail closed, `Retry-After: 1`"}
+	UpstreamTimeout = &Kind{504, "upstream_timeout", "upstream timed out",
+		"`timeout` expired, or `per_try_timeout` on the last attempt"}
+	PendingTimeout = &Kind{504, "pending_timeout", "timed out waiting for an upstream connection",
+		"`timeout` expired while queued for an admission slot"}
+)
+
+// Kinds is the whole table, in the order docs/config.md lists it.
+var Kinds = []*Kind{
+	BadTarget, BadPath, BadBody, Unauthorized, InvalidToken, ConsumerRequired, InsufficientScope,
+	CallerRequired, CallerDenied, ConsumerDenied, NoRoute, MethodNotAllowed, BodyTooLarge,
+	RateLimited, TierLimited, UpgradeFailed, ConnectFailed, ConnectionReset, UpstreamUpgrade,
+	Overloaded, NoHealthyEndpoint, CircuitOpen, AuthUnavailable, UpstreamTimeout, PendingTimeout,
+}
+
+// Write answers the client with error k and its fixed text.
+func Write(w http.ResponseWriter, x *Exchange, k *Kind) {
+	WriteReason(w, x, k, k.Text)
+}
+
+// WriteReason answers the client with error k, its text replaced by reason,
+// which must be safe to show a user (it is also logged with the exchange).
+// The body is JSON; headers the caller set before (Retry-After,
+// WWW-Authenticate, Allow) go out with it.
+//
+// A gRPC client cannot read a JSON body: for gRPC requests the error is a
+// trailers-only response (HTTP 200, grpc-status and grpc-message) with the
+// gRPC code of the status, as gRPC's HTTP mapping specifies.
+func WriteReason(w http.ResponseWriter, x *Exchange, k *Kind, reason string) {
+	if x != nil {
+		x.Reason, x.Error = reason, k
+		if x.GRPC {
+			writeGRPCError(w, x, k.Status, reason)
+			return
+		}
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Cache-Control"] = []string{"no-store"}
+	body := make([]byte, 0, 96+len(reason))
+	body = append(body, `{"status":`...)
+	body = strconv.AppendInt(body, int64(k.Status), 10)
+	body = append(body, `,"error":`...)
+	body = strconv.AppendQuote(body, reason)
+	if x != nil && x.RequestID != "" {
+		body = append(body, `,"request_id":`...)
+		body = strconv.AppendQuote(body, x.RequestID)
+	}
+	body = append(body, "}\n"...)
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(k.Status)
+	_, _ = w.Write(body)
+}
+
+// GRPCCode maps the proxy's HTTP statuses to gRPC codes (see gRPC's
+// "HTTP to gRPC Status Code Mapping", extended for proxy-specific errors).
+func GRPCCode(status int) int {
+	switch status {
+	case http.StatusBadRequest:
+		return 3 // INVALID_ARGUMENT
+	case http.StatusUnauthorized:
+		return 16 // UNAUTHENTICATED
+	case http.StatusForbidden:
+		return 7 // PERMISSION_DENIED
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return 12 // UNIMPLEMENTED
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		return 8 // RESOURCE_EXHAUSTED
+	case http.StatusGatewayTimeout:
+		return 4 // DEADLINE_EXCEEDED
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return 14 // UNAVAILABLE
+	default:
+		return 2 // UNKNOWN
+	}
+}
+
+func writeGRPCError(w http.ResponseWriter, x *Exchange, status int, reason string) {
+	h := w.Header()
+	h["Content-Type"] = []string{"application/grpc"}
+	h["Grpc-Status"] = []string{strconv.Itoa(GRPCCode(status))}
+	h["Grpc-Message"] = []string{url.PathEscape(reason)}
+	w.WriteHeader(http.StatusOK)
+	x.Status = status // logged and counted as what it means, not as 200
+}
