@@ -120,50 +120,59 @@ func applyDefaults(c *Config) {
 	}
 	applyAuthDefaults(c)
 	for i := range c.Upstreams {
-		u := &c.Upstreams[i]
-		// Discovered endpoints are sidecars: always mTLS.
-		if u.Service != nil && u.TLS == nil {
-			u.TLS = &UpstreamTLS{}
-		}
-		if u.Protocol == "" {
-			u.Protocol = "auto"
-		}
-		if u.Balancer.Policy == "" {
-			u.Balancer.Policy = "round_robin"
-		}
-		for j := range u.Endpoints {
-			if u.Endpoints[j].Weight == 0 {
-				u.Endpoints[j].Weight = 1
-			}
-		}
-		setDur(&u.DNSRefresh, DefaultDNSRefresh)
-		setDur(&u.ConnectTimeout, DefaultConnectTimeout)
-		setDur(&u.IdleTimeout, DefaultUpstreamIdle)
-		setInt(&u.MaxConnections, DefaultMaxConnections)
-		setInt(&u.MaxPending, DefaultMaxPending)
-		setInt(&u.MaxIdlePerEndpoint, DefaultMaxIdle)
-		if h := u.HealthCheck; h != nil {
-			if h.Path == "" {
-				h.Path = "/"
-			}
-			setDur(&h.Interval, 5*time.Second)
-			setDur(&h.Timeout, time.Second)
-			setInt(&h.HealthyThreshold, 2)
-			setInt(&h.UnhealthyThreshold, 3)
-			if h.ExpectedStatus == "" {
-				h.ExpectedStatus = "200-399"
-			}
-		}
-		if o := u.Outlier; o != nil {
-			setInt(&o.Consecutive5xx, 5)
-			setInt(&o.ConsecutiveConnectErrors, 5)
-			setDur(&o.BaseEjection, 30*time.Second)
-			setDur(&o.MaxEjection, 300*time.Second)
-			setInt(&o.MaxEjectedPercent, 50)
-		}
-		setInt(&u.RetryBudget.Percent, 20)
-		setInt(&u.RetryBudget.MinPerSecond, 10)
+		DefaultUpstream(&c.Upstreams[i])
 	}
+}
+
+// DefaultUpstream sets the defaults of one upstream, documented in
+// docs/config.md, in place: the one place they are set. Every config
+// parsed here (Parse, ParseSidecar, the cluster's resources) has them, and
+// upstream.New applies them to its own copy, for configs built in code. It
+// is idempotent, and leaves a value already set, valid or not, for
+// validation to judge.
+func DefaultUpstream(u *Upstream) {
+	// Discovered endpoints are sidecars: always mTLS.
+	if u.Service != nil && u.TLS == nil {
+		u.TLS = &UpstreamTLS{}
+	}
+	if u.Protocol == "" {
+		u.Protocol = "auto"
+	}
+	if u.Balancer.Policy == "" {
+		u.Balancer.Policy = "round_robin"
+	}
+	for j := range u.Endpoints {
+		if u.Endpoints[j].Weight == 0 {
+			u.Endpoints[j].Weight = 1
+		}
+	}
+	setDur(&u.DNSRefresh, DefaultDNSRefresh)
+	setDur(&u.ConnectTimeout, DefaultConnectTimeout)
+	setDur(&u.IdleTimeout, DefaultUpstreamIdle)
+	setInt(&u.MaxConnections, DefaultMaxConnections)
+	setInt(&u.MaxPending, DefaultMaxPending)
+	setInt(&u.MaxIdlePerEndpoint, DefaultMaxIdle)
+	if h := u.HealthCheck; h != nil {
+		if h.Path == "" {
+			h.Path = "/"
+		}
+		setDur(&h.Interval, 5*time.Second)
+		setDur(&h.Timeout, time.Second)
+		setInt(&h.HealthyThreshold, 2)
+		setInt(&h.UnhealthyThreshold, 3)
+		if h.ExpectedStatus == "" {
+			h.ExpectedStatus = "200-399"
+		}
+	}
+	if o := u.Outlier; o != nil {
+		setInt(&o.Consecutive5xx, 5)
+		setInt(&o.ConsecutiveConnectErrors, 5)
+		setDur(&o.BaseEjection, 30*time.Second)
+		setDur(&o.MaxEjection, 300*time.Second)
+		setInt(&o.MaxEjectedPercent, 50)
+	}
+	setInt(&u.RetryBudget.Percent, 20)
+	setInt(&u.RetryBudget.MinPerSecond, 10)
 }
 
 // applyAuthDefaults defaults auth, tiers and routes' auth.

@@ -21,6 +21,7 @@ import (
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/exchange"
+	"github.com/meshgate/meshgate/internal/rewrite"
 	"github.com/meshgate/meshgate/internal/route"
 	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/internal/upstream"
@@ -36,8 +37,8 @@ type Hooks struct {
 // choice, per-try and total timeouts, retries within the upstream's budget,
 // and streaming of the response back.
 type Forwarder struct {
-	name    string       // the route's, or the policy call's
-	route   *route.Route // nil for a policy's calls: no rewrites
+	name    string         // the route's, or the policy call's
+	rw      *rewrite.Rules // the route's; nil for a policy's calls: no rewrites
 	cluster *Cluster
 	timeout time.Duration
 	perTry  time.Duration
@@ -65,7 +66,7 @@ type ForwarderOptions struct {
 func NewForwarder(r *route.Route, o ForwarderOptions) *Forwarder {
 	c := r.Config
 	f := newForwarder(r.Name, c.Timeout.D(), c.PerTryTimeout.D(), c.Retry, o)
-	f.route = r
+	f.rw = r.Rewrite()
 	f.maxBody = int64(c.MaxBodyBytes)
 	return f
 }
@@ -316,160 +317,253 @@ var clientClosed = &exchange.Kind{Status: 499, Name: "client_closed", Text: "cli
 // once the response's body is done with, releases the slot and the
 // attempt's resources.
 func (f *Forwarder) forward(r *http.Request, x *exchange.Exchange, parent *telemetry.Span) (resp *http.Response, finish func(), fail *exchange.Kind) {
-	start := time.Now()
-	var deadline time.Time
+	c := call{f: f, r: r, x: x, parent: parent, up: f.cluster.Upstream, start: time.Now()}
 	if f.timeout > 0 {
-		deadline = start.Add(f.timeout)
+		c.deadline = c.start.Add(f.timeout)
 	}
-	up := f.cluster.Upstream
-	release, fail := f.admitRequest(r, up, deadline)
-	if fail != nil {
+	if c.release, fail = f.admitRequest(r, c.up, c.deadline); fail != nil {
 		return nil, nil, fail
 	}
-	out := f.outboundHeader(r, x)
-	body := newReplayGuard(r.Body, f.retry.afterResponse)
-	finished := func(done func()) func() {
-		return func() {
-			done()
-			x.BytesIn = body.n.Load()
-			release()
+	// Outside c: a pointer into c from c itself would move c to the heap.
+	var triedBuf [4]*upstream.Endpoint
+	c.tried = triedBuf[:0]
+	c.prepare()
+	for n := 1; ; n++ {
+		resp, finish, fail, again := c.attempt(n)
+		if !again {
+			return resp, finish, fail
 		}
 	}
-	hashKey, _ := up.HashKey(r, x.ClientIP)
-	var triedBuf [4]*upstream.Endpoint
-	tried := triedBuf[:0]
-	path := x.Path
-	if f.route != nil {
-		path = f.route.RewritePath(x.Path, &x.Match.Params)
-	}
-	fast := f.cluster.fastFor(r)
-	var grpcDeadline time.Time
+}
+
+// call is the state of one forwarded request across its attempts. It lives
+// on forward's stack: nothing may keep a pointer to it.
+type call struct {
+	f      *Forwarder
+	r      *http.Request
+	x      *exchange.Exchange
+	parent *telemetry.Span // the server span, when tracing
+	up     *upstream.Upstream
+	start  time.Time
+
+	deadline     time.Time // the route's; zero: none
+	grpcDeadline time.Time // the client's grpc-timeout; zero: none
+	release      func()    // of the admission slot
+	out          http.Header
+	body         *replayGuard
+	hashKey      uint64
+	tried        []*upstream.Endpoint
+	path         string // rewritten
+	fast         bool   // the fast HTTP/1.1 pool takes the request
+
+	retrying bool            // the budget's RetryAllowed was granted for this attempt
+	live     *telemetry.Span // the client span of the attempt under way
+}
+
+// prepare computes what every attempt shares: headers, body, hash key,
+// rewritten path, pool and gRPC deadline.
+func (c *call) prepare() {
+	f, r, x := c.f, c.r, c.x
+	c.out = f.outboundHeader(r, x)
+	c.body = newReplayGuard(r.Body, f.retry.afterResponse)
+	c.hashKey, _ = c.up.HashKey(r, x.ClientIP)
+	c.path = f.rw.Path(x.Path, &x.Match.Params)
+	c.fast = f.cluster.fastFor(r)
 	if x.GRPC {
 		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
-			grpcDeadline = start.Add(d)
+			c.grpcDeadline = c.start.Add(d)
 		}
 	}
+}
 
-	retrying := false        // the budget's RetryAllowed was granted for this attempt
-	var live *telemetry.Span // the client span of the attempt under way
-	for attempt := 1; ; attempt++ {
-		ep, ticket, err := admit(up, hashKey, &tried)
-		if err != nil {
-			if retrying {
-				up.RetryDone()
-			}
-			return nil, nil, pickFailure(err, release, x, body)
+// attempt makes attempt n: it picks an endpoint, sends the request and
+// accounts for the outcome. again: a retry is due, its backoff slept; else
+// the request is over with a response (and its finish) or a failure.
+func (c *call) attempt(n int) (resp *http.Response, finish func(), fail *exchange.Kind, again bool) {
+	ep, ticket, err := admit(c.up, c.hashKey, &c.tried)
+	if err != nil {
+		if c.retrying {
+			c.up.RetryDone()
 		}
-		x.Attempts = attempt
-		x.Endpoint = ep.Addr
+		c.end()
+		return nil, nil, pickKind(err), false
+	}
+	c.x.Attempts = n
+	c.x.Endpoint = ep.Addr
+	outreq := c.outboundRequest(ep)
+	start := time.Now()
+	if c.parent != nil {
+		c.startSpan(outreq, ep, n, start)
+	}
+	ep.Begin()
+	resp, err, expired, done := c.send(outreq, c.attemptDeadline(start))
+	outcome := c.record(ep, ticket, start, resp, err, expired)
+	if err != nil {
+		if k := c.f.clientFault(c.r, err, c.body); k != nil {
+			done()
+			c.end()
+			return nil, nil, k, false
+		}
+	}
+	routeExpired := !c.deadline.IsZero() && !time.Now().Before(c.deadline)
+	if wait, ok := c.retryDue(n, resp, err, outcome, routeExpired); ok {
+		if !c.backOff(resp, done, wait) {
+			return nil, nil, clientClosed, false
+		}
+		return nil, nil, nil, true
+	}
+	if err != nil {
+		done()
+		c.end()
+		if routeExpired {
+			outcome = upstream.Timeout
+		}
+		c.f.log.Debug("upstream attempt failed", "route", c.f.name, "endpoint", c.x.Endpoint, "err", err)
+		return nil, nil, failureKind(outcome), false
+	}
+	return resp, c.finisher(done), nil, false
+}
 
-		outreq := &http.Request{
-			Method:        r.Method,
-			URL:           &url.URL{Scheme: "http", Host: ep.Addr, Opaque: path, RawQuery: r.URL.RawQuery},
-			Proto:         "HTTP/1.1",
-			ProtoMajor:    1,
-			ProtoMinor:    1,
-			Header:        out,
-			Body:          body.reader(),
-			ContentLength: r.ContentLength,
-			Host:          r.Host,
-		}
-		if len(r.Trailer) > 0 {
-			outreq.Trailer = r.Trailer
-		}
-		attemptStart := time.Now()
-		if parent != nil {
-			if attempt > 1 {
-				// The attempt writes its own traceparent into the headers, and
-				// a transport may still read the last attempt's after giving
-				// it up (an HTTP/2 stream cancelled mid-encoding): a copy.
-				out = out.Clone()
-				outreq.Header = out
-			}
-			live = f.startAttempt(parent, r, x, out, ep, path, attempt, attemptStart)
-			// The attempt that answers the client ends with the request
-			// (after its response streamed, or the handler aborted).
-			parent.EndWithParent(live, attemptStart)
-		}
-		attemptDeadline := deadline
-		if f.perTry > 0 {
-			if d := attemptStart.Add(f.perTry); attemptDeadline.IsZero() || d.Before(attemptDeadline) {
-				attemptDeadline = d
-			}
-		}
+// outboundRequest is the request of one attempt to ep.
+func (c *call) outboundRequest(ep *upstream.Endpoint) *http.Request {
+	r := c.r
+	outreq := &http.Request{
+		Method:        r.Method,
+		URL:           &url.URL{Scheme: "http", Host: ep.Addr, Opaque: c.path, RawQuery: r.URL.RawQuery},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        c.out,
+		Body:          c.body.reader(),
+		ContentLength: r.ContentLength,
+		Host:          r.Host,
+	}
+	if len(r.Trailer) > 0 {
+		outreq.Trailer = r.Trailer
+	}
+	return outreq
+}
 
-		ep.Begin()
-		var expired bool
-		done := func() {}
-		if fast {
-			resp, err = f.cluster.fast.roundTripUntil(outreq, attemptDeadline)
-			expired = errors.Is(err, os.ErrDeadlineExceeded)
-		} else {
-			resp, err, expired, done = f.roundTripStd(r.Context(), outreq, attemptDeadline, grpcDeadline)
-		}
-		var outcome upstream.Outcome
-		if err != nil {
-			outcome = classify(err, expired)
-		} else {
-			outcome = upstream.StatusOutcome(resp.StatusCode)
-		}
-		attemptEnd := time.Now()
-		ep.Done(attemptEnd.Sub(attemptStart), outcome)
-		if live != nil {
-			attemptResult(live, resp, err, outcome, attemptEnd)
-		}
-		if err != nil && r.Context().Err() != nil {
-			ticket.Skip() // the client left: no verdict on the endpoint
-		} else {
-			upstream.Finish(ticket, outcome)
-		}
-		if retrying {
-			// A retry counts against the budget until its attempt is over.
-			up.RetryDone()
-			retrying = false
-		}
+// startSpan starts the client span of attempt n under the server span.
+func (c *call) startSpan(outreq *http.Request, ep *upstream.Endpoint, n int, start time.Time) {
+	if n > 1 {
+		// The attempt writes its own traceparent into the headers, and
+		// a transport may still read the last attempt's after giving
+		// it up (an HTTP/2 stream cancelled mid-encoding): a copy.
+		c.out = c.out.Clone()
+		outreq.Header = c.out
+	}
+	c.live = c.f.startAttempt(c.parent, c.r, c.x, c.out, ep, c.path, n, start)
+	// The attempt that answers the client ends with the request
+	// (after its response streamed, or the handler aborted).
+	c.parent.EndWithParent(c.live, start)
+}
 
-		if err != nil {
-			if k := f.clientFault(r, err, body); k != nil {
-				finished(done)()
-				return nil, nil, k
-			}
+// attemptDeadline is the route's deadline, or per_try_timeout from the
+// attempt's start if sooner.
+func (c *call) attemptDeadline(start time.Time) time.Time {
+	d := c.deadline
+	if c.f.perTry > 0 {
+		if t := start.Add(c.f.perTry); d.IsZero() || t.Before(d) {
+			d = t
 		}
-		routeExpired := !deadline.IsZero() && !time.Now().Before(deadline)
-		wait := f.retry.backoff(attempt)
-		// A retry that cannot start before the route deadline is not made:
-		// the client gets this attempt's own answer instead.
-		fits := deadline.IsZero() || time.Until(deadline) > wait
-		if !routeExpired && fits && f.shouldRetry(attempt, r, resp, err, outcome, body) {
-			if up.RetryAllowed() {
-				if resp != nil {
-					drainAndClose(resp.Body)
-				}
-				done()
-				f.hooks.Retry(f.name)
-				if live != nil {
-					parent.EndWithParent(nil, time.Now()) // ends this attempt
-					live = nil
-				}
-				if !sleepCtx(r.Context(), wait) {
-					up.RetryDone()
-					finished(func() {})()
-					return nil, nil, clientClosed
-				}
-				retrying = true
-				continue
-			}
-			f.hooks.BudgetExhausted(f.name)
-		}
-		if err != nil {
-			finished(done)()
-			if routeExpired {
-				outcome = upstream.Timeout
-			}
-			f.log.Debug("upstream attempt failed", "route", f.name, "endpoint", x.Endpoint, "err", err)
-			return nil, nil, failureKind(outcome)
-		}
-		return resp, finished(done), nil
+	}
+	return d
+}
+
+// send makes one attempt's round trip: on the fast pool, or through an
+// http.Transport. done releases the attempt's resources once its response
+// body is finished.
+func (c *call) send(outreq *http.Request, deadline time.Time) (resp *http.Response, err error, expired bool, done func()) {
+	if c.fast {
+		resp, err = c.f.cluster.fast.roundTripUntil(outreq, deadline)
+		return resp, err, errors.Is(err, os.ErrDeadlineExceeded), func() {}
+	}
+	return c.f.roundTripStd(c.r.Context(), outreq, deadline, c.grpcDeadline)
+}
+
+// record accounts for an attempt's outcome: the endpoint's latency and
+// outcome, the client span, the breaker's verdict and the retry budget.
+func (c *call) record(ep *upstream.Endpoint, ticket breaker.Ticket, start time.Time, resp *http.Response, err error, expired bool) upstream.Outcome {
+	var outcome upstream.Outcome
+	if err != nil {
+		outcome = classify(err, expired)
+	} else {
+		outcome = upstream.StatusOutcome(resp.StatusCode)
+	}
+	end := time.Now()
+	ep.Done(end.Sub(start), outcome)
+	if c.live != nil {
+		attemptResult(c.live, resp, err, outcome, end)
+	}
+	if err != nil && c.r.Context().Err() != nil {
+		ticket.Skip() // the client left: no verdict on the endpoint
+	} else {
+		upstream.Finish(ticket, outcome)
+	}
+	if c.retrying {
+		// A retry counts against the budget until its attempt is over.
+		c.up.RetryDone()
+		c.retrying = false
+	}
+	return outcome
+}
+
+// retryDue decides whether attempt n is retried, and after which backoff:
+// the route's policy must allow it, the retry must be able to start before
+// the route deadline, and the upstream's retry budget must have room.
+func (c *call) retryDue(n int, resp *http.Response, err error, outcome upstream.Outcome, routeExpired bool) (wait time.Duration, ok bool) {
+	f := c.f
+	wait = f.retry.backoff(n)
+	// A retry that cannot start before the route deadline is not made:
+	// the client gets this attempt's own answer instead.
+	fits := c.deadline.IsZero() || time.Until(c.deadline) > wait
+	if routeExpired || !fits || !f.shouldRetry(n, c.r, resp, err, outcome, c.body) {
+		return 0, false
+	}
+	if !c.up.RetryAllowed() {
+		f.hooks.BudgetExhausted(f.name)
+		return 0, false
+	}
+	return wait, true
+}
+
+// backOff gives up the attempt (its response, if any, and resources) and
+// waits before the retry; false: the client left meanwhile, and the call
+// is over.
+func (c *call) backOff(resp *http.Response, done func(), wait time.Duration) bool {
+	if resp != nil {
+		drainAndClose(resp.Body)
+	}
+	done()
+	c.f.hooks.Retry(c.f.name)
+	if c.live != nil {
+		c.parent.EndWithParent(nil, time.Now()) // ends this attempt
+		c.live = nil
+	}
+	if !sleepCtx(c.r.Context(), wait) {
+		c.up.RetryDone()
+		c.end()
+		return false
+	}
+	c.retrying = true
+	return true
+}
+
+// end accounts for the request's body and releases the admission slot.
+func (c *call) end() {
+	c.x.BytesIn = c.body.n.Load()
+	c.release()
+}
+
+// finisher is the finish of a response passed on: done, then end. It
+// captures what it needs, not c, which stays on the stack.
+func (c *call) finisher(done func()) func() {
+	x, body, release := c.x, c.body, c.release
+	return func() {
+		done()
+		x.BytesIn = body.n.Load()
+		release()
 	}
 }
 
@@ -506,13 +600,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// pickFailure is the answer to a request no endpoint could take.
-func pickFailure(err error, release func(), x *exchange.Exchange, body *replayGuard) *exchange.Kind {
-	x.BytesIn = body.n.Load()
-	release()
-	return pickKind(err)
 }
 
 // pickKind names the error of an upstream with no endpoint to take a request.
@@ -646,9 +733,7 @@ func (f *Forwarder) outboundHeader(r *http.Request, x *exchange.Exchange) http.H
 	if _, ok := out["User-Agent"]; !ok {
 		out["User-Agent"] = vals[5:6:6] // "": do not let a transport add Go's
 	}
-	if f.route != nil {
-		f.route.ApplyRequestHeaders(out)
-	}
+	f.rw.Request(out)
 	return out
 }
 
@@ -661,9 +746,7 @@ func (f *Forwarder) copyResponse(w http.ResponseWriter, resp *http.Response, x *
 	for k, v := range resp.Header {
 		h[k] = v
 	}
-	if f.route != nil {
-		f.route.ApplyResponseHeaders(h)
-	}
+	f.rw.Response(h)
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {

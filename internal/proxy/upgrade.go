@@ -76,27 +76,13 @@ func (t *Tunnels) CloseAll() {
 // serveUpgrade forwards an Upgrade request and, on 101, splices the client
 // connection to the upstream's for as long as both stay open.
 func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *exchange.Exchange, parent *telemetry.Span) {
-	up := f.cluster.Upstream
 	// A tunnel holds an admission slot for its whole life.
-	release, ok := up.TryAcquire()
+	release, ok := f.cluster.Upstream.TryAcquire()
 	if !ok {
 		exchange.Write(w, x, exchange.Overloaded)
 		return
 	}
 	defer release()
-	hashKey, _ := up.HashKey(r, x.ClientIP)
-	var tried []*upstream.Endpoint
-	ep, ticket, err := admit(up, hashKey, &tried)
-	if err != nil {
-		exchange.Write(w, x, pickKind(err))
-		return
-	}
-	x.Attempts, x.Endpoint = 1, ep.Addr
-	out := f.outboundHeader(r, x)
-	// Upgrade and Connection are hop-by-hop, yet they are the request.
-	out["Connection"] = []string{"Upgrade"}
-	out["Upgrade"] = r.Header["Upgrade"]
-
 	ctx := r.Context()
 	var cancel context.CancelFunc
 	if f.timeout > 0 {
@@ -106,9 +92,36 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *exch
 		ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
 	}
 	defer cancel()
+	resp, fail := f.handshake(ctx, r, x, parent)
+	if fail != nil {
+		exchange.Write(w, x, fail)
+		return
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		f.copyResponse(w, resp, x)
+		return
+	}
+	f.tunnel(w, r, resp, x, cancel)
+}
+
+// handshake sends the Upgrade request to an endpoint, under ctx, in one
+// attempt: a response of any status, or the failure to answer.
+func (f *Forwarder) handshake(ctx context.Context, r *http.Request, x *exchange.Exchange, parent *telemetry.Span) (*http.Response, *exchange.Kind) {
+	up := f.cluster.Upstream
+	hashKey, _ := up.HashKey(r, x.ClientIP)
+	var tried []*upstream.Endpoint
+	ep, ticket, err := admit(up, hashKey, &tried)
+	if err != nil {
+		return nil, pickKind(err)
+	}
+	x.Attempts, x.Endpoint = 1, ep.Addr
+	out := f.outboundHeader(r, x)
+	// Upgrade and Connection are hop-by-hop, yet they are the request.
+	out["Connection"] = []string{"Upgrade"}
+	out["Upgrade"] = r.Header["Upgrade"]
 	outreq := (&http.Request{
 		Method:     r.Method,
-		URL:        &url.URL{Scheme: "http", Host: ep.Addr, Opaque: f.route.RewritePath(x.Path, &x.Match.Params), RawQuery: r.URL.RawQuery},
+		URL:        &url.URL{Scheme: "http", Host: ep.Addr, Opaque: f.rw.Path(x.Path, &x.Match.Params), RawQuery: r.URL.RawQuery},
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1, ProtoMinor: 1,
 		Header: out,
@@ -130,15 +143,16 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *exch
 		ep.Done(time.Since(start), classify(err, false))
 		upstream.Finish(ticket, classify(err, false))
 		f.log.Debug("upstream attempt failed", "route", f.name, "endpoint", x.Endpoint, "err", err)
-		exchange.Write(w, x, failureKind(classify(err, false)))
-		return
+		return nil, failureKind(classify(err, false))
 	}
 	ep.Done(time.Since(start), upstream.StatusOutcome(resp.StatusCode))
 	upstream.Finish(ticket, upstream.StatusOutcome(resp.StatusCode))
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		f.copyResponse(w, resp, x)
-		return
-	}
+	return resp, nil
+}
+
+// tunnel answers 101 with the upstream's resp and splices the hijacked
+// client connection to the upstream's. cancel ends the handshake's context.
+func (f *Forwarder) tunnel(w http.ResponseWriter, r *http.Request, resp *http.Response, x *exchange.Exchange, cancel context.CancelFunc) {
 	backend, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		resp.Body.Close()
@@ -165,7 +179,7 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *exch
 	resp.Header["Connection"] = []string{"Upgrade"}
 	resp.Header["Upgrade"] = []string{upgradeTo}
 	resp.Header["X-Request-Id"] = []string{x.RequestID}
-	f.route.ApplyResponseHeaders(resp.Header)
+	f.rw.Response(resp.Header)
 	x.Status = http.StatusSwitchingProtocols
 	if err := writeSwitching(brw.Writer, resp); err != nil {
 		return

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/rewrite"
 )
 
 // MaxParams is the most template parameters a route may define; Params holds
@@ -50,9 +51,7 @@ type Route struct {
 	re       *regexp.Regexp
 	reLit    string // literal prefix every regex match starts with
 
-	rw      rewrite
-	reqOps  headerOps
-	respOps headerOps
+	rw *rewrite.Rules // never nil
 }
 
 type pathKind uint8
@@ -96,7 +95,8 @@ type entry struct {
 	need string // for a prefix ending in "/": the path must start with it
 }
 
-// Params holds the template parameters of a match without allocating.
+// Params holds the template parameters of a match without allocating. A
+// *Params is what a route's rewrite takes: rewrite.Params.
 type Params struct {
 	n      int
 	names  [MaxParams]string
@@ -112,6 +112,8 @@ func (p *Params) Get(name string) string {
 	}
 	return ""
 }
+
+var _ rewrite.Params = (*Params)(nil)
 
 // Len is the number of parameters.
 func (p *Params) Len() int { return p.n }
@@ -142,6 +144,10 @@ type Result struct {
 // Routes returns the compiled routes in the order given to Compile. The slice
 // must not be modified.
 func (t *Table) Routes() []*Route { return t.routes }
+
+// Rewrite returns the route's compiled path rewrite and header operations
+// (never nil), applied by the proxy: its Path takes the match's Params.
+func (r *Route) Rewrite() *rewrite.Rules { return r.rw }
 
 // Compile builds a table from routes, which config has validated. It still
 // returns an error, naming the route, for anything it cannot compile.
@@ -257,11 +263,9 @@ func compileRoute(i int, c *config.Route) (*Route, error) {
 			r.reLit, _ = r.re.LiteralPrefix()
 		}
 	}
-	if err = r.rw.compile(c.Rewrite, params); err != nil {
+	if r.rw, err = rewrite.Compile(c.Rewrite, c.RequestHeaders, c.ResponseHeaders, params); err != nil {
 		return nil, err
 	}
-	r.reqOps = compileHeaderOps(c.RequestHeaders)
-	r.respOps = compileHeaderOps(c.ResponseHeaders)
 	return r, nil
 }
 

@@ -352,13 +352,13 @@ func TestRewritePath(t *testing.T) {
 		if res.Route == nil {
 			t.Fatalf("%s: no match", c.path)
 		}
-		if got := res.Route.RewritePath(c.path, &res.Params); got != c.want {
+		if got := res.Route.Rewrite().Path(c.path, &res.Params); got != c.want {
 			t.Errorf("%s (%s): got %q, want %q", c.path, res.Route.Name, got, c.want)
 		}
 	}
 	// strip_prefix applies only on a segment boundary.
 	r := tab.Routes()[0]
-	if got := r.RewritePath("/apix", nil); got != "/apix" {
+	if got := r.Rewrite().Path("/apix", nil); got != "/apix" {
 		t.Errorf("strip on /apix = %q", got)
 	}
 }
@@ -374,13 +374,13 @@ func TestHeaderOps(t *testing.T) {
 	tab := mustCompile(t, c)
 	r := tab.Routes()[0]
 	h := http.Header{"X-Internal": {"secret"}, "X-Set": {"old1", "old2"}, "X-Add": {"one"}, "Keep": {"k"}}
-	r.ApplyRequestHeaders(h)
+	r.Rewrite().Request(h)
 	want := http.Header{"X-Set": {"new", "extra"}, "X-Route": {"h"}, "X-Add": {"one", "two"}, "Keep": {"k"}}
 	if !equalHeader(h, want) {
 		t.Errorf("request headers = %v, want %v", h, want)
 	}
 	h = http.Header{"Server": {"x"}, "Via": {"1.1 a"}}
-	r.ApplyResponseHeaders(h)
+	r.Rewrite().Response(h)
 	want = http.Header{"Via": {"1.1 a", "meshgate"}}
 	if !equalHeader(h, want) {
 		t.Errorf("response headers = %v, want %v", h, want)

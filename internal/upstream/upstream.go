@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -232,62 +233,21 @@ func (u *Upstream) breakerFor(addr string) *breaker.Breaker {
 	return u.brks.Breaker(addr, u.brkSet)
 }
 
+// applyDefaults fills in the defaults, config.DefaultUpstream's, of a
+// config built in code; one that config parsed has them already. The
+// endpoints, health check and outlier sections are copied first: the
+// caller's config is never written.
 func applyDefaults(c *config.Upstream) {
-	if c.Balancer.Policy == "" {
-		c.Balancer.Policy = "round_robin"
-	}
-	eps := make([]config.Endpoint, len(c.Endpoints))
-	copy(eps, c.Endpoints)
-	for i := range eps {
-		if eps[i].Weight <= 0 {
-			eps[i].Weight = 1
-		}
-	}
-	c.Endpoints = eps
-	setDur(&c.DNSRefresh, config.DefaultDNSRefresh)
-	setDur(&c.ConnectTimeout, config.DefaultConnectTimeout)
-	setDur(&c.IdleTimeout, config.DefaultUpstreamIdle)
-	setInt(&c.MaxConnections, config.DefaultMaxConnections)
-	setInt(&c.MaxPending, config.DefaultMaxPending)
-	setInt(&c.MaxIdlePerEndpoint, config.DefaultMaxIdle)
+	c.Endpoints = slices.Clone(c.Endpoints)
 	if h := c.HealthCheck; h != nil {
 		hc := *h
-		if hc.Path == "" {
-			hc.Path = "/"
-		}
-		setDur(&hc.Interval, 5*time.Second)
-		setDur(&hc.Timeout, time.Second)
-		setInt(&hc.HealthyThreshold, 2)
-		setInt(&hc.UnhealthyThreshold, 3)
-		if hc.ExpectedStatus == "" {
-			hc.ExpectedStatus = "200-399"
-		}
 		c.HealthCheck = &hc
 	}
 	if o := c.Outlier; o != nil {
 		oc := *o
-		setInt(&oc.Consecutive5xx, 5)
-		setInt(&oc.ConsecutiveConnectErrors, 5)
-		setDur(&oc.BaseEjection, 30*time.Second)
-		setDur(&oc.MaxEjection, 300*time.Second)
-		setInt(&oc.MaxEjectedPercent, 50)
-		if oc.MaxEjection < oc.BaseEjection {
-			oc.MaxEjection = oc.BaseEjection
-		}
 		c.Outlier = &oc
 	}
-}
-
-func setDur(d *config.Duration, def time.Duration) {
-	if *d <= 0 {
-		*d = config.Duration(def)
-	}
-}
-
-func setInt(v *int, def int) {
-	if *v <= 0 {
-		*v = def
-	}
+	config.DefaultUpstream(c)
 }
 
 type nopObserver struct{}
