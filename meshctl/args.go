@@ -20,6 +20,11 @@ func interspersed(app *cli.App, args []string) []string {
 	if len(args) == 0 {
 		return args
 	}
+	// Shell completion asks with this flag last (completion.go), where
+	// urfave/cli looks for it: keep it there.
+	if n := len(args); n > 1 && args[n-1] == "--"+cli.BashCompletionFlag.Names()[0] {
+		return append(interspersed(app, args[:n-1]), args[n-1])
+	}
 	global := []string{args[0]}
 	var path []string
 	cmds, flags := app.Commands, app.Flags

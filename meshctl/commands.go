@@ -33,6 +33,18 @@ func membersCommand() *cli.Command {
 	}
 }
 
+// shortDuration is 1m rather than 1m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -40,7 +52,8 @@ func dash(s string) string {
 	return s
 }
 
-// resourceCommand is `routes` or `upstreams`: list, get, apply, delete.
+// resourceCommand is `routes`, `upstreams`, `consumers` or `tiers`: list,
+// get, apply, delete.
 func resourceCommand(kind, plural string) *cli.Command {
 	list := func(c *cli.Context, s *session) error {
 		ctx, cancel := s.call(c)
@@ -49,11 +62,30 @@ func resourceCommand(kind, plural string) *cli.Command {
 		if err != nil {
 			return err
 		}
+		switch kind {
+		case config.KindConsumer:
+			return listConsumers(c, s, r)
+		case config.KindTier:
+			return render(s.out, r, "NAME\tLIMITS\tON ISOLATION\tORIGIN\tVERSION", func(w io.Writer) {
+				for _, x := range r.Resources {
+					t, _ := config.DecodeTier(x.Name, []byte(x.Yaml))
+					var limits []string
+					for _, l := range t.Limits {
+						limits = append(limits, fmt.Sprintf("%d/%s", l.Requests, shortDuration(l.Window.D())))
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", x.Name, dash(strings.Join(limits, ",")), dash(t.OnIsolation), x.Origin, dash(x.Version))
+				}
+			})
+		}
 		return render(s.out, r, "NAME\tORIGIN\tVERSION", func(w io.Writer) {
 			for _, x := range r.Resources {
 				fmt.Fprintf(w, "%s\t%s\t%s\n", x.Name, x.Origin, dash(x.Version))
 			}
 		})
+	}
+	deleted := "deleted"
+	if kind == config.KindConsumer {
+		deleted = "deleted, and its API keys revoked"
 	}
 	return &cli.Command{
 		Name: plural, Usage: "list, show, apply and delete " + plural + " (cluster-wide)",
@@ -86,12 +118,7 @@ func resourceCommand(kind, plural string) *cli.Command {
 					}
 					// Checked here first, so that a mistake is reported at
 					// the file's line; the node then checks what it needs.
-					if kind == config.KindRoute {
-						_, err = config.DecodeRoute(path, data)
-					} else {
-						_, err = config.DecodeUpstream(path, data)
-					}
-					if err != nil {
+					if err := checkFile(kind, path, data); err != nil {
 						return err
 					}
 					ctx, cancel := s.call(c)
@@ -118,11 +145,59 @@ func resourceCommand(kind, plural string) *cli.Command {
 						fmt.Fprintf(stdout, "%s %s was already deleted\n", kind, c.Args().First())
 						return nil
 					}
-					fmt.Fprintf(stdout, "%s %s deleted\n", kind, c.Args().First())
+					fmt.Fprintf(stdout, "%s %s %s\n", kind, c.Args().First(), deleted)
 					return nil
 				})},
 		},
 	}
+}
+
+// checkFile decodes a resource file strictly, errors at file:line:col.
+func checkFile(kind, path string, data []byte) error {
+	var err error
+	switch kind {
+	case config.KindRoute:
+		_, err = config.DecodeRoute(path, data)
+	case config.KindUpstream:
+		_, err = config.DecodeUpstream(path, data)
+	case config.KindTier:
+		_, err = config.DecodeTier(path, data)
+	case config.KindConsumer:
+		_, err = config.DecodeConsumer(path, data)
+	}
+	return err
+}
+
+// listConsumers lists consumers with their tier and how many API keys
+// each has (ids: meshctl keys list --consumer NAME).
+func listConsumers(c *cli.Context, s *session, r *adminv1.ListResourcesResponse) error {
+	if s.out != "table" {
+		return render(s.out, r, "", nil)
+	}
+	ctx, cancel := s.call(c)
+	defer cancel()
+	keys, err := s.client.ListResources(ctx, &adminv1.ListResourcesRequest{Kind: config.KindAPIKey})
+	if err != nil {
+		return err
+	}
+	count := map[string]int{}
+	for _, k := range keys.Resources {
+		if k.Origin != "cluster-deleted" {
+			count[keyConsumer(k)]++
+		}
+	}
+	return render(s.out, r, "NAME\tTIER\tKEYS\tORIGIN\tVERSION", func(w io.Writer) {
+		for _, x := range r.Resources {
+			cs, _ := config.DecodeConsumer(x.Name, []byte(x.Yaml))
+			tier := cs.Tier
+			if x.Origin == "cluster-deleted" {
+				tier = ""
+			} else if tier == "" {
+				tier = "(" + config.TierDefault + ")"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", x.Name, dash(tier), count[x.Name], x.Origin, dash(x.Version))
+		}
+	})
 }
 
 func breakersCommand() *cli.Command {

@@ -1,7 +1,7 @@
 // Command meshctl is the operator CLI of meshgate: it talks to any node's
 // admin API (meshgate.admin.v1, SPIFFE mTLS) to inspect members, routes,
-// breakers and limits, apply routes, shift traffic and tap live requests;
-// and it runs the embedded pki.
+// breakers and limits, apply routes, manage consumers, tiers and API keys,
+// shift traffic and tap live requests; and it runs the embedded pki.
 package main
 
 import (
@@ -38,7 +38,8 @@ func newApp() *cli.App {
 		// Where and as whom: `meshctl --admin HOST:PORT --cert … members`.
 		Flags: connFlags(),
 		Commands: []*cli.Command{membersCommand(), resourceCommand(config.KindRoute, "routes"),
-			resourceCommand(config.KindUpstream, "upstreams"), trafficCommand(), breakersCommand(), limitsCommand(),
+			resourceCommand(config.KindUpstream, "upstreams"), resourceCommand(config.KindConsumer, "consumers"),
+			resourceCommand(config.KindTier, "tiers"), keysCommand(), trafficCommand(), breakersCommand(), limitsCommand(),
 			tapCommand(), configCommand(), completionCommand(), {
 				Name:  "version",
 				Usage: "print the version",

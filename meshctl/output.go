@@ -13,7 +13,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-var stdout io.Writer = os.Stdout
+// Where meshctl reads and writes; tests replace them.
+var (
+	stdout io.Writer = os.Stdout
+	stderr io.Writer = os.Stderr
+	stdin  io.Reader = os.Stdin
+)
 
 // render prints msg as JSON or YAML (its protobuf JSON form), or as the
 // table that rows writes.

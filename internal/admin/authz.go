@@ -14,7 +14,9 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/pki"
+	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 )
 
 // mutations are the methods that change state: operators only.
@@ -86,9 +88,22 @@ func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 		if err != nil {
 			result = err.Error()
 		}
-		a.log.Info("audit: change", "method", method, "caller", callerOf(ctx), "request", fmt.Sprint(req), "result", result)
+		a.log.Info("audit: change", "method", method, "caller", callerOf(ctx), "request", auditRequest(req), "result", result)
 	}
 	return resp, err
+}
+
+// auditRequest is a change as the audit log shows it. An API key is shown
+// by id and consumer: what was sent may even be a key in clear, refused.
+func auditRequest(req any) string {
+	if r, ok := req.(*adminv1.ApplyResourceRequest); ok && r.Kind == config.KindAPIKey {
+		k, err := config.DecodeAPIKey(r.Kind, []byte(r.Yaml))
+		if err != nil {
+			return `kind:"apikey" (a value that is not an API key hash, not logged)`
+		}
+		return fmt.Sprintf("kind:%q id:%q consumer:%q", r.Kind, config.KeyID(k.Hash), k.Consumer)
+	}
+	return fmt.Sprint(req)
 }
 
 func (a *authorizer) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {

@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -10,17 +12,40 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/replica"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 )
 
 func checkKind(kind string) error {
-	if kind != config.KindRoute && kind != config.KindUpstream {
-		return status.Errorf(codes.InvalidArgument, "kind %q: want %s or %s", kind, config.KindRoute, config.KindUpstream)
+	if !slices.Contains(config.Kinds, kind) {
+		return status.Errorf(codes.InvalidArgument, "kind %q: want one of %s", kind, strings.Join(config.Kinds, ", "))
 	}
 	return nil
 }
 
-// resources lists the node's effective routes or upstreams, each marked
+// keyView is what the API shows of an API key: its id and its consumer,
+// never more (the hash is no secret, but nobody needs it back).
+func keyView(id, consumer string) string {
+	if consumer == "" {
+		return fmt.Sprintf("id: %s\n", id)
+	}
+	return fmt.Sprintf("id: %s\nconsumer: %s\n", id, consumer)
+}
+
+// clusterView is a cluster resource as the API shows it.
+func clusterView(it replica.Item) *adminv1.Resource {
+	r := &adminv1.Resource{Kind: it.Kind, Name: it.Name, Yaml: string(it.Value), Origin: "cluster", Version: it.Version.String()}
+	if it.Deleted {
+		r.Origin = "cluster-deleted"
+	}
+	if it.Kind == config.KindAPIKey {
+		k, _ := config.DecodeAPIKey(it.Kind, it.Value) // a bad one shows its id only
+		r.Yaml = keyView(it.Name, k.Consumer)
+	}
+	return r
+}
+
+// resources lists the node's effective resources of kind, each marked
 // with where it comes from, and the cluster's tombstones. Its errors are
 // gRPC statuses: a bad kind is InvalidArgument.
 func (s *Server) resources(kind string) ([]*adminv1.Resource, error) {
@@ -30,11 +55,7 @@ func (s *Server) resources(kind string) ([]*adminv1.Resource, error) {
 	cfg := s.b.Effective()
 	cluster := map[string]*adminv1.Resource{}
 	for _, it := range s.b.ClusterResources(kind) {
-		r := &adminv1.Resource{Kind: kind, Name: it.Name, Yaml: string(it.Value), Origin: "cluster", Version: it.Version.String()}
-		if it.Deleted {
-			r.Origin = "cluster-deleted"
-		}
-		cluster[it.Name] = r
+		cluster[it.Name] = clusterView(it)
 	}
 	var out []*adminv1.Resource
 	add := func(name string, v any) error {
@@ -43,28 +64,50 @@ func (s *Server) resources(kind string) ([]*adminv1.Resource, error) {
 			delete(cluster, name)
 			return nil
 		}
-		y, err := encode(v)
-		if err != nil {
-			return err
+		var y []byte
+		if str, ok := v.(string); ok {
+			y = []byte(str)
+		} else {
+			var err error
+			if y, err = encode(v); err != nil {
+				return err
+			}
 		}
 		out = append(out, &adminv1.Resource{Kind: kind, Name: name, Yaml: string(y), Origin: "file"})
 		return nil
 	}
+	var err error
 	if cfg != nil {
 		switch kind {
 		case config.KindRoute:
 			for i := range cfg.Routes {
-				if err := add(cfg.Routes[i].Name, &cfg.Routes[i]); err != nil {
-					return nil, status.Error(codes.Internal, err.Error())
-				}
+				err = cmp.Or(err, add(cfg.Routes[i].Name, &cfg.Routes[i]))
 			}
 		case config.KindUpstream:
 			for i := range cfg.Upstreams {
-				if err := add(cfg.Upstreams[i].Name, &cfg.Upstreams[i]); err != nil {
-					return nil, status.Error(codes.Internal, err.Error())
+				err = cmp.Or(err, add(cfg.Upstreams[i].Name, &cfg.Upstreams[i]))
+			}
+		case config.KindTier:
+			for i := range cfg.Tiers {
+				err = cmp.Or(err, add(cfg.Tiers[i].Name, &cfg.Tiers[i]))
+			}
+		case config.KindConsumer:
+			// Without its keys: they are apikey resources, listed by id.
+			for _, c := range cfg.Consumers {
+				c.APIKeys = nil
+				err = cmp.Or(err, add(c.Name, &c))
+			}
+		case config.KindAPIKey:
+			for _, c := range cfg.Consumers {
+				for _, h := range c.APIKeys {
+					id := config.KeyID(h)
+					err = cmp.Or(err, add(id, keyView(id, c.Name)))
 				}
 			}
 		}
+	}
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
 	}
 	// What is left: tombstones, and cluster resources this node does not
 	// serve (a route for listeners it lacks, or one that does not fit it).
@@ -114,34 +157,75 @@ func notFound(kind, name string, known []string) error {
 	return status.Error(codes.NotFound, msg)
 }
 
-// ApplyResource implements adminv1.AdminServer.
+// ApplyResource implements adminv1.AdminServer. An API key must come as
+// its hash (config.APIKey): a key in clear is refused, never stored or
+// logged. Its id must be new: ids of keys in use or revoked are not given
+// out again (AlreadyExists; meshctl then makes another key).
 func (s *Server) ApplyResource(_ context.Context, r *adminv1.ApplyResourceRequest) (*adminv1.Resource, error) {
 	if err := checkKind(r.Kind); err != nil {
 		return nil, err
 	}
-	if err := s.b.ApplyResource(r.Kind, []byte(r.Yaml)); err != nil {
+	name, err := config.ResourceName(r.Kind, []byte(r.Yaml))
+	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	var name string
-	switch r.Kind {
-	case config.KindRoute:
-		rt, _ := config.DecodeRoute(r.Kind, []byte(r.Yaml))
-		name = rt.Name
-	default:
-		up, _ := config.DecodeUpstream(r.Kind, []byte(r.Yaml))
-		name = up.Name
+	var key config.APIKey
+	if r.Kind == config.KindAPIKey {
+		key, _ = config.DecodeAPIKey(r.Kind, []byte(r.Yaml))
+		if err := s.checkNewKey(name, key.Hash); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.b.ApplyResource(r.Kind, []byte(r.Yaml)); err != nil {
+		if r.Kind == config.KindAPIKey {
+			if cfg := s.b.Effective(); cfg != nil && cfg.Consumer(key.Consumer) == nil && strings.Contains(err.Error(), "unknown consumer") {
+				var names []string
+				for _, c := range cfg.Consumers {
+					names = append(names, c.Name)
+				}
+				return nil, notFound(config.KindConsumer, key.Consumer, names)
+			}
+		}
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	for _, it := range s.b.ClusterResources(r.Kind) {
 		if it.Name == name {
-			return &adminv1.Resource{Kind: r.Kind, Name: name, Yaml: string(it.Value), Origin: "cluster", Version: it.Version.String()}, nil
+			return clusterView(it), nil
 		}
 	}
-	return &adminv1.Resource{Kind: r.Kind, Name: name, Yaml: r.Yaml, Origin: "cluster"}, nil
+	return clusterView(replica.Item{Kind: r.Kind, Name: name, Value: []byte(r.Yaml)}), nil
+}
+
+// checkNewKey refuses a key whose id is taken by another key, in the
+// cluster or a node's file, or was revoked: a revocation must stay one.
+func (s *Server) checkNewKey(id, hash string) error {
+	for _, it := range s.b.ClusterResources(config.KindAPIKey) {
+		if it.Name != id {
+			continue
+		}
+		if it.Deleted {
+			return status.Errorf(codes.AlreadyExists, "API key %s was revoked, and ids are not given out again: make another key", id)
+		}
+		if k, err := config.DecodeAPIKey(it.Kind, it.Value); err != nil || k.Hash != hash {
+			return status.Errorf(codes.AlreadyExists, "the id %s is another key's: make another key", id)
+		}
+	}
+	if cfg := s.b.Effective(); cfg != nil {
+		for _, c := range cfg.Consumers {
+			for _, h := range c.APIKeys {
+				if h != hash && config.KeyID(h) == id {
+					return status.Errorf(codes.AlreadyExists, "the id %s is another key's: make another key", id)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // DeleteResource implements adminv1.AdminServer. Deleting a name that is
 // only in the node's file writes a tombstone too: it hides the file's
-// entry on every node.
+// entry on every node. Deleting an API key revokes it; deleting a consumer
+// revokes its keys first.
 func (s *Server) DeleteResource(_ context.Context, r *adminv1.DeleteResourceRequest) (*adminv1.DeleteResourceResponse, error) {
 	res, err := s.resources(r.Kind)
 	if err != nil {
@@ -159,11 +243,39 @@ func (s *Server) DeleteResource(_ context.Context, r *adminv1.DeleteResourceRequ
 	if !found {
 		return nil, notFound(r.Kind, r.Name, names)
 	}
+	if r.Kind == config.KindConsumer {
+		// A consumer's keys go with it, revoked for good: they must not
+		// come back with a consumer of the same name.
+		for _, id := range s.keysOf(r.Name) {
+			if _, err := s.b.DeleteResource(config.KindAPIKey, id); err != nil {
+				return nil, status.Errorf(codes.FailedPrecondition, "revoking key %s of consumer %s: %v", id, r.Name, err)
+			}
+		}
+	}
 	ok, err := s.b.DeleteResource(r.Kind, r.Name)
 	if err != nil {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
 	return &adminv1.DeleteResourceResponse{Deleted: ok}, nil
+}
+
+// keysOf are the ids of consumer's keys: those this node applies (from
+// its file or the cluster) and the cluster's others naming it.
+func (s *Server) keysOf(consumer string) []string {
+	var ids []string
+	if cfg := s.b.Effective(); cfg != nil {
+		if c := cfg.Consumer(consumer); c != nil {
+			for _, h := range c.APIKeys {
+				ids = append(ids, config.KeyID(h))
+			}
+		}
+	}
+	for _, it := range s.b.ClusterResources(config.KindAPIKey) {
+		if k, err := config.DecodeAPIKey(it.Kind, it.Value); err == nil && !it.Deleted && k.Consumer == consumer && !slices.Contains(ids, it.Name) {
+			ids = append(ids, it.Name)
+		}
+	}
+	return ids
 }
 
 // closest returns up to n names within a small edit distance of name,

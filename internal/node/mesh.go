@@ -32,6 +32,17 @@ type mesh struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	rebuild   chan struct{}
+	// sidecar: the node offers a service. It has no auth, so it applies
+	// routes and upstreams only, not consumers, tiers and API keys.
+	sidecar bool
+}
+
+// kinds are the kinds of cluster resources the node applies.
+func (m *mesh) kinds() []string {
+	if m.sidecar {
+		return []string{config.KindUpstream, config.KindRoute}
+	}
+	return config.Kinds
 }
 
 // appHealthInterval is how often a sidecar checks its app for discovery.
@@ -66,7 +77,7 @@ func (n *Node) joinCluster(cfg *config.Config) error {
 		meta = gossip.Meta{Role: "sidecar", Service: o.Service, Subset: o.Subset, Inbound: o.Inbound,
 			ID: svid.ID.String(), Healthy: appHealthy(o.App)}
 	}
-	m := &mesh{rebuild: make(chan struct{}, 1)}
+	m := &mesh{rebuild: make(chan struct{}, 1), sidecar: cl.Offer != nil}
 	c, err := gossip.New(gossip.Config{Name: name, Transport: tr, Meta: meta, Join: cl.Join, Logger: n.log,
 		GossipInterval: cl.GossipInterval.D(), PushPullInterval: cl.PushPullInterval.D(), ProbeInterval: cl.ProbeInterval.D()})
 	if err != nil {
@@ -143,14 +154,16 @@ func (n *Node) rebuildLoop(ctx context.Context) {
 	}
 }
 
-// withCluster is base with the cluster's resources applied (base when the
-// node is not in a cluster).
+// withCluster is base with the cluster's resources of the kinds the node
+// applies (m.kinds) over it (base when the node is not in a cluster). The rebuild loop calls it on
+// any change of the store: a revoked API key or a consumer's new tier
+// reaches the auth and tier_limit stages with the next snapshot.
 func (n *Node) withCluster(base *config.Config) (*config.Config, error) {
 	if n.mesh == nil {
 		return base, nil
 	}
 	var res []config.Resource
-	for _, kind := range []string{config.KindUpstream, config.KindRoute} {
+	for _, kind := range n.mesh.kinds() {
 		for _, it := range n.mesh.store.List(kind) {
 			res = append(res, config.Resource{Kind: it.Kind, Name: it.Name, Value: it.Value, Deleted: it.Deleted})
 		}
@@ -161,48 +174,56 @@ func (n *Node) withCluster(base *config.Config) (*config.Config, error) {
 	return config.Overlay(base, res)
 }
 
-// Apply validates a route or upstream (YAML of a routes[] or upstreams[]
-// entry) against this node's configuration and writes it to the cluster,
-// which spreads it to every node.
+// ApplyResource validates a resource of kind (the YAML of a routes[],
+// upstreams[], tiers[] or consumers[] entry, or of an API key as its hash:
+// config.APIKey) against this node's configuration and writes it to the
+// cluster, which spreads it to every node.
 func (n *Node) ApplyResource(kind string, value []byte) error {
 	if n.mesh == nil {
 		return fmt.Errorf("this node is not in a cluster")
 	}
-	var name string
-	switch kind {
-	case config.KindRoute:
-		r, err := config.DecodeRoute(kind, value)
-		if err != nil {
-			return err
-		}
-		name = r.Name
-	case config.KindUpstream:
-		u, err := config.DecodeUpstream(kind, value)
-		if err != nil {
-			return err
-		}
-		name = u.Name
-	default:
-		return fmt.Errorf("unknown resource kind %q", kind)
+	name, err := config.ResourceName(kind, value)
+	if err != nil {
+		return err
 	}
-	n.mu.Lock()
-	base := n.fileCfg
-	n.mu.Unlock()
-	cfg, _ := n.withCluster(base) // resources already rejected stay so
-	if cfg == nil {
-		cfg = base
+	if !slices.Contains(n.mesh.kinds(), kind) {
+		// Not for this node (a sidecar and a consumer): decoded, and
+		// checked by the edges that apply it.
+		_, err = n.mesh.store.Put(kind, name, value)
+		return err
 	}
+	cfg := n.effectiveForChange()
 	if _, err := config.Overlay(cfg, []config.Resource{{Kind: kind, Name: name, Value: value}}); err != nil {
 		return err
 	}
-	_, err := n.mesh.store.Put(kind, name, value)
+	_, err = n.mesh.store.Put(kind, name, value)
 	return err
 }
 
-// DeleteResource writes a tombstone for a route or upstream.
+// effectiveForChange is the file's config with the cluster's resources as
+// the store holds them now (resources already rejected stay so).
+func (n *Node) effectiveForChange() *config.Config {
+	n.mu.Lock()
+	base := n.fileCfg
+	n.mu.Unlock()
+	cfg, _ := n.withCluster(base)
+	if cfg == nil {
+		cfg = base
+	}
+	return cfg
+}
+
+// DeleteResource writes a tombstone. A tier is deleted only when nothing
+// uses it any more (a consumer, a token definition's default_tier): every
+// node would otherwise keep it, reporting the tombstone as not fitting.
 func (n *Node) DeleteResource(kind, name string) (bool, error) {
 	if n.mesh == nil {
 		return false, fmt.Errorf("this node is not in a cluster")
+	}
+	if kind == config.KindTier && slices.Contains(n.mesh.kinds(), kind) {
+		if _, err := config.Overlay(n.effectiveForChange(), []config.Resource{{Kind: kind, Name: name, Deleted: true}}); err != nil {
+			return false, fmt.Errorf("tier %q is still in use: %w", name, err)
+		}
 	}
 	_, ok, err := n.mesh.store.Delete(kind, name)
 	return ok, err
