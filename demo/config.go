@@ -5,14 +5,17 @@ import (
 	"cmp"
 	_ "embed"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/template"
 
+	"github.com/meshgate/meshgate/internal/auth/apikey"
 	"github.com/meshgate/meshgate/internal/config"
 )
 
@@ -55,20 +58,46 @@ func RenderConfig(src []byte, base int) ([]byte, error) {
 	}), nil
 }
 
-// Paths are the paths the configs name through text/template fields.
+// Paths are what the configs name through text/template fields: paths,
+// and the hashes of the API keys the runner hands out.
 type Paths struct {
 	// Sockets is the directory of the Workload API sockets ({{.Sockets}}).
 	Sockets string
+	// APIKeys are API keys in clear, by consumer. {{.APIKeyHash "NAME"}}
+	// in a config is the stored form (sha256:…) of NAME's key; Render makes
+	// a new key (apikey.Generate) for a consumer without one here, and
+	// returns them all in Layout.APIKeys.
+	APIKeys map[string]string
 }
 
-// renderPaths executes src as a text/template over p.
-func renderPaths(name string, src []byte, p Paths) ([]byte, error) {
+// templateData is what the configs' templates see: {{.Sockets}} and
+// {{.APIKeyHash "NAME"}}.
+type templateData struct {
+	Sockets string
+	keys    map[string]string // by consumer; filled as the templates ask
+}
+
+// APIKeyHash is the stored form of consumer's API key, made on first use.
+func (d templateData) APIKeyHash(consumer string) (string, error) {
+	key, ok := d.keys[consumer]
+	if !ok {
+		var err error
+		if key, _, err = apikey.Generate(); err != nil {
+			return "", err
+		}
+		d.keys[consumer] = key
+	}
+	return apikey.HashOf(key), nil
+}
+
+// renderPaths executes src as a text/template over d.
+func renderPaths(name string, src []byte, d templateData) ([]byte, error) {
 	t, err := template.New(name).Option("missingkey=error").Parse(string(src))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, p); err != nil {
+	if err := t.Execute(&b, d); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return b.Bytes(), nil
@@ -121,6 +150,9 @@ type Edge struct {
 	// trees): the edge's tracing.endpoint when it is one of the demo's
 	// 127.0.0.1 ports; "" for none.
 	Traces string
+	// Issuer is the runner's token issuer: the auth.jwt definitions whose
+	// issuer is one of the demo's 127.0.0.1 ports (issuer.go); nil for none.
+	Issuer *DemoIssuer
 	// Upstreams are the edge's mesh-service upstreams.
 	Upstreams []ServiceUpstream
 	Config    []byte // rendered edge.yaml
@@ -155,13 +187,20 @@ func (in Instance) SidecarLabel() string { return in.Name + "-sidecar" }
 type Layout struct {
 	Edge      Edge
 	Instances []Instance
+	// APIKeys are the API keys in clear, by consumer, whose hashes the
+	// configs hold ({{.APIKeyHash "NAME"}}).
+	APIKeys map[string]string
 }
 
 // Render renders both configs (ports at base, paths p), validates them and
 // returns the layout they describe.
 func Render(edgeSrc, sidecarsSrc []byte, base int, p Paths) (Layout, error) {
-	var l Layout
-	edgeYAML, err := render("edge.yaml", edgeSrc, base, p)
+	l := Layout{APIKeys: maps.Clone(p.APIKeys)}
+	if l.APIKeys == nil {
+		l.APIKeys = map[string]string{}
+	}
+	data := templateData{Sockets: p.Sockets, keys: l.APIKeys}
+	edgeYAML, err := render("edge.yaml", edgeSrc, base, data)
 	if err != nil {
 		return l, err
 	}
@@ -175,6 +214,9 @@ func Render(edgeSrc, sidecarsSrc []byte, base int, p Paths) (Layout, error) {
 	if l.Edge.Traces, err = demoTraces(cfg.Tracing, base); err != nil {
 		return l, fmt.Errorf("edge.yaml: %w", err)
 	}
+	if l.Edge.Issuer, err = demoIssuer(cfg.Auth, base); err != nil {
+		return l, fmt.Errorf("edge.yaml: %w", err)
+	}
 	l.Edge.Config = edgeYAML
 	docs := splitDocuments(sidecarsSrc)
 	if len(docs) == 0 {
@@ -182,7 +224,7 @@ func Render(edgeSrc, sidecarsSrc []byte, base int, p Paths) (Layout, error) {
 	}
 	seen := map[string]bool{}
 	for _, doc := range docs {
-		y, err := render("sidecars.yaml", doc, base, p)
+		y, err := render("sidecars.yaml", doc, base, data)
 		if err != nil {
 			return l, err
 		}
@@ -211,12 +253,12 @@ func Render(edgeSrc, sidecarsSrc []byte, base int, p Paths) (Layout, error) {
 	return l, nil
 }
 
-func render(name string, src []byte, base int, p Paths) ([]byte, error) {
+func render(name string, src []byte, base int, d templateData) ([]byte, error) {
 	out, err := RenderConfig(src, base)
 	if err != nil {
 		return nil, err
 	}
-	return renderPaths(name, out, p)
+	return renderPaths(name, out, d)
 }
 
 func firstLine(doc []byte) int { return len(doc) - len(bytes.TrimLeft(doc, "\n")) + 1 }
@@ -249,6 +291,51 @@ func demoTraces(t *config.Tracing, base int) (string, error) {
 		return "", fmt.Errorf("tracing.endpoint %s is the runner's trace receiver, which speaks OTLP/HTTP without TLS: tracing needs protocol: http and insecure: true", t.Endpoint)
 	}
 	return t.Endpoint, nil
+}
+
+// demoIssuer is the runner's token issuer when an auth.jwt definition's
+// issuer is one of the demo's ports (127.0.0.1:18xxx, rendered at base):
+// the runner serves its discovery document, its JWKS and tokens. Every such
+// definition must name the same issuer, take ES256 (the issuer's key) and
+// find its keys there. Other issuers are yours to run (nil returned).
+func demoIssuer(a config.Auth, base int) (*DemoIssuer, error) {
+	if base == 0 {
+		base = DefaultPortBase
+	}
+	var d *DemoIssuer
+	for _, j := range a.JWT {
+		addr, ok := demoURL(j.Issuer, base)
+		if !ok {
+			continue
+		}
+		what := fmt.Sprintf("auth.jwt %q: issuer %s is the runner's token issuer", j.Name, j.Issuer)
+		switch {
+		case d != nil && (d.Issuer != j.Issuer || d.Addr != addr):
+			return nil, fmt.Errorf("%s, which is %s already: the runner serves one issuer", what, d.Issuer)
+		case !slices.Contains(j.Algorithms, "ES256"):
+			return nil, fmt.Errorf("%s, which signs ES256: algorithms must list it", what)
+		case j.JWKSURI != "" && j.JWKSURI != "http://"+addr+"/jwks.json":
+			return nil, fmt.Errorf("%s, whose keys are at http://%s/jwks.json (or leave jwks_uri out: OIDC discovery)", what, addr)
+		}
+		d = &DemoIssuer{Addr: addr, Issuer: j.Issuer}
+		if len(j.Audiences) > 0 {
+			d.Audience = j.Audiences[0]
+		}
+	}
+	return d, nil
+}
+
+// demoURL is the address of an http URL on one of the demo's ports.
+func demoURL(raw string, base int) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Hostname() != "127.0.0.1" {
+		return "", false
+	}
+	p, err := strconv.Atoi(u.Port())
+	if err != nil || p < base || p > base+999 {
+		return "", false
+	}
+	return u.Host, true
 }
 
 func edgeOf(cfg *config.Config) (Edge, error) {
@@ -316,6 +403,9 @@ func (l Layout) Addrs() []string {
 	addrs := []string{l.Edge.Public, l.Edge.Admin, l.Edge.AdminAPI, l.Edge.Gossip}
 	if l.Edge.Traces != "" {
 		addrs = append(addrs, l.Edge.Traces)
+	}
+	if l.Edge.Issuer != nil {
+		addrs = append(addrs, l.Edge.Issuer.Addr)
 	}
 	for _, in := range l.Instances {
 		addrs = append(addrs, in.App, in.Inbound, in.Admin)

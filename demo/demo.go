@@ -12,7 +12,10 @@
 // operator SVID as files. When the edge's tracing.endpoint is one of the
 // demo's ports, the runner is the trace backend too (traces.go): every node
 // exports its spans to it over OTLP/HTTP, and it shows a trace as a tree.
-// Start returns once every process answers and the edge and every sidecar
+// Likewise, when an auth.jwt issuer of the edge is one of the demo's ports,
+// the runner is that token issuer (issuer.go): it serves OIDC discovery and
+// a JWKS, and mints JWTs for the tour's consumers; and it makes the API keys
+// whose hashes the configs hold ({{.APIKeyHash "NAME"}}). Start returns once every process answers and the edge and every sidecar
 // have discovered the services they call.
 //
 // Tour lists what the banner suggests trying — curl lines, meshctl
@@ -80,6 +83,7 @@ type Topology struct {
 	lock     *os.File // held while the demo runs
 	ids      *identities
 	traces   *traceReceiver // nil without one
+	issuer   *issuer        // nil without one
 	edge     *proc
 	apps     []*proc // by instance, as Layout.Instances
 	sidecars []*proc
@@ -208,12 +212,19 @@ func (t *Topology) prepare(edgeSrc, sidecarsSrc []byte, base int, probe Layout) 
 	return t.writeConfigs()
 }
 
-// launch starts the trace receiver and the children, and waits until the
-// mesh has formed.
+// launch starts the trace receiver, the token issuer and the children, and
+// waits until the mesh has formed.
 func (t *Topology) launch(ctx context.Context, bins map[string]string) error {
 	if t.Edge.Traces != "" {
 		var err error
 		if t.traces, err = startTraceReceiver(t.Edge.Traces, t.log); err != nil {
+			return err
+		}
+	}
+	// Before the edge, which fetches the issuer's keys as it starts.
+	if t.Edge.Issuer != nil {
+		var err error
+		if t.issuer, err = startIssuer(*t.Edge.Issuer, t.log); err != nil {
 			return err
 		}
 	}
@@ -504,7 +515,8 @@ func (t *Topology) Exited() <-chan Exit {
 }
 
 // Stop stops every child at once (SIGTERM to each process group, SIGKILL
-// after StopTimeout), then the trace receiver and the identities. It
+// after StopTimeout), then the trace receiver, the token issuer and the
+// identities. It
 // returns once every child is reaped; calling it again returns the first
 // result.
 func (t *Topology) Stop() error {
@@ -527,6 +539,9 @@ func (t *Topology) Stop() error {
 		// After the children: they export their last spans as they stop.
 		if t.traces != nil {
 			errs = append(errs, t.traces.close())
+		}
+		if t.issuer != nil {
+			errs = append(errs, t.issuer.close())
 		}
 		if t.ids != nil {
 			errs = append(errs, t.ids.close())
@@ -552,6 +567,10 @@ func (t *Topology) Env() Env {
 			"MESHCTL_KEY=" + t.MeshctlKey, "MESHCTL_BUNDLE=" + t.MeshctlBundle},
 		Members: []string{"edge"},
 		Tracing: t.Edge.Tracing, Traces: t.Edge.Traces,
+		APIKey: t.APIKeys[FreeConsumer],
+	}
+	if t.Edge.Issuer != nil {
+		env.Issuer = t.Edge.Issuer.Addr
 	}
 	for _, in := range t.Instances {
 		env.Members = append(env.Members, in.Name)
@@ -599,6 +618,12 @@ func (t *Topology) PrintBanner(w io.Writer) {
 	}
 	if t.Edge.Traces != "" {
 		fmt.Fprintf(&b, "  %-13s http://%s/traces/TRACE-ID  (every node's spans, over OTLP/HTTP; the latest at /traces)\n", "traces", t.Edge.Traces)
+	}
+	if t.Edge.Issuer != nil {
+		fmt.Fprintf(&b, "  %-13s %s  (this runner: OIDC discovery, JWKS; POST /token?consumer=NAME mints a JWT)\n", "issuer", t.Edge.Issuer.Issuer)
+	}
+	for _, c := range sortedKeys(t.APIKeys) {
+		fmt.Fprintf(&b, "  %-13s %s  (%s's API key, made at start; the edge's config holds its SHA-256 only)\n", "api key", t.APIKeys[c], c)
 	}
 	fmt.Fprintf(&b, "  %-13s %s  (one per process; configs, pids, ca/, meshctl/)\n\n", "logs", display(t.LogDir))
 	fmt.Fprintf(&b, "meshctl acts as %s, an operator of the edge's admin API:\n\n  %s\n\nTry:\n", SpiffeID("meshctl"), env.ExportLine())

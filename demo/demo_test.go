@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -81,14 +83,40 @@ func allBinaries(t *testing.T) string {
 }
 
 func TestDemoConfigValid(t *testing.T) {
-	if _, err := config.Load("edge.yaml"); err != nil {
-		t.Fatalf("demo/edge.yaml does not validate:\n%v", err)
+	// demo/edge.yaml as the runner writes it (its API key hashes filled
+	// in) must validate as a file.
+	l, err := demo.Render(demo.EdgeYAML, demo.SidecarsYAML, 0, demo.Paths{Sockets: "/run/mgd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(path, l.Edge.Config, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(path); err != nil {
+		t.Fatalf("demo/edge.yaml, rendered, does not validate:\n%v", err)
 	}
 	// The runner's rendering at another base must stay valid and move every
 	// address, and the layout must be the documented one.
-	l, err := demo.Render(demo.EdgeYAML, demo.SidecarsYAML, 25000, demo.Paths{Sockets: "/run/mgd"})
+	l, err = demo.Render(demo.EdgeYAML, demo.SidecarsYAML, 25000, demo.Paths{Sockets: "/run/mgd"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The runner issues the JWTs and makes free-app's API key, whose hash
+	// alone is in the config.
+	if is := l.Edge.Issuer; is == nil || *is != (demo.DemoIssuer{Addr: "127.0.0.1:25098", Issuer: "http://127.0.0.1:25098", Audience: "meshgate-demo"}) {
+		t.Errorf("issuer = %+v", is)
+	}
+	key := l.APIKeys[demo.FreeConsumer]
+	if len(l.APIKeys) != 1 || !strings.HasPrefix(key, "mgk_") {
+		t.Errorf("API keys %v, want one for %s", l.APIKeys, demo.FreeConsumer)
+	}
+	if sum := sha256.Sum256([]byte(key)); !bytes.Contains(l.Edge.Config, []byte("sha256:"+hex.EncodeToString(sum[:]))) || bytes.Contains(l.Edge.Config, []byte(key)) {
+		t.Errorf("the rendered edge.yaml should hold the hash of %s's key, not the key", demo.FreeConsumer)
+	}
+	again, err := demo.Render(demo.EdgeYAML, demo.SidecarsYAML, 0, demo.Paths{Sockets: "/s", APIKeys: map[string]string{demo.FreeConsumer: "mgk_given"}})
+	if err != nil || again.APIKeys[demo.FreeConsumer] != "mgk_given" {
+		t.Errorf("Render with a given key: %v, keys %v; want the given key kept", err, again.APIKeys)
 	}
 	stale := regexp.MustCompile(`127\.0\.0\.1:18[0-9]{3}|\{\{`)
 	for _, cfg := range append([][]byte{l.Edge.Config}, func() (c [][]byte) {
@@ -152,9 +180,18 @@ func TestRenderErrors(t *testing.T) {
 	if _, err := demo.Render(grpc, demo.SidecarsYAML, 0, demo.Paths{Sockets: "/s"}); err == nil || !strings.Contains(err.Error(), "OTLP/HTTP") {
 		t.Errorf("Render with tracing over gRPC to the runner: %v; want an error that says it speaks OTLP/HTTP", err)
 	}
-	other := bytes.Replace(demo.SidecarsYAML, []byte("endpoint: 127.0.0.1:18099"), []byte("endpoint: 127.0.0.1:18098"), 1)
+	other := bytes.Replace(demo.SidecarsYAML, []byte("endpoint: 127.0.0.1:18099"), []byte("endpoint: 127.0.0.1:18097"), 1)
 	if _, err := demo.Render(demo.EdgeYAML, other, 0, demo.Paths{Sockets: "/s"}); err == nil || !strings.Contains(err.Error(), "the edge's tracing.endpoint") {
 		t.Errorf("Render with a sidecar tracing to another demo port: %v; want an error", err)
+	}
+	// The runner's issuer signs ES256 and serves its keys itself.
+	rs256 := bytes.Replace(demo.EdgeYAML, []byte("algorithms: [ES256]"), []byte("algorithms: [RS256]"), 1)
+	if _, err := demo.Render(rs256, demo.SidecarsYAML, 0, demo.Paths{Sockets: "/s"}); err == nil || !strings.Contains(err.Error(), "signs ES256") {
+		t.Errorf("Render with the runner's issuer and RS256: %v; want an error that says it signs ES256", err)
+	}
+	jwks := bytes.Replace(demo.EdgeYAML, []byte("issuer: http://127.0.0.1:18098"), []byte("issuer: http://127.0.0.1:18098\n      jwks_uri: http://127.0.0.1:18098/keys"), 1)
+	if _, err := demo.Render(jwks, demo.SidecarsYAML, 0, demo.Paths{Sockets: "/s"}); err == nil || !strings.Contains(err.Error(), "/jwks.json") {
+		t.Errorf("Render with a jwks_uri the runner does not serve: %v; want an error", err)
 	}
 	// Your own collector (not a demo port) is yours: no receiver, no error.
 	own := bytes.ReplaceAll(demo.SidecarsYAML, []byte("endpoint: 127.0.0.1:18099"), []byte("endpoint: 127.0.0.1:4318"))
@@ -166,7 +203,7 @@ func TestRenderErrors(t *testing.T) {
 
 var curlEnv = demo.Env{Public: "P", Admin: "A", Outbound: "O", Meshctl: "bin/meshctl",
 	PaymentsPID: "logs/payments-v1.pid", PaymentsBreaker: "B", PaymentsMember: "payments-v1", Members: []string{"edge"},
-	Tracing: true, Traces: "T"}
+	Tracing: true, Traces: "T", Issuer: "I", APIKey: "K"}
 
 func TestCurlLines(t *testing.T) {
 	want := map[string]string{
@@ -178,13 +215,17 @@ func TestCurlLines(t *testing.T) {
 		"/orders POST traced": `curl -i -H 'Content-Type: application/json' -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'` +
 			` -d '{"item":"pen","qty":1}' http://P/orders`,
 		"/traces/4bf92f3577b34da6a3ce929d0e0e4736 GET": "curl -s http://T/traces/4bf92f3577b34da6a3ce929d0e0e4736",
-		"/orders DELETE":          "curl -i -X DELETE http://P/orders",
-		"/products/1 GET catalog": "curl -i -H 'Host: catalog' http://O/products/1",
-		"/metrics GET":            "curl -s http://A/metrics | grep meshgate_breaker_state",
-		"/orders GET":             `for i in $(seq 10); do curl -s http://P/orders; echo; done | grep -o '"version":"[^"]*"' | sort | uniq -c`,
-		"/products/7 GET":         "for i in $(seq 5); do curl -s -o /dev/null http://P/products/7; done",
-		"/payments/p-1 GET 5":     "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' http://P/payments/p-1; done; echo",
-		"/payments/p-1 GET":       "curl -i http://P/payments/p-1",
+		"/orders DELETE":                "curl -i -X DELETE http://P/orders",
+		"/products/1 GET catalog":       "curl -i -H 'Host: catalog' http://O/products/1",
+		"/metrics GET":                  "curl -s http://A/metrics | grep meshgate_breaker_state",
+		"/orders GET":                   `for i in $(seq 10); do curl -s http://P/orders; echo; done | grep -o '"version":"[^"]*"' | sort | uniq -c`,
+		"/products/7 GET":               "for i in $(seq 5); do curl -s -o /dev/null http://P/products/7; done",
+		"/payments/p-1 GET 5":           "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' http://P/payments/p-1; done; echo",
+		"/payments/p-1 GET":             "curl -i http://P/payments/p-1",
+		"/partner/products/7 GET":       "curl -i http://P/partner/products/7",
+		"/partner/products/7 GET K":     "curl -i -H 'X-Api-Key: K' http://P/partner/products/7",
+		"/partner/products/7 GET K 5":   "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' -H 'X-Api-Key: K' http://P/partner/products/7; done; echo",
+		"/partner/products/7 GET token": `curl -i -H "Authorization: Bearer $(curl -s -X POST 'http://I/token?consumer=paid-app')" http://P/partner/products/7`,
 	}
 	seen := map[string]bool{}
 	for _, e := range demo.Examples(curlEnv) {
@@ -194,6 +235,9 @@ func TestCurlLines(t *testing.T) {
 		}
 		if e.Codes {
 			key += " 5"
+		}
+		if e.Token != "" {
+			key += " token"
 		}
 		if slices.ContainsFunc(e.Headers, func(h [2]string) bool { return h[0] == "traceparent" }) {
 			key += " traced"
@@ -230,6 +274,9 @@ func TestTourLines(t *testing.T) {
 		"bin/meshctl members",
 		"bin/meshctl traffic shift orders --to v2 --weight 10",
 		"bin/meshctl traffic show orders",
+		"bin/meshctl tap --consumer free-app --count 1 -o json",
+		`curl -s -o /dev/null -H "Authorization: Bearer $(curl -s -X POST 'http://I/token?consumer=paid-app')" http://P/partner/products/7`,
+		"curl -s -o /dev/null -H 'X-Api-Key: K' http://P/partner/products/7",
 		"kill -STOP $(cat logs/payments-v1.pid)",
 		"bin/meshctl breakers list",
 		"kill -CONT $(cat logs/payments-v1.pid) && bin/meshctl breakers reset B",
@@ -599,5 +646,29 @@ func TestCheck(t *testing.T) {
 	}
 	if err := brk.Check(append(timeouts, code(504, ""), code(503, `{"error":"circuit open"}`))); err == nil {
 		t.Error("a fourth 504: no error")
+	}
+	// A tier's refusal: "…" in an expected header token stands for the rest.
+	var refusal demo.Example
+	for _, e := range demo.Examples(curlEnv) {
+		if e.Expect.Status == 429 {
+			refusal = e
+		}
+	}
+	tierHeaders := func(retry, rl string) http.Header {
+		h := http.Header{"Ratelimit-Policy": {`"free-1m";q=5;w=60`}, "Ratelimit": {rl}}
+		if retry != "" {
+			h.Set("Retry-After", retry)
+		}
+		return h
+	}
+	tierBody := []byte(`{"error":"rate limited: tier free allows 5 requests per 1m"}`)
+	if err := refusal.Check([]demo.Response{{Status: 429, Header: tierHeaders("41", `"free-1m";r=0;t=41`), Body: tierBody}}); err != nil {
+		t.Errorf("429 with Retry-After, RateLimit-Policy, RateLimit r=0: %v", err)
+	}
+	if err := refusal.Check([]demo.Response{{Status: 429, Header: tierHeaders("", `"free-1m";r=0;t=41`), Body: tierBody}}); err == nil {
+		t.Error("429 without Retry-After: no error")
+	}
+	if err := refusal.Check([]demo.Response{{Status: 429, Header: tierHeaders("41", `"free-1m";r=1;t=41`), Body: tierBody}}); err == nil {
+		t.Error("429 with RateLimit r=1: no error")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +25,11 @@ type Example struct {
 	Method  string
 	Path    string
 	Headers [][2]string // in order, as printed; "Host" sets the request's host
-	Body    string
+	// Token names a consumer: the request carries a bearer JWT for it,
+	// minted by the runner's token issuer (printed as
+	// -H "Authorization: Bearer $(curl -s -X POST 'http://ISSUER/token?consumer=NAME')").
+	Token string
+	Body  string
 	// Repeat runs the request this many times (0 and 1: once).
 	Repeat int
 	// How the output is printed (at most one): Grep filters it through
@@ -56,7 +61,9 @@ type Expect struct {
 	Body     []string
 	LastBody []string
 	// Header maps a header name to tokens its comma-separated value must
-	// list (in any order): {"Allow": {"GET", "POST"}}.
+	// list (in any order): {"Allow": {"GET", "POST"}}. A token that ends in
+	// "…" stands for any token that starts with what precedes it:
+	// {"Retry-After": {"…"}} wants the header, whatever its value.
 	Header map[string][]string
 	// Varies names a JSON field that, over the Repeat responses, must take
 	// at least VariesMin distinct values (load balancing).
@@ -98,6 +105,9 @@ func (e Example) Curl(env Env) string {
 	for _, h := range e.Headers {
 		args = append(args, "-H", shellQuote(h[0]+": "+h[1]))
 	}
+	if e.Token != "" {
+		args = append(args, "-H", `"Authorization: Bearer $(curl -s -X POST `+shellQuote(e.tokenURL(env))+`)"`)
+	}
 	if e.Body != "" {
 		args = append(args, "-d", shellQuote(e.Body))
 	}
@@ -120,6 +130,32 @@ func (e Example) Curl(env Env) string {
 		}
 	}
 	return cmd
+}
+
+// tokenURL is where the runner's issuer mints the example's token.
+func (e Example) tokenURL(env Env) string {
+	return "http://" + env.Issuer + "/token?consumer=" + url.QueryEscape(e.Token)
+}
+
+// token gets a JWT for e.Token from the runner's issuer.
+func (e Example) token(ctx context.Context, client *http.Client, env Env) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.tokenURL(env), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("POST %s: %s: %s", e.tokenURL(env), resp.Status, data)
+	}
+	return strings.TrimSpace(string(data)), nil
 }
 
 // Describe is the expectation in words, printed under the curl line.
@@ -186,6 +222,13 @@ type Response struct {
 func (e Example) Do(ctx context.Context, client *http.Client, env Env) ([]Response, error) {
 	n := max(e.Repeat, 1)
 	out := make([]Response, 0, n)
+	var token string
+	if e.Token != "" {
+		var err error
+		if token, err = e.token(ctx, client, env); err != nil {
+			return nil, err
+		}
+	}
 	for range n {
 		var body io.Reader
 		if e.Body != "" {
@@ -201,6 +244,9 @@ func (e Example) Do(ctx context.Context, client *http.Client, env Env) ([]Respon
 				continue
 			}
 			req.Header.Add(h[0], h[1])
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		if e.Body != "" && req.Header.Get("Content-Type") == "" {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded") // as curl -d sends it
@@ -255,7 +301,7 @@ func (e Example) Check(rs []Response) error {
 		for _, name := range sortedKeys(e.Expect.Header) {
 			have := listTokens(r.Header.Values(name))
 			for _, tok := range e.Expect.Header[name] {
-				if !slices.Contains(have, tok) {
+				if !slices.ContainsFunc(have, func(h string) bool { return tokenMatch(tok, h) }) {
 					fail("header %s: %q lacks %s", name, r.Header.Values(name), tok)
 				}
 			}
@@ -283,9 +329,18 @@ func (e Example) Check(rs []Response) error {
 		errs = append(errs, fmt.Sprintf("%q counted %v over %d responses, want %v", e.Count, counts, len(rs), e.Expect.Counts))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s\n  %s", e.Curl(Env{Public: "EDGE", Admin: "ADMIN", Outbound: "OUTBOUND", Traces: "TRACES"}), strings.Join(errs, "\n  "))
+		return fmt.Errorf("%s\n  %s", e.Curl(Env{Public: "EDGE", Admin: "ADMIN", Outbound: "OUTBOUND", Traces: "TRACES", Issuer: "ISSUER"}), strings.Join(errs, "\n  "))
 	}
 	return nil
+}
+
+// tokenMatch reports whether a header's token is want: equal, or, when want
+// ends in "…", starting with what precedes it.
+func tokenMatch(want, token string) bool {
+	if prefix, ok := strings.CutSuffix(want, "…"); ok {
+		return strings.HasPrefix(token, prefix)
+	}
+	return token == want
 }
 
 func listTokens(values []string) []string {

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -41,6 +42,10 @@ type Env struct {
 	// Traces is the runner's trace receiver; "": none, and no trace section.
 	Tracing bool
 	Traces  string
+	// Issuer is the runner's token issuer ("": none); APIKey is
+	// FreeConsumer's API key. Without both, no consumer section.
+	Issuer string
+	APIKey string
 	// Dir is the directory the printed relative paths start from ("": the
 	// current one).
 	Dir string
@@ -153,6 +158,9 @@ func Tour(env Env) []Section {
 			}), 5*time.Second),
 		},
 	}, tapSection(env)}
+	if env.Issuer != "" && env.APIKey != "" {
+		tour = append(tour, consumerSection(env))
+	}
 	if env.Traces != "" {
 		tour = append(tour, traceSection(env))
 	}
@@ -428,39 +436,9 @@ func tapSection(env Env) Section {
 			Expect: "tap prints 5 lines: TIME products GET 200 LATENCY catalog SIDECAR " + trace + ", then exits",
 			HTTP:   &req,
 			try: func(ctx context.Context, env Env) error {
-				ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-				defer cancel()
-				var out meshtest.SyncBuffer
-				cmd := shellCommand(ctx, env, tapLine)
-				cmd.Stdout, cmd.Stderr = &out, &out
-				if err := cmd.Start(); err != nil {
-					return err
-				}
-				done := make(chan error, 1)
-				go func() { done <- cmd.Wait() }()
-				// The tap sees requests from when its stream is open: keep
-				// curling until it has had its five.
 				once := req
 				once.Repeat = 1
-				tick := time.NewTicker(100 * time.Millisecond)
-				defer tick.Stop()
-				for {
-					select {
-					case err := <-done:
-						if err != nil {
-							return fmt.Errorf("%v\n%s", err, out.String())
-						}
-						return tapCheck(out.String(), env.Tracing)
-					case <-tick.C:
-						rs, err := once.Do(ctx, env.client(), env)
-						if err == nil {
-							err = once.Check(rs)
-						}
-						if err != nil {
-							return err
-						}
-					}
-				}
+				return tapUntil(ctx, env, tapLine, []Example{once}, func(out string) error { return tapCheck(out, env.Tracing) })
 			},
 		}},
 	}
@@ -488,6 +466,121 @@ func tapCheck(out string, tracing bool) error {
 	}
 	if tracing && len(traces) != 5 {
 		return fmt.Errorf("5 requests in %d traces, want one each\n%s", len(traces), out)
+	}
+	return nil
+}
+
+// The consumers of demo/edge.yaml: FreeConsumer has an API key the runner
+// makes at start, PaidConsumer is known by its JWTs' sub.
+const (
+	FreeConsumer = "free-app"
+	PaidConsumer = "paid-app"
+)
+
+// consumerSection calls the partner route, which takes a JWT of the
+// runner's issuer or an API key: without a credential, as free-app until
+// its tier refuses, as paid-app, and taps free-app's requests.
+func consumerSection(env Env) Section {
+	const path = "/partner/products/7"
+	key := [][2]string{{"X-Api-Key", env.APIKey}}
+	freePolicy, paidPolicy := `"free-1m";q=5;w=60`, `"paid-1m";q=10000;w=60`
+	free := Example{Method: "GET", Path: path, Headers: key, Quiet: true}
+	paid := Example{Method: "GET", Path: path, Token: PaidConsumer, Quiet: true, Expect: Expect{Status: 200}}
+	tapLine := env.Meshctl + " tap --consumer " + FreeConsumer + " --count 1 -o json"
+	tap := Step{
+		Title:  "Tap one consumer's requests: in a second terminal (after the export line), then here, paid-app then free-app",
+		Lines:  []string{tapLine, paid.Curl(env), free.Curl(env)},
+		Expect: `tap prints free-app's request only, as JSON ("route": "partner", "status": 429 while free-app's minute lasts, "consumer": "free-app"), then exits`,
+		try: func(ctx context.Context, env Env) error {
+			return tapUntil(ctx, env, tapLine, []Example{paid, free}, func(out string) error { return consumerTapCheck(out, FreeConsumer) })
+		},
+	}
+	return Section{
+		Title: "Consumers: /partner takes a JWT of this runner's issuer or an API key; each consumer's tier limits it across the cluster",
+		Steps: []Step{
+			httpStep("No credential: 401, and WWW-Authenticate names both schemes", env, Example{
+				Method: "GET", Path: path,
+				Expect: Expect{Status: 401, Header: map[string][]string{"WWW-Authenticate": {`Bearer realm="meshgate"`, `ApiKey realm="meshgate"`, `header="X-Api-Key"`}}},
+			}),
+			httpStep("free-app's API key: its tier's RateLimit headers; catalog learns the consumer and tier from the edge", env, Example{
+				Method: "GET", Path: path, Headers: key,
+				Expect: Expect{Status: 200,
+					Body:   []string{`"path":"/products/7"`, `"X-Meshgate-Consumer":"free-app"`, `"X-Meshgate-Tier":"free"`},
+					Header: map[string][]string{"RateLimit-Policy": {freePolicy}, "RateLimit": {`"free-1m";r=4;t=…`}}},
+			}),
+			httpStep("Tier free allows 5 requests a minute: the sixth is refused", env, Example{
+				Method: "GET", Path: path, Headers: key, Repeat: 5, Codes: true,
+				Expect: Expect{Statuses: []int{200, 200, 200, 200, 429}},
+			}),
+			httpStep("The refusal says why, and when to come back (r: requests left, t: seconds until the window frees one)", env, Example{
+				Method: "GET", Path: path, Headers: key,
+				Expect: Expect{Status: 429, Body: []string{"rate limited: tier free allows 5 requests per 1m"},
+					Header: map[string][]string{"Retry-After": {"…"}, "RateLimit-Policy": {freePolicy}, "RateLimit": {`"free-1m";r=0;t=…`}}},
+			}),
+			httpStep("paid-app's JWT, minted by this runner's issuer: tier paid, counted apart from free-app", env, Example{
+				Method: "GET", Path: path, Token: PaidConsumer,
+				Expect: Expect{Status: 200,
+					Body:   []string{`"X-Meshgate-Consumer":"paid-app"`, `"X-Meshgate-Tier":"paid"`},
+					Header: map[string][]string{"RateLimit-Policy": {paidPolicy}, "RateLimit": {`"paid-1m";r=9999;t=…`}}},
+			}),
+			tap,
+		},
+	}
+}
+
+// tapUntil runs the tap line and sends the examples, in turn and over
+// again, until the tap exits (it has seen its --count), then checks its
+// output. Each example with an expected status must meet its expectation.
+func tapUntil(ctx context.Context, env Env, tapLine string, exs []Example, check func(string) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var out meshtest.SyncBuffer
+	cmd := shellCommand(ctx, env, tapLine)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// The tap sees requests from when its stream is open: keep sending
+	// until it has had its count.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("%v\n%s", err, out.String())
+			}
+			return check(out.String())
+		case <-tick.C:
+			for _, ex := range exs {
+				rs, err := ex.Do(ctx, env.client(), env)
+				if err == nil && (ex.Expect.Status != 0 || len(ex.Expect.Statuses) > 0) {
+					err = ex.Check(rs)
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// consumerTapCheck wants one tapped request, as JSON, of consumer on the
+// partner route: admitted or refused by its tier.
+func consumerTapCheck(out, consumer string) error {
+	var ev struct {
+		Route    string `json:"route"`
+		Status   int    `json:"status"`
+		Consumer string `json:"consumer"`
+	}
+	if err := json.Unmarshal([]byte(out), &ev); err != nil {
+		return fmt.Errorf("tap -o json did not print one JSON object: %v\n%s", err, out)
+	}
+	if ev.Route != "partner" || ev.Consumer != consumer || ev.Status != http.StatusOK && ev.Status != http.StatusTooManyRequests {
+		return fmt.Errorf("tapped route %q, consumer %q, status %d; want route partner, consumer %s, status 429 (or 200 once its window frees)\n%s",
+			ev.Route, ev.Consumer, ev.Status, consumer, out)
 	}
 	return nil
 }

@@ -12,7 +12,9 @@
 //	 "headers":{"X-Meshgate-Caller":"spiffe://demo.meshgate/edge", …}, …}
 //
 // X-Meshgate-Caller is set by the service's sidecar: the SPIFFE ID of whoever
-// called over mTLS.
+// called over mTLS. X-Meshgate-Consumer and X-Meshgate-Tier are the consumer
+// an edge authenticated and its tier, which the sidecar lets through from
+// the edge only (inbound.consumers.trusted).
 //
 // What each name adds to the envelope:
 //
@@ -134,7 +136,7 @@ func run(args []string, log *slog.Logger) error {
 }
 
 // echoedHeaders are the request headers shown in every answer.
-var echoedHeaders = []string{"X-Meshgate-Caller", "X-Request-Id", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Api-Version"}
+var echoedHeaders = []string{"X-Meshgate-Caller", "X-Meshgate-Consumer", "X-Meshgate-Tier", "X-Request-Id", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Api-Version"}
 
 // propagated are the request headers a call to another service carries on:
 // the request id, the W3C trace context and baggage. The sidecar hands the

@@ -78,6 +78,7 @@ type method struct {
 	bearer      bearerMethod      // jwt or introspection
 	jwt         bool              // bearer is a JWT verifier
 	key         *apikey.Extractor // api_keys
+	challenge   string            // WWW-Authenticate of an API key refused
 	defaultTier string
 }
 
@@ -120,7 +121,8 @@ func (s *stage) compile(d *Deps, env policy.Env) error {
 		case "api_key":
 			def := findAPIKey(d.Auth.APIKeys, name)
 			m.key = &apikey.Extractor{Header: def.Header, Scheme: def.Scheme, Query: def.Query}
-			schemes = append(schemes, apiKeyChallenge(def))
+			m.challenge = apiKeyChallenge(def)
+			schemes = append(schemes, m.challenge)
 		default:
 			return fmt.Errorf("auth method %q is not defined", name)
 		}

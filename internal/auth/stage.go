@@ -50,7 +50,15 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // fits. It returns the identity and its method; nil and no failure for an
 // anonymous request the route admits; fail when it answered the request.
 func (s *stage) authenticate(w http.ResponseWriter, r *http.Request, x *exchange.Exchange) (*identity, *method, bool) {
+	if len(r.Header["Authorization"]) > 1 {
+		s.malformed(w, r, x, "several Authorization headers")
+		return nil, nil, true
+	}
 	token, hasBearer := bearer(r)
+	if hasBearer && token == "" {
+		s.malformed(w, r, x, "empty bearer token")
+		return nil, nil, true
+	}
 	for i := range s.methods {
 		m := &s.methods[i]
 		if m.key != nil {
@@ -60,7 +68,8 @@ func (s *stage) authenticate(w http.ResponseWriter, r *http.Request, x *exchange
 			}
 			consumer, _, found := s.keys.Lookup(key)
 			if !found {
-				s.invalid(w, r, x, "unknown API key", m.name)
+				w.Header()["Www-Authenticate"] = []string{m.challenge + `, error="invalid_token"`}
+				s.refuse(w, r, x, exchange.InvalidToken, "invalid token: unknown API key", m.name)
 				return nil, nil, true
 			}
 			return &identity{consumer: consumer}, m, false
@@ -81,8 +90,8 @@ func (s *stage) authenticate(w http.ResponseWriter, r *http.Request, x *exchange
 		}
 		return nil, nil, true
 	}
-	if hasBearer && token == "" || r.Header.Get("Authorization") != "" && !hasBearer && s.bearerRealm {
-		s.invalid(w, r, x, "malformed authorization header", "")
+	if r.Header.Get("Authorization") != "" && !hasBearer && s.bearerRealm {
+		s.malformed(w, r, x, "authorization scheme not accepted")
 		return nil, nil, true
 	}
 	if s.cfg.Anonymous {
@@ -102,14 +111,17 @@ func (s *stage) hasOpaqueMethod() bool {
 	return false
 }
 
-// invalid refuses a credential that is present but not valid.
+// invalid refuses a bearer token that is present but not valid.
 func (s *stage) invalid(w http.ResponseWriter, r *http.Request, x *exchange.Exchange, reason, method string) {
-	if s.bearerRealm {
-		w.Header()["Www-Authenticate"] = []string{`Bearer realm="meshgate", error="invalid_token", error_description="` + reason + `"`}
-	} else {
-		w.Header()["Www-Authenticate"] = []string{s.challenge}
-	}
+	w.Header()["Www-Authenticate"] = []string{`Bearer realm="meshgate", error="invalid_token", error_description="` + reason + `"`}
 	s.refuse(w, r, x, exchange.InvalidToken, "invalid token: "+reason, method)
+}
+
+// malformed refuses a credential that cannot be read (RFC 6750 §3.1:
+// invalid_request, 400).
+func (s *stage) malformed(w http.ResponseWriter, r *http.Request, x *exchange.Exchange, reason string) {
+	w.Header()["Www-Authenticate"] = []string{`Bearer realm="meshgate", error="invalid_request", error_description="` + reason + `"`}
+	s.refuse(w, r, x, exchange.InvalidRequest, "invalid request: "+reason, "")
 }
 
 // refuse answers, counts and logs a refusal (its reason, never the

@@ -31,6 +31,10 @@ type Caller struct {
 	Allow []pki.Pattern
 	// Self returns the node's own SPIFFE ID, for the log line of a denial.
 	Self func() string
+	// Consumers, when set, is the listener's consumers section: the
+	// consumer headers of trusted callers are kept (everyone else's are
+	// removed, as on any listener) and required or checked.
+	Consumers *Consumers
 }
 
 // Entry is the handler of one listener: it resolves the request against the
@@ -152,14 +156,19 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { e.finish(r, rw, x, stats, span) }()
 
 	// Identity headers are set by the node that verified them, never
-	// taken from a client.
+	// taken from a client; a listener with consumers puts a trusted
+	// caller's consumer back once the caller is verified.
+	var cl claim
+	if e.caller != nil && e.caller.Consumers != nil {
+		cl = claim{consumer: r.Header[config.HeaderConsumer], tier: r.Header[config.HeaderTier]}
+	}
 	for _, h := range identityHeaders {
 		if _, forged := r.Header[h]; forged {
 			delete(r.Header, h)
 		}
 	}
 	if e.caller != nil {
-		ok := e.authorize(rw, r, x, span)
+		ok := e.authorize(rw, r, x, span, cl)
 		if span != nil {
 			authzAttributes(span, x, ok)
 		}
@@ -230,6 +239,9 @@ func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *exchange.Excha
 	} else {
 		stats.Observe(x.Status, d.Seconds())
 	}
+	if x.Tier != "" {
+		e.metrics.TierRequest(name, x.Tier, x.Status)
+	}
 	if e.ups != nil && reachedUpstream(x) {
 		e.ups.ObserveAt(x.Start.Add(d), x.Upstream, x.Status, d)
 	}
@@ -281,10 +293,11 @@ func validTarget(s string) bool {
 }
 
 // authorize checks the caller of an mTLS listener against its policy and
-// passes the caller's ID on; false when it answered the request itself.
-// span is the request's server span (nil with tracing off), whose trace a
-// denial's log line names.
-func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *exchange.Exchange, span *telemetry.Span) bool {
+// passes the caller's ID on, then applies the listener's consumers policy
+// (if any) to cl, the consumer headers the request came with; false when
+// it answered the request itself. span is the request's server span (nil
+// with tracing off), whose trace a denial's log line names.
+func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *exchange.Exchange, span *telemetry.Span, cl claim) bool {
 	if r.TLS == nil {
 		exchange.Write(w, x, exchange.CallerRequired)
 		return false
@@ -318,6 +331,9 @@ func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *exchange.Ex
 			exchange.WriteReason(w, x, exchange.CallerDenied, x.Caller+" may not call "+self)
 			return false
 		}
+	}
+	if e.caller.Consumers != nil && !e.admitConsumer(w, r, x, span, id, cl) {
+		return false
 	}
 	r.Header[CallerHeader] = []string{x.Caller}
 	return true

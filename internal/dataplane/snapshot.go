@@ -196,8 +196,10 @@ func unenforced(cfg *config.Config, builders []policy.Builder) error {
 		}
 	}
 	for _, l := range cfg.Listeners {
-		if l.Consumers != nil {
-			return fmt.Errorf("listener %q: consumers are not enforced by this node; remove them", l.Name)
+		// The entry enforces consumers after verifying the caller's SPIFFE
+		// ID: only on an mTLS listener.
+		if l.Consumers != nil && l.MTLS == nil {
+			return fmt.Errorf("listener %q: consumers are enforced on mtls listeners only; add mtls or remove them", l.Name)
 		}
 	}
 	return nil

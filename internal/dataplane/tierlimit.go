@@ -122,12 +122,12 @@ func newTierSpec(t config.Tier) tierSpec {
 	var policyValue strings.Builder
 	for i, lim := range limits {
 		d := lim.Window.D()
-		item := sfString(t.Name + "-" + d.String())
+		item := sfString(t.Name + "-" + shortDuration(d))
 		s.windows = append(s.windows, tierWindow{
 			policy:   tierPolicyName(t.Name, d),
 			window:   d,
 			rlPrefix: item + ";r=",
-			reason:   fmt.Sprintf("rate limited: tier %s allows %d requests per %s", t.Name, lim.Requests, d),
+			reason:   fmt.Sprintf("rate limited: tier %s allows %d requests per %s", t.Name, lim.Requests, shortDuration(d)),
 		})
 		if i > 0 {
 			policyValue.WriteString(", ")
@@ -289,4 +289,16 @@ func sfString(s string) string {
 		}
 	}
 	return string(append(b, '"'))
+}
+
+// shortDuration writes a window as people do: 1m, 1h, 1h30m, 90s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }

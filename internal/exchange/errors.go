@@ -27,6 +27,8 @@ var (
 		"the path cannot be [normalized](#path-normalization)"}
 	BadBody = &Kind{400, "bad_body", "malformed or truncated request body",
 		"the client's body was malformed (bad chunked encoding) or ended early while being forwarded; the connection is closed (`Connection: close`)"}
+	InvalidRequest = &Kind{400, "invalid_request", "invalid request: several Authorization headers",
+		"the credential is malformed: several `Authorization` headers, an empty bearer token, or a scheme the route does not take; `WWW-Authenticate` carries `error=\"invalid_request\"` (RFC 6750 §3.1)"}
 	Unauthorized = &Kind{401, "unauthorized", "authentication required",
 		"the route has `auth` and the request carries no credential; `WWW-Authenticate` names the schemes"}
 	InvalidToken = &Kind{401, "invalid_token", "invalid token: …",
@@ -49,7 +51,7 @@ var (
 		"the body exceeds `max_body_bytes`"}
 	RateLimited = &Kind{429, "rate_limited", "rate limited",
 		"the route's `rate_limit` is spent; `Retry-After` says when to retry"}
-	TierLimited = &Kind{429, "tier_limited", "rate limited: tier free allows 100 requests per 1m0s",
+	TierLimited = &Kind{429, "tier_limited", "rate limited: tier free allows 100 requests per 1m",
 		"the consumer's tier is spent; `Retry-After`, `RateLimit-Policy` and `RateLimit` say which limit and when to retry"}
 	UpgradeFailed = &Kind{500, "upgrade_failed", "cannot upgrade this connection",
 		"a WebSocket upgrade could not take over the client connection"}
@@ -75,7 +77,7 @@ var (
 
 // Kinds is the whole table, in the order docs/config.md lists it.
 var Kinds = []*Kind{
-	BadTarget, BadPath, BadBody, Unauthorized, InvalidToken, ConsumerRequired, InsufficientScope,
+	BadTarget, BadPath, BadBody, InvalidRequest, Unauthorized, InvalidToken, ConsumerRequired, InsufficientScope,
 	CallerRequired, CallerDenied, ConsumerDenied, NoRoute, MethodNotAllowed, BodyTooLarge,
 	RateLimited, TierLimited, UpgradeFailed, ConnectFailed, ConnectionReset, UpstreamUpgrade,
 	Overloaded, NoHealthyEndpoint, CircuitOpen, AuthUnavailable, UpstreamTimeout, PendingTimeout,

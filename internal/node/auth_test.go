@@ -33,7 +33,9 @@ upstreams: [{name: b, endpoints: [{address: %q}]}]
 	return e, e.url("public")
 }
 
-func bearerHdr(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+func bearerHdr(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tok}
+}
 
 // JWTs issued by a real Hydra, checked against its JWKS: the right token
 // passes with its consumer, every wrong one is refused before the upstream,
@@ -187,7 +189,7 @@ func TestAuthAPIKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, base := authEdge(t, fmt.Sprintf(`
+	e, base := authEdge(t, fmt.Sprintf(`
 auth:
   api_keys:
     - {name: header, header: X-Api-Key}
@@ -219,6 +221,9 @@ consumers:
 	if code, hdr, _ := get(t, nil, "GET", base+"/orders", nil); code != 401 || !strings.Contains(hdr.Get("Www-Authenticate"), "ApiKey") {
 		t.Errorf("no key: %d %v", code, hdr)
 	}
+	if n := metricValue(t, e.node, `meshgate_auth_failures_total{reason="invalid_token",route="orders"}`); n != 1 {
+		t.Errorf("auth failures counted %v, want 1 invalid_token", n)
+	}
 	// A route without auth never passes a client's consumer header on.
 	code, _, body = get(t, nil, "GET", base+"/open", map[string]string{"X-Meshgate-Consumer": "acme"})
 	if code != 200 || len(decode(t, body).Headers["X-Meshgate-Consumer"]) != 0 {
@@ -242,7 +247,6 @@ tiers:
   - {name: free, limits: [{requests: 3, window: 1m}]}
   - {name: paid, limits: [{requests: 100, window: 1m}]}
 `, freeHash, paidHash), `{methods: [key], rate_limit_headers: true}`)
-	_ = e
 	for i := range 3 {
 		code, hdr, _ := get(t, nil, "GET", base+"/orders", map[string]string{"X-Api-Key": freeKey})
 		if code != 200 || hdr.Get("Ratelimit-Policy") == "" {
@@ -257,4 +261,10 @@ tiers:
 	if code, _, _ := get(t, nil, "GET", base+"/orders", map[string]string{"X-Api-Key": paidKey}); code != 200 {
 		t.Errorf("paid consumer limited by free's count: %d", code)
 	}
+	// Per-route metrics by tier (never by consumer: bounded labels).
+	eventually(t, 5*time.Second, "tier metrics", func() bool {
+		return metricValue(t, e.node, `meshgate_tier_requests_total{code="2xx",route="orders",tier="free"}`) == 3 &&
+			metricValue(t, e.node, `meshgate_tier_requests_total{code="4xx",route="orders",tier="free"}`) == 1 &&
+			metricValue(t, e.node, `meshgate_tier_requests_total{code="2xx",route="orders",tier="paid"}`) == 1
+	})
 }

@@ -495,7 +495,8 @@ func hasRoute(cfg *config.Config, name string) bool {
 	return false
 }
 
-// callerPolicy compiles an mTLS listener's allow list (nil for others).
+// callerPolicy compiles an mTLS listener's allow list and consumers
+// section (nil for others).
 func (n *Node) callerPolicy(lc config.Listener) (*dataplane.Caller, error) {
 	if lc.MTLS == nil {
 		return nil, nil
@@ -516,6 +517,11 @@ func (n *Node) callerPolicy(lc config.Listener) (*dataplane.Caller, error) {
 		}
 		c.Allow = append(c.Allow, p)
 	}
+	consumers, err := dataplane.NewConsumers(lc.Consumers)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
+	}
+	c.Consumers = consumers
 	return c, nil
 }
 

@@ -30,6 +30,7 @@ type Metrics struct {
 	budgetExhausted *prometheus.CounterVec
 	denied          *prometheus.CounterVec
 	authFailures    *prometheus.CounterVec
+	tierRequests    *prometheus.CounterVec
 	clusterApplies  *prometheus.CounterVec // nil until the node joins a cluster
 }
 
@@ -71,12 +72,16 @@ func NewMetrics() *Metrics {
 	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshgate_auth_failures_total", Help: "Requests refused by a route's auth, by route and reason (an error name of the error table).",
 	}, []string{"route", "reason"})
+	m.tierRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_tier_requests_total",
+		Help: "Requests of authenticated consumers, by route, tier and status class (tiers, not consumers: the label set stays bounded).",
+	}, []string{"route", "tier", "code"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_build_info", Help: "Build information; always 1.",
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(buildinfo.Version, buildinfo.GoVersion()).Set(1)
 	m.Registry.MustRegister(m.requests, m.duration, m.endpointHealthy, m.endpointEjected,
-		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, m.denied, m.authFailures, build,
+		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, m.denied, m.authFailures, m.tierRequests, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create the reload series so a dashboard sees zeros, not gaps.
 	m.reloads.WithLabelValues("ok")
@@ -120,7 +125,7 @@ type RouteStats struct {
 func (m *Metrics) Route(name string) *RouteStats {
 	s := &RouteStats{duration: m.duration.WithLabelValues(name)}
 	s.exemplars, _ = s.duration.(prometheus.ExemplarObserver)
-	for i, class := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
+	for i, class := range statusClasses {
 		s.classes[i] = m.requests.WithLabelValues(name, class)
 	}
 	return s
@@ -173,6 +178,18 @@ func (m *Metrics) ForgetRoute(name string) {
 	m.retries.DeleteLabelValues(name)
 	m.budgetExhausted.DeleteLabelValues(name)
 	m.authFailures.DeletePartialMatch(prometheus.Labels{"route": name})
+	m.tierRequests.DeletePartialMatch(prometheus.Labels{"route": name})
+}
+
+var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// TierRequest counts a finished request of a consumer of tier on route.
+func (m *Metrics) TierRequest(route, tier string, status int) {
+	c := status / 100
+	if c < 1 || c > 5 {
+		c = 0
+	}
+	m.tierRequests.WithLabelValues(route, tier, statusClasses[c]).Inc()
 }
 
 // AuthFailure counts a request a route's auth refused; reason is the name
