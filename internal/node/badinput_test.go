@@ -197,7 +197,7 @@ func TestSlowClientBounded(t *testing.T) {
 // refused before routing rather than written into the upstream request.
 func TestRequestTargetCharactersChecked(t *testing.T) {
 	e := badInputEdge(t)
-	h := e.node.listeners["public"].h1.Handler
+	h := e.node.listeners["public"].Handler()
 	for _, target := range []string{"/public HTTP/1.1", "/public\x7f", "/public/é", "/public?q=a b"} {
 		req := httptest.NewRequest("GET", "/public", nil)
 		req.RequestURI = target

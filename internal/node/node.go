@@ -32,6 +32,7 @@ import (
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/dataplane"
 	"github.com/meshgate/meshgate/internal/gossip"
+	"github.com/meshgate/meshgate/internal/listen"
 	"github.com/meshgate/meshgate/internal/policy"
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/ratelimit"
@@ -77,8 +78,8 @@ type Node struct {
 	current atomic.Pointer[dataplane.Snapshot]
 
 	mu            sync.Mutex // serializes reloads and shutdown
-	listeners     map[string]*listener
-	sockets       map[string]*socket // by socketKey
+	listeners     map[string]*listen.Listener
+	sockets       map[string]*listen.Socket // by socketKey
 	clusters      map[string]*clusterRef
 	access        *telemetry.AccessLog
 	ownAccess     bool
@@ -133,8 +134,8 @@ func New(opts Options) (*Node, error) {
 		metrics:   telemetry.NewMetrics(),
 		tunnels:   proxy.NewTunnels(),
 		ids:       proxy.NewRequestIDs(),
-		listeners: map[string]*listener{},
-		sockets:   map[string]*socket{},
+		listeners: map[string]*listen.Listener{},
+		sockets:   map[string]*listen.Socket{},
 		clusters:  map[string]*clusterRef{},
 		tap:       telemetry.NewTap(),
 		upstats:   telemetry.NewUpstreamStats(),
@@ -231,7 +232,7 @@ func (n *Node) Addr(listener string) string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if l := n.listeners[listener]; l != nil {
-		return l.sock.ln.Addr().String()
+		return l.Socket().Addr().String()
 	}
 	return ""
 }
@@ -369,36 +370,36 @@ func (n *Node) apply(cfg *config.Config) error {
 
 	// Listeners: keep those that can stay; prepare the others, on the
 	// socket of their address if one is open, else on a newly bound one.
-	keep := map[string]*listener{}
-	keptCerts := map[string]*certSet{}
-	var prepared []*listener
-	sockets := map[string]*socket{}
-	var opened []*socket
+	keep := map[string]*listen.Listener{}
+	keptCerts := map[string]*listen.CertSet{}
+	var prepared []*listen.Listener
+	sockets := map[string]*listen.Socket{}
+	var opened []*listen.Socket
 	failListeners := func(err error) error {
 		for _, s := range opened {
-			s.close()
+			s.Close()
 		}
 		for _, l := range prepared {
-			l.entry.Close()
+			l.Handler().Close()
 		}
 		snap.Retire() // never published: its stages' resources go now
 		return fail(err)
 	}
 	for _, lc := range cfg.Listeners {
-		if old := n.listeners[lc.Name]; old != nil && old.canKeep(lc, cfg.Server) {
-			cs, err := loadNewCerts(lc)
+		if old := n.listeners[lc.Name]; old != nil && old.CanKeep(lc, cfg.Server) {
+			cs, err := listen.LoadNewCerts(lc)
 			if err != nil {
 				return failListeners(err)
 			}
 			keptCerts[lc.Name] = cs
 			keep[lc.Name] = old
-			sockets[socketKey(lc)] = old.sock
+			sockets[socketKey(lc)] = old.Socket()
 			continue
 		}
 		sock := n.sockets[socketKey(lc)]
 		if sock == nil {
 			var err error
-			if sock, err = openSocket(lc.Address); err != nil {
+			if sock, err = listen.Open(lc.Address); err != nil {
 				return failListeners(fmt.Errorf("listener %q: %w", lc.Name, err))
 			}
 			opened = append(opened, sock)
@@ -411,7 +412,7 @@ func (n *Node) apply(cfg *config.Config) error {
 		entry := dataplane.NewEntry(lc.Name, dataplane.EntryOptions{Scheme: scheme(lc), First: snap, Current: &n.current,
 			Metrics: n.metrics, Log: n.access, IDs: n.ids, Caller: caller, Logger: n.log, Tap: n.tap, UpstreamStats: n.upstats,
 			Tracer: n.tracer})
-		l, err := newListener(lc, cfg.Server, sock, entry, n.metrics, n.log, n.identity)
+		l, err := listen.New(lc, cfg.Server, sock, entry, n.metrics, n.log, n.identity)
 		if err != nil {
 			entry.Close()
 			return failListeners(err)
@@ -427,11 +428,11 @@ func (n *Node) apply(cfg *config.Config) error {
 	}
 	for _, lc := range cfg.Listeners {
 		if l := keep[lc.Name]; l != nil {
-			l.commitCerts(lc, keptCerts[lc.Name])
+			l.CommitCerts(lc, keptCerts[lc.Name])
 		}
 	}
 	for _, l := range prepared {
-		l.serve()
+		l.Serve()
 	}
 	drain := cfg.Server.DrainTimeout.D()
 	for name, l := range n.listeners {
@@ -442,11 +443,11 @@ func (n *Node) apply(cfg *config.Config) error {
 		}
 	}
 	for _, l := range prepared {
-		n.listeners[l.cfg.Name] = l
+		n.listeners[l.Config().Name] = l
 	}
 	for addr, s := range n.sockets {
 		if sockets[addr] != s {
-			s.close()
+			s.Close()
 		}
 	}
 	n.sockets = sockets
@@ -478,12 +479,12 @@ func socketKey(l config.Listener) string {
 	return l.Address
 }
 
-func (n *Node) retire(l *listener, drain time.Duration) {
+func (n *Node) retire(l *listen.Listener, drain time.Duration) {
 	defer n.retiring.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	l.shutdown(ctx)
-	n.log.Info("listener removed", "listener", l.cfg.Name, "address", l.cfg.Address)
+	l.Shutdown(ctx)
+	n.log.Info("listener removed", "listener", l.Config().Name, "address", l.Config().Address)
 }
 
 func hasRoute(cfg *config.Config, name string) bool {
@@ -582,12 +583,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		defer cancel()
 	}
 	for _, s := range n.sockets {
-		s.close() // stop accepting first
+		s.Close() // stop accepting first
 	}
 	var wg sync.WaitGroup
 	for _, l := range n.listeners {
 		wg.Add(1)
-		go func() { defer wg.Done(); l.shutdown(ctx) }()
+		go func() { defer wg.Done(); l.Shutdown(ctx) }()
 	}
 	wg.Wait()
 	// Listeners retired by earlier reloads finish too (their own drain
@@ -629,14 +630,14 @@ func (n *Node) closeAll() {
 
 func (n *Node) closeAllLocked() {
 	for _, l := range n.listeners {
-		l.close()
+		l.Close()
 	}
 	n.retireSnapshot()
-	n.listeners = map[string]*listener{}
+	n.listeners = map[string]*listen.Listener{}
 	for _, s := range n.sockets {
-		s.close()
+		s.Close()
 	}
-	n.sockets = map[string]*socket{}
+	n.sockets = map[string]*listen.Socket{}
 	for _, c := range n.clusters {
 		c.cluster.Close()
 	}
