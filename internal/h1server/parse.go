@@ -145,150 +145,186 @@ func internMethod(m string) string {
 	return m
 }
 
+// parsedHead carries what parse has learned from a request head from one
+// step to the next. It lives on parse's stack.
+type parsedHead struct {
+	// Request line.
+	method, target string
+	minor          int
+
+	// Request target: host is the authority of an absolute-form target,
+	// replaced by the Host header's value otherwise.
+	host     string
+	absolute bool
+
+	// Header fields the server interprets itself.
+	hostCount, clCount, teCount int
+	hostVal, clVal, teVal       string
+	expect, trailerDecl         string
+	connClose, connKeepAlive    bool
+	haveExpect                  bool
+
+	// Framing and body setup.
+	contentLength  int64
+	chunked        bool
+	expectContinue bool
+	trailer        http.Header
+}
+
 // parse parses head (request line, header lines, empty line; all CRLF
 // terminated, as readHead guarantees) into a request.
 func (c *conn) parse(rq *request, head string) (*http.Request, *reqError) {
 	i := strings.IndexByte(head, '\n')
 	line, rest := head[:i-1], head[i+1:]
 
-	// Request line: method SP target SP version.
+	var p parsedHead
+	if err := p.parseRequestLine(line); err != nil {
+		return nil, err
+	}
+	if err := p.parseTarget(&rq.url); err != nil {
+		return nil, err
+	}
+	h, err := c.parseHeaderFields(rq, &p, rest)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.checkHost(); err != nil {
+		return nil, err
+	}
+	if err := p.checkFraming(); err != nil {
+		return nil, err
+	}
+	if err := p.checkExpect(); err != nil {
+		return nil, err
+	}
+	if err := p.parseTrailerDecl(); err != nil {
+		return nil, err
+	}
+	return c.newRequest(rq, &p, h), nil
+}
+
+// parseRequestLine parses the request line: method SP target SP version.
+func (p *parsedHead) parseRequestLine(line string) *reqError {
 	sp1 := strings.IndexByte(line, ' ')
 	if sp1 < 0 {
-		return nil, errRequestLine
+		return errRequestLine
 	}
 	method := line[:sp1]
 	sp2 := strings.IndexByte(line[sp1+1:], ' ')
 	if sp2 < 0 {
-		return nil, errRequestLine
+		return errRequestLine
 	}
 	target := line[sp1+1 : sp1+1+sp2]
 	proto := line[sp1+2+sp2:]
 	if method == "" {
-		return nil, errRequestLine
+		return errRequestLine
 	}
 	if target == "" {
-		return nil, errTarget
+		return errTarget
 	}
 	for i := 0; i < len(method); i++ {
 		if !isToken[method[i]] {
-			return nil, errMethod
+			return errMethod
 		}
 	}
 	method = internMethod(method)
-	var minor int
 	switch proto {
 	case "HTTP/1.1":
-		minor = 1
+		p.minor = 1
 	case "HTTP/1.0":
-		minor = 0
+		p.minor = 0
 	default:
 		if len(proto) == 8 && strings.HasPrefix(proto, "HTTP/") && isDigit(proto[5]) && proto[6] == '.' && isDigit(proto[7]) {
-			return nil, errHTTPVersion
+			return errHTTPVersion
 		}
-		return nil, errVersion
+		return errVersion
 	}
 	if method == "CONNECT" {
-		return nil, errConnect
+		return errConnect
 	}
 	for i := 0; i < len(target); i++ {
 		if b := target[i]; b <= ' ' || b == 0x7f || b == '#' {
-			return nil, errTarget
+			return errTarget
 		}
 	}
+	p.method, p.target = method, target
+	return nil
+}
 
-	u := &rq.url
-	var host string
-	absolute := false
+// parseTarget parses the request target (origin, asterisk or absolute form)
+// into u.
+func (p *parsedHead) parseTarget(u *url.URL) *reqError {
+	target := p.target
 	switch {
 	case target[0] == '/':
 		if err := setPath(u, target); err != nil {
-			return nil, err
+			return err
 		}
 	case target == "*":
-		if method != http.MethodOptions {
-			return nil, errAsterisk
+		if p.method != http.MethodOptions {
+			return errAsterisk
 		}
 		u.Path = "*"
 	default:
-		var ok bool
-		if host, ok = parseAbsolute(u, target); !ok {
-			return nil, errTarget
+		host, ok := parseAbsolute(u, target)
+		if !ok {
+			return errTarget
 		}
-		absolute = true
+		p.host, p.absolute = host, true
 	}
+	return nil
+}
 
-	// Header section.
+// parseHeaderFields parses the header section (rest: the head after the
+// request line) into a header map backed by rq.strs, and records in p the
+// fields the server interprets itself.
+func (c *conn) parseHeaderFields(rq *request, p *parsedHead, rest string) (http.Header, *reqError) {
 	n := strings.Count(rest, "\n") - 1
 	strs := rq.strs[:]
 	if n > len(strs) {
 		strs = make([]string, n)
 	}
 	h := make(http.Header, n)
-	var (
-		hostCount, clCount, teCount int
-		hostVal, clVal, teVal       string
-		expect, trailerDecl         string
-		connClose, connKeepAlive    bool
-		haveExpect                  bool
-	)
 	for k := 0; ; k++ {
 		j := strings.IndexByte(rest, '\n')
+		var line string
 		line, rest = rest[:j-1], rest[j+1:]
 		if line == "" {
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return nil, errObsFold
+		name, value, err := splitHeaderField(line)
+		if err != nil {
+			return nil, err
 		}
-		colon := strings.IndexByte(line, ':')
-		if colon <= 0 {
-			return nil, errHeaderLine
-		}
-		name := line[:colon]
-		for i := 0; i < len(name); i++ {
-			if !isToken[name[i]] {
-				if b := name[len(name)-1]; b == ' ' || b == '\t' {
-					return nil, errHeaderSpace
-				}
-				return nil, errHeaderName
-			}
-		}
-		value := line[colon+1:]
-		for i := 0; i < len(value); i++ {
-			if !validFieldValueByte(value[i]) {
-				return nil, errHeaderValue
-			}
-		}
-		value = trimOWS(value)
 		key := canonicalKey(name, &c.keyScratch)
 		switch key {
 		case "Host":
-			hostCount++
-			hostVal = value
+			p.hostCount++
+			p.hostVal = value
 			continue // r.Host, as net/http
 		case "Transfer-Encoding":
-			teCount++
-			teVal = value
+			p.teCount++
+			p.teVal = value
 			continue // r.TransferEncoding, as net/http
 		case "Content-Length":
-			clCount++
-			clVal = value
+			p.clCount++
+			p.clVal = value
 		case "Connection":
 			forEachToken(value, func(t string) {
 				if asciiEqualFold(t, "close") {
-					connClose = true
+					p.connClose = true
 				} else if asciiEqualFold(t, "keep-alive") {
-					connKeepAlive = true
+					p.connKeepAlive = true
 				}
 			})
 		case "Expect":
-			haveExpect = true
-			expect = value
+			p.haveExpect = true
+			p.expect = value
 		case "Trailer":
-			if trailerDecl == "" {
-				trailerDecl = value
+			if p.trailerDecl == "" {
+				p.trailerDecl = value
 			} else {
-				trailerDecl += "," + value
+				p.trailerDecl += "," + value
 			}
 		}
 		if v := h[key]; v != nil {
@@ -298,104 +334,155 @@ func (c *conn) parse(rq *request, head string) (*http.Request, *reqError) {
 			h[key] = strs[k : k+1 : k+1]
 		}
 	}
+	return h, nil
+}
 
-	switch {
-	case hostCount > 1:
-		return nil, errMultiHost
-	case hostCount == 0 && minor == 1:
-		return nil, errNoHost
-	case !validHost(hostVal):
-		return nil, errBadHost
+// splitHeaderField splits one header line (without its CRLF) into its name
+// and its value trimmed of optional whitespace, refusing obs-fold,
+// whitespace before the colon and invalid characters.
+func splitHeaderField(line string) (name, value string, err *reqError) {
+	if line[0] == ' ' || line[0] == '\t' {
+		return "", "", errObsFold
 	}
-	if !absolute {
-		host = hostVal
+	colon := strings.IndexByte(line, ':')
+	if colon <= 0 {
+		return "", "", errHeaderLine
 	}
-
-	// Message framing (RFC 9112 §6), strictly.
-	var contentLength int64
-	chunked := false
-	switch {
-	case teCount > 0 && clCount > 0:
-		return nil, errCLAndTE
-	case teCount > 1:
-		return nil, errMultiTE
-	case teCount == 1:
-		if minor == 0 {
-			return nil, errTE10
-		}
-		if !asciiEqualFold(teVal, "chunked") {
-			return nil, errBadTE
-		}
-		chunked = true
-		contentLength = -1
-	case clCount > 1:
-		return nil, errMultiCL
-	case clCount == 1:
-		var ok bool
-		if contentLength, ok = parseContentLength(clVal); !ok {
-			return nil, errBadCL
-		}
-	}
-
-	expectContinue := false
-	if haveExpect && minor == 1 {
-		if !asciiEqualFold(expect, "100-continue") {
-			return nil, errExpect
-		}
-		expectContinue = true
-	}
-
-	var trailer http.Header
-	if chunked && trailerDecl != "" {
-		trailer = make(http.Header)
-		var bad bool
-		forEachToken(trailerDecl, func(t string) {
-			k := http.CanonicalHeaderKey(t)
-			switch k {
-			case "Transfer-Encoding", "Trailer", "Content-Length":
-				bad = true
+	name = line[:colon]
+	for i := 0; i < len(name); i++ {
+		if !isToken[name[i]] {
+			if b := name[len(name)-1]; b == ' ' || b == '\t' {
+				return "", "", errHeaderSpace
 			}
-			trailer[k] = nil
-		})
-		if bad {
-			return nil, errBadTrailerKey
+			return "", "", errHeaderName
 		}
 	}
+	value = line[colon+1:]
+	for i := 0; i < len(value); i++ {
+		if !validFieldValueByte(value[i]) {
+			return "", "", errHeaderValue
+		}
+	}
+	return name, trimOWS(value), nil
+}
 
-	reqClose := connClose || minor == 0 && !connKeepAlive
-	rq.w.init(c, rq, method == http.MethodHead, minor, reqClose)
+// checkHost refuses a repeated or invalid Host header, or a missing one in
+// HTTP/1.1, and takes its value as the request's host unless the target was
+// in absolute form.
+func (p *parsedHead) checkHost() *reqError {
+	switch {
+	case p.hostCount > 1:
+		return errMultiHost
+	case p.hostCount == 0 && p.minor == 1:
+		return errNoHost
+	case !validHost(p.hostVal):
+		return errBadHost
+	}
+	if !p.absolute {
+		p.host = p.hostVal
+	}
+	return nil
+}
+
+// checkFraming decides the body's framing from Content-Length and
+// Transfer-Encoding.
+func (p *parsedHead) checkFraming() *reqError {
+	// Message framing (RFC 9112 §6), strictly.
+	switch {
+	case p.teCount > 0 && p.clCount > 0:
+		return errCLAndTE
+	case p.teCount > 1:
+		return errMultiTE
+	case p.teCount == 1:
+		if p.minor == 0 {
+			return errTE10
+		}
+		if !asciiEqualFold(p.teVal, "chunked") {
+			return errBadTE
+		}
+		p.chunked = true
+		p.contentLength = -1
+	case p.clCount > 1:
+		return errMultiCL
+	case p.clCount == 1:
+		var ok bool
+		if p.contentLength, ok = parseContentLength(p.clVal); !ok {
+			return errBadCL
+		}
+	}
+	return nil
+}
+
+// checkExpect accepts only Expect: 100-continue (ignored in HTTP/1.0).
+func (p *parsedHead) checkExpect() *reqError {
+	if p.haveExpect && p.minor == 1 {
+		if !asciiEqualFold(p.expect, "100-continue") {
+			return errExpect
+		}
+		p.expectContinue = true
+	}
+	return nil
+}
+
+// parseTrailerDecl builds the request's Trailer map from the Trailer header
+// of a chunked request, refusing framing fields as trailers.
+func (p *parsedHead) parseTrailerDecl() *reqError {
+	if !p.chunked || p.trailerDecl == "" {
+		return nil
+	}
+	trailer := make(http.Header)
+	var bad bool
+	forEachToken(p.trailerDecl, func(t string) {
+		k := http.CanonicalHeaderKey(t)
+		switch k {
+		case "Transfer-Encoding", "Trailer", "Content-Length":
+			bad = true
+		}
+		trailer[k] = nil
+	})
+	if bad {
+		return errBadTrailerKey
+	}
+	p.trailer = trailer
+	return nil
+}
+
+// newRequest sets up rq's response writer and body and builds the request.
+func (c *conn) newRequest(rq *request, p *parsedHead, h http.Header) *http.Request {
+	reqClose := p.connClose || p.minor == 0 && !p.connKeepAlive
+	rq.w.init(c, rq, p.method == http.MethodHead, p.minor, reqClose)
 
 	tmpl := http.Request{
-		Method:        method,
-		URL:           u,
+		Method:        p.method,
+		URL:           &rq.url,
 		ProtoMajor:    1,
-		ProtoMinor:    minor,
+		ProtoMinor:    p.minor,
 		Header:        h,
 		Body:          http.NoBody,
-		ContentLength: contentLength,
+		ContentLength: p.contentLength,
 		Close:         reqClose,
-		Host:          host,
-		Trailer:       trailer,
+		Host:          p.host,
+		Trailer:       p.trailer,
 		RemoteAddr:    c.remoteAddr,
-		RequestURI:    target,
+		RequestURI:    p.target,
 		TLS:           c.tlsState,
 	}
-	if proto == "HTTP/1.1" {
+	if p.minor == 1 {
 		tmpl.Proto = "HTTP/1.1"
 	} else {
 		tmpl.Proto = "HTTP/1.0"
 	}
-	if chunked {
+	if p.chunked {
 		tmpl.TransferEncoding = []string{"chunked"}
 	}
-	if chunked || contentLength > 0 {
-		rq.body.init(c, rq, chunked, contentLength, expectContinue)
+	if p.chunked || p.contentLength > 0 {
+		rq.body.init(c, rq, p.chunked, p.contentLength, p.expectContinue)
 		tmpl.Body = &rq.body
 	}
 	req := tmpl.WithContext(c.ctx)
 	rq.req = req
 	rq.w.req = req
-	return req, nil
+	return req
 }
 
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }

@@ -296,11 +296,20 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // first body bytes when w.buf is empty (for Content-Type sniffing).
 func (w *response) commit(final bool, p []byte) {
 	w.committed = true
-	c := w.c
-	bw := c.bw
-	is11 := w.minor == 1
+	bw := w.c.bw
+	w.decideClose()
+	w.collectTrailers()
+	w.sniffContentType(p)
+	writeStatusLine(bw, w.minor, w.status)
+	prefixTrailers := w.writeHeaderFields(bw)
+	w.writeFraming(bw, final, prefixTrailers)
+	bw.WriteString("\r\n")
+}
 
-	if c.srv.inShutdown.Load() || w.reqClose {
+// decideClose sets closeAfter when the server shuts down, the request asked
+// for close or the handler set Connection: close.
+func (w *response) decideClose() {
+	if w.c.srv.inShutdown.Load() || w.reqClose {
 		w.closeAfter = true
 	}
 	if v := w.hdr["Connection"]; len(v) > 0 {
@@ -312,14 +321,23 @@ func (w *response) commit(final bool, p []byte) {
 			})
 		}
 	}
-	if tv := w.hdr["Trailer"]; len(tv) > 0 && is11 && w.bodyAllowed {
+}
+
+// collectTrailers records the trailer keys the handler declared in
+// "Trailer" (HTTP/1.1 with a body only).
+func (w *response) collectTrailers() {
+	if tv := w.hdr["Trailer"]; len(tv) > 0 && w.minor == 1 && w.bodyAllowed {
 		for _, s := range tv {
 			forEachToken(s, func(t string) {
 				w.trls = append(w.trls, http.CanonicalHeaderKey(t))
 			})
 		}
 	}
+}
 
+// sniffContentType sets Content-Type from the first body bytes (w.buf, or
+// p when it is empty) if the handler set neither it nor Content-Encoding.
+func (w *response) sniffContentType(p []byte) {
 	// Content-Type sniffing, as net/http.
 	if w.bodyAllowed {
 		if _, haveType := w.hdr["Content-Type"]; !haveType && len(w.hdr["Content-Encoding"]) == 0 {
@@ -332,9 +350,12 @@ func (w *response) commit(final bool, p []byte) {
 			}
 		}
 	}
+}
 
-	writeStatusLine(bw, w.minor, w.status)
-	prefixTrailers := false
+// writeHeaderFields writes the handler's header fields but those the server
+// frames itself and the trailers. It reports whether any key had
+// http.TrailerPrefix.
+func (w *response) writeHeaderFields(bw *bufio.Writer) (prefixTrailers bool) {
 	for k, vv := range w.hdr {
 		switch k {
 		case "Content-Length", "Transfer-Encoding", "Trailer":
@@ -358,7 +379,13 @@ func (w *response) commit(final bool, p []byte) {
 			writeHeaderLine(bw, k, v)
 		}
 	}
+	return prefixTrailers
+}
 
+// writeFraming decides the body's framing (Content-Length, chunked or
+// close-delimited) and writes it with the Connection header.
+func (w *response) writeFraming(bw *bufio.Writer, final, prefixTrailers bool) {
+	is11 := w.minor == 1
 	var num [20]byte
 	switch {
 	case !bodyAllowedForStatus(w.status):
@@ -388,7 +415,6 @@ func (w *response) commit(final bool, p []byte) {
 	} else if !is11 {
 		bw.WriteString("Connection: keep-alive\r\n")
 	}
-	bw.WriteString("\r\n")
 }
 
 func (w *response) isTrailer(k string) bool {

@@ -355,86 +355,105 @@ func (c *conn) closeIfIdle() {
 	}
 }
 
+// serve serves the connection until it must be closed or is hijacked.
 func (c *conn) serve() {
-	s := c.srv
 	linger := false
-	defer func() {
-		c.cancel()
-		if c.hijacked {
-			return // the handler owns rwc, br and bw now
-		}
-		c.bw.Flush()
-		if linger {
-			lingerClose(c.rwc)
-		} else {
-			c.rwc.Close()
-		}
-		c.release()
-		c.state.Store(int32(http.StateClosed))
-		if f := s.ConnState; f != nil {
-			f(c.rwc, http.StateClosed)
-		}
-		s.untrack(c)
-	}()
+	defer func() { c.closeConn(linger) }()
 	c.remoteAddr = c.rwc.RemoteAddr().String()
 	c.br = getReader(&c.reader)
 	c.bw = getWriter(c.rwc)
-
-	if tc, ok := c.rwc.(*tls.Conn); ok {
-		if d := s.ReadHeaderTimeout; d > 0 {
-			tc.SetDeadline(time.Now().Add(d))
-		}
-		if err := tc.HandshakeContext(c.ctx); err != nil {
-			return
-		}
-		tc.SetDeadline(time.Time{})
-		st := tc.ConnectionState()
-		c.tlsState = &st
+	if !c.handshake() {
+		return
 	}
+	linger = c.serveRequests()
+}
 
+// closeConn closes the connection once serve is done with it (unless it was
+// hijacked), lingering if asked, and returns its buffers.
+func (c *conn) closeConn(linger bool) {
+	s := c.srv
+	c.cancel()
+	if c.hijacked {
+		return // the handler owns rwc, br and bw now
+	}
+	c.bw.Flush()
+	if linger {
+		lingerClose(c.rwc)
+	} else {
+		c.rwc.Close()
+	}
+	c.release()
+	c.state.Store(int32(http.StateClosed))
+	if f := s.ConnState; f != nil {
+		f(c.rwc, http.StateClosed)
+	}
+	s.untrack(c)
+}
+
+// handshake runs the TLS handshake on a TLS connection; false means it
+// failed.
+func (c *conn) handshake() bool {
+	tc, ok := c.rwc.(*tls.Conn)
+	if !ok {
+		return true
+	}
+	if d := c.srv.ReadHeaderTimeout; d > 0 {
+		tc.SetDeadline(time.Now().Add(d))
+	}
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		return false
+	}
+	tc.SetDeadline(time.Time{})
+	st := tc.ConnectionState()
+	c.tlsState = &st
+	return true
+}
+
+// serveRequests reads and answers requests until the connection must be
+// closed. linger reports whether it should be closed with lingerClose.
+func (c *conn) serveRequests() (linger bool) {
+	s := c.srv
 	c.setPhase(phaseFirst)
 	for {
 		if _, err := c.br.Peek(1); err != nil {
-			return
+			return false
 		}
 		if !c.activate() {
-			return
+			return false
 		}
 		c.setPhase(phaseHead)
 		rq, req, rerr := c.readRequest()
 		if rerr != nil {
 			if rerr.status != 0 {
 				c.reject(rerr)
-				linger = true
+				return true
 			}
-			return
+			return false
 		}
 		c.setPhase(phaseHandler)
 		c.handlerDeadline = time.Time{}
 		w := &rq.w
 		if !c.runHandler(w, req) {
 			if c.hijacked {
-				return
+				return false
 			}
-			linger = true
-			return
+			return true
 		}
 		w.finish()
 		if c.hijacked {
-			return
+			return false
 		}
 		if w.closeAfter {
-			linger = true
-			return
+			return true
 		}
 		if !c.state.CompareAndSwap(int32(http.StateActive), int32(http.StateIdle)) {
-			return
+			return false
 		}
 		if f := s.ConnState; f != nil {
 			f(c.rwc, http.StateIdle)
 		}
 		if s.inShutdown.Load() {
-			return
+			return false
 		}
 		c.setPhase(phaseIdle)
 	}
