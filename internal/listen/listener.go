@@ -1,4 +1,9 @@
-package node
+// Package listen runs the client listeners of a node: bound sockets that
+// survive reloads (a reload points a socket at a new server instead of
+// rebinding), TLS with certificates swapped in place, SPIFFE mTLS, and the
+// choice per connection between the strict HTTP/1.x server (h1server) and
+// net/http's HTTP/2 server (ALPN h2, or h2c with prior knowledge).
+package listen
 
 import (
 	"context"
@@ -14,46 +19,47 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
-	"github.com/meshgate/meshgate/internal/dataplane"
 	"github.com/meshgate/meshgate/internal/h1server"
 	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/pki"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
 
-// listener is one running client listener. HTTP/1.x is served by h1server
+// Listener is one running client listener. HTTP/1.x is served by h1server
 // (strict framing, one goroutine per connection); HTTP/2 — TLS with ALPN h2,
 // or h2c with prior knowledge — by net/http's server, to which the listener
 // hands those connections after the TLS handshake or a look at the preface.
 // A listener survives reloads that change only its certificates, which are
 // swapped in place.
-type listener struct {
+type Listener struct {
 	cfg     config.Listener
 	srvCfg  config.Server
-	sock    *socket
+	sock    *Socket
 	queue   *connQueue // connections from the socket
 	h1      *h1server.Server
 	h2      *http.Server // nil when the listener speaks no HTTP/2
 	h2queue *connQueue
 	tlsCfg  *tls.Config
-	certs   atomic.Pointer[certSet]
+	certs   atomic.Pointer[CertSet]
 	log     *slog.Logger
 	metrics *telemetry.Metrics
-	// entry routes the listener's requests; it holds a snapshot while the
-	// listener serves, released when the listener stops.
-	entry *dataplane.Entry
+	// entry routes the listener's requests; Close is called when the
+	// listener stops serving.
+	entry Handler
 	// pending counts connections between accept and their server (TLS
 	// handshake, h2c sniff): a drain waits for them, so a connection that
 	// finishes its handshake during a reload is served, not reset.
 	pending atomic.Int64
 }
 
-// certSet chooses a certificate by SNI.
-type certSet struct {
+// CertSet is a listener's certificates; it chooses one by SNI.
+type CertSet struct {
 	certs []tls.Certificate
 }
 
-func loadCerts(t *config.TLS) (*certSet, error) {
-	cs := &certSet{}
+func loadCerts(t *config.TLS) (*CertSet, error) {
+	cs := &CertSet{}
 	for _, c := range t.Certificates {
 		pair, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
@@ -64,7 +70,7 @@ func loadCerts(t *config.TLS) (*certSet, error) {
 	return cs, nil
 }
 
-func (cs *certSet) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (cs *CertSet) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	for i := range cs.certs {
 		if hello.SupportsCertificate(&cs.certs[i]) == nil && hello.ServerName != "" {
 			if leaf := cs.certs[i].Leaf; leaf != nil && leaf.VerifyHostname(hello.ServerName) == nil {
@@ -75,11 +81,11 @@ func (cs *certSet) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return &cs.certs[0], nil
 }
 
-// canKeep reports whether a listener can keep running under the new
+// CanKeep reports whether a listener can keep running under the new
 // configuration: nothing but its certificates changed, which are swapped in
 // place. Anything else starts a new server on the same socket and drains
-// this one (see socket).
-func (l *listener) canKeep(cfg config.Listener, srv config.Server) bool {
+// this one (see Socket).
+func (l *Listener) CanKeep(cfg config.Listener, srv config.Server) bool {
 	a, b := l.cfg, cfg
 	a.TLS, b.TLS = nil, nil
 	if !reflect.DeepEqual(a, b) || (l.cfg.TLS == nil) != (cfg.TLS == nil) {
@@ -93,10 +99,23 @@ func (l *listener) canKeep(cfg config.Listener, srv config.Server) bool {
 		l.srvCfg.MaxHeaderBytes == srv.MaxHeaderBytes
 }
 
-// newListener prepares a listener on a bound socket; serve starts it. The two
+// Handler serves a listener's requests and holds what they need until
+// Close (a dataplane.Entry).
+type Handler interface {
+	http.Handler
+	Close()
+}
+
+// Identity is the node's SPIFFE identity, for mTLS listeners.
+type Identity interface {
+	x509svid.Source
+	x509bundle.Source
+}
+
+// New prepares a listener on a bound socket; Serve starts it. The two
 // are apart so that a reload prepares everything new before it commits.
-func newListener(cfg config.Listener, srvCfg config.Server, sock *socket, h *dataplane.Entry, m *telemetry.Metrics, log *slog.Logger, identity Identity) (*listener, error) {
-	l := &listener{cfg: cfg, srvCfg: srvCfg, sock: sock, queue: newConnQueue(sock.ln.Addr()),
+func New(cfg config.Listener, srvCfg config.Server, sock *Socket, h Handler, m *telemetry.Metrics, log *slog.Logger, identity Identity) (*Listener, error) {
+	l := &Listener{cfg: cfg, srvCfg: srvCfg, sock: sock, queue: newConnQueue(sock.ln.Addr()),
 		log: log.With("listener", cfg.Name), metrics: m, entry: h}
 	if cfg.TLS != nil {
 		cs, err := loadCerts(cfg.TLS)
@@ -188,10 +207,10 @@ func rejectLabel(status int) string {
 	}
 }
 
-// serve starts serving and points the socket at this listener (in that
+// Serve starts serving and points the socket at this listener (in that
 // order: the hand-off may move queued connections here, which must find a
 // consumer).
-func (l *listener) serve() {
+func (l *Listener) Serve() {
 	if l.h2 != nil {
 		go func() {
 			if err := l.h2.Serve(l.h2queue); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
@@ -214,7 +233,7 @@ func (l *listener) serve() {
 }
 
 // handle sends a connection to the server of its protocol.
-func (l *listener) handle(c net.Conn) {
+func (l *Listener) handle(c net.Conn) {
 	handedOver := false
 	done := func() {
 		if !handedOver {
@@ -260,32 +279,32 @@ func (l *listener) handle(c net.Conn) {
 	}
 }
 
-func (l *listener) toH2(c net.Conn) {
+func (l *Listener) toH2(c net.Conn) {
 	if !l.h2queue.deliver(c) {
 		c.Close() // retired meanwhile
 	}
 }
 
-// loadNewCerts loads the certificates a kept listener will use once the
+// LoadNewCerts loads the certificates a kept listener will use once the
 // reload commits (nil for a plaintext listener).
-func loadNewCerts(cfg config.Listener) (*certSet, error) {
+func LoadNewCerts(cfg config.Listener) (*CertSet, error) {
 	if cfg.TLS == nil {
 		return nil, nil
 	}
 	return loadCerts(cfg.TLS)
 }
 
-// commitCerts swaps the certificates of a running TLS listener in place.
-func (l *listener) commitCerts(cfg config.Listener, cs *certSet) {
+// CommitCerts swaps the certificates of a running TLS listener in place.
+func (l *Listener) CommitCerts(cfg config.Listener, cs *CertSet) {
 	if cs != nil {
 		l.certs.Store(cs)
 	}
 	l.cfg = cfg
 }
 
-// shutdown stops taking connections and waits for requests in flight, up
+// Shutdown stops taking connections and waits for requests in flight, up
 // to ctx; what is left then is closed.
-func (l *listener) shutdown(ctx context.Context) {
+func (l *Listener) Shutdown(ctx context.Context) {
 	l.queue.Close()
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -312,8 +331,8 @@ func (l *listener) shutdown(ctx context.Context) {
 	l.entry.Close()
 }
 
-// close stops everything at once.
-func (l *listener) close() {
+// Close stops everything at once.
+func (l *Listener) Close() {
 	l.queue.Close()
 	l.h1.Close()
 	if l.h2 != nil {
@@ -322,3 +341,12 @@ func (l *listener) close() {
 	}
 	l.entry.Close()
 }
+
+// Config is the listener's configuration.
+func (l *Listener) Config() config.Listener { return l.cfg }
+
+// Socket is the bound socket the listener serves on.
+func (l *Listener) Socket() *Socket { return l.sock }
+
+// Handler is the listener's request handler.
+func (l *Listener) Handler() Handler { return l.entry }

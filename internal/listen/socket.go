@@ -1,4 +1,4 @@
-package node
+package listen
 
 import (
 	"errors"
@@ -8,28 +8,29 @@ import (
 	"time"
 )
 
-// socket is a bound address that outlives the listener configs using it.
+// Socket is a bound address that outlives the listener configs using it.
 // One goroutine accepts and hands each connection to the current queue; a
 // reload that changes a listener's settings (or its name) builds a new server
 // on a new queue and points the socket at it. The socket is never closed
 // and rebound for that, so no connection waiting in its backlog is reset —
 // the failure that closing and rebinding (or SO_REUSEPORT) has.
-type socket struct {
+type Socket struct {
 	ln     net.Listener
 	target atomic.Pointer[connQueue]
 }
 
-func openSocket(address string) (*socket, error) {
+// Open binds address and starts accepting on it.
+func Open(address string) (*Socket, error) {
 	ln, err := net.Listen("tcp", address)
 	if err != nil {
 		return nil, err
 	}
-	s := &socket{ln: ln}
+	s := &Socket{ln: ln}
 	go s.accept()
 	return s, nil
 }
 
-func (s *socket) accept() {
+func (s *Socket) accept() {
 	var delay time.Duration
 	for {
 		c, err := s.ln.Accept()
@@ -64,14 +65,15 @@ func (s *socket) accept() {
 
 // handoff points the socket at q; connections not yet taken from the
 // previous queue move to q.
-func (s *socket) handoff(q *connQueue) {
+func (s *Socket) handoff(q *connQueue) {
 	if old := s.target.Swap(q); old != nil && old != q {
 		old.closeInto(q)
 	}
 }
 
 // close stops accepting; queued connections are closed.
-func (s *socket) close() {
+// Close stops accepting and unbinds the address.
+func (s *Socket) Close() {
 	s.ln.Close()
 	if q := s.target.Swap(nil); q != nil {
 		q.closeInto(nil)
@@ -143,3 +145,6 @@ func (q *connQueue) Close() error {
 }
 
 func (q *connQueue) Addr() net.Addr { return q.addr }
+
+// Addr is the bound address.
+func (s *Socket) Addr() net.Addr { return s.ln.Addr() }
