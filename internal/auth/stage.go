@@ -30,6 +30,7 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.admit(r, x, id.consumer, s.tierOf(id.consumer, m), m.name)
 	if id.claim != nil {
+		x.Claim = id.claim // for transforms' {claim.NAME}
 		for claim, header := range s.cfg.ClaimsToHeaders {
 			if v, ok := id.claim(claim); ok && validHeaderValue(v) {
 				r.Header[http.CanonicalHeaderKey(header)] = []string{v}

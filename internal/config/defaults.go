@@ -119,6 +119,11 @@ func applyDefaults(c *Config) {
 		}
 	}
 	applyAuthDefaults(c)
+	for i := range c.Routes {
+		if t := c.Routes[i].Transform; t != nil {
+			defaultTransform(t)
+		}
+	}
 	for i := range c.Upstreams {
 		DefaultUpstream(&c.Upstreams[i])
 	}
@@ -218,5 +223,27 @@ func setDur(d *Duration, def time.Duration) {
 func setInt(v *int, def int) {
 	if *v == 0 {
 		*v = def
+	}
+}
+
+// defaultTransform sets the defaults of a route's transform, documented in
+// docs/config.md: max_body 1MiB, on_too_large reject on the request side
+// and pass on the response side, bodies from and to JSON.
+func defaultTransform(t *Transform) {
+	if t.MaxBody == 0 {
+		t.MaxBody = DefaultTransformMaxBody
+	}
+	for _, side := range []struct {
+		s          *TransformSide
+		onTooLarge string
+	}{{t.Request, OnTooLargeReject}, {t.Response, OnTooLargePass}} {
+		if side.s == nil {
+			continue
+		}
+		setStr(&side.s.OnTooLarge, side.onTooLarge)
+		if b := side.s.Body; b != nil {
+			setStr(&b.From, BodyJSON)
+			setStr(&b.To, BodyJSON)
+		}
 	}
 }

@@ -269,6 +269,9 @@ type Route struct {
 	// Auth identifies the request's consumer (401, 403) and applies its
 	// tier's limits (429); absent: no authentication.
 	Auth *RouteAuth `yaml:"auth"`
+	// Transform reshapes requests after auth and limits, before they are
+	// forwarded, and responses before the client gets them; absent: none.
+	Transform *Transform `yaml:"transform"`
 }
 
 // UpstreamNames returns the upstreams the route sends requests to: its

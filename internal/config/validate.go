@@ -235,6 +235,9 @@ func (v *validator) validate(c *Config) {
 		v.rewrite(p+".rewrite", r, params)
 		v.headerOps(p+".request_headers", r.RequestHeaders)
 		v.headerOps(p+".response_headers", r.ResponseHeaders)
+		if r.Transform != nil {
+			v.transform(p+".transform", r, params, auth)
+		}
 		if r.PerTryTimeout > r.Timeout {
 			v.at(p+".per_try_timeout", "route %q: per_try_timeout %s exceeds timeout %s", r.Name, r.PerTryTimeout.D(), r.Timeout.D())
 		}

@@ -194,6 +194,9 @@ func unenforced(cfg *config.Config, builders []policy.Builder) error {
 		if r.Auth != nil && (!has("auth") || len(cfg.Tiers) > 0 && r.Auth.TierLimitsOn() && !has("tier_limit")) {
 			return fmt.Errorf("route %q: auth is not enforced by this node; remove it", r.Name)
 		}
+		if r.Transform != nil && !has("transform") {
+			return fmt.Errorf("route %q: transform is not applied by this node; remove it", r.Name)
+		}
 	}
 	for _, l := range cfg.Listeners {
 		// The entry enforces consumers after verifying the caller's SPIFFE

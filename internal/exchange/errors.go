@@ -27,6 +27,8 @@ var (
 		"the path cannot be [normalized](#path-normalization)"}
 	BadBody = &Kind{400, "bad_body", "malformed or truncated request body",
 		"the client's body was malformed (bad chunked encoding) or ended early while being forwarded; the connection is closed (`Connection: close`)"}
+	InvalidBody = &Kind{400, "invalid_body", "invalid request body: …",
+		"a route's `transform` could not read the request body (not JSON, not well-formed XML, bad gzip data); the reason names what and where, never the body"}
 	InvalidRequest = &Kind{400, "invalid_request", "invalid request: several Authorization headers",
 		"the credential is malformed: several `Authorization` headers, an empty bearer token, or a scheme the route does not take; `WWW-Authenticate` carries `error=\"invalid_request\"` (RFC 6750 §3.1)"}
 	Unauthorized = &Kind{401, "unauthorized", "authentication required",
@@ -48,7 +50,9 @@ var (
 	MethodNotAllowed = &Kind{405, "method_not_allowed", "method DELETE not allowed; allowed: GET, HEAD",
 		"a route matched all but the method; `Allow` lists the methods"}
 	BodyTooLarge = &Kind{413, "body_too_large", "request body larger than this route accepts",
-		"the body exceeds `max_body_bytes`"}
+		"the body exceeds `max_body_bytes`, or a route's `transform.max_body` (decoded, and as it grows while transformed) when the request side's `on_too_large` is `reject` (the default)"}
+	UnsupportedEncoding = &Kind{415, "unsupported_encoding", "unsupported content encoding: br",
+		"a route's `transform` must read a request body whose `Content-Encoding` it cannot decode (only gzip and deflate are)"}
 	RateLimited = &Kind{429, "rate_limited", "rate limited",
 		"the route's `rate_limit` is spent; `Retry-After` says when to retry"}
 	TierLimited = &Kind{429, "tier_limited", "rate limited: tier free allows 100 requests per 1m",
@@ -61,6 +65,12 @@ var (
 		"the last attempt's connection failed before response headers"}
 	UpstreamUpgrade = &Kind{502, "upstream_upgrade", "upstream upgrade failed",
 		"the upstream accepted a WebSocket upgrade but the tunnel could not be set up"}
+	BadUpstreamBody = &Kind{502, "bad_upstream_body", "invalid upstream body: …",
+		"a route's `transform` could not read the upstream's response body (not JSON or XML as configured, bad gzip data); the upstream's response is not sent"}
+	UpstreamBodyTooLarge = &Kind{502, "upstream_body_too_large", "upstream body larger than this route transforms",
+		"the upstream's response body exceeds `transform.max_body` and the response side's `on_too_large` is `reject`"}
+	TransformFailed = &Kind{502, "transform_failed", "transform failed",
+		"a route's `transform.*.body.jq` failed on the body (an error, no result or several, or its time limit); the operator's log has jq's message"}
 	Overloaded = &Kind{503, "overloaded", "upstream overloaded",
 		"`max_connections` and `max_pending` are both full"}
 	NoHealthyEndpoint = &Kind{503, "no_healthy_endpoint", "no healthy upstream endpoint",
@@ -77,10 +87,10 @@ var (
 
 // Kinds is the whole table, in the order docs/config.md lists it.
 var Kinds = []*Kind{
-	BadTarget, BadPath, BadBody, InvalidRequest, Unauthorized, InvalidToken, ConsumerRequired, InsufficientScope,
-	CallerRequired, CallerDenied, ConsumerDenied, NoRoute, MethodNotAllowed, BodyTooLarge,
+	BadTarget, BadPath, BadBody, InvalidBody, InvalidRequest, Unauthorized, InvalidToken, ConsumerRequired, InsufficientScope,
+	CallerRequired, CallerDenied, ConsumerDenied, NoRoute, MethodNotAllowed, BodyTooLarge, UnsupportedEncoding,
 	RateLimited, TierLimited, UpgradeFailed, ConnectFailed, ConnectionReset, UpstreamUpgrade,
-	Overloaded, NoHealthyEndpoint, CircuitOpen, AuthUnavailable, UpstreamTimeout, PendingTimeout,
+	BadUpstreamBody, UpstreamBodyTooLarge, TransformFailed, Overloaded, NoHealthyEndpoint, CircuitOpen, AuthUnavailable, UpstreamTimeout, PendingTimeout,
 }
 
 // Write answers the client with error k and its fixed text.

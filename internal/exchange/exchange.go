@@ -46,6 +46,11 @@ type Exchange struct {
 	Consumer   string
 	Tier       string
 	AuthMethod string
+	// Claim returns a claim of the consumer's credential as a string (a
+	// JWT's or an introspection answer's), for transforms that template
+	// {claim.NAME}; nil when the credential has no claims (API keys,
+	// anonymous requests, routes without auth).
+	Claim func(name string) (string, bool)
 	// Upstream is the name of the upstream the request was forwarded to:
 	// the route's, or the one its split picked. Empty until a forwarder
 	// took the request.

@@ -37,6 +37,7 @@ import (
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/ratelimit"
 	"github.com/meshgate/meshgate/internal/telemetry"
+	"github.com/meshgate/meshgate/internal/transform"
 	"github.com/meshgate/meshgate/internal/upstream"
 	"github.com/meshgate/meshgate/pki"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
@@ -612,6 +613,7 @@ func (n *Node) policiesFor(cfg *config.Config) []policy.Builder {
 		auth.Policy(auth.Deps{Auth: cfg.Auth, Consumers: cfg.Consumers, Tiers: cfg.Tiers, Metrics: n.metrics, Logger: n.log}),
 		dataplane.TierLimit(n.limits, cfg.Tiers),
 		dataplane.RateLimit(n.limits),
+		transform.Policy(transform.Deps{Metrics: n.metrics, Logger: n.log}),
 	}
 }
 

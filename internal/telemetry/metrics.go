@@ -31,6 +31,7 @@ type Metrics struct {
 	denied          *prometheus.CounterVec
 	authFailures    *prometheus.CounterVec
 	tierRequests    *prometheus.CounterVec
+	transforms      *prometheus.CounterVec
 	clusterApplies  *prometheus.CounterVec // nil until the node joins a cluster
 }
 
@@ -76,12 +77,16 @@ func NewMetrics() *Metrics {
 		Name: "meshgate_tier_requests_total",
 		Help: "Requests of authenticated consumers, by route, tier and status class (tiers, not consumers: the label set stays bounded).",
 	}, []string{"route", "tier", "code"})
+	m.transforms = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_transforms_total",
+		Help: "Route transforms, by route, side (request, response) and result (applied, failed, skipped).",
+	}, []string{"route", "side", "result"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_build_info", Help: "Build information; always 1.",
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(buildinfo.Version, buildinfo.GoVersion()).Set(1)
 	m.Registry.MustRegister(m.requests, m.duration, m.endpointHealthy, m.endpointEjected,
-		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, m.denied, m.authFailures, m.tierRequests, build,
+		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, m.denied, m.authFailures, m.tierRequests, m.transforms, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create the reload series so a dashboard sees zeros, not gaps.
 	m.reloads.WithLabelValues("ok")
@@ -179,6 +184,12 @@ func (m *Metrics) ForgetRoute(name string) {
 	m.budgetExhausted.DeleteLabelValues(name)
 	m.authFailures.DeletePartialMatch(prometheus.Labels{"route": name})
 	m.tierRequests.DeletePartialMatch(prometheus.Labels{"route": name})
+	m.transforms.DeletePartialMatch(prometheus.Labels{"route": name})
+}
+
+// Transform counts one side of a request a route's transform handled.
+func (m *Metrics) Transform(route, side, result string) {
+	m.transforms.WithLabelValues(route, side, result).Inc()
 }
 
 var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
