@@ -215,17 +215,22 @@ func TestCurlLines(t *testing.T) {
 		"/orders POST traced": `curl -i -H 'Content-Type: application/json' -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'` +
 			` -d '{"item":"pen","qty":1}' http://P/orders`,
 		"/traces/4bf92f3577b34da6a3ce929d0e0e4736 GET": "curl -s http://T/traces/4bf92f3577b34da6a3ce929d0e0e4736",
-		"/orders DELETE":                "curl -i -X DELETE http://P/orders",
-		"/products/1 GET catalog":       "curl -i -H 'Host: catalog' http://O/products/1",
-		"/metrics GET":                  "curl -s http://A/metrics | grep meshgate_breaker_state",
-		"/orders GET":                   `for i in $(seq 10); do curl -s http://P/orders; echo; done | grep -o '"version":"[^"]*"' | sort | uniq -c`,
-		"/products/7 GET":               "for i in $(seq 5); do curl -s -o /dev/null http://P/products/7; done",
-		"/payments/p-1 GET 5":           "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' http://P/payments/p-1; done; echo",
-		"/payments/p-1 GET":             "curl -i http://P/payments/p-1",
-		"/partner/products/7 GET":       "curl -i http://P/partner/products/7",
-		"/partner/products/7 GET K":     "curl -i -H 'X-Api-Key: K' http://P/partner/products/7",
-		"/partner/products/7 GET K 5":   "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' -H 'X-Api-Key: K' http://P/partner/products/7; done; echo",
-		"/partner/products/7 GET token": `curl -i -H "Authorization: Bearer $(curl -s -X POST 'http://I/token?consumer=paid-app')" http://P/partner/products/7`,
+		"/orders DELETE":                        "curl -i -X DELETE http://P/orders",
+		"/products/1 GET catalog":               "curl -i -H 'Host: catalog' http://O/products/1",
+		"/metrics GET":                          "curl -s http://A/metrics | grep meshgate_breaker_state",
+		"/orders GET":                           `for i in $(seq 10); do curl -s http://P/orders; echo; done | grep -o '"version":"[^"]*"' | sort | uniq -c`,
+		"/products/7 GET":                       "for i in $(seq 5); do curl -s -o /dev/null http://P/products/7; done",
+		"/payments/p-1 GET 5":                   "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' http://P/payments/p-1; done; echo",
+		"/payments/p-1 GET":                     "curl -i http://P/payments/p-1",
+		"/partner/products/7 GET":               "curl -i http://P/partner/products/7",
+		"/partner/products/7 GET K":             "curl -i -H 'X-Api-Key: K' http://P/partner/products/7",
+		"/partner/products/7 GET K 5":           "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' -H 'X-Api-Key: K' http://P/partner/products/7; done; echo",
+		"/partner/products/7 GET token":         `curl -i -H "Authorization: Bearer $(curl -s -X POST 'http://I/token?consumer=paid-app')" http://P/partner/products/7`,
+		"/legacy/orders POST":                   `curl -i -H 'Content-Type: application/json' -d '{"customer_id":7,"line_items":[{"sku":"A1","quantity":2}]}' http://P/legacy/orders`,
+		"/legacy/orders POST 400":               "curl -i -d customer_id=7 http://P/legacy/orders",
+		"/feed/products/42 GET":                 "curl -i http://P/feed/products/42",
+		"/shop/products/42 GET application/xml": "curl -i -H 'Accept: application/xml' http://P/shop/products/42",
+		"/shop/products/42 GET":                 "curl -i http://P/shop/products/42",
 	}
 	seen := map[string]bool{}
 	for _, e := range demo.Examples(curlEnv) {
@@ -238,6 +243,9 @@ func TestCurlLines(t *testing.T) {
 		}
 		if e.Token != "" {
 			key += " token"
+		}
+		if e.Expect.Status == 400 {
+			key += " 400"
 		}
 		if slices.ContainsFunc(e.Headers, func(h [2]string) bool { return h[0] == "traceparent" }) {
 			key += " traced"
@@ -670,5 +678,26 @@ func TestCheck(t *testing.T) {
 	}
 	if err := refusal.Check([]demo.Response{{Status: 429, Header: tierHeaders("41", `"free-1m";r=1;t=41`), Body: tierBody}}); err == nil {
 		t.Error("429 with RateLimit r=1: no error")
+	}
+	// The legacy order: mapped as received, and without the hidden field.
+	var legacy demo.Example
+	for _, e := range demo.Examples(curlEnv) {
+		if len(e.Expect.NoBody) > 0 {
+			legacy = e
+		}
+	}
+	quote := func(extra string) []demo.Response {
+		return []demo.Response{{Status: 200, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: []byte(`{"service":"orders","headers":{"X-Api-Version":"legacy"},"quote":{"customer":7,` + extra + `"total":19.98,"units":2},` +
+				`"received":{"order":{"items":[{"sku":"A1","qty":2}],"customer":{"id":7}}}}`)}}
+	}
+	if legacy.Path != "/legacy/orders" {
+		t.Fatalf("no example with NoBody on /legacy/orders: %+v", legacy)
+	}
+	if err := legacy.Check(quote("")); err != nil {
+		t.Errorf("the mapped order, no internal cost: %v", err)
+	}
+	if err := legacy.Check(quote(`"internal_cost":12.3,`)); err == nil || !strings.Contains(err.Error(), "body has internal_cost") {
+		t.Errorf("the internal cost shown: %v; want an error that says so", err)
 	}
 }

@@ -57,9 +57,11 @@ type Expect struct {
 	// Status every response must have; Statuses: one per response, in order.
 	Status   int
 	Statuses []int
-	// Body holds substrings every body must contain; LastBody, the last.
+	// Body holds substrings every body must contain; LastBody, the last;
+	// NoBody, substrings no body may contain.
 	Body     []string
 	LastBody []string
+	NoBody   []string
 	// Header maps a header name to tokens its comma-separated value must
 	// list (in any order): {"Allow": {"GET", "POST"}}. A token that ends in
 	// "…" stands for any token that starts with what precedes it:
@@ -175,6 +177,9 @@ func (e Example) Describe() string {
 	}
 	if len(e.Expect.Body) > 0 {
 		parts = append(parts, "body has "+strings.Join(e.Expect.Body, " "))
+	}
+	if len(e.Expect.NoBody) > 0 {
+		parts = append(parts, "body lacks "+strings.Join(e.Expect.NoBody, " "))
 	}
 	if e.Grep != "" {
 		parts = append(parts, "lines with "+e.Grep)
@@ -296,6 +301,11 @@ func (e Example) Check(rs []Response) error {
 		for _, sub := range body {
 			if !strings.Contains(string(r.Body), sub) {
 				fail("body lacks %s", sub)
+			}
+		}
+		for _, sub := range e.Expect.NoBody {
+			if strings.Contains(string(r.Body), sub) {
+				fail("body has %s", sub)
 			}
 		}
 		for _, name := range sortedKeys(e.Expect.Header) {

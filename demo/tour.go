@@ -93,7 +93,8 @@ func (s Step) Try(ctx context.Context, env Env) error {
 }
 
 // Tour is what the banner suggests trying, in order: each step may rely on
-// the ones before it (the last ones stop payments).
+// the ones before it (the breaker's sections stop payments; the transforms,
+// last, need neither payments nor a consumer).
 func Tour(env Env) []Section {
 	served := map[string][]string{"X-Served-By": {"meshgate"}}
 	edgeCaller := `"X-Meshgate-Caller":"` + SpiffeID("edge") + `"`
@@ -189,7 +190,7 @@ func Tour(env Env) []Section {
 			}), 6*time.Second),
 			shellStep("", meshctl("members"), env.PaymentsMember+" HEALTHY false", 3*time.Second, membersCheck(env, env.PaymentsMember)),
 		},
-	})
+	}, transformSection(env))
 }
 
 // Examples are the tour's HTTP requests, in order.
@@ -583,6 +584,49 @@ func consumerTapCheck(out, consumer string) error {
 			ev.Route, ev.Consumer, ev.Status, consumer, out)
 	}
 	return nil
+}
+
+// transformSection shows the edge reshaping bodies (routes[].transform): a
+// legacy client's order mapped to what orders takes today, with orders'
+// internal cost hidden from its answer; catalog's XML served as JSON; and
+// catalog's JSON served as XML to a client that asks for it. It needs
+// neither payments nor a consumer: it comes last, after payments is stopped.
+func transformSection(env Env) Section {
+	jsonType := map[string][]string{"Content-Type": {"application/json"}}
+	return Section{
+		Title: "Transforms: the edge reshapes bodies on the way through (routes[].transform in docs/config.md)",
+		Steps: []Step{
+			httpStep("A legacy client's order in the old format: the edge renames, moves and wraps it into what orders takes today "+
+				"(orders shows what it received; it refuses the old format), and hides orders' internal cost in the answer", env, Example{
+				Method: "POST", Path: "/legacy/orders",
+				Headers: [][2]string{{"Content-Type", "application/json"}},
+				Body:    `{"customer_id":7,"line_items":[{"sku":"A1","quantity":2}]}`,
+				Expect: Expect{Status: 200,
+					Body: []string{`"service":"orders"`, `"X-Api-Version":"legacy"`,
+						`"received":{"order":{"items":[{"sku":"A1","qty":2}],"customer":{"id":7}}}`, `"total":19.98`},
+					NoBody: []string{"internal_cost"}, Header: jsonType},
+			}),
+			httpStep("A body that is not JSON is refused by the edge: orders never sees it", env, Example{
+				Method: "POST", Path: "/legacy/orders", Body: "customer_id=7",
+				Expect: Expect{Status: 400, Body: []string{"invalid request body"}},
+			}),
+			httpStep(`XML to JSON: catalog's XML API (<product id="42"><name>…) as JSON; attributes become "-name" members, product.tag an array`, env, Example{
+				Method: "GET", Path: "/feed/products/42",
+				Expect: Expect{Status: 200, Header: jsonType,
+					Body: []string{`{"product":{"-id":"42","name":"Product 42","price":"42.99","tag":["demo"]}}`}},
+			}),
+			httpStep("JSON to XML for a client that asks for it: catalog's product alone, as XML", env, Example{
+				Method: "GET", Path: "/shop/products/42", Headers: [][2]string{{"Accept", "application/xml"}},
+				Expect: Expect{Status: 200, Header: map[string][]string{"Content-Type": {"application/xml"}, "Vary": {"Accept"}},
+					Body: []string{`<product><id>42</id><name>Product 42</name><price>42.99</price></product>`}},
+			}),
+			httpStep("The same without Accept (or preferring JSON): JSON", env, Example{
+				Method: "GET", Path: "/shop/products/42",
+				Expect: Expect{Status: 200, Header: map[string][]string{"Content-Type": {"application/json"}, "Vary": {"Accept"}},
+					Body: []string{`{"id":"42","name":"Product 42","price":42.99}`}},
+			}),
+		},
+	}
 }
 
 // The trace context of the tour's traced order: traceparent

@@ -40,7 +40,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{membersCommand(), resourceCommand(config.KindRoute, "routes"),
 			resourceCommand(config.KindUpstream, "upstreams"), resourceCommand(config.KindConsumer, "consumers"),
 			resourceCommand(config.KindTier, "tiers"), keysCommand(), trafficCommand(), breakersCommand(), limitsCommand(),
-			tapCommand(), configCommand(), completionCommand(), {
+			tapCommand(), transformCommand(), configCommand(), completionCommand(), {
 				Name:  "version",
 				Usage: "print the version",
 				Action: func(c *cli.Context) error {

@@ -18,13 +18,23 @@
 //
 // What each name adds to the envelope:
 //
-//   - catalog: "product" on GET /products/{id} (v2 adds a stock count).
+//   - catalog: "product" on GET /products/{id} (v2 adds a stock count);
+//     GET /xml/products/{id} answers the same product as XML alone, as an
+//     older catalog API would: <product id="42"><name>Product 42</name>
+//     <price>42.99</price><tag>demo</tag></product> (no envelope; v2 adds
+//     <stock>). The demo's edge serves it to JSON clients as JSON.
 //   - orders: orders kept in memory behind GET /orders and POST /orders.
 //     With --outbound (the sidecar's outbound listener), POST /orders charges
 //     the order through the mesh first: POST http://payments/charge, sent to
 //     the outbound address with Host: payments, carrying on X-Request-Id and
 //     the trace context (traceparent, tracestate, baggage). A failed charge
-//     is answered 502 and the order is not kept.
+//     is answered 502 and the order is not kept. POST /orders/quote prices
+//     an order in today's format without placing it (nothing charged, nothing
+//     kept): {"order": {"customer": {"id": 7}, "items": [{"sku": "A1",
+//     "qty": 2}]}}, and nothing else (an unknown field, a legacy client's
+//     "customer_id" say, is answered 400). Its answer shows the body as
+//     received ("received") and a "quote" with an "internal_cost" that the
+//     demo's edge hides from the legacy clients it maps to this format.
 //   - payments: POST /charge records a payment (and who asked for it: the
 //     caller's SPIFFE ID); GET /payments/{id} shows one. It also serves gRPC
 //     on the same port (HTTP/2 without TLS, as its sidecar speaks to it):
@@ -39,6 +49,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"flag"
 	"fmt"
@@ -195,11 +206,17 @@ func (s *service) handler() http.Handler {
 	switch s.name {
 	case "catalog":
 		mux.HandleFunc("GET /products/{id}", s.getProduct)
+		mux.HandleFunc("GET /xml/products/{id}", s.getProductXML)
 	case "orders":
 		mux.HandleFunc("GET /orders", s.listOrders)
 		mux.HandleFunc("POST /orders", s.createOrder)
 		mux.HandleFunc("/orders", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "GET, POST")
+			s.reply(w, r, http.StatusMethodNotAllowed, map[string]any{"error": "method not allowed"})
+		})
+		mux.HandleFunc("POST /orders/quote", s.quote)
+		mux.HandleFunc("/orders/quote", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "POST")
 			s.reply(w, r, http.StatusMethodNotAllowed, map[string]any{"error": "method not allowed"})
 		})
 	case "payments":
@@ -236,8 +253,7 @@ func (s *service) reply(w http.ResponseWriter, r *http.Request, status int, extr
 	w.Write(append(body, '\n'))
 }
 
-func (s *service) getProduct(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+func (s *service) product(id string) product {
 	p := product{ID: id, Name: "Product " + id, Price: 9.99}
 	if n, err := strconv.Atoi(id); err == nil {
 		p.Price = float64(n%50) + 0.99
@@ -246,7 +262,33 @@ func (s *service) getProduct(w http.ResponseWriter, r *http.Request) {
 		stock := 12
 		p.Stock = &stock
 	}
-	s.reply(w, r, http.StatusOK, map[string]any{"product": p})
+	return p
+}
+
+func (s *service) getProduct(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, r, http.StatusOK, map[string]any{"product": s.product(r.PathValue("id"))})
+}
+
+// xmlProduct is the catalog's product as its XML API writes it.
+type xmlProduct struct {
+	XMLName xml.Name `xml:"product"`
+	ID      string   `xml:"id,attr"`
+	Name    string   `xml:"name"`
+	Price   string   `xml:"price"`
+	Stock   *int     `xml:"stock,omitempty"`
+	Tags    []string `xml:"tag"`
+}
+
+// getProductXML answers GET /xml/products/{id}: the product alone, as XML.
+func (s *service) getProductXML(w http.ResponseWriter, r *http.Request) {
+	p := s.product(r.PathValue("id"))
+	body, err := xml.Marshal(xmlProduct{ID: p.ID, Name: p.Name, Price: strconv.FormatFloat(p.Price, 'f', 2, 64), Stock: p.Stock, Tags: []string{"demo"}})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	w.Write(append(body, '\n'))
 }
 
 func (s *service) listOrders(w http.ResponseWriter, r *http.Request) {
@@ -336,6 +378,77 @@ func (s *service) chargeThroughMesh(in *http.Request, order string, amount float
 		return nil, fmt.Errorf("unexpected answer: %.200s", data)
 	}
 	return answer.Payment, nil
+}
+
+// quoteRequest is the order format of POST /orders/quote: today's.
+type quoteRequest struct {
+	Order *struct {
+		Customer *struct {
+			ID json.Number `json:"id"`
+		} `json:"customer"`
+		Items []struct {
+			SKU string      `json:"sku"`
+			Qty json.Number `json:"qty"`
+		} `json:"items"`
+	} `json:"order"`
+}
+
+// quoteFormat is what a body of POST /orders/quote must look like.
+const quoteFormat = `{"order":{"customer":{"id":N},"items":[{"sku":"…","qty":N}, …]}}`
+
+// unitCost is what one item of an order costs orders: internal.
+const unitCost = 6.15
+
+// quote prices an order of today's format without placing it, and shows
+// the body as it arrived.
+func (s *service) quote(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		s.reply(w, r, http.StatusBadRequest, map[string]any{"error": err.Error()})
+		return
+	}
+	bad := func(why string) {
+		s.reply(w, r, http.StatusBadRequest, map[string]any{"error": "want " + quoteFormat + ": " + why})
+	}
+	var q quoteRequest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&q); err != nil {
+		bad(err.Error())
+		return
+	}
+	if q.Order == nil || q.Order.Customer == nil || q.Order.Customer.ID == "" {
+		bad("no order.customer.id")
+		return
+	}
+	if len(q.Order.Items) == 0 {
+		bad("no order.items")
+		return
+	}
+	units := int64(0)
+	for _, it := range q.Order.Items {
+		n, err := it.Qty.Int64()
+		if it.SKU == "" || err != nil || n <= 0 {
+			bad("each item needs a sku and a positive whole qty")
+			return
+		}
+		units += n
+	}
+	var received bytes.Buffer
+	if err := json.Compact(&received, raw); err != nil {
+		bad("one JSON object, and nothing after it")
+		return
+	}
+	s.reply(w, r, http.StatusOK, map[string]any{
+		"received": json.RawMessage(received.Bytes()),
+		"quote": map[string]any{
+			"customer":      q.Order.Customer.ID,
+			"units":         units,
+			"total":         math.Round(float64(units)*unitPrice*100) / 100,
+			"internal_cost": math.Round(float64(units)*unitCost*100) / 100,
+		},
+	})
 }
 
 // charge records a payment for {"order": ID, "amount": N}.

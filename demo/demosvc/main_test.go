@@ -89,6 +89,57 @@ func TestOrders(t *testing.T) {
 	}
 }
 
+// TestCatalogProductXML: catalog's XML API answers the product alone, as
+// XML; v2 adds the stock.
+func TestCatalogProductXML(t *testing.T) {
+	rec, _ := do(t, newService("catalog", "v1", "x").handler(), "GET", "/xml/products/42", "")
+	want := `<product id="42"><name>Product 42</name><price>42.99</price><tag>demo</tag></product>` + "\n"
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/xml; charset=utf-8" || rec.Body.String() != want {
+		t.Errorf("GET /xml/products/42 = %d %q %q; want 200 application/xml %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body, want)
+	}
+	rec, _ = do(t, newService("catalog", "v2", "x").handler(), "GET", "/xml/products/a<b", "")
+	if want := `<product id="a&lt;b"><name>Product a&lt;b</name><price>9.99</price><stock>12</stock><tag>demo</tag></product>` + "\n"; rec.Body.String() != want {
+		t.Errorf("v2 GET /xml/products/a<b = %q; want %q", rec.Body, want)
+	}
+}
+
+// TestOrdersQuote: POST /orders/quote prices today's format, shows it as
+// received, keeps no order, and refuses anything else (a legacy body).
+func TestOrdersQuote(t *testing.T) {
+	h := newService("orders", "v1", "x").handler()
+	body := `{"order":{"items":[{"sku":"A1","qty":2},{"sku":"B2","qty":1}], "customer":{"id":7}}}`
+	rec, m := do(t, h, "POST", "/orders/quote", body)
+	if rec.Code != 200 {
+		t.Fatalf("POST /orders/quote: %d %s", rec.Code, rec.Body)
+	}
+	if want := `"received":{"order":{"items":[{"sku":"A1","qty":2},{"sku":"B2","qty":1}],"customer":{"id":7}}}`; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("answer %s lacks %s", rec.Body, want)
+	}
+	q := m["quote"].(map[string]any)
+	if q["customer"] != 7.0 || q["units"] != 3.0 || q["total"] != 29.97 || q["internal_cost"] != 18.45 {
+		t.Errorf("quote = %v", q)
+	}
+	if _, m := do(t, h, "GET", "/orders", ""); len(m["orders"].([]any)) != 0 {
+		t.Errorf("a quote kept an order: %v", m["orders"])
+	}
+	for _, bad := range []string{
+		`{"customer_id":7,"line_items":[{"sku":"A1","quantity":2}]}`,
+		`{"order":{"customer":{"id":7},"items":[]}}`,
+		`{"order":{"customer":{"id":7},"items":[{"sku":"A1","qty":0}]}}`,
+		`{"order":{"customer":{"id":7},"items":[{"sku":"A1","qty":1.5}]}}`,
+		`{"order":{"items":[{"sku":"A1","qty":1}]}}`,
+		`{"order":{"customer":{"id":7},"items":[{"sku":"A1","qty":1}]}} {}`,
+		`customer_id=7`,
+	} {
+		if rec, m := do(t, h, "POST", "/orders/quote", bad); rec.Code != 400 || !strings.HasPrefix(m["error"].(string), "want ") {
+			t.Errorf("POST /orders/quote %s: %d %s; want 400 with the format", bad, rec.Code, rec.Body)
+		}
+	}
+	if rec, _ := do(t, h, "GET", "/orders/quote", ""); rec.Code != 405 || rec.Header().Get("Allow") != "POST" {
+		t.Errorf("GET /orders/quote: status %d Allow %q", rec.Code, rec.Header().Get("Allow"))
+	}
+}
+
 func TestOtherPathsEcho(t *testing.T) {
 	rec, m := do(t, newService("payments", "v3", "x").handler(), "PUT", "/anything/at/all", "")
 	if rec.Code != 200 || m["service"] != "payments" || m["path"] != "/anything/at/all" || m["method"] != "PUT" {

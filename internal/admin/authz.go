@@ -19,7 +19,9 @@ import (
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 )
 
-// mutations are the methods that change state: operators only.
+// mutations are the methods that change state: operators only. The
+// others are reads, for viewers too (TransformTest among them: it runs a
+// route's transform on a sample and changes nothing).
 var mutations = map[string]bool{
 	"ApplyResource":  true,
 	"DeleteResource": true,

@@ -80,7 +80,7 @@ func New(o Options) *Server {
 	s := &Server{b: o.Backend, log: o.Logger.With("component", "admin-api"),
 		authz: authorizer{operators: o.Operators, viewers: o.Viewers}}
 	s.authz.log = s.log
-	s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(o.TLS)),
+	s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(o.TLS)), grpc.MaxRecvMsgSize(maxRecvMsg),
 		grpc.ChainUnaryInterceptor(s.authz.unary), grpc.ChainStreamInterceptor(s.authz.stream))
 	adminv1.RegisterAdminServer(s.grpc, s)
 	return s

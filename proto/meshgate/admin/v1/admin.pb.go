@@ -1729,6 +1729,407 @@ func (x *TapEvent) GetDropped() uint64 {
 	return 0
 }
 
+// A header field, in the order given (a name may repeat).
+type HeaderField struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeaderField) Reset() {
+	*x = HeaderField{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeaderField) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeaderField) ProtoMessage() {}
+
+func (x *HeaderField) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeaderField.ProtoReflect.Descriptor instead.
+func (*HeaderField) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *HeaderField) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HeaderField) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// TransformTestRequest is a sample for a route's transform. The whole
+// message is bounded by the admin API's 4 MiB limit on samples (body).
+type TransformTestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// route names a route of the node's effective configuration. With
+	// route_yaml (a routes[] entry, as ApplyResource takes it), that route is
+	// checked as applying it would be and tried instead; route is then
+	// empty or its name.
+	Route     string `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
+	RouteYaml string `protobuf:"bytes,2,opt,name=route_yaml,json=routeYaml,proto3" json:"route_yaml,omitempty"`
+	// response: run the response side, the sample being the upstream's
+	// answer (status, response_headers, body) to the request described by
+	// method, path, host and request_headers. Otherwise the request side,
+	// the sample being the client's request.
+	Response        bool           `protobuf:"varint,3,opt,name=response,proto3" json:"response,omitempty"`
+	Method          string         `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"` // default: POST with a body (request side), else GET
+	Path            string         `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`     // path and query; default: the route's exact path or prefix
+	Host            string         `protobuf:"bytes,6,opt,name=host,proto3" json:"host,omitempty"`     // default: the route's first host that is no wildcard, else localhost
+	RequestHeaders  []*HeaderField `protobuf:"bytes,7,rep,name=request_headers,json=requestHeaders,proto3" json:"request_headers,omitempty"`
+	Status          int32          `protobuf:"varint,8,opt,name=status,proto3" json:"status,omitempty"` // response: the upstream's status, 200..599; 0: 200
+	ResponseHeaders []*HeaderField `protobuf:"bytes,9,rep,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
+	// body is the sample's body: the request's, or with response the
+	// upstream's. At most 4 MiB.
+	Body []byte `protobuf:"bytes,10,opt,name=body,proto3" json:"body,omitempty"`
+	// consumer: as if the route's auth had identified it (its tier is the
+	// node's); claims: its credential's claims, for {claim.NAME}.
+	Consumer      string            `protobuf:"bytes,11,opt,name=consumer,proto3" json:"consumer,omitempty"`
+	Claims        map[string]string `protobuf:"bytes,12,rep,name=claims,proto3" json:"claims,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ClientIp      string            `protobuf:"bytes,13,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"` // default 192.0.2.1
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransformTestRequest) Reset() {
+	*x = TransformTestRequest{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransformTestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransformTestRequest) ProtoMessage() {}
+
+func (x *TransformTestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransformTestRequest.ProtoReflect.Descriptor instead.
+func (*TransformTestRequest) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TransformTestRequest) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *TransformTestRequest) GetRouteYaml() string {
+	if x != nil {
+		return x.RouteYaml
+	}
+	return ""
+}
+
+func (x *TransformTestRequest) GetResponse() bool {
+	if x != nil {
+		return x.Response
+	}
+	return false
+}
+
+func (x *TransformTestRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *TransformTestRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *TransformTestRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *TransformTestRequest) GetRequestHeaders() []*HeaderField {
+	if x != nil {
+		return x.RequestHeaders
+	}
+	return nil
+}
+
+func (x *TransformTestRequest) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *TransformTestRequest) GetResponseHeaders() []*HeaderField {
+	if x != nil {
+		return x.ResponseHeaders
+	}
+	return nil
+}
+
+func (x *TransformTestRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *TransformTestRequest) GetConsumer() string {
+	if x != nil {
+		return x.Consumer
+	}
+	return ""
+}
+
+func (x *TransformTestRequest) GetClaims() map[string]string {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+func (x *TransformTestRequest) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+// TransformTestResponse is what the stage made of the sample.
+type TransformTestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Route string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
+	// outcome: "request", the request as it would be forwarded upstream
+	// (method, path, headers, body); "response", the response as the client
+	// would get it (status, headers, body); or "error", the error the
+	// gateway would answer the client with (status, headers, body, and
+	// error and reason).
+	Outcome  string         `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Method   string         `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
+	Path     string         `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	Status   int32          `protobuf:"varint,5,opt,name=status,proto3" json:"status,omitempty"`
+	Headers  []*HeaderField `protobuf:"bytes,6,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body     []byte         `protobuf:"bytes,7,opt,name=body,proto3" json:"body,omitempty"` // at most 4 MiB: the first bytes when body_size is more
+	BodySize int64          `protobuf:"varint,8,opt,name=body_size,json=bodySize,proto3" json:"body_size,omitempty"`
+	Error    string         `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"` // the error's kind (invalid_body, bad_upstream_body, ...)
+	Reason   string         `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	// results: for each side the stage ran, "applied", "skipped" or
+	// "failed".
+	Results []*TransformSideResult `protobuf:"bytes,11,rep,name=results,proto3" json:"results,omitempty"`
+	// notes: what the operator should know about the run (the stage's log
+	// lines, such as jq's error message; a path the route does not match).
+	Notes         []string `protobuf:"bytes,12,rep,name=notes,proto3" json:"notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransformTestResponse) Reset() {
+	*x = TransformTestResponse{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransformTestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransformTestResponse) ProtoMessage() {}
+
+func (x *TransformTestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransformTestResponse.ProtoReflect.Descriptor instead.
+func (*TransformTestResponse) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *TransformTestResponse) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *TransformTestResponse) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *TransformTestResponse) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *TransformTestResponse) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *TransformTestResponse) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *TransformTestResponse) GetHeaders() []*HeaderField {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *TransformTestResponse) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *TransformTestResponse) GetBodySize() int64 {
+	if x != nil {
+		return x.BodySize
+	}
+	return 0
+}
+
+func (x *TransformTestResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TransformTestResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TransformTestResponse) GetResults() []*TransformSideResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *TransformTestResponse) GetNotes() []string {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
+type TransformSideResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Side          string                 `protobuf:"bytes,1,opt,name=side,proto3" json:"side,omitempty"` // request or response
+	Result        string                 `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransformSideResult) Reset() {
+	*x = TransformSideResult{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransformSideResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransformSideResult) ProtoMessage() {}
+
+func (x *TransformSideResult) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransformSideResult.ProtoReflect.Descriptor instead.
+func (*TransformSideResult) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TransformSideResult) GetSide() string {
+	if x != nil {
+		return x.Side
+	}
+	return ""
+}
+
+func (x *TransformSideResult) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
 var File_meshgate_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
@@ -1850,7 +2251,47 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\btrace_id\x18\n" +
 	" \x01(\tR\atraceId\x12\x16\n" +
 	"\x06caller\x18\v \x01(\tR\x06caller\x12\x18\n" +
-	"\adropped\x18\f \x01(\x04R\adropped2\xea\t\n" +
+	"\adropped\x18\f \x01(\x04R\adropped\"7\n" +
+	"\vHeaderField\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xa8\x04\n" +
+	"\x14TransformTestRequest\x12\x14\n" +
+	"\x05route\x18\x01 \x01(\tR\x05route\x12\x1d\n" +
+	"\n" +
+	"route_yaml\x18\x02 \x01(\tR\trouteYaml\x12\x1a\n" +
+	"\bresponse\x18\x03 \x01(\bR\bresponse\x12\x16\n" +
+	"\x06method\x18\x04 \x01(\tR\x06method\x12\x12\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\x12\x12\n" +
+	"\x04host\x18\x06 \x01(\tR\x04host\x12G\n" +
+	"\x0frequest_headers\x18\a \x03(\v2\x1e.meshgate.admin.v1.HeaderFieldR\x0erequestHeaders\x12\x16\n" +
+	"\x06status\x18\b \x01(\x05R\x06status\x12I\n" +
+	"\x10response_headers\x18\t \x03(\v2\x1e.meshgate.admin.v1.HeaderFieldR\x0fresponseHeaders\x12\x12\n" +
+	"\x04body\x18\n" +
+	" \x01(\fR\x04body\x12\x1a\n" +
+	"\bconsumer\x18\v \x01(\tR\bconsumer\x12K\n" +
+	"\x06claims\x18\f \x03(\v23.meshgate.admin.v1.TransformTestRequest.ClaimsEntryR\x06claims\x12\x1b\n" +
+	"\tclient_ip\x18\r \x01(\tR\bclientIp\x1a9\n" +
+	"\vClaimsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfc\x02\n" +
+	"\x15TransformTestResponse\x12\x14\n" +
+	"\x05route\x18\x01 \x01(\tR\x05route\x12\x18\n" +
+	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06method\x18\x03 \x01(\tR\x06method\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\x05R\x06status\x128\n" +
+	"\aheaders\x18\x06 \x03(\v2\x1e.meshgate.admin.v1.HeaderFieldR\aheaders\x12\x12\n" +
+	"\x04body\x18\a \x01(\fR\x04body\x12\x1b\n" +
+	"\tbody_size\x18\b \x01(\x03R\bbodySize\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\x12\x16\n" +
+	"\x06reason\x18\n" +
+	" \x01(\tR\x06reason\x12@\n" +
+	"\aresults\x18\v \x03(\v2&.meshgate.admin.v1.TransformSideResultR\aresults\x12\x14\n" +
+	"\x05notes\x18\f \x03(\tR\x05notes\"A\n" +
+	"\x13TransformSideResult\x12\x12\n" +
+	"\x04side\x18\x01 \x01(\tR\x04side\x12\x16\n" +
+	"\x06result\x18\x02 \x01(\tR\x06result2\xce\n" +
+	"\n" +
 	"\x05Admin\x12M\n" +
 	"\x06Health\x12 .meshgate.admin.v1.HealthRequest\x1a!.meshgate.admin.v1.HealthResponse\x12\\\n" +
 	"\vListMembers\x12%.meshgate.admin.v1.ListMembersRequest\x1a&.meshgate.admin.v1.ListMembersResponse\x12b\n" +
@@ -1867,7 +2308,8 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"ListLimits\x12$.meshgate.admin.v1.ListLimitsRequest\x1a%.meshgate.admin.v1.ListLimitsResponse\x12K\n" +
 	"\bSetLimit\x12\".meshgate.admin.v1.SetLimitRequest\x1a\x1b.meshgate.admin.v1.Resource\x12C\n" +
-	"\x03Tap\x12\x1d.meshgate.admin.v1.TapRequest\x1a\x1b.meshgate.admin.v1.TapEvent0\x01B>Z<github.com/meshgate/meshgate/proto/meshgate/admin/v1;adminv1b\x06proto3"
+	"\x03Tap\x12\x1d.meshgate.admin.v1.TapRequest\x1a\x1b.meshgate.admin.v1.TapEvent0\x01\x12b\n" +
+	"\rTransformTest\x12'.meshgate.admin.v1.TransformTestRequest\x1a(.meshgate.admin.v1.TransformTestResponseB>Z<github.com/meshgate/meshgate/proto/meshgate/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_meshgate_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -1881,7 +2323,7 @@ func file_meshgate_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_meshgate_admin_v1_admin_proto_rawDescData
 }
 
-var file_meshgate_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_meshgate_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_meshgate_admin_v1_admin_proto_goTypes = []any{
 	(*HealthRequest)(nil),          // 0: meshgate.admin.v1.HealthRequest
 	(*HealthResponse)(nil),         // 1: meshgate.admin.v1.HealthResponse
@@ -1912,6 +2354,11 @@ var file_meshgate_admin_v1_admin_proto_goTypes = []any{
 	(*SetLimitRequest)(nil),        // 26: meshgate.admin.v1.SetLimitRequest
 	(*TapRequest)(nil),             // 27: meshgate.admin.v1.TapRequest
 	(*TapEvent)(nil),               // 28: meshgate.admin.v1.TapEvent
+	(*HeaderField)(nil),            // 29: meshgate.admin.v1.HeaderField
+	(*TransformTestRequest)(nil),   // 30: meshgate.admin.v1.TransformTestRequest
+	(*TransformTestResponse)(nil),  // 31: meshgate.admin.v1.TransformTestResponse
+	(*TransformSideResult)(nil),    // 32: meshgate.admin.v1.TransformSideResult
+	nil,                            // 33: meshgate.admin.v1.TransformTestRequest.ClaimsEntry
 }
 var file_meshgate_admin_v1_admin_proto_depIdxs = []int32{
 	3,  // 0: meshgate.admin.v1.ListMembersResponse.members:type_name -> meshgate.admin.v1.Member
@@ -1919,39 +2366,46 @@ var file_meshgate_admin_v1_admin_proto_depIdxs = []int32{
 	14, // 2: meshgate.admin.v1.TrafficSplit.targets:type_name -> meshgate.admin.v1.TrafficTarget
 	19, // 3: meshgate.admin.v1.ListBreakersResponse.breakers:type_name -> meshgate.admin.v1.Breaker
 	24, // 4: meshgate.admin.v1.ListLimitsResponse.limits:type_name -> meshgate.admin.v1.Limit
-	0,  // 5: meshgate.admin.v1.Admin.Health:input_type -> meshgate.admin.v1.HealthRequest
-	2,  // 6: meshgate.admin.v1.Admin.ListMembers:input_type -> meshgate.admin.v1.ListMembersRequest
-	6,  // 7: meshgate.admin.v1.Admin.ListResources:input_type -> meshgate.admin.v1.ListResourcesRequest
-	8,  // 8: meshgate.admin.v1.Admin.GetResource:input_type -> meshgate.admin.v1.GetResourceRequest
-	9,  // 9: meshgate.admin.v1.Admin.ApplyResource:input_type -> meshgate.admin.v1.ApplyResourceRequest
-	10, // 10: meshgate.admin.v1.Admin.DeleteResource:input_type -> meshgate.admin.v1.DeleteResourceRequest
-	12, // 11: meshgate.admin.v1.Admin.ShiftTraffic:input_type -> meshgate.admin.v1.ShiftTrafficRequest
-	13, // 12: meshgate.admin.v1.Admin.GetTraffic:input_type -> meshgate.admin.v1.GetTrafficRequest
-	16, // 13: meshgate.admin.v1.Admin.UpstreamStats:input_type -> meshgate.admin.v1.UpstreamStatsRequest
-	18, // 14: meshgate.admin.v1.Admin.ListBreakers:input_type -> meshgate.admin.v1.ListBreakersRequest
-	21, // 15: meshgate.admin.v1.Admin.ResetBreaker:input_type -> meshgate.admin.v1.ResetBreakerRequest
-	23, // 16: meshgate.admin.v1.Admin.ListLimits:input_type -> meshgate.admin.v1.ListLimitsRequest
-	26, // 17: meshgate.admin.v1.Admin.SetLimit:input_type -> meshgate.admin.v1.SetLimitRequest
-	27, // 18: meshgate.admin.v1.Admin.Tap:input_type -> meshgate.admin.v1.TapRequest
-	1,  // 19: meshgate.admin.v1.Admin.Health:output_type -> meshgate.admin.v1.HealthResponse
-	4,  // 20: meshgate.admin.v1.Admin.ListMembers:output_type -> meshgate.admin.v1.ListMembersResponse
-	7,  // 21: meshgate.admin.v1.Admin.ListResources:output_type -> meshgate.admin.v1.ListResourcesResponse
-	5,  // 22: meshgate.admin.v1.Admin.GetResource:output_type -> meshgate.admin.v1.Resource
-	5,  // 23: meshgate.admin.v1.Admin.ApplyResource:output_type -> meshgate.admin.v1.Resource
-	11, // 24: meshgate.admin.v1.Admin.DeleteResource:output_type -> meshgate.admin.v1.DeleteResourceResponse
-	15, // 25: meshgate.admin.v1.Admin.ShiftTraffic:output_type -> meshgate.admin.v1.TrafficSplit
-	15, // 26: meshgate.admin.v1.Admin.GetTraffic:output_type -> meshgate.admin.v1.TrafficSplit
-	17, // 27: meshgate.admin.v1.Admin.UpstreamStats:output_type -> meshgate.admin.v1.UpstreamStatsResponse
-	20, // 28: meshgate.admin.v1.Admin.ListBreakers:output_type -> meshgate.admin.v1.ListBreakersResponse
-	22, // 29: meshgate.admin.v1.Admin.ResetBreaker:output_type -> meshgate.admin.v1.ResetBreakerResponse
-	25, // 30: meshgate.admin.v1.Admin.ListLimits:output_type -> meshgate.admin.v1.ListLimitsResponse
-	5,  // 31: meshgate.admin.v1.Admin.SetLimit:output_type -> meshgate.admin.v1.Resource
-	28, // 32: meshgate.admin.v1.Admin.Tap:output_type -> meshgate.admin.v1.TapEvent
-	19, // [19:33] is the sub-list for method output_type
-	5,  // [5:19] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	29, // 5: meshgate.admin.v1.TransformTestRequest.request_headers:type_name -> meshgate.admin.v1.HeaderField
+	29, // 6: meshgate.admin.v1.TransformTestRequest.response_headers:type_name -> meshgate.admin.v1.HeaderField
+	33, // 7: meshgate.admin.v1.TransformTestRequest.claims:type_name -> meshgate.admin.v1.TransformTestRequest.ClaimsEntry
+	29, // 8: meshgate.admin.v1.TransformTestResponse.headers:type_name -> meshgate.admin.v1.HeaderField
+	32, // 9: meshgate.admin.v1.TransformTestResponse.results:type_name -> meshgate.admin.v1.TransformSideResult
+	0,  // 10: meshgate.admin.v1.Admin.Health:input_type -> meshgate.admin.v1.HealthRequest
+	2,  // 11: meshgate.admin.v1.Admin.ListMembers:input_type -> meshgate.admin.v1.ListMembersRequest
+	6,  // 12: meshgate.admin.v1.Admin.ListResources:input_type -> meshgate.admin.v1.ListResourcesRequest
+	8,  // 13: meshgate.admin.v1.Admin.GetResource:input_type -> meshgate.admin.v1.GetResourceRequest
+	9,  // 14: meshgate.admin.v1.Admin.ApplyResource:input_type -> meshgate.admin.v1.ApplyResourceRequest
+	10, // 15: meshgate.admin.v1.Admin.DeleteResource:input_type -> meshgate.admin.v1.DeleteResourceRequest
+	12, // 16: meshgate.admin.v1.Admin.ShiftTraffic:input_type -> meshgate.admin.v1.ShiftTrafficRequest
+	13, // 17: meshgate.admin.v1.Admin.GetTraffic:input_type -> meshgate.admin.v1.GetTrafficRequest
+	16, // 18: meshgate.admin.v1.Admin.UpstreamStats:input_type -> meshgate.admin.v1.UpstreamStatsRequest
+	18, // 19: meshgate.admin.v1.Admin.ListBreakers:input_type -> meshgate.admin.v1.ListBreakersRequest
+	21, // 20: meshgate.admin.v1.Admin.ResetBreaker:input_type -> meshgate.admin.v1.ResetBreakerRequest
+	23, // 21: meshgate.admin.v1.Admin.ListLimits:input_type -> meshgate.admin.v1.ListLimitsRequest
+	26, // 22: meshgate.admin.v1.Admin.SetLimit:input_type -> meshgate.admin.v1.SetLimitRequest
+	27, // 23: meshgate.admin.v1.Admin.Tap:input_type -> meshgate.admin.v1.TapRequest
+	30, // 24: meshgate.admin.v1.Admin.TransformTest:input_type -> meshgate.admin.v1.TransformTestRequest
+	1,  // 25: meshgate.admin.v1.Admin.Health:output_type -> meshgate.admin.v1.HealthResponse
+	4,  // 26: meshgate.admin.v1.Admin.ListMembers:output_type -> meshgate.admin.v1.ListMembersResponse
+	7,  // 27: meshgate.admin.v1.Admin.ListResources:output_type -> meshgate.admin.v1.ListResourcesResponse
+	5,  // 28: meshgate.admin.v1.Admin.GetResource:output_type -> meshgate.admin.v1.Resource
+	5,  // 29: meshgate.admin.v1.Admin.ApplyResource:output_type -> meshgate.admin.v1.Resource
+	11, // 30: meshgate.admin.v1.Admin.DeleteResource:output_type -> meshgate.admin.v1.DeleteResourceResponse
+	15, // 31: meshgate.admin.v1.Admin.ShiftTraffic:output_type -> meshgate.admin.v1.TrafficSplit
+	15, // 32: meshgate.admin.v1.Admin.GetTraffic:output_type -> meshgate.admin.v1.TrafficSplit
+	17, // 33: meshgate.admin.v1.Admin.UpstreamStats:output_type -> meshgate.admin.v1.UpstreamStatsResponse
+	20, // 34: meshgate.admin.v1.Admin.ListBreakers:output_type -> meshgate.admin.v1.ListBreakersResponse
+	22, // 35: meshgate.admin.v1.Admin.ResetBreaker:output_type -> meshgate.admin.v1.ResetBreakerResponse
+	25, // 36: meshgate.admin.v1.Admin.ListLimits:output_type -> meshgate.admin.v1.ListLimitsResponse
+	5,  // 37: meshgate.admin.v1.Admin.SetLimit:output_type -> meshgate.admin.v1.Resource
+	28, // 38: meshgate.admin.v1.Admin.Tap:output_type -> meshgate.admin.v1.TapEvent
+	31, // 39: meshgate.admin.v1.Admin.TransformTest:output_type -> meshgate.admin.v1.TransformTestResponse
+	25, // [25:40] is the sub-list for method output_type
+	10, // [10:25] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_meshgate_admin_v1_admin_proto_init() }
@@ -1965,7 +2419,7 @@ func file_meshgate_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgate_admin_v1_admin_proto_rawDesc), len(file_meshgate_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

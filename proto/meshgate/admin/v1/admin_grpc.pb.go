@@ -39,6 +39,7 @@ const (
 	Admin_ListLimits_FullMethodName     = "/meshgate.admin.v1.Admin/ListLimits"
 	Admin_SetLimit_FullMethodName       = "/meshgate.admin.v1.Admin/SetLimit"
 	Admin_Tap_FullMethodName            = "/meshgate.admin.v1.Admin/Tap"
+	Admin_TransformTest_FullMethodName  = "/meshgate.admin.v1.Admin/TransformTest"
 )
 
 // AdminClient is the client API for Admin service.
@@ -75,6 +76,12 @@ type AdminClient interface {
 	// Tap streams summaries of live requests through the node answering,
 	// sampled so that it never slows the proxy.
 	Tap(ctx context.Context, in *TapRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TapEvent], error)
+	// TransformTest dry-runs a route's transform on a sample: the node
+	// builds the route's transform stage from its effective configuration
+	// (or from a route given as YAML, to try a change before applying it)
+	// and runs one side of it on the sample. No upstream is called and
+	// nothing changes.
+	TransformTest(ctx context.Context, in *TransformTestRequest, opts ...grpc.CallOption) (*TransformTestResponse, error)
 }
 
 type adminClient struct {
@@ -234,6 +241,16 @@ func (c *adminClient) Tap(ctx context.Context, in *TapRequest, opts ...grpc.Call
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_TapClient = grpc.ServerStreamingClient[TapEvent]
 
+func (c *adminClient) TransformTest(ctx context.Context, in *TransformTestRequest, opts ...grpc.CallOption) (*TransformTestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TransformTestResponse)
+	err := c.cc.Invoke(ctx, Admin_TransformTest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -268,6 +285,12 @@ type AdminServer interface {
 	// Tap streams summaries of live requests through the node answering,
 	// sampled so that it never slows the proxy.
 	Tap(*TapRequest, grpc.ServerStreamingServer[TapEvent]) error
+	// TransformTest dry-runs a route's transform on a sample: the node
+	// builds the route's transform stage from its effective configuration
+	// (or from a route given as YAML, to try a change before applying it)
+	// and runs one side of it on the sample. No upstream is called and
+	// nothing changes.
+	TransformTest(context.Context, *TransformTestRequest) (*TransformTestResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -319,6 +342,9 @@ func (UnimplementedAdminServer) SetLimit(context.Context, *SetLimitRequest) (*Re
 }
 func (UnimplementedAdminServer) Tap(*TapRequest, grpc.ServerStreamingServer[TapEvent]) error {
 	return status.Error(codes.Unimplemented, "method Tap not implemented")
+}
+func (UnimplementedAdminServer) TransformTest(context.Context, *TransformTestRequest) (*TransformTestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransformTest not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -586,6 +612,24 @@ func _Admin_Tap_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_TapServer = grpc.ServerStreamingServer[TapEvent]
 
+func _Admin_TransformTest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransformTestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).TransformTest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_TransformTest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).TransformTest(ctx, req.(*TransformTestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -644,6 +688,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetLimit",
 			Handler:    _Admin_SetLimit_Handler,
+		},
+		{
+			MethodName: "TransformTest",
+			Handler:    _Admin_TransformTest_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
