@@ -26,6 +26,8 @@ var suites = []Suite{
 	{Name: "sidecar", Run: runSidecar},
 	{Name: "gossip", Run: runGossip},
 	{Name: "tracing", Run: runTracing},
+	{Name: "auth", Run: runAuth},
+	{Name: "transform", Run: runTransform},
 }
 
 // Options are the harness settings read from the environment.
