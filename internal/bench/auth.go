@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,9 +45,9 @@ import (
 // credential in a header. Each round measures every auth edge in a pair
 // with the plain edge, back to back (plain first in one pair, last in the
 // next; the auth edges in a rotating order), and each ratio is the median
-// over rounds of the pair's auth/plain req/s: as in the tracing suite,
-// pairing cancels the machine's drift, and pairs of adjacent runs cancel
-// more of it than rounds of five runs would.
+// over rounds (at least five, see pairedRounds) of the pair's auth/plain
+// req/s: as in the tracing suite, pairing cancels the machine's drift, and
+// pairs of adjacent runs cancel more of it than rounds of five runs would.
 //
 // The same client sends the same credential on every request, as real
 // clients do for a token's lifetime: the JWT edges verify the signature
@@ -76,19 +75,12 @@ const (
 
 // authTarget is one edge and the credential its route takes.
 type authTarget struct {
-	name string // edge process name
+	loadEdge
 	key  string // JSON suffix: rps_<key>, ratio_<key>
 	what string // printed description
-	url  string
-	adm  string // admin listener (metrics, pprof)
-	proc *Proc
 	// header is the credential, "Name: value" as wrk -H takes it ("" for
 	// plain); bad is a wrong credential, which must get 401.
 	header, bad string
-
-	rps, cpuUS []float64 // one per measured run
-	ratios     []float64 // per round: req/s over the plain edge's in the pair
-	failed     error     // fatal: the edge is no longer measured
 }
 
 type authRun struct {
@@ -152,6 +144,9 @@ func runAuth(ctx context.Context, env *Env) (json.RawMessage, error) {
 		t := s.target
 		listen, admin := addr(1+2*i), addr(2+2*i)
 		t.url, t.adm = "http://"+listen+"/", "http://"+admin
+		if t.header != "" {
+			t.headers = []string{t.header}
+		}
 		r.targets = append(r.targets, t)
 		cfg := filepath.Join(env.Tmp, t.name+".yaml")
 		if err := os.WriteFile(cfg, []byte(authEdgeConfig(listen, admin, backendAddr, s.defs, s.routeAuth)), 0o644); err != nil {
@@ -176,54 +171,23 @@ func runAuth(ctx context.Context, env *Env) (json.RawMessage, error) {
 		}
 	}
 
-	rounds := o.Rounds
+	rounds := pairedRounds(o.Rounds)
 	pin := "unpinned"
 	if env.Pinned {
 		pin = fmt.Sprintf("edges and backend on core %d, wrk and the IdP on core %d", serverCore, loadCore)
 	}
 	logf("auth: %d rounds of %d pairs (plain, auth edge); wrk -t1 -c50 -d%s per run; warm-up %s; %s",
 		rounds, len(r.targets)-1, durArg(o.Duration), o.Warmup, pin)
-	plain, authed := r.targets[0], r.targets[1:]
-	for round := 1; round <= rounds && ctx.Err() == nil; round++ {
-		k := (round - 1) % len(authed)
-		order := append(authed[k:len(authed):len(authed)], authed[:k]...)
-		for i, t := range order {
-			if t.failed != nil || plain.failed != nil || ctx.Err() != nil {
-				continue
-			}
-			// Plain first or last, alternately for each edge from one
-			// round to the next, and between edges within a round.
-			pair := []*authTarget{plain, t}
-			if (round+(k+i)%len(authed))%2 == 0 {
-				pair[0], pair[1] = t, plain
-			}
-			var rps [2]float64
-			ok := true
-			for j, u := range pair {
-				if rps[j], ok = measureAuth(ctx, env, r, u, round); !ok {
-					break
-				}
-			}
-			if ok {
-				if pair[0] != plain {
-					rps[0], rps[1] = rps[1], rps[0]
-				}
-				t.ratios = append(t.ratios, rps[1]/rps[0])
-				logf("  round %d %-15s ratio %.3f", round, t.name, rps[1]/rps[0])
-			}
-		}
+	edges := make([]*loadEdge, len(r.targets))
+	for i, t := range r.targets {
+		edges[i] = &t.loadEdge
 	}
+	env.runPairs(ctx, rounds, edges[0], edges[1:], &r.problemLog)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
 	if dir := os.Getenv("BENCH_AUTH_PROFILE"); dir != "" {
-		for _, t := range r.targets {
-			if t.failed == nil && ctx.Err() == nil {
-				if err := profileAuth(ctx, env, t, dir); err != nil {
-					fmt.Fprintf(os.Stderr, "bench: warning: %s: profile: %v\n", t.name, err)
-				}
-			}
-		}
+		env.profileEdges(ctx, edges, dir)
 	}
 	for _, t := range r.targets {
 		if t.failed != nil {
@@ -246,118 +210,6 @@ func runAuth(ctx context.Context, env *Env) (json.RawMessage, error) {
 		return frag, r.err()
 	}
 	return frag, nil
-}
-
-// measureAuth does one run on one edge: a warm-up, then the measured wrk
-// run with the edge's CPU time around it. It returns the run's req/s, and
-// false when the run does not count.
-func measureAuth(ctx context.Context, env *Env, r *authRun, t *authTarget, round int) (float64, bool) {
-	died := func(err error) error {
-		if done, perr := t.proc.Exited(); done {
-			return fmt.Errorf("process exited: %v\n%s", perr, t.proc.LogTail(10))
-		}
-		return err
-	}
-	var hdr []string
-	if t.header != "" {
-		hdr = []string{t.header}
-	}
-	if _, err := env.runWrkHeaders(ctx, t.url, env.Opts.Warmup, hdr...); err != nil {
-		if ctx.Err() == nil {
-			t.failed = died(fmt.Errorf("warm-up: %v", err))
-		}
-		return 0, false
-	}
-	cpu0, err := cpuTicks(t.proc.Pid())
-	if err != nil {
-		t.failed = died(err)
-		return 0, false
-	}
-	w, err := env.runWrkHeaders(ctx, t.url, env.Opts.Duration, hdr...)
-	if err != nil {
-		if ctx.Err() == nil {
-			t.failed = died(err)
-		}
-		return 0, false
-	}
-	cpu1, err := cpuTicks(t.proc.Pid())
-	if err != nil {
-		t.failed = died(err)
-		return 0, false
-	}
-	if w.Non2xx > 0 {
-		r.problem("%s round %d: %d non-2xx responses of %d (not counted)", t.name, round, w.Non2xx, w.Requests)
-		return 0, false
-	}
-	if w.SocketErrors > 0 {
-		fmt.Fprintf(os.Stderr, "bench: warning: %s round %d: wrk saw %d socket errors\n", t.name, round, w.SocketErrors)
-	}
-	t.rps = append(t.rps, w.RPS)
-	cpu := ""
-	if w.Requests > 0 {
-		us := float64(cpu1-cpu0) / float64(env.ClkTck) * 1e6 / float64(w.Requests)
-		t.cpuUS = append(t.cpuUS, us)
-		cpu = fmt.Sprintf(", %.1f µs CPU/req", us)
-	}
-	logf("  round %d %-15s %9.0f req/s%s", round, t.name, w.RPS, cpu)
-	return w.RPS, true
-}
-
-// profileAuth writes a CPU profile of t's edge under wrk's load to
-// dir/<edge>.pprof.
-func profileAuth(ctx context.Context, env *Env, t *authTarget, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	var hdr []string
-	if t.header != "" {
-		hdr = []string{t.header}
-	}
-	secs := int(env.Opts.Duration / time.Second)
-	done := make(chan error, 1)
-	go func() {
-		_, err := env.runWrkHeaders(ctx, t.url, env.Opts.Duration+2*time.Second, hdr...)
-		done <- err
-	}()
-	select { // let the load start
-	case err := <-done:
-		return err
-	case <-time.After(time.Second):
-	}
-	client := &http.Client{Timeout: env.Opts.Duration + 30*time.Second}
-	resp, err := client.Get(t.adm + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
-	if err == nil {
-		defer resp.Body.Close()
-		var data []byte
-		if data, err = io.ReadAll(resp.Body); err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("pprof: %s", resp.Status)
-		}
-		if err == nil {
-			path := filepath.Join(dir, t.name+".pprof")
-			if err = os.WriteFile(path, data, 0o644); err == nil {
-				logf("  %s: CPU profile in %s", t.name, path)
-			}
-		}
-	}
-	if werr := <-done; err == nil {
-		err = werr
-	}
-	return err
-}
-
-// runWrkHeaders is runWrk with request headers ("Name: value").
-func (e *Env) runWrkHeaders(ctx context.Context, url string, d time.Duration, headers ...string) (WrkResult, error) {
-	argv := e.pinned(loadCore, "wrk", "-t1", "-c50", "-d"+durArg(d))
-	for _, h := range headers {
-		argv = append(argv, "-H", h)
-	}
-	argv = append(argv, url)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return WrkResult{}, fmt.Errorf("wrk: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return parseWrk(string(out))
 }
 
 // checkCredential makes sure the edge's route does what the measurement
@@ -437,19 +289,19 @@ consumers:
 	}
 	const routeAuth = "    auth: {methods: [idp]}\n"
 	return []authSpec{
-		{target: &authTarget{name: "auth-plain", key: "plain", what: "no auth"}},
+		{target: &authTarget{loadEdge: loadEdge{name: "auth-plain"}, key: "plain", what: "no auth"}},
 		{
-			target: &authTarget{name: "auth-jwt-rs256", key: "jwt", what: "JWT RS256 + tier limit",
+			target: &authTarget{loadEdge: loadEdge{name: "auth-jwt-rs256"}, key: "jwt", what: "JWT RS256 + tier limit",
 				header: "Authorization: Bearer " + c.rs256, bad: "Authorization: Bearer " + c.rs256Bad},
 			defs: jwtDefs("RS256", "/jwks/rs256"), routeAuth: routeAuth,
 		},
 		{
-			target: &authTarget{name: "auth-jwt-es256", key: "jwt_es256", what: "JWT ES256 + tier limit",
+			target: &authTarget{loadEdge: loadEdge{name: "auth-jwt-es256"}, key: "jwt_es256", what: "JWT ES256 + tier limit",
 				header: "Authorization: Bearer " + c.es256, bad: "Authorization: Bearer " + c.es256Bad},
 			defs: jwtDefs("ES256", "/jwks/es256"), routeAuth: routeAuth,
 		},
 		{
-			target: &authTarget{name: "auth-apikey", key: "apikey", what: "API key + tier limit",
+			target: &authTarget{loadEdge: loadEdge{name: "auth-apikey"}, key: "apikey", what: "API key + tier limit",
 				header: "X-Api-Key: " + c.apiKey, bad: "X-Api-Key: " + c.apiKeyBad},
 			defs: fmt.Sprintf(`auth:
   api_keys:
@@ -460,7 +312,7 @@ consumers:
 			routeAuth: routeAuth,
 		},
 		{
-			target: &authTarget{name: "auth-introspect", key: "introspect", what: "introspection (cached) + tier limit",
+			target: &authTarget{loadEdge: loadEdge{name: "auth-introspect"}, key: "introspect", what: "introspection (cached) + tier limit",
 				header: "Authorization: Bearer " + c.opaque, bad: "Authorization: Bearer " + c.opaqueBad},
 			defs: fmt.Sprintf(`auth:
   introspection:
@@ -636,14 +488,6 @@ func signPair(alg jose.SignatureAlgorithm, kid string, key crypto.Signer, claims
 	return good, good[:i] + otherTok[j:], nil
 }
 
-// authRatio is the median over rounds of t's paired ratios.
-func authRatio(t *authTarget) (float64, bool) {
-	if len(t.ratios) == 0 {
-		return 0, false
-	}
-	return median(t.ratios), true
-}
-
 // authJSON is the suite's fragment: rps_<key> and cpu_us_per_req_<key>
 // for every edge, ratio_<key> for every one but plain, the target, the
 // IdP's counts and the problems.
@@ -664,7 +508,7 @@ func authJSON(r *authRun) map[string]any {
 		if len(t.cpuUS) > 0 {
 			out["cpu_us_per_req_"+t.key] = round(median(t.cpuUS), 2)
 		}
-		if x, ok := authRatio(t); ok && i > 0 {
+		if x, ok := t.ratio(); ok && i > 0 {
 			out["ratio_"+t.key] = round(x, 3)
 			rounds = max(rounds, len(t.ratios))
 		}
@@ -675,7 +519,7 @@ func authJSON(r *authRun) map[string]any {
 
 func printAuth(w io.Writer, env *Env, r *authRun) {
 	fmt.Fprintf(w, "auth: medians of %d round(s); req/s from wrk -t1 -c50 -d%s, the credential in a header; ratio = median over rounds of edge/plain req/s in back-to-back pairs\n",
-		env.Opts.Rounds, durArg(env.Opts.Duration))
+		pairedRounds(env.Opts.Rounds), durArg(env.Opts.Duration))
 	const row = "%-16s %-36s %9s %10s %7s %s\n"
 	fmt.Fprintf(w, row, "edge", "route", "req/s", "CPU µs/req", "ratio", "")
 	num := func(xs []float64, format string) string {
@@ -688,7 +532,7 @@ func printAuth(w io.Writer, env *Env, r *authRun) {
 	for _, t := range r.targets {
 		ratio, verdict := "-", ""
 		if t != plain {
-			if x, ok := authRatio(t); ok {
+			if x, ok := t.ratio(); ok {
 				ratio, verdict = fmt.Sprintf("%.3f", x), "PASS"
 				if x < authRatioTarget {
 					verdict = "MISS"

@@ -104,8 +104,8 @@ func TestAuthIdPAndConfigs(t *testing.T) {
 func TestAuthJSON(t *testing.T) {
 	r := &authRun{problemLog: problemLog{scope: "auth"}, introspectCalls: 3}
 	r.targets = []*authTarget{
-		{key: "plain", rps: []float64{100, 200, 300, 400}, cpuUS: []float64{10, 10, 10, 11}},
-		{key: "jwt", rps: []float64{90, 240, 170}, cpuUS: []float64{12, 12, 13}, ratios: []float64{0.9, 0.8, 0.85}},
+		{key: "plain", loadEdge: loadEdge{rps: []float64{100, 200, 300, 400}, cpuUS: []float64{10, 10, 10, 11}}},
+		{key: "jwt", loadEdge: loadEdge{rps: []float64{90, 240, 170}, cpuUS: []float64{12, 12, 13}, ratios: []float64{0.9, 0.8, 0.85}}},
 		{key: "apikey"},
 	}
 	data, err := json.Marshal(authJSON(r))

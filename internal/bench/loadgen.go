@@ -66,17 +66,6 @@ func parseWrk(out string) (WrkResult, error) {
 	return r, nil
 }
 
-// runWrk runs wrk -t1 -c50 on the load-generator core.
-func (e *Env) runWrk(ctx context.Context, url string, d time.Duration) (WrkResult, error) {
-	argv := e.pinned(1, "wrk", "-t1", "-c50", "-d"+durArg(d), url)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return WrkResult{}, fmt.Errorf("wrk: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return parseWrk(string(out))
-}
-
 // durArg formats a duration for wrk/vegeta flags in whole seconds (at least 1).
 func durArg(d time.Duration) string {
 	s := int64(d.Round(time.Second) / time.Second)

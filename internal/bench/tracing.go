@@ -25,26 +25,15 @@ import (
 // export's cost to the edge is real and the collector's is not counted),
 // and one with tracing at ratio 0 (context carried on, no spans: the cost
 // at the low ratios of production). Edges and backend on core 0
-// (GOMAXPROCS=1), wrk and this process (the collector) on core 1. Rounds
-// interleave the edges, each round starting with the next one; req/s from
-// wrk -t1 -c50.
+// (GOMAXPROCS=1), wrk and this process (the collector) on core 1. Each
+// round measures the traced and the unsampled edge in a back-to-back pair
+// with the untraced one (runPairs); req/s from wrk -t1 -c50.
 
 // tracingRatioTarget is the lowest acceptable traced/untraced req/s.
 const tracingRatioTarget = 0.9
 
-// trTarget is one of the two edges.
-type trTarget struct {
-	name   string
-	url    string
-	admin  string
-	proc   *Proc
-	rps    []float64
-	cpuUS  []float64
-	failed error
-}
-
 type tracingRun struct {
-	off, on, unsampled *trTarget
+	off, on, unsampled *loadEdge
 	exported, dropped  float64
 	collectorBytes     int64
 	collectorExports   int64
@@ -96,7 +85,7 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 	started = append(started, backend)
 
 	r := &tracingRun{problemLog: problemLog{scope: "tracing"}}
-	startOne := func(name, listen, admin, tracing string) (*trTarget, error) {
+	startOne := func(name, listen, admin, tracing string) (*loadEdge, error) {
 		cfg := filepath.Join(env.Tmp, name+".yaml")
 		if err := os.WriteFile(cfg, []byte(tracingEdgeConfig(listen, admin, backendAddr, tracing)), 0o644); err != nil {
 			return nil, err
@@ -106,7 +95,7 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 			return nil, err
 		}
 		started = append(started, p)
-		t := &trTarget{name: name, url: "http://" + listen + "/", admin: "http://" + admin, proc: p}
+		t := &loadEdge{name: name, url: "http://" + listen + "/", adm: "http://" + admin, proc: p}
 		if err := waitHTTP(ctx, p, t.url, readyWait); err != nil {
 			return nil, fmt.Errorf("%s failed to start: %v\n%s", name, err, indent(p.LogTail(15)))
 		}
@@ -127,30 +116,18 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 	if env.Pinned {
 		pin = fmt.Sprintf("edges and backend on core %d, wrk and the collector on core %d", serverCore, loadCore)
 	}
-	logf("tracing: %d rounds; wrk -t1 -c50 -d%s per edge; warm-up %s; %s", tracingRounds(o.Rounds), durArg(o.Duration), o.Warmup, pin)
-
-	for round := 1; round <= tracingRounds(o.Rounds) && ctx.Err() == nil; round++ {
-		// Each round starts with another edge, so that none is always
-		// measured first or last.
-		all := []*trTarget{r.off, r.on, r.unsampled}
-		k := (round - 1) % len(all)
-		order := append(all[k:len(all):len(all)], all[:k]...)
-		for _, t := range order {
-			if t.failed != nil || ctx.Err() != nil {
-				continue
-			}
-			measureTracing(ctx, env, t, round)
-		}
-	}
+	rounds := pairedRounds(o.Rounds)
+	logf("tracing: %d rounds of 2 pairs (untraced, traced or unsampled); wrk -t1 -c50 -d%s per run; warm-up %s; %s", rounds, durArg(o.Duration), o.Warmup, pin)
+	env.runPairs(ctx, rounds, r.off, []*loadEdge{r.on, r.unsampled}, &r.problemLog)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	for _, t := range []*trTarget{r.off, r.on, r.unsampled} {
+	for _, t := range []*loadEdge{r.off, r.on, r.unsampled} {
 		if t.failed != nil {
 			r.problem("%s: %v", t.name, firstLines(t.failed.Error()))
 		}
 	}
-	if m, err := scrapeMetrics(r.on.admin + "/metrics"); err != nil {
+	if m, err := scrapeMetrics(r.on.adm + "/metrics"); err != nil {
 		r.problem("traced edge's metrics: %v", err)
 	} else {
 		r.exported = m["meshgate_tracing_spans_exported_total"]
@@ -176,43 +153,6 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 		return frag, r.err()
 	}
 	return frag, nil
-}
-
-func measureTracing(ctx context.Context, env *Env, t *trTarget, round int) {
-	if _, err := env.runWrk(ctx, t.url, env.Opts.Warmup); err != nil {
-		t.failed = fmt.Errorf("warm-up: %v", err)
-		return
-	}
-	cpu0, err := cpuTicks(t.proc.Pid())
-	if err != nil {
-		t.failed = err
-		return
-	}
-	w, err := env.runWrk(ctx, t.url, env.Opts.Duration)
-	if err != nil {
-		if done, perr := t.proc.Exited(); done {
-			err = fmt.Errorf("process exited: %v\n%s", perr, t.proc.LogTail(10))
-		}
-		t.failed = err
-		return
-	}
-	cpu1, err := cpuTicks(t.proc.Pid())
-	if err != nil {
-		t.failed = err
-		return
-	}
-	if w.Non2xx > 0 {
-		t.failed = fmt.Errorf("round %d: %d non-2xx responses of %d", round, w.Non2xx, w.Requests)
-		return
-	}
-	t.rps = append(t.rps, w.RPS)
-	cpu := ""
-	if w.Requests > 0 {
-		us := float64(cpu1-cpu0) / float64(env.ClkTck) * 1e6 / float64(w.Requests)
-		t.cpuUS = append(t.cpuUS, us)
-		cpu = fmt.Sprintf(", %.1f µs CPU/req", us)
-	}
-	logf("  round %d %-13s %9.0f req/s%s", round, t.name, w.RPS, cpu)
 }
 
 func tracingEdgeConfig(listen, admin, backend, tracing string) string {
@@ -306,49 +246,24 @@ func tracingJSON(r *tracingRun) tracingResult {
 	res := tracingResult{
 		RPSOn: val(r.on.rps, 1), RPSOff: val(r.off.rps, 1), Target: tracingRatioTarget,
 		CPUUSOn: val(r.on.cpuUS, 2), CPUUSOff: val(r.off.cpuUS, 2),
-		Rounds: min(len(r.on.rps), len(r.off.rps)), SpansExported: r.exported, SpansDropped: r.dropped,
+		Rounds: len(r.on.ratios), SpansExported: r.exported, SpansDropped: r.dropped,
 		Error: r.summary(),
 	}
-	if x, ok := pairedRatio(r.on.rps, r.off.rps); ok {
+	if x, ok := r.on.ratio(); ok {
 		v := round(x, 3)
 		res.Ratio = &v
 	}
 	res.RPSUnsampled = val(r.unsampled.rps, 1)
-	if x, ok := pairedRatio(r.unsampled.rps, r.off.rps); ok {
+	if x, ok := r.unsampled.ratio(); ok {
 		v := round(x, 3)
 		res.RatioUnsampled = &v
 	}
 	return res
 }
 
-// tracingRounds is how many rounds the suite runs: at least five unless
-// asked for a single quick one. Runs on a shared VM drift by ±15 % from
-// one 10 s window to the next, more than the effect being measured.
-func tracingRounds(asked int) int {
-	if asked <= 1 {
-		return asked
-	}
-	return max(asked, 5)
-}
-
-// pairedRatio is the median over rounds of traced/untraced req/s, each
-// from the two runs of one round, back to back: pairing cancels the
-// machine's slow drift, which a ratio of the two medians does not.
-func pairedRatio(on, off []float64) (float64, bool) {
-	n := min(len(on), len(off))
-	if n == 0 {
-		return 0, false
-	}
-	xs := make([]float64, n)
-	for i := range xs {
-		xs[i] = on[i] / off[i]
-	}
-	return median(xs), true
-}
-
 func printTracing(w io.Writer, env *Env, r *tracingRun) {
 	fmt.Fprintf(w, "tracing: medians of %d round(s); req/s from wrk -t1 -c50 -d%s; traced = every request sampled, exported over OTLP/gRPC; unsampled = tracing on at ratio 0\n",
-		tracingRounds(env.Opts.Rounds), durArg(env.Opts.Duration))
+		pairedRounds(env.Opts.Rounds), durArg(env.Opts.Duration))
 	const row = "%-14s %9s %10s\n"
 	fmt.Fprintf(w, row, "edge", "req/s", "CPU µs/req")
 	num := func(xs []float64, format string) string {
@@ -357,11 +272,11 @@ func printTracing(w io.Writer, env *Env, r *tracingRun) {
 		}
 		return fmt.Sprintf(format, median(xs))
 	}
-	for _, t := range []*trTarget{r.off, r.on, r.unsampled} {
+	for _, t := range []*loadEdge{r.off, r.on, r.unsampled} {
 		fmt.Fprintf(w, row, t.name, num(t.rps, "%.0f"), num(t.cpuUS, "%.1f"))
 	}
 	verdict, ratio := "-", "-"
-	if x, ok := pairedRatio(r.on.rps, r.off.rps); ok {
+	if x, ok := r.on.ratio(); ok {
 		ratio = fmt.Sprintf("%.3f", x)
 		verdict = "PASS"
 		if x < tracingRatioTarget {
@@ -369,7 +284,7 @@ func printTracing(w io.Writer, env *Env, r *tracingRun) {
 		}
 	}
 	fmt.Fprintf(w, "ratio traced/untraced req/s (median of the rounds' ratios): %s (target ≥ %g) %s\n", ratio, tracingRatioTarget, verdict)
-	if x, ok := pairedRatio(r.unsampled.rps, r.off.rps); ok {
+	if x, ok := r.unsampled.ratio(); ok {
 		fmt.Fprintf(w, "ratio unsampled/untraced req/s (tracing on, ratio 0: context carried on, no spans): %.3f\n", x)
 	}
 	fmt.Fprintf(w, "spans exported %.0f, dropped %.0f; the collector took %d exports, %.1f MiB\n",

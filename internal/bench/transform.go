@@ -129,7 +129,7 @@ func serveTransformBackend(addr string) int {
 
 // tfTarget is one edge and the transform of its route.
 type tfTarget struct {
-	name   string // edge process name
+	loadEdge
 	key    string // JSON suffix: rps_<key>, ratio_<key>
 	what   string // printed description
 	target float64
@@ -138,13 +138,6 @@ type tfTarget struct {
 	transform string
 	// check judges the edge's answer: its Content-Type and body.
 	check func(contentType string, body []byte) error
-
-	url, adm string
-	proc     *Proc
-
-	rps, cpuUS []float64 // one per measured run
-	ratios     []float64 // per round: req/s over the plain edge's in the pair
-	failed     error     // fatal: the edge is no longer measured
 }
 
 type transformRun struct {
@@ -179,7 +172,7 @@ type transformOrder struct {
 func tfSpecs() []*tfTarget {
 	return []*tfTarget{
 		{
-			name: "transform-plain", key: "plain", what: "proxy, body untouched",
+			loadEdge: loadEdge{name: "transform-plain"}, key: "plain", what: "proxy, body untouched",
 			check: func(ct string, body []byte) error {
 				if err := wantType(ct, "application/json"); err != nil {
 					return err
@@ -191,7 +184,7 @@ func tfSpecs() []*tfTarget {
 			},
 		},
 		{
-			name: "transform-filter", key: "filter", what: "deny 5 paths (nested, items[])", target: transformTargetCheap,
+			loadEdge: loadEdge{name: "transform-filter"}, key: "filter", what: "deny 5 paths (nested, items[])", target: transformTargetCheap,
 			transform: `response:
   body:
     deny: [customer.email, customer.phone, payment.card.fingerprint, "items[].warehouse", internal]
@@ -217,7 +210,7 @@ func tfSpecs() []*tfTarget {
 			},
 		},
 		{
-			name: "transform-map", key: "map", what: "rename, 2 moves (one in items[]), wrap", target: transformTargetCheap,
+			loadEdge: loadEdge{name: "transform-map"}, key: "map", what: "rename, 2 moves (one in items[]), wrap", target: transformTargetCheap,
 			transform: `response:
   body:
     map:
@@ -251,7 +244,7 @@ func tfSpecs() []*tfTarget {
 			},
 		},
 		{
-			name: "transform-jq", key: "jq", what: "jq {id, name, items: [.items[] | {sku, qty}]}", target: transformTargetHeavy,
+			loadEdge: loadEdge{name: "transform-jq"}, key: "jq", what: "jq {id, name, items: [.items[] | {sku, qty}]}", target: transformTargetHeavy,
 			transform: `response:
   body:
     jq: '{id, name, items: [.items[] | {sku, qty}]}'
@@ -276,7 +269,7 @@ func tfSpecs() []*tfTarget {
 			},
 		},
 		{
-			name: "transform-xml", key: "xml", what: "JSON → XML (to: xml)", target: transformTargetHeavy,
+			loadEdge: loadEdge{name: "transform-xml"}, key: "xml", what: "JSON → XML (to: xml)", target: transformTargetHeavy,
 			transform: `response:
   body:
     to: xml
@@ -402,49 +395,19 @@ func runTransform(ctx context.Context, env *Env) (json.RawMessage, error) {
 	if env.Pinned {
 		pin = fmt.Sprintf("edges and backend on core %d, wrk on core %d", serverCore, loadCore)
 	}
+	rounds := pairedRounds(o.Rounds)
 	logf("transform: %d rounds of %d pairs (plain, transform edge); wrk -t1 -c50 -d%s per run; warm-up %s; %s",
-		o.Rounds, len(r.targets)-1, durArg(o.Duration), o.Warmup, pin)
-	plain, others := r.targets[0], r.targets[1:]
-	for round := 1; round <= o.Rounds && ctx.Err() == nil; round++ {
-		k := (round - 1) % len(others)
-		order := append(others[k:len(others):len(others)], others[:k]...)
-		for i, t := range order {
-			if t.failed != nil || plain.failed != nil || ctx.Err() != nil {
-				continue
-			}
-			// Plain first or last, alternately for each edge from one
-			// round to the next, and between edges within a round.
-			pair := []*tfTarget{plain, t}
-			if (round+(k+i)%len(others))%2 == 0 {
-				pair[0], pair[1] = t, plain
-			}
-			var rps [2]float64
-			ok := true
-			for j, u := range pair {
-				if rps[j], ok = measureTransform(ctx, env, r, u, round); !ok {
-					break
-				}
-			}
-			if ok {
-				if pair[0] != plain {
-					rps[0], rps[1] = rps[1], rps[0]
-				}
-				t.ratios = append(t.ratios, rps[1]/rps[0])
-				logf("  round %d %-16s ratio %.3f", round, t.name, rps[1]/rps[0])
-			}
-		}
+		rounds, len(r.targets)-1, durArg(o.Duration), o.Warmup, pin)
+	edges := make([]*loadEdge, len(r.targets))
+	for i, t := range r.targets {
+		edges[i] = &t.loadEdge
 	}
+	env.runPairs(ctx, rounds, edges[0], edges[1:], &r.problemLog)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
 	if dir := os.Getenv("BENCH_TRANSFORM_PROFILE"); dir != "" {
-		for _, t := range r.targets {
-			if t.failed == nil && ctx.Err() == nil {
-				if err := profileTransform(ctx, env, t, dir); err != nil {
-					fmt.Fprintf(os.Stderr, "bench: warning: %s: profile: %v\n", t.name, err)
-				}
-			}
-		}
+		env.profileEdges(ctx, edges, dir)
 	}
 	for _, t := range r.targets {
 		if t.failed != nil {
@@ -463,60 +426,6 @@ func runTransform(ctx context.Context, env *Env) (json.RawMessage, error) {
 		return frag, r.err()
 	}
 	return frag, nil
-}
-
-// measureTransform does one run on one edge: a warm-up, then the measured
-// wrk run with the edge's CPU time around it. It returns the run's req/s,
-// and false when the run does not count.
-func measureTransform(ctx context.Context, env *Env, r *transformRun, t *tfTarget, round int) (float64, bool) {
-	died := func(err error) error {
-		if done, perr := t.proc.Exited(); done {
-			return fmt.Errorf("process exited: %v\n%s", perr, t.proc.LogTail(10))
-		}
-		return err
-	}
-	if _, err := env.runWrk(ctx, t.url, env.Opts.Warmup); err != nil {
-		if ctx.Err() == nil {
-			t.failed = died(fmt.Errorf("warm-up: %v", err))
-		}
-		return 0, false
-	}
-	cpu0, err := cpuTicks(t.proc.Pid())
-	if err != nil {
-		t.failed = died(err)
-		return 0, false
-	}
-	w, err := env.runWrk(ctx, t.url, env.Opts.Duration)
-	if err != nil {
-		if ctx.Err() == nil {
-			t.failed = died(err)
-		}
-		return 0, false
-	}
-	cpu1, err := cpuTicks(t.proc.Pid())
-	if err != nil {
-		t.failed = died(err)
-		return 0, false
-	}
-	if w.Non2xx > 0 {
-		r.problem("%s round %d: %d non-2xx responses of %d (not counted)", t.name, round, w.Non2xx, w.Requests)
-		if tail := t.proc.LogTail(5); tail != "" { // the edge logs why at level warn
-			fmt.Fprintf(os.Stderr, "%s\n", indent(tail))
-		}
-		return 0, false
-	}
-	if w.SocketErrors > 0 {
-		fmt.Fprintf(os.Stderr, "bench: warning: %s round %d: wrk saw %d socket errors\n", t.name, round, w.SocketErrors)
-	}
-	t.rps = append(t.rps, w.RPS)
-	cpu := ""
-	if w.Requests > 0 {
-		us := float64(cpu1-cpu0) / float64(env.ClkTck) * 1e6 / float64(w.Requests)
-		t.cpuUS = append(t.cpuUS, us)
-		cpu = fmt.Sprintf(", %.1f µs CPU/req", us)
-	}
-	logf("  round %d %-16s %9.0f req/s%s", round, t.name, w.RPS, cpu)
-	return w.RPS, true
 }
 
 // checkTransform makes sure the edge answers what the measurement assumes:
@@ -540,44 +449,6 @@ func checkTransform(ctx context.Context, t *tfTarget) error {
 		return fmt.Errorf("status %d, want 200: %.200s", resp.StatusCode, body)
 	}
 	return t.check(resp.Header.Get("Content-Type"), body)
-}
-
-// profileTransform writes a CPU profile of t's edge under wrk's load to
-// dir/<edge>.pprof.
-func profileTransform(ctx context.Context, env *Env, t *tfTarget, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	secs := int(env.Opts.Duration / time.Second)
-	done := make(chan error, 1)
-	go func() {
-		_, err := env.runWrk(ctx, t.url, env.Opts.Duration+2*time.Second)
-		done <- err
-	}()
-	select { // let the load start
-	case err := <-done:
-		return err
-	case <-time.After(time.Second):
-	}
-	client := &http.Client{Timeout: env.Opts.Duration + 30*time.Second}
-	resp, err := client.Get(t.adm + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
-	if err == nil {
-		defer resp.Body.Close()
-		var data []byte
-		if data, err = io.ReadAll(resp.Body); err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("pprof: %s", resp.Status)
-		}
-		if err == nil {
-			path := filepath.Join(dir, t.name+".pprof")
-			if err = os.WriteFile(path, data, 0o644); err == nil {
-				logf("  %s: CPU profile in %s", t.name, path)
-			}
-		}
-	}
-	if werr := <-done; err == nil {
-		err = werr
-	}
-	return err
 }
 
 // transformEdgeConfig is an edge with one route to the backend, its
@@ -611,14 +482,6 @@ routes:
 `, admin, listen, section, backend)
 }
 
-// tfRatio is the median over rounds of t's paired ratios.
-func tfRatio(t *tfTarget) (float64, bool) {
-	if len(t.ratios) == 0 {
-		return 0, false
-	}
-	return median(t.ratios), true
-}
-
 // transformJSON is the suite's fragment: rps_<key> and cpu_us_per_req_<key>
 // for every edge, ratio_<key> and target_<key> for every one but plain,
 // the document's size, the rounds and the problems.
@@ -639,7 +502,7 @@ func transformJSON(r *transformRun) map[string]any {
 			continue
 		}
 		out["target_"+t.key] = t.target
-		if x, ok := tfRatio(t); ok {
+		if x, ok := t.ratio(); ok {
 			out["ratio_"+t.key] = round(x, 3)
 			rounds = max(rounds, len(t.ratios))
 		}
@@ -650,7 +513,7 @@ func transformJSON(r *transformRun) map[string]any {
 
 func printTransform(w io.Writer, env *Env, r *transformRun) {
 	fmt.Fprintf(w, "transform: medians of %d round(s); req/s from wrk -t1 -c50 -d%s of a %d-byte JSON document; ratio = median over rounds of edge/plain req/s in back-to-back pairs\n",
-		env.Opts.Rounds, durArg(env.Opts.Duration), len(transformDoc))
+		pairedRounds(env.Opts.Rounds), durArg(env.Opts.Duration), len(transformDoc))
 	const row = "%-17s %-46s %9s %10s %7s %7s %s\n"
 	fmt.Fprintf(w, row, "edge", "route", "req/s", "CPU µs/req", "ratio", "target", "")
 	num := func(xs []float64, format string) string {
@@ -664,7 +527,7 @@ func printTransform(w io.Writer, env *Env, r *transformRun) {
 		ratio, target, verdict := "-", "-", ""
 		if t != plain {
 			target = fmt.Sprintf("≥ %g", t.target)
-			if x, ok := tfRatio(t); ok {
+			if x, ok := t.ratio(); ok {
 				ratio, verdict = fmt.Sprintf("%.3f", x), "PASS"
 				if x < t.target {
 					verdict = "MISS"

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// loadEdge is one edge process that a load suite (auth, transform,
+// tracing) drives with wrk, and what it measured there.
+type loadEdge struct {
+	name    string // process name, printed
+	url     string // what wrk requests
+	adm     string // admin listener (metrics, pprof)
+	proc    *Proc
+	headers []string // wrk -H "Name: value" on every request
+
+	rps, cpuUS []float64 // one per counted run
+	ratios     []float64 // per round: req/s over the baseline's in the pair
+	failed     error     // fatal: the edge is no longer measured
+}
+
+// minPairedRounds is the fewest rounds a paired suite runs unless asked
+// for a single quick one. Runs on a shared VM drift by ±15 % (and, now
+// and then, by half) from one 10 s window to the next, more than the
+// effects measured; the median of five paired ratios shrugs off two bad
+// pairs, the median of three only one.
+const minPairedRounds = 5
+
+// pairedRounds is how many rounds a paired suite runs when asked for n.
+func pairedRounds(n int) int {
+	if n <= 1 {
+		return n
+	}
+	return max(n, minPairedRounds)
+}
+
+// measureEdge does one run on t: a warm-up, then the measured wrk run with
+// the edge's CPU time around it. It returns the run's req/s, and false
+// when the run does not count: t.failed is set when the edge can no
+// longer be measured, a problem is logged when only this run is void.
+func (e *Env) measureEdge(ctx context.Context, t *loadEdge, round int, problems *problemLog) (float64, bool) {
+	died := func(err error) error {
+		if done, perr := t.proc.Exited(); done {
+			return fmt.Errorf("process exited: %v\n%s", perr, t.proc.LogTail(10))
+		}
+		return err
+	}
+	if _, err := e.runWrk(ctx, t.url, e.Opts.Warmup, t.headers...); err != nil {
+		if ctx.Err() == nil {
+			t.failed = died(fmt.Errorf("warm-up: %v", err))
+		}
+		return 0, false
+	}
+	cpu0, err := cpuTicks(t.proc.Pid())
+	if err != nil {
+		t.failed = died(err)
+		return 0, false
+	}
+	w, err := e.runWrk(ctx, t.url, e.Opts.Duration, t.headers...)
+	if err != nil {
+		if ctx.Err() == nil {
+			t.failed = died(err)
+		}
+		return 0, false
+	}
+	cpu1, err := cpuTicks(t.proc.Pid())
+	if err != nil {
+		t.failed = died(err)
+		return 0, false
+	}
+	if w.Non2xx > 0 {
+		problems.problem("%s round %d: %d non-2xx responses of %d (not counted)", t.name, round, w.Non2xx, w.Requests)
+		if tail := t.proc.LogTail(5); tail != "" { // the edge logs why at level warn
+			fmt.Fprintf(os.Stderr, "%s\n", indent(tail))
+		}
+		return 0, false
+	}
+	if w.SocketErrors > 0 {
+		fmt.Fprintf(os.Stderr, "bench: warning: %s round %d: wrk saw %d socket errors\n", t.name, round, w.SocketErrors)
+	}
+	t.rps = append(t.rps, w.RPS)
+	cpu := ""
+	if w.Requests > 0 {
+		us := float64(cpu1-cpu0) / float64(e.ClkTck) * 1e6 / float64(w.Requests)
+		t.cpuUS = append(t.cpuUS, us)
+		cpu = fmt.Sprintf(", %.1f µs CPU/req", us)
+	}
+	logf("  round %d %-16s %9.0f req/s%s", round, t.name, w.RPS, cpu)
+	return w.RPS, true
+}
+
+// runPairs measures each of others against plain in back-to-back pairs,
+// rounds times, and appends each pair's ratio (other's req/s over plain's)
+// to the other's ratios. Pairing cancels the machine's slow drift, which
+// a ratio of two medians does not. The order rotates from round to round
+// and plain goes first or last alternately, so that no edge is always
+// measured right after another or at the same point of a round.
+func (e *Env) runPairs(ctx context.Context, rounds int, plain *loadEdge, others []*loadEdge, problems *problemLog) {
+	for round := 1; round <= rounds && ctx.Err() == nil; round++ {
+		k := (round - 1) % len(others)
+		order := append(others[k:len(others):len(others)], others[:k]...)
+		for i, t := range order {
+			if t.failed != nil || plain.failed != nil || ctx.Err() != nil {
+				continue
+			}
+			pair := [2]*loadEdge{plain, t}
+			if (round+(k+i)%len(others))%2 == 0 {
+				pair[0], pair[1] = t, plain
+			}
+			var rps [2]float64
+			ok := true
+			for j, u := range pair {
+				if rps[j], ok = e.measureEdge(ctx, u, round, problems); !ok {
+					break
+				}
+			}
+			if !ok {
+				continue
+			}
+			if pair[0] != plain {
+				rps[0], rps[1] = rps[1], rps[0]
+			}
+			t.ratios = append(t.ratios, rps[1]/rps[0])
+			logf("  round %d %-16s ratio %.3f", round, t.name, rps[1]/rps[0])
+		}
+	}
+}
+
+// ratio is the median of t's paired ratios.
+func (t *loadEdge) ratio() (float64, bool) {
+	if len(t.ratios) == 0 {
+		return 0, false
+	}
+	return median(t.ratios), true
+}
+
+// profileEdges writes a CPU profile of each edge still measured, under
+// wrk's load, to dir/<edge>.pprof (BENCH_<SUITE>_PROFILE=dir).
+func (e *Env) profileEdges(ctx context.Context, edges []*loadEdge, dir string) {
+	for _, t := range edges {
+		if t.failed == nil && ctx.Err() == nil {
+			if err := e.profileEdge(ctx, t, dir); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: warning: %s: profile: %v\n", t.name, err)
+			}
+		}
+	}
+}
+
+func (e *Env) profileEdge(ctx context.Context, t *loadEdge, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	secs := int(e.Opts.Duration / time.Second)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.runWrk(ctx, t.url, e.Opts.Duration+2*time.Second, t.headers...)
+		done <- err
+	}()
+	select { // let the load start
+	case err := <-done:
+		return err
+	case <-time.After(time.Second):
+	}
+	client := &http.Client{Timeout: e.Opts.Duration + 30*time.Second}
+	resp, err := client.Get(t.adm + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+	if err == nil {
+		defer resp.Body.Close()
+		var data []byte
+		if data, err = io.ReadAll(resp.Body); err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("pprof: %s", resp.Status)
+		}
+		if err == nil {
+			path := filepath.Join(dir, t.name+".pprof")
+			if err = os.WriteFile(path, data, 0o644); err == nil {
+				logf("  %s: CPU profile in %s", t.name, path)
+			}
+		}
+	}
+	if werr := <-done; err == nil {
+		err = werr
+	}
+	return err
+}
+
+// runWrk runs wrk -t1 -c50 on the load-generator core, with request
+// headers ("Name: value") if any.
+func (e *Env) runWrk(ctx context.Context, url string, d time.Duration, headers ...string) (WrkResult, error) {
+	argv := e.pinned(loadCore, "wrk", "-t1", "-c50", "-d"+durArg(d))
+	for _, h := range headers {
+		argv = append(argv, "-H", h)
+	}
+	argv = append(argv, url)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return WrkResult{}, fmt.Errorf("wrk: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return parseWrk(string(out))
+}
