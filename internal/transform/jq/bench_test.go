@@ -73,3 +73,29 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecode1KiB: the body to gojq's values.
+func BenchmarkDecode1KiB(b *testing.B) {
+	body := benchBody(b)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decode(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncode1KiB: gojq's values back to JSON.
+func BenchmarkEncode1KiB(b *testing.B) {
+	v, err := decode(benchBody(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := encode(v, DefaultMaxBytes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

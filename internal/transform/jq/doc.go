@@ -17,7 +17,8 @@
 // replaces one body with one body, and a generator yielding several (say
 // .items[] where .item was meant) would otherwise change the body's shape
 // silently with the data; an operator who wants an array writes [...].
-// The value is written as compact JSON by gojq's encoder: NaN as null,
+// The value is written as compact JSON, byte for byte as gojq's encoder
+// writes it: NaN as null,
 // ±infinity as ±1.7976931348623157e+308, invalid UTF-8 as U+FFFD, and
 // '<', '>', '&', U+2028 and U+2029 unescaped.
 //
@@ -54,9 +55,10 @@
 // # Bounds
 //
 // MaxBytes (default 1 MiB) bounds the input, refused with ErrTooLarge
-// before it is decoded, and the encoded output, ErrTooLarge without
-// building it (a value sharing subtrees, such as reduce range(60) as $i
-// (0; [., .]), is refused after walking about MaxBytes of it). A number
+// before it is decoded, and the encoded output, ErrTooLarge as soon as
+// the encoding passes MaxBytes (a value sharing subtrees, such as reduce
+// range(60) as $i (0; [., .]), stands for far more output than the
+// memory it holds; it is refused after writing MaxBytes of it). A number
 // literal over 1000 characters makes the input invalid (ErrInvalidInput):
 // parsing one for arithmetic is quadratic in its digits.
 //
@@ -68,9 +70,10 @@
 // big-integer multiplication, and later on an overloaded host, where the
 // scheduler is late too). A single step — one builtin call — cannot be
 // interrupted: tojson or == on a huge value, a big-integer
-// multiplication, "x" * n. Run evaluates on its own goroutine so that it
-// still answers at the deadline; the abandoned step finishes in the
-// background, its result discarded, and Stragglers counts such steps.
+// multiplication, "x" * n. Run evaluates on another goroutine (one of a
+// small pool kept between runs) so that it still answers at the
+// deadline; the abandoned step finishes in the background, its result
+// discarded, and Stragglers counts such steps.
 //
 // Memory is not bounded inside a run; what a run can allocate is what it
 // can build in Timeout, except within one step. Two builtins can allocate
@@ -79,6 +82,15 @@
 // index (.[n] = v, setpath; gojq caps n below 2^29, 8 GiB of array). An
 // expression that feeds a number from the body into either must clamp it
 // first, e.g. "-" * ([.width, 80] | min).
+//
+// # Cost
+//
+// A run's fixed cost is decoding the body into gojq's values (a Go map
+// per object), evaluating, and encoding. When the expression only picks
+// members by name and iterates ({id, items: [.items[] | {sku}]}, select,
+// map, comparisons, string interpolation), the body is decoded only as
+// far as the expression can observe it and merely validated elsewhere;
+// results, errors and their messages are the same (see project.go).
 //
 // # Refused functions
 //

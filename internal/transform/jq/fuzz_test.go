@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-var updateSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite testdata/fuzz/FuzzRun from runSeeds")
+var updateSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite the seed corpora under testdata/fuzz")
 
 // fuzzPrograms run on every fuzzed body. Those marked same must give the
 // input back (as decoded).
@@ -101,22 +101,31 @@ func FuzzRun(f *testing.F) {
 	})
 }
 
-// TestFuzzSeeds checks the committed corpus exists (and rewrites it with
-// -update-fuzz-seeds).
+// TestFuzzSeeds checks the committed corpora exist (and rewrites them
+// with -update-fuzz-seeds).
 func TestFuzzSeeds(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzRun")
+	projection := map[string]string{}
+	for i, doc := range projectionDocs {
+		projection[fmt.Sprintf("doc-%02d", i)] = doc
+	}
+	for fuzz, seeds := range map[string]map[string]string{"FuzzRun": runSeeds, "FuzzDecode": codecSeeds, "FuzzProjection": projection} {
+		checkSeeds(t, filepath.Join("testdata", "fuzz", fuzz), seeds)
+	}
+}
+
+func checkSeeds(t *testing.T, dir string, seeds map[string]string) {
 	if *updateSeeds {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for name, s := range runSeeds {
+		for name, s := range seeds {
 			if err := os.WriteFile(filepath.Join(dir, name), fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", s), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	files, err := os.ReadDir(dir)
-	if err != nil || len(files) < len(runSeeds) {
+	if err != nil || len(files) < len(seeds) {
 		t.Fatalf("%s: %d seed files (%v); run go test -run TestFuzzSeeds -args -update-fuzz-seeds", dir, len(files), err)
 	}
 	for _, fi := range files {

@@ -75,6 +75,7 @@ func (e *CompileError) Error() string {
 // Program is a compiled expression. It is safe for concurrent use.
 type Program struct {
 	code     *gojq.Code
+	need     *need // what of the body the expression can observe (nil: all)
 	expr     string
 	vars     []string
 	timeout  time.Duration
@@ -118,7 +119,7 @@ func Compile(expr string, o Options) (*Program, error) {
 	if err != nil {
 		return nil, compileError(expr, err)
 	}
-	return &Program{code: code, expr: expr, vars: vars, timeout: o.Timeout, maxBytes: o.MaxBytes}, nil
+	return &Program{code: code, need: projection(q), expr: expr, vars: vars, timeout: o.Timeout, maxBytes: o.MaxBytes}, nil
 }
 
 // String returns the expression.
@@ -173,11 +174,6 @@ var stragglers atomic.Int64
 // too much work per step.
 func Stragglers() int64 { return stragglers.Load() }
 
-type result struct {
-	out []byte
-	err error
-}
-
 // Run applies the program to one JSON body. vars are the values of
 // Options.Vars, in order; they may be nil, bool, numbers, strings, []any,
 // map[string]any, and common Go forms of these ([]string,
@@ -193,7 +189,7 @@ func (p *Program) Run(ctx context.Context, body []byte, vars []any) ([]byte, err
 	if len(vars) != len(p.vars) {
 		return nil, fmt.Errorf("jq: %d variable values for %d variables %v", len(vars), len(p.vars), p.vars)
 	}
-	in, err := decode(body)
+	in, err := decodeFor(body, p.need)
 	if err != nil {
 		return nil, err
 	}
@@ -208,28 +204,7 @@ func (p *Program) Run(ctx context.Context, body []byte, vars []any) ([]byte, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-
-	// gojq checks the context between VM steps, but a single step (one
-	// builtin call) runs to completion; running on another goroutine lets
-	// Run return at the deadline regardless.
-	done := make(chan result, 1)
-	go func() {
-		out, err := p.run(rctx, in, values)
-		done <- result{out, err}
-	}()
-	select {
-	case r := <-done:
-		return r.out, r.err
-	case <-rctx.Done():
-		select {
-		case r := <-done:
-			return r.out, r.err
-		default:
-		}
-		stragglers.Add(1)
-		go func() { <-done; stragglers.Add(-1) }()
-		return nil, p.ctxError(rctx.Err())
-	}
+	return p.runOnWorker(rctx, in, values)
 }
 
 func (p *Program) ctxError(err error) error {

@@ -2,67 +2,13 @@ package jq
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"math"
 	"math/big"
-
-	"github.com/itchyny/gojq"
+	"reflect"
+	"unicode/utf8"
 )
-
-// maxNumberLen bounds the length of a number literal in the input. gojq
-// keeps an untouched json.Number as its text, but arithmetic or a
-// comparison parses it (as *big.Int for an integer), which is quadratic
-// in the number of digits; no API body needs thousands of digits.
-const maxNumberLen = 1000
-
-// decode parses body as exactly one JSON value, numbers as json.Number
-// (which gojq accepts as is; see the package documentation).
-func decode(body []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: empty body", ErrInvalidInput)
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: unexpected end of input", ErrInvalidInput)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: data after the first value (offset %d)", ErrInvalidInput, dec.InputOffset())
-	}
-	if err := checkNumbers(v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-func checkNumbers(v any) error {
-	switch v := v.(type) {
-	case json.Number:
-		if len(v) > maxNumberLen {
-			return fmt.Errorf("%w: a number has %d characters, limit %d", ErrInvalidInput, len(v), maxNumberLen)
-		}
-	case []any:
-		for _, e := range v {
-			if err := checkNumbers(e); err != nil {
-				return err
-			}
-		}
-	case map[string]any:
-		for _, e := range v {
-			if err := checkNumbers(e); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
 
 // normalize converts a variable's value to the types gojq handles (nil,
 // bool, int, float64, *big.Int, json.Number, string, []any,
@@ -141,7 +87,10 @@ func normalize(v any) (any, error) {
 		}
 		return m, nil
 	}
-	// Named types (http.Header, url.Values, structs...): through JSON.
+	if w, ok := namedStringSlices(v); ok {
+		return w, nil
+	}
+	// Named types (structs...): through JSON.
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -194,60 +143,45 @@ func plain(v any) bool {
 	return false
 }
 
-// encode writes v as compact JSON (gojq's encoder: object keys sorted,
-// NaN as null, infinities as ±1.7976931348623157e+308), refusing output
-// over limit bytes without building it.
-func encode(v any, limit int) ([]byte, error) {
-	if n := minSize(v, limit); n > limit {
-		return nil, fmt.Errorf("%w: output is over %d bytes", ErrTooLarge, limit)
-	}
-	b, err := gojq.Marshal(v)
-	if err != nil {
-		return nil, &RunError{Msg: err.Error()}
-	}
-	if len(b) > limit {
-		return nil, fmt.Errorf("%w: output is %d bytes, limit %d", ErrTooLarge, len(b), limit)
-	}
-	return b, nil
-}
+var stringSlicesType = reflect.TypeFor[map[string][]string]()
 
-// minSize returns a lower bound of v's encoded size, stopping as soon as
-// it exceeds limit: a value may share subtrees (reduce range(40) as $i
-// (0; [., .]) takes 40 steps), so its encoding can be far larger than
-// the memory it holds.
-func minSize(v any, limit int) int {
-	var n int
-	var walk func(any) bool
-	walk = func(v any) bool {
-		switch v := v.(type) {
-		case nil, bool:
-			n += 4
-		case int, float64:
-			n++
-		case json.Number:
-			n += len(v)
-		case *big.Int:
-			n += v.BitLen()*3/10 + 1
-		case string:
-			n += len(v) + 2
-		case []any:
-			n += 1 + len(v)
-			for _, e := range v {
-				if n > limit || !walk(e) {
-					return false
-				}
-			}
-		case map[string]any:
-			n += 1 + 2*len(v)
-			for k, e := range v {
-				n += len(k) + 2
-				if n > limit || !walk(e) {
-					return false
-				}
-			}
-		}
-		return n <= limit
+// namedStringSlices converts a named map[string][]string (http.Header,
+// url.Values) to what the JSON round trip in normalize gives — a nil
+// map or slice as null — when that is plain: no marshaler of its own,
+// and valid UTF-8 throughout (encoding/json would replace the rest).
+// Going through JSON costs several times the conversion.
+func namedStringSlices(v any) (any, bool) {
+	if _, ok := v.(json.Marshaler); ok {
+		return nil, false
 	}
-	walk(v)
-	return n
+	if _, ok := v.(encoding.TextMarshaler); ok {
+		return nil, false
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Map || !rv.Type().ConvertibleTo(stringSlicesType) {
+		return nil, false
+	}
+	m := rv.Convert(stringSlicesType).Interface().(map[string][]string)
+	if m == nil {
+		return nil, true
+	}
+	out := make(map[string]any, len(m))
+	for k, ss := range m {
+		if !utf8.ValidString(k) {
+			return nil, false
+		}
+		if ss == nil {
+			out[k] = nil
+			continue
+		}
+		a := make([]any, len(ss))
+		for i, s := range ss {
+			if !utf8.ValidString(s) {
+				return nil, false
+			}
+			a[i] = s
+		}
+		out[k] = a
+	}
+	return out, true
 }
