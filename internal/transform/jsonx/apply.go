@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -40,48 +41,123 @@ func (p *Program) Apply(body []byte, vars Vars, limits Limits) ([]byte, error) {
 	}
 	d := docPool.Get().(*doc)
 	defer d.release()
-	d.lit = p.lit
+	out, err := d.apply(p, body, vars, maxDepth, limits.MaxBytes)
+	if out == nil || err != nil {
+		return nil, err
+	}
+	if limits.MaxBytes > 0 && len(out) > limits.MaxBytes {
+		return nil, fmt.Errorf("%w: output over the limit of %d bytes", ErrTooLarge, limits.MaxBytes)
+	}
+	return bytes.Clone(out), nil
+}
 
+// apply runs p on body and returns the result, in d's buffers; nil: an
+// absent document. The filter and the ops are made as the body is read
+// (if the ops have a plan and the body lets it be followed); otherwise the
+// ops run on the tree of the filtered body.
+func (d *doc) apply(p *Program, body []byte, vars Vars, maxDepth, maxBytes int) ([]byte, error) {
+	d.lit, d.prog = p.lit, p
+	d.vals = slices.Grow(d.vals[:0], len(p.ops))[:len(p.ops)]
+	clear(d.vals)
+	var ps *planState
+	if p.plan != nil {
+		ps = d.planState(p.plan, vars)
+	}
+	present, berr := d.filter(body, p, maxDepth, ps)
+	switch {
+	case berr != nil:
+		return nil, berr
+	case !present && len(p.ops) == 0:
+		return nil, nil
+	case len(p.ops) == 0, present && ps != nil && !ps.bail:
+		return d.src, nil
+	}
+	if present && ps != nil {
+		d.filter(body, p, maxDepth, nil) // again, for the tree
+	}
 	root := none
-	if want := len(body)/8 + 16; cap(d.n) < want && want <= maxPooledNodes {
-		d.n = make([]node, 0, want) // a fresh state: avoid growing it step by step
-	}
-	if len(bytes.TrimLeft(body, " \t\r\n")) > 0 {
-		var berr *BodyError
-		root, berr = d.parse(body, maxDepth)
-		if berr != nil {
-			return nil, berr
-		}
-	}
-	if root >= 0 {
-		switch {
-		case p.deny != nil:
-			d.deny(root, p.deny)
-		case p.allow != nil:
-			if !d.allow(root, p.allow) {
-				root = d.add(kScalar, nullSpan, inLit)
-			}
-		}
+	if present {
+		root = d.root()
 	}
 	for i := range p.ops {
-		root = d.run(root, &p.ops[i], vars)
+		root = d.run(root, &p.ops[i], d.value(i, vars))
 	}
 	if root < 0 {
 		return nil, nil
 	}
-	if want := len(body) + len(body)/4 + 64; cap(d.out) < want {
+	return d.serialise(root, maxBytes), nil
+}
+
+// filter reads the body into d.src, compact and filtered by the program's
+// allow or deny list; with ops, it records the tape their tree needs.
+// present is false for an empty or all-white-space body.
+func (d *doc) filter(body []byte, p *Program, maxDepth int, ps *planState) (present bool, err *BodyError) {
+	if want := len(body) + len("null"); cap(d.flt) < want {
+		d.flt = make([]byte, 0, want) // without a plan, the output is never longer
+	}
+	sc := scanner{s: body, maxDepth: maxDepth, out: d.flt[:0], rec: len(p.ops) > 0 && ps == nil,
+		tape: d.tape[:0], kbuf: d.kbuf, frames: d.frames, ff: d.ff, ps: ps}
+	t := p.deny
+	if p.allow != nil {
+		t, sc.allow = p.allow, true
+	}
+	present, ok := sc.document(t, true)
+	d.flt, d.tape, d.src, d.kbuf, d.frames, d.ff = sc.out, sc.tape, sc.out, sc.kbuf, sc.frames, sc.ff
+	if !ok {
+		return false, sc.err
+	}
+	return present, nil
+}
+
+// serialise writes the tree rooted at root into d.out.
+func (d *doc) serialise(root int32, max int) []byte {
+	if want := len(d.src) + len(d.src)/4 + 64; cap(d.out) < want {
 		d.out = make([]byte, 0, want)
 	}
-	d.out = d.write(d.out[:0], root, limits.MaxBytes)
-	if limits.MaxBytes > 0 && len(d.out) > limits.MaxBytes {
-		return nil, fmt.Errorf("%w: output over the limit of %d bytes", ErrTooLarge, limits.MaxBytes)
+	w := writer{out: d.out[:0], src: d.src}
+	d.write(&w, root, max)
+	w.flush()
+	d.out = w.out
+	return d.out
+}
+
+// value returns the value set op i writes: a variable is looked up once
+// per Apply, when first needed.
+func (d *doc) value(i int, vars Vars) opValue {
+	if v := d.vals[i]; v.looked {
+		return v
 	}
-	return bytes.Clone(d.out), nil
+	o := &d.prog.ops[i]
+	v := opValue{looked: true}
+	switch {
+	case o.kind != opSet:
+	case o.varName == "":
+		v = opValue{raw: o.vspan, in: inLit, ok: true, looked: true}
+	case vars != nil:
+		if s, ok := vars.Lookup(o.varName); ok && len(d.aux)+len(s)*6+2 <= math.MaxInt32 {
+			start := len(d.aux)
+			d.aux = AppendQuoted(d.aux, s)
+			v = opValue{raw: span{int32(start), int32(len(d.aux))}, in: inAux, ok: true, looked: true}
+		}
+	}
+	d.vals[i] = v
+	return v
+}
+
+// planState starts following pl.
+func (d *doc) planState(pl *plan, vars Vars) *planState {
+	if cap(d.slots) < pl.nslot {
+		d.slots = make([]slot, pl.nslot)
+	}
+	d.ps = planState{pl: pl, d: d, vars: vars, capt: d.capt[:0], slots: d.slots[:pl.nslot]}
+	return &d.ps
 }
 
 func (d *doc) release() {
-	d.src, d.lit = nil, nil // drop references to the body and the program
-	if cap(d.n) > maxPooledNodes || cap(d.out) > 1<<20 || cap(d.aux) > 1<<20 {
+	d.src, d.lit, d.prog = nil, nil, nil // drop references to the body and the program
+	d.capt = d.ps.capt
+	d.ps = planState{}
+	if cap(d.n) > maxPooledNodes || cap(d.out) > 1<<20 || cap(d.aux) > 1<<20 || cap(d.flt) > 1<<20 {
 		return
 	}
 	d.n = d.n[:0]
@@ -89,87 +165,11 @@ func (d *doc) release() {
 	docPool.Put(d)
 }
 
-// deny removes the members the trie marks, in every element of arrays that
-// it descends into with "[]".
-func (d *doc) deny(c int32, t *trie) {
-	switch d.n[c].kind {
-	case kObject:
-		if !t.hasKeys() {
-			return
-		}
-		prev := none
-		for m := d.n[c].first; m >= 0; {
-			next := d.n[m].next
-			if ct := t.child(d.keyOf(m)); ct != nil {
-				if ct.term {
-					d.unlink(c, prev, m)
-					m = next
-					continue
-				}
-				d.deny(m, ct)
-			}
-			prev = m
-			m = next
-		}
-	case kArray:
-		if t.arr == nil {
-			return
-		}
-		for e := d.n[c].first; e >= 0; e = d.n[e].next {
-			d.deny(e, t.arr)
-		}
-	}
-}
-
-// allow keeps only what the trie reaches. It reports whether c itself is
-// kept: a value where a path ends is kept whole; an object or array a path
-// goes through is kept with only the allowed parts (possibly empty); a value
-// whose type does not fit the path (a scalar where it expects an object or
-// array, an object for "[]", an array for a key) is dropped.
-func (d *doc) allow(c int32, t *trie) bool {
-	if t.term {
-		return true
-	}
-	switch d.n[c].kind {
-	case kObject:
-		if !t.hasKeys() {
-			return false
-		}
-		prev := none
-		for m := d.n[c].first; m >= 0; {
-			next := d.n[m].next
-			if ct := t.child(d.keyOf(m)); ct != nil && d.allow(m, ct) {
-				prev = m
-			} else {
-				d.unlink(c, prev, m)
-			}
-			m = next
-		}
-		return true
-	case kArray:
-		if t.arr == nil {
-			return false
-		}
-		prev := none
-		for e := d.n[c].first; e >= 0; {
-			next := d.n[e].next
-			if d.allow(e, t.arr) {
-				prev = e
-			} else {
-				d.unlink(c, prev, e)
-			}
-			e = next
-		}
-		return true
-	}
-	return false
-}
-
 // lookup returns the last member of object c with the key (the one
 // encoding/json and JavaScript would see), or none.
 func (d *doc) lookup(c int32, key string) int32 {
 	found := none
-	for m := d.n[c].first; m >= 0; m = d.n[m].next {
+	for m := d.firstChild(c); m >= 0; m = d.n[m].next {
 		if d.keyIs(m, key) {
 			found = m
 		}
@@ -218,7 +218,7 @@ func (d *doc) resolveCreate(c int32, steps []step) int32 {
 // last one removed (none if there was none).
 func (d *doc) removeKey(c int32, key string) int32 {
 	removed, prev := none, none
-	for m := d.n[c].first; m >= 0; {
+	for m := d.firstChild(c); m >= 0; {
 		next := d.n[m].next
 		if d.keyIs(m, key) {
 			d.unlink(c, prev, m)
@@ -241,7 +241,7 @@ func (d *doc) put(c int32, key *step, v int32) {
 		return
 	}
 	prev := none
-	for m := d.n[c].first; m >= 0; {
+	for m := d.firstChild(c); m >= 0; {
 		next := d.n[m].next
 		if m == rep {
 			d.n[v].key, d.n[v].keyIn, d.n[v].keyEsc = d.n[m].key, d.n[m].keyIn, d.n[m].keyEsc
@@ -269,12 +269,14 @@ func (d *doc) put(c int32, key *step, v int32) {
 type opValue struct {
 	raw span // in lit: a constant (a container is parsed per use); in aux: a variable
 	in  uint8
+	ok  bool // false: a variable that is missing, so the op does nothing
+	// looked: the value is known (see doc.value).
+	looked bool
 }
 
 // run applies one op to the document rooted at root and returns the new
 // root (none: absent document).
-func (d *doc) run(root int32, o *op, vars Vars) int32 {
-	var val opValue
+func (d *doc) run(root int32, o *op, val opValue) int32 {
 	switch o.kind {
 	case opWrap:
 		if root < 0 {
@@ -296,22 +298,8 @@ func (d *doc) run(root int32, o *op, vars Vars) int32 {
 		}
 		return d.add(kScalar, nullSpan, inLit)
 	case opSet:
-		if o.varName != "" {
-			if vars == nil {
-				return root
-			}
-			s, ok := vars.Lookup(o.varName)
-			if !ok {
-				return root
-			}
-			if len(d.aux)+len(s)*6+2 > math.MaxInt32 {
-				return root // cannot be represented; unreachable in practice
-			}
-			start := len(d.aux)
-			d.aux = appendQuoted(d.aux, s)
-			val = opValue{raw: span{int32(start), int32(len(d.aux))}, in: inAux}
-		} else {
-			val = opValue{raw: o.vspan, in: inLit}
+		if !val.ok {
+			return root
 		}
 		if o.root {
 			return d.valueNode(o, val)
@@ -331,11 +319,7 @@ func (d *doc) valueNode(o *op, val opValue) int32 {
 	if val.in == inAux || o.scalar {
 		return d.add(kScalar, val.raw, val.in)
 	}
-	v, err := d.parseLit(val.raw) // validated by Compile
-	if err != nil {
-		return d.add(kScalar, nullSpan, inLit) // unreachable
-	}
-	return v
+	return d.addRaw(val.raw, val.in, -1) // a fresh copy each time: ops may change it
 }
 
 // fanout walks the op's fan-out prefix, running the op in each context.
@@ -356,7 +340,7 @@ func (d *doc) fanout(c int32, prefix []step, o *op, val opValue) {
 	if d.n[c].kind != kArray {
 		return
 	}
-	for e := d.n[c].first; e >= 0; e = d.n[e].next {
+	for e := d.firstChild(c); e >= 0; e = d.n[e].next {
 		d.fanout(e, prefix[1:], o, val)
 	}
 }
@@ -375,7 +359,7 @@ func (d *doc) leaf(c int32, o *op, val opValue) {
 			return
 		}
 		prev := none
-		for m := d.n[p].first; m >= 0; {
+		for m := d.firstChild(p); m >= 0; {
 			next := d.n[m].next
 			switch {
 			case d.keyIs(m, o.toKey.key): // overwritten by the renamed member
@@ -406,39 +390,4 @@ func (d *doc) leaf(c int32, o *op, val opValue) {
 		}
 		d.put(p, &o.key, d.valueNode(o, val))
 	}
-}
-
-// write appends the compact serialisation of node c. It stops early once
-// the output is over max (> 0); the caller checks the length.
-func (d *doc) write(buf []byte, c int32, max int) []byte {
-	n := &d.n[c]
-	switch n.kind {
-	case kObject:
-		buf = append(buf, '{')
-		for m := n.first; m >= 0; m = d.n[m].next {
-			if m != n.first {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, d.keyRaw(m)...)
-			buf = append(buf, ':')
-			buf = d.write(buf, m, max)
-			if max > 0 && len(buf) > max {
-				return buf
-			}
-		}
-		return append(buf, '}')
-	case kArray:
-		buf = append(buf, '[')
-		for e := n.first; e >= 0; e = d.n[e].next {
-			if e != n.first {
-				buf = append(buf, ',')
-			}
-			buf = d.write(buf, e, max)
-			if max > 0 && len(buf) > max {
-				return buf
-			}
-		}
-		return append(buf, ']')
-	}
-	return append(buf, d.buf(n.rawIn)[n.raw.off:n.raw.end]...)
 }

@@ -72,6 +72,7 @@ type Program struct {
 	allow *trie
 	deny  *trie
 	ops   []op
+	plan  *plan  // the ops without the tree, if they can be run so
 	lit   []byte // "null", then the quoted keys and constants of ops
 }
 
@@ -163,6 +164,7 @@ func Compile(s Spec) (*Program, error) {
 		p.intern(&c)
 		p.ops = append(p.ops, c)
 	}
+	p.plan = makePlan(p.ops)
 	return p, nil
 }
 
@@ -176,7 +178,8 @@ func MustCompile(s Spec) *Program {
 }
 
 type trie struct {
-	term bool // the path ends here
+	bits uint64 // keyBit of its keys
+	term bool   // the path ends here
 	keys []trieEdge
 	m    map[string]*trie // replaces keys when there are many
 	arr  *trie
@@ -188,6 +191,9 @@ type trieEdge struct {
 }
 
 func (t *trie) child(k []byte) *trie {
+	if t.bits&keyBit(k) == 0 {
+		return nil
+	}
 	if t.m != nil {
 		return t.m[string(k)]
 	}
@@ -244,7 +250,21 @@ func buildTrie(list string, paths []string, deny bool) (*trie, error) {
 	return root, nil
 }
 
+// keyBit is a key's bit in a 64-bit filter of a set of keys: most keys
+// that are not in a small set are told from its keys by their length and
+// first byte, without comparing them.
+func keyBit[T string | []byte](k T) uint64 {
+	h := len(k)
+	if len(k) > 0 {
+		h += 7 * int(k[0])
+	}
+	return 1 << (h & 63)
+}
+
 func indexTrie(t *trie) {
+	for _, e := range t.keys {
+		t.bits |= keyBit(e.key)
+	}
 	if len(t.keys) > 8 {
 		t.m = make(map[string]*trie, len(t.keys))
 		for _, e := range t.keys {
@@ -407,13 +427,12 @@ func compileOp(o Op) (op, error) {
 		case len(o.Value) > 0 && o.Var != "":
 			return op{}, errors.New("Value and Var are exclusive")
 		case len(o.Value) > 0:
-			var d doc
-			root, berr := d.parse(o.Value, DefaultMaxDepth)
-			if berr != nil {
-				return op{}, fmt.Errorf("Value: %w", berr)
+			sc := scanner{s: o.Value, maxDepth: DefaultMaxDepth}
+			if _, ok := sc.document(nil, false); !ok {
+				return op{}, fmt.Errorf("Value: %w", sc.err)
 			}
-			c.value = d.write(nil, root, 0)
-			c.scalar = d.n[root].kind == kScalar
+			c.value = sc.out
+			c.scalar = c.value[0] != '{' && c.value[0] != '['
 		case o.Var != "":
 			for _, r := range o.Var {
 				if r <= ' ' || r == 0x7f || r == utf8.RuneError {

@@ -1,20 +1,22 @@
 package jsonx
 
-import (
-	"math"
-	"strconv"
-	"unicode/utf8"
-)
-
-// The document is an ordered tree kept in one slab of nodes (indices, not
+// Ops work on an ordered tree kept in one slab of nodes (indices, not
 // pointers, so the slab can grow and be reused through a sync.Pool, and the
 // garbage collector neither scans it nor pays write barriers for it).
 // Scalars are spans of raw bytes — numbers and strings are never decoded,
 // which is what keeps them byte-identical — and object members keep their
-// raw, quoted key. A span points into the input, into the program's literal
-// bytes (keys and constants of ops) or into the per-Apply variable buffer.
-// Children form a singly linked list, which makes delete, rename and move
-// O(1) once the member is found and keeps the input order.
+// raw, quoted key. A span points into the filtered body (compact JSON the
+// scanner wrote), into the program's literal bytes (keys and constants of
+// ops) or into the per-Apply variable buffer. Children form a singly
+// linked list, which makes delete, rename and move O(1) once the member is
+// found and keeps the input order.
+//
+// The tree is built lazily: a container's children are made only when an
+// op looks inside it (expand). Until then it is its span of bytes, written
+// out as it is, so the parts of a body that ops do not reach cost nothing
+// but their copy. The scanner's tape gives where each nested container of
+// the body ends, so that expanding one skips its nested containers without
+// reading them.
 
 type kind uint8
 
@@ -26,7 +28,7 @@ const (
 
 // Where a span's bytes live.
 const (
-	inSrc uint8 = iota // the body being transformed
+	inSrc uint8 = iota // the filtered body
 	inLit              // Program.lit
 	inAux              // doc.aux: variable values
 )
@@ -34,27 +36,40 @@ const (
 type span struct{ off, end int32 }
 
 type node struct {
-	raw    span // scalar token (verbatim)
+	raw    span // the token, or the container's bytes (while not expanded)
 	key    span // quoted key, verbatim, when an object member
 	first  int32
 	last   int32
 	next   int32
+	tix    int32 // tape index of a container in the body, or -1
 	kind   kind
 	rawIn  uint8
 	keyIn  uint8
 	keyEsc bool // key contains a backslash escape: compare its decoded value
 }
 
-const none int32 = -1
+const (
+	none       int32 = -1
+	unexpanded int32 = -2 // node.first of a container not expanded yet
+)
 
 // doc is the per-Apply working state.
 type doc struct {
-	n    []node
-	src  []byte // the input
-	lit  []byte // Program.lit (read only)
-	aux  []byte // variable values quoted as JSON strings
-	kbuf []byte // scratch: decoded keys
-	out  []byte // serialisation buffer
+	n      []node
+	src    []byte // the filtered body
+	lit    []byte // Program.lit (read only)
+	aux    []byte // variable values quoted as JSON strings
+	kbuf   []byte // scratch: decoded keys
+	out    []byte // serialisation buffer
+	flt    []byte // buffer of src
+	tape   []tapeEntry
+	frames []frame // the scanner's stacks
+	ff     []fastFrame
+	prog   *Program
+	vals   []opValue // by op: a set's value
+	ps     planState // the plan being followed
+	slots  []slot
+	capt   []byte
 }
 
 func (d *doc) buf(in uint8) []byte {
@@ -73,9 +88,33 @@ func (d *doc) keyRaw(c int32) []byte {
 	return d.buf(n.keyIn)[n.key.off:n.key.end]
 }
 
+// add adds a scalar, or an empty container.
 func (d *doc) add(k kind, raw span, in uint8) int32 {
-	d.n = append(d.n, node{raw: raw, rawIn: in, kind: k, first: none, last: none, next: none})
+	d.n = append(d.n, node{raw: raw, rawIn: in, kind: k, first: none, last: none, next: none, tix: -1})
 	return int32(len(d.n) - 1)
+}
+
+// addRaw adds the value whose bytes are raw (compact, valid JSON): a
+// container is expanded when first looked into. tix is its tape index in
+// the body, or -1.
+func (d *doc) addRaw(raw span, in uint8, tix int32) int32 {
+	k := kScalar
+	switch d.buf(in)[raw.off] {
+	case '{':
+		k = kObject
+	case '[':
+		k = kArray
+	}
+	c := d.add(k, raw, in)
+	if k != kScalar {
+		d.n[c].first, d.n[c].tix = unexpanded, tix
+	}
+	return c
+}
+
+// root returns the node of the whole filtered body.
+func (d *doc) root() int32 {
+	return d.addRaw(span{0, int32(len(d.src))}, inSrc, 0)
 }
 
 // setKey gives node c the (program literal) key of st.
@@ -83,7 +122,18 @@ func (d *doc) setKey(c int32, st *step) {
 	d.n[c].key, d.n[c].keyIn, d.n[c].keyEsc = st.qspan, inLit, st.qesc
 }
 
+// firstChild returns the first child of container c, expanding it first.
+func (d *doc) firstChild(c int32) int32 {
+	if d.n[c].first == unexpanded {
+		d.expand(c)
+	}
+	return d.n[c].first
+}
+
 func (d *doc) appendChild(parent, child int32) {
+	if d.n[parent].first == unexpanded {
+		d.expand(parent)
+	}
 	d.n[child].next = none
 	if l := d.n[parent].last; l < 0 {
 		d.n[parent].first = child
@@ -93,7 +143,8 @@ func (d *doc) appendChild(parent, child int32) {
 	d.n[parent].last = child
 }
 
-// unlink removes child c (whose predecessor is prev, or none) from parent.
+// unlink removes child c (whose predecessor is prev, or none) from parent,
+// which is expanded (c was found in it).
 func (d *doc) unlink(parent, prev, c int32) {
 	next := d.n[c].next
 	if prev < 0 {
@@ -107,6 +158,101 @@ func (d *doc) unlink(parent, prev, c int32) {
 	d.n[c].next = none
 }
 
+// expand makes the children of container c from its bytes, which are
+// compact and valid: the scanner wrote and checked them, or Compile did.
+func (d *doc) expand(c int32) {
+	n := d.n[c] // a copy: d.n grows below
+	b := d.buf(n.rawIn)
+	d.n[c].first, d.n[c].last = none, none
+	i := int(n.raw.off) + 1
+	next := n.tix + 1 // tape index of the next nested container
+	for b[i] != '}' && b[i] != ']' {
+		var key span
+		esc := false
+		if n.kind == kObject {
+			ks := i
+			i, esc = skipKey(b, i)
+			key = span{int32(ks), int32(i)}
+			i++ // ':'
+		}
+		vs, tix := i, int32(-1)
+		switch b[i] {
+		case '{', '[':
+			if n.tix >= 0 {
+				e := d.tape[next]
+				i, tix, next = int(e.end), next, e.next
+			} else {
+				i = skipContainer(b, i)
+			}
+		case '"':
+			i = skipString(b, i)
+		default:
+			i = skipScalar(b, i)
+		}
+		m := d.addRaw(span{int32(vs), int32(i)}, n.rawIn, tix)
+		d.n[m].key, d.n[m].keyIn, d.n[m].keyEsc = key, n.rawIn, esc
+		d.appendChild(c, m)
+		if b[i] == ',' {
+			i++
+		}
+	}
+}
+
+// The skips below read compact JSON already checked.
+
+// skipKey returns the offset after the string at b[i] and whether it has
+// an escape.
+func skipKey(b []byte, i int) (int, bool) {
+	esc := false
+	for i++; ; i++ {
+		switch b[i] {
+		case '"':
+			return i + 1, esc
+		case '\\':
+			esc = true
+			i++
+		}
+	}
+}
+
+func skipString(b []byte, i int) int {
+	for i++; ; i++ {
+		i = skipPlain(b, i)
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			i++
+		}
+	}
+}
+
+// skipScalar skips a number, true, false or null.
+func skipScalar(b []byte, i int) int {
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' {
+		i++
+	}
+	return i
+}
+
+// skipContainer skips the object or array at b[i]; the body's containers
+// use the tape instead, this is for the program's constants.
+func skipContainer(b []byte, i int) int {
+	depth := 0
+	for ; ; i++ {
+		switch b[i] {
+		case '"':
+			i = skipString(b, i) - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+}
+
 // keyOf returns the decoded key of member c; the result aliases the input
 // or d.kbuf and is valid until the next keyOf call.
 func (d *doc) keyOf(c int32) []byte {
@@ -115,7 +261,7 @@ func (d *doc) keyOf(c int32) []byte {
 	if !d.n[c].keyEsc {
 		return k
 	}
-	d.kbuf = appendUnescaped(d.kbuf[:0], k)
+	d.kbuf = AppendUnquoted(d.kbuf[:0], k)
 	return d.kbuf
 }
 
@@ -126,345 +272,4 @@ func (d *doc) keyIs(c int32, key string) bool {
 			string(d.buf(n.keyIn)[n.key.off+1:n.key.end-1]) == key
 	}
 	return string(d.keyOf(c)) == key
-}
-
-// strSafe marks the bytes that a JSON string may contain unescaped and that
-// need no further check (ASCII, not a control, quote or backslash).
-var strSafe = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-type parser struct {
-	d        *doc
-	s        []byte
-	base     int32 // offset of s in its buffer
-	in       uint8 // which buffer s is in
-	i        int
-	depth    int
-	maxDepth int
-	err      *BodyError
-}
-
-func (p *parser) fail(off int, reason string) int32 {
-	if p.err == nil {
-		p.err = &BodyError{Offset: off, Reason: reason}
-	}
-	return none
-}
-
-func (p *parser) unexpected() int32 {
-	if p.i >= len(p.s) {
-		return p.fail(p.i, "unexpected end of input")
-	}
-	return p.fail(p.i, "unexpected "+describeByte(p.s[p.i]))
-}
-
-func (p *parser) ws() {
-	for p.i < len(p.s) {
-		switch p.s[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-// parse parses the input: one JSON value, surrounded by optional whitespace.
-func (d *doc) parse(s []byte, maxDepth int) (int32, *BodyError) {
-	d.src = s
-	return d.parseIn(s, 0, inSrc, maxDepth)
-}
-
-// parseLit parses a constant of the program.
-func (d *doc) parseLit(sp span) (int32, *BodyError) {
-	return d.parseIn(d.lit[sp.off:sp.end], sp.off, inLit, math.MaxInt32)
-}
-
-func (d *doc) parseIn(s []byte, base int32, in uint8, maxDepth int) (int32, *BodyError) {
-	p := parser{d: d, s: s, base: base, in: in, maxDepth: maxDepth}
-	p.ws()
-	root := p.value()
-	if root < 0 {
-		return none, p.err
-	}
-	p.ws()
-	if p.i < len(s) {
-		p.fail(p.i, "unexpected "+describeByte(s[p.i])+" after the JSON value")
-		return none, p.err
-	}
-	return root, nil
-}
-
-func (p *parser) value() int32 {
-	if p.i >= len(p.s) {
-		return p.unexpected()
-	}
-	start := p.i
-	switch c := p.s[p.i]; {
-	case c == '{':
-		return p.object()
-	case c == '[':
-		return p.array()
-	case c == '"':
-		if _, ok := p.str(); !ok {
-			return none
-		}
-	case c == '-' || c >= '0' && c <= '9':
-		if !p.num() {
-			return none
-		}
-	case c == 't':
-		if !p.lit("true") {
-			return none
-		}
-	case c == 'f':
-		if !p.lit("false") {
-			return none
-		}
-	case c == 'n':
-		if !p.lit("null") {
-			return none
-		}
-	default:
-		return p.unexpected()
-	}
-	return p.d.add(kScalar, p.span(start), p.in)
-}
-
-func (p *parser) span(start int) span {
-	return span{p.base + int32(start), p.base + int32(p.i)}
-}
-
-func (p *parser) lit(want string) bool {
-	if len(p.s)-p.i >= len(want) && string(p.s[p.i:p.i+len(want)]) == want {
-		p.i += len(want)
-		return true
-	}
-	for j := 0; j < len(want); j++ {
-		if p.i+j >= len(p.s) {
-			p.i += j
-			p.unexpected()
-			return false
-		}
-		if p.s[p.i+j] != want[j] {
-			p.i += j
-			p.unexpected()
-			return false
-		}
-	}
-	return false // unreachable
-}
-
-func (p *parser) num() bool {
-	s, i := p.s, p.i
-	if s[i] == '-' {
-		i++
-	}
-	if i < len(s) && s[i] == '0' {
-		i++
-	} else if i = digits(s, i); i < 0 {
-		return p.badNum(-i - 1)
-	}
-	if i < len(s) && s[i] == '.' {
-		if i = digits(s, i+1); i < 0 {
-			return p.badNum(-i - 1)
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if i = digits(s, i); i < 0 {
-			return p.badNum(-i - 1)
-		}
-	}
-	p.i = i
-	return true
-}
-
-// digits skips one or more digits from i; it returns -i-1 if there is none.
-func digits(s []byte, i int) int {
-	if i >= len(s) || s[i] < '0' || s[i] > '9' {
-		return -i - 1
-	}
-	for i++; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-	}
-	return i
-}
-
-func (p *parser) badNum(i int) bool {
-	p.i = i
-	if i >= len(p.s) {
-		p.fail(i, "unexpected end of input in number")
-	} else {
-		p.fail(i, "unexpected "+describeByte(p.s[i])+" in number")
-	}
-	return false
-}
-
-// str scans the string starting at p.i (a '"'), validating escapes, control
-// characters and UTF-8; it reports whether the string contains an escape.
-func (p *parser) str() (esc, ok bool) {
-	s := p.s
-	i := p.i + 1
-	for {
-		for i < len(s) && strSafe[s[i]] {
-			i++
-		}
-		if i >= len(s) {
-			p.fail(i, "unexpected end of input in string")
-			return false, false
-		}
-		switch c := s[i]; {
-		case c == '"':
-			p.i = i + 1
-			return esc, true
-		case c == '\\':
-			esc = true
-			if i+1 >= len(s) {
-				p.fail(i+1, "unexpected end of input in string")
-				return false, false
-			}
-			switch s[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				for j := i + 2; j < i+6; j++ {
-					if j >= len(s) {
-						p.fail(j, "unexpected end of input in string")
-						return false, false
-					}
-					if !isHex(s[j]) {
-						p.fail(j, "invalid \\u escape in string")
-						return false, false
-					}
-				}
-				i += 6
-			default:
-				p.fail(i, "invalid escape in string")
-				return false, false
-			}
-		case c < ' ':
-			p.fail(i, "control character "+describeByte(c)+" in string")
-			return false, false
-		default: // non-ASCII
-			r, size := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				p.fail(i, "invalid UTF-8 in string")
-				return false, false
-			}
-			i += size
-		}
-	}
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func (p *parser) enter() bool {
-	p.depth++
-	if p.depth > p.maxDepth {
-		p.fail(p.i, "nesting deeper than "+strconv.Itoa(p.maxDepth))
-		p.err.err = ErrTooDeep
-		return false
-	}
-	return true
-}
-
-func (p *parser) object() int32 {
-	if !p.enter() {
-		return none
-	}
-	obj := p.d.add(kObject, span{}, p.in)
-	p.i++ // '{'
-	p.ws()
-	if p.i < len(p.s) && p.s[p.i] == '}' {
-		p.i++
-		p.depth--
-		return obj
-	}
-	for {
-		if p.i >= len(p.s) {
-			return p.unexpected()
-		}
-		if p.s[p.i] != '"' {
-			return p.fail(p.i, "unexpected "+describeByte(p.s[p.i])+", expected a string key")
-		}
-		kstart := p.i
-		esc, ok := p.str()
-		if !ok {
-			return none
-		}
-		key := p.span(kstart)
-		p.ws()
-		if p.i >= len(p.s) || p.s[p.i] != ':' {
-			if p.i < len(p.s) {
-				return p.fail(p.i, "unexpected "+describeByte(p.s[p.i])+", expected ':'")
-			}
-			return p.unexpected()
-		}
-		p.i++
-		p.ws()
-		v := p.value()
-		if v < 0 {
-			return none
-		}
-		p.d.n[v].key, p.d.n[v].keyIn, p.d.n[v].keyEsc = key, p.in, esc
-		p.d.appendChild(obj, v)
-		p.ws()
-		if p.i < len(p.s) {
-			switch p.s[p.i] {
-			case ',':
-				p.i++
-				p.ws()
-				continue
-			case '}':
-				p.i++
-				p.depth--
-				return obj
-			}
-		}
-		return p.unexpected()
-	}
-}
-
-func (p *parser) array() int32 {
-	if !p.enter() {
-		return none
-	}
-	arr := p.d.add(kArray, span{}, p.in)
-	p.i++ // '['
-	p.ws()
-	if p.i < len(p.s) && p.s[p.i] == ']' {
-		p.i++
-		p.depth--
-		return arr
-	}
-	for {
-		v := p.value()
-		if v < 0 {
-			return none
-		}
-		p.d.appendChild(arr, v)
-		p.ws()
-		if p.i < len(p.s) {
-			switch p.s[p.i] {
-			case ',':
-				p.i++
-				p.ws()
-				continue
-			case ']':
-				p.i++
-				p.depth--
-				return arr
-			}
-		}
-		return p.unexpected()
-	}
 }

@@ -69,11 +69,10 @@ func parsePath(s string) ([]step, error) {
 				return bad(i, "unterminated quoted key")
 			}
 			q := []byte(s[i : end+1])
-			p := parser{s: q}
-			if _, ok := p.str(); !ok {
-				return bad(i+p.err.Offset, "invalid quoted key: "+p.err.Reason)
+			if off, _, e := ScanString(q, 0, false); e != LexOK {
+				return bad(i+off, "invalid quoted key: "+stringError(q, off, e))
 			}
-			key := string(appendUnescaped(nil, q[1:len(q)-1]))
+			key := string(AppendUnquoted(nil, q[1:len(q)-1]))
 			if !utf8.ValidString(key) { // cannot happen: unescape yields UTF-8
 				return bad(i, "invalid UTF-8 in key")
 			}
@@ -128,7 +127,7 @@ func parsePath(s string) ([]step, error) {
 }
 
 func keyStep(k string) step {
-	q := appendQuoted(nil, k)
+	q := AppendQuoted(nil, k)
 	return step{key: k, qkey: q, qesc: bytes.IndexByte(q, '\\') >= 0}
 }
 

@@ -106,13 +106,16 @@
 // # Library choice
 //
 // The conversion is written on encoding/xml's tokenizer (Decoder.RawToken)
-// and a small JSON parser of its own, not on github.com/clbanning/mxj,
-// whose convention it keeps. mxj goes through map[string]interface{}, so
+// and a small JSON reader of its own (whose strings and numbers are read by
+// jsonx's scanners), not on github.com/clbanning/mxj, whose convention it
+// keeps. mxj goes through map[string]interface{}, so
 // it loses element and key order both ways (and its JSON output is sorted
 // by key); it reads JSON with encoding/json into float64 unless a global
 // switch is set; its XML reader is recursive with no depth or element
 // bound; and its options are package globals, shared by every route. The
-// JSON parser here keeps number literals and member order, and bounds depth
+// JSON reader here keeps number literals and member order, and bounds depth
 // and size as it reads; its grammar is checked against encoding/json by
-// FuzzJSONToXML.
+// FuzzJSONToXML. encoding/xml allocates for every token (names, attribute
+// values, the token itself): it is most of the cost of XML → JSON, whose
+// own elements, attributes and texts are kept in pooled slabs.
 package xmljson

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/xml"
 	"unicode/utf8"
+
+	"github.com/meshgate/meshgate/internal/transform/jsonx"
 )
 
 // nameChecker decides whether strings are XML names. ASCII names are
@@ -97,7 +99,7 @@ func short(s string) string {
 }
 
 func quote(s string) string {
-	return string(appendJSONString(nil, s))
+	return string(jsonx.AppendQuotedJS(nil, s))
 }
 
 // xmlChar reports whether r may appear in an XML 1.0 document (the Char
@@ -119,6 +121,13 @@ func isSpace(b []byte) bool {
 	return true
 }
 
-func trimSpace(b []byte) []byte {
-	return bytes.Trim(b, " \t\n\r")
+// trimSpan returns span s of b without its white space at either end.
+func trimSpan(b []byte, s span) span {
+	for s.off < s.end && isSpace(b[s.off:s.off+1]) {
+		s.off++
+	}
+	for s.end > s.off && isSpace(b[s.end-1:s.end]) {
+		s.end--
+	}
+	return s
 }

@@ -56,6 +56,7 @@ type Options struct {
 // configuration time.
 type Converter struct {
 	o     Options
+	root  []byte               // o.Root
 	paths map[string]*pathNode // root element name → its path node
 }
 
@@ -99,7 +100,7 @@ func New(o Options) (*Converter, error) {
 			o.MaxOutputBytes = int(^uint(0) >> 1)
 		}
 	}
-	c := &Converter{o: o}
+	c := &Converter{o: o, root: []byte(o.Root)}
 	for _, p := range o.ArrayPaths {
 		if err := c.addPath(p, &names); err != nil {
 			return nil, err
