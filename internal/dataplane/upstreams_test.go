@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/exchange"
@@ -77,5 +79,98 @@ func TestPolicyCallsGoThroughTheCluster(t *testing.T) {
 	var ce *proxy.CallError
 	if !errors.As(err, &ce) || ce.Kind != exchange.ConnectFailed {
 		t.Fatalf("error %v, want connect failed", err)
+	}
+}
+
+// spanSink keeps what it is given of the exported spans.
+type spanSink struct {
+	mu    sync.Mutex
+	spans []exportedSpan
+}
+
+type exportedSpan struct {
+	kind       telemetry.SpanKind
+	start, end time.Time
+}
+
+func (s *spanSink) ExportSpans(_ context.Context, spans []*telemetry.Span) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sp := range spans {
+		s.spans = append(s.spans, exportedSpan{sp.Kind(), sp.StartTime(), sp.EndTime()})
+	}
+	return nil
+}
+
+func (s *spanSink) Shutdown(context.Context) error { return nil }
+
+func (s *spanSink) clientSpans() []exportedSpan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []exportedSpan
+	for _, sp := range s.spans {
+		if sp.kind == telemetry.SpanKindClient {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
+// Policy calls made in parallel under one server span (a composite's
+// fan-out) each get a client span that lasts as long as their own attempt:
+// none ends another's, whichever finishes first.
+func TestParallelPolicyCallsEachEndTheirSpan(t *testing.T) {
+	const calls, delay = 6, 30 * time.Millisecond
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	sink := &spanSink{}
+	ratio := 1.0
+	tr, err := telemetry.NewTracer(config.Tracing{Endpoint: "127.0.0.1:4317", Insecure: true, Sampling: config.TracingSampling{Ratio: &ratio}},
+		telemetry.TracerOptions{Metrics: telemetry.NewMetrics(), Exporter: sink, BatchInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background())
+	deps := Deps{Metrics: telemetry.NewMetrics(), Tracer: tr, Clusters: map[string]*proxy.Cluster{
+		"items": testCluster(t, "items", backend.Listener.Addr().String(), false),
+	}}
+	caller, err := (&upstreams{d: &deps}).Caller("items", policy.CallOptions{Name: "page/items"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := tr.StartServer(http.Header{}, time.Now(), false)
+	ctx := telemetry.ContextWithSpan(exchange.With(context.Background(), &exchange.Exchange{RequestID: "r"}), server)
+	var wg sync.WaitGroup
+	for range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://items/", nil)
+			resp, err := caller.RoundTrip(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}()
+	}
+	wg.Wait()
+	server.End(time.Now())
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sink.clientSpans()) < calls && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	spans := sink.clientSpans()
+	if len(spans) != calls {
+		t.Fatalf("%d client spans exported, want %d", len(spans), calls)
+	}
+	for i, sp := range spans {
+		if d := sp.end.Sub(sp.start); d < delay {
+			t.Errorf("client span %d lasted %v, less than its call's %v: ended by another call", i, d, delay)
+		}
 	}
 }

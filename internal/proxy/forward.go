@@ -226,7 +226,7 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveUpgrade(w, r, x, parent)
 		return
 	}
-	resp, finish, fail := f.forward(r, x, parent)
+	resp, finish, fail := f.forward(r, x, parent, false)
 	if fail != nil {
 		f.answer(w, x, fail)
 		return
@@ -264,7 +264,9 @@ func (f *Forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if f.tracing {
 		span = telemetry.SpanFromContext(req.Context())
 	}
-	resp, finish, fail := f.forward(req, x, span)
+	// Detached: a policy may make several calls at once under the one
+	// server span, so each attempt's span ends by itself.
+	resp, finish, fail := f.forward(req, x, span, true)
 	if fail != nil {
 		return nil, &CallError{Kind: fail, Endpoint: x.Endpoint}
 	}
@@ -315,9 +317,11 @@ var clientClosed = &exchange.Kind{Status: 499, Name: "client_closed", Text: "cli
 // forward takes an admission slot and makes the attempts, retrying within
 // the budget, until a response to pass on or a failure. finish, called
 // once the response's body is done with, releases the slot and the
-// attempt's resources.
-func (f *Forwarder) forward(r *http.Request, x *exchange.Exchange, parent *telemetry.Span) (resp *http.Response, finish func(), fail *exchange.Kind) {
-	c := call{f: f, r: r, x: x, parent: parent, up: f.cluster.Upstream, start: time.Now()}
+// attempt's resources. detached: the attempts' client spans end when their
+// response headers (or failure) arrive, not with the parent span (a
+// policy's calls, several of which may run at once under it).
+func (f *Forwarder) forward(r *http.Request, x *exchange.Exchange, parent *telemetry.Span, detached bool) (resp *http.Response, finish func(), fail *exchange.Kind) {
+	c := call{f: f, r: r, x: x, parent: parent, detached: detached, up: f.cluster.Upstream, start: time.Now()}
 	if f.timeout > 0 {
 		c.deadline = c.start.Add(f.timeout)
 	}
@@ -358,6 +362,7 @@ type call struct {
 
 	retrying bool            // the budget's RetryAllowed was granted for this attempt
 	live     *telemetry.Span // the client span of the attempt under way
+	detached bool            // live ends by itself, not with parent (see forward)
 }
 
 // prepare computes what every attempt shares: headers, body, hash key,
@@ -454,9 +459,11 @@ func (c *call) startSpan(outreq *http.Request, ep *upstream.Endpoint, n int, sta
 		outreq.Header = c.out
 	}
 	c.live = c.f.startAttempt(c.parent, c.r, c.x, c.out, ep, c.path, n, start)
-	// The attempt that answers the client ends with the request
-	// (after its response streamed, or the handler aborted).
-	c.parent.EndWithParent(c.live, start)
+	if !c.detached {
+		// The attempt that answers the client ends with the request
+		// (after its response streamed, or the handler aborted).
+		c.parent.EndWithParent(c.live, start)
+	}
 }
 
 // attemptDeadline is the route's deadline, or per_try_timeout from the
@@ -495,6 +502,10 @@ func (c *call) record(ep *upstream.Endpoint, ticket breaker.Ticket, start time.T
 	ep.Done(end.Sub(start), outcome)
 	if c.live != nil {
 		attemptResult(c.live, resp, err, outcome, end)
+		if c.detached {
+			c.live.End(end)
+			c.live = nil
+		}
 	}
 	if err != nil && c.r.Context().Err() != nil {
 		ticket.Skip() // the client left: no verdict on the endpoint
