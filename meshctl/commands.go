@@ -63,6 +63,8 @@ func resourceCommand(kind, plural string) *cli.Command {
 			return err
 		}
 		switch kind {
+		case config.KindRoute:
+			return listRoutes(s, r, c.String("bff"))
 		case config.KindConsumer:
 			return listConsumers(c, s, r)
 		case config.KindTier:
@@ -90,7 +92,7 @@ func resourceCommand(kind, plural string) *cli.Command {
 	return &cli.Command{
 		Name: plural, Usage: "list, show, apply and delete " + plural + " (cluster-wide)",
 		Subcommands: []*cli.Command{
-			{Name: "list", Usage: "the node's " + plural + ", and where each comes from", Action: withSession(list)},
+			{Name: "list", Usage: "the node's " + plural + ", and where each comes from", Flags: listFlags(kind), Action: withSession(list)},
 			{Name: "get", Usage: "one " + kind + " as YAML", ArgsUsage: "NAME",
 				Action: withSession(func(c *cli.Context, s *session) error {
 					if c.NArg() != 1 {

@@ -74,22 +74,20 @@ func applyDefaults(c *Config) {
 	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
+		if r.Aggregate != nil {
+			defaultAggregate(r)
+		}
 		setDur(&r.Timeout, DefaultRouteTimeout)
 		if r.MaxBodyBytes == 0 {
 			r.MaxBodyBytes = s.MaxBodyBytes
 		}
-		if r.Retry == nil {
+		if r.Retry == nil && r.Aggregate == nil { // a composite retries per call
 			// Retrying a request that never reached the upstream is always safe.
 			r.Retry = &Retry{Attempts: 2, On: []string{"connect-failure"}}
 		}
-		if r.Retry.Attempts == 0 {
-			r.Retry.Attempts = 2
+		if r.Retry != nil {
+			DefaultRetry(r.Retry)
 		}
-		if r.Retry.On == nil {
-			r.Retry.On = []string{"connect-failure", "reset", "503"}
-		}
-		setDur(&r.Retry.BackoffBase, DefaultBackoffBase)
-		setDur(&r.Retry.BackoffMax, DefaultBackoffMax)
 	}
 	if cl := c.Cluster; cl != nil {
 		setDur(&cl.GossipInterval, DefaultGossipInterval)
@@ -178,6 +176,63 @@ func DefaultUpstream(u *Upstream) {
 	}
 	setInt(&u.RetryBudget.Percent, 20)
 	setInt(&u.RetryBudget.MinPerSecond, 10)
+}
+
+// DefaultRetry sets the defaults of a retry policy that is present, in
+// place: a route's, and a composite call's (which the engine applies to the
+// resolved call: calls are not defaulted in the file, see defaultAggregate).
+func DefaultRetry(rt *Retry) {
+	setInt(&rt.Attempts, 2)
+	if rt.On == nil {
+		rt.On = []string{"connect-failure", "reset", "503"}
+	}
+	setDur(&rt.BackoffBase, DefaultBackoffBase)
+	setDur(&rt.BackoffMax, DefaultBackoffMax)
+}
+
+// defaultAggregate sets the defaults of a composite route, documented in
+// docs/config.md. Its deadline is the route's timeout when that is set,
+// else DefaultAggregateTimeout, and the route's timeout is then the same
+// (one deadline, written in either place). The calls are left as written:
+// a field set on a call overrides the definition it uses (Resolve), so a
+// default there would clobber the definition's value. The engine defaults
+// each resolved call with DefaultCall.
+func defaultAggregate(r *Route) {
+	a := r.Aggregate
+	if a.Timeout == 0 {
+		a.Timeout = r.Timeout
+	}
+	setDur(&a.Timeout, DefaultAggregateTimeout.D())
+	setDur(&r.Timeout, a.Timeout.D())
+	if a.MaxBody == 0 {
+		a.MaxBody = DefaultAggregateMaxBody
+	}
+	setInt(&a.MaxConcurrency, DefaultAggregateConcurrency)
+	setStr(&a.Missing, MissingOmit)
+	if t := a.Transform; t != nil {
+		setStr(&t.From, BodyJSON)
+		setStr(&t.To, BodyJSON)
+	}
+}
+
+// DefaultCall returns a resolved call of a composite (an entry of
+// Config.ResolvedCalls) with the defaults documented in docs/config.md:
+// method GET, max_body DefaultCallMaxBody, into its name, and a route's
+// retry defaults (without retry: connect failures retried once). The
+// call's retry is copied, never modified: definitions share it.
+func DefaultCall(c AggregateCall) AggregateCall {
+	setStr(&c.Method, "GET")
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultCallMaxBody
+	}
+	setStr(&c.Into, c.Name)
+	rt := Retry{Attempts: 2, On: []string{"connect-failure"}}
+	if c.Retry != nil {
+		rt = *c.Retry
+	}
+	DefaultRetry(&rt)
+	c.Retry = &rt
+	return c
 }
 
 // applyAuthDefaults defaults auth, tiers and routes' auth.

@@ -28,6 +28,10 @@ type Config struct {
 	// Consumers are the known callers, Tiers their classes of limits.
 	Consumers []Consumer `yaml:"consumers"`
 	Tiers     []Tier     `yaml:"tiers"`
+	// Calls are named backend call definitions composites take with use.
+	Calls []AggregateCall `yaml:"calls"`
+	// BFF are the Backend-for-Frontend groups routes join with bff.
+	BFF []BFF `yaml:"bff"`
 }
 
 // Tracing is the node's OpenTelemetry tracing: W3C trace context on every
@@ -272,6 +276,12 @@ type Route struct {
 	// Transform reshapes requests after auth and limits, before they are
 	// forwarded, and responses before the client gets them; absent: none.
 	Transform *Transform `yaml:"transform"`
+	// Aggregate makes the route a composite: its calls answer it, instead
+	// of an upstream or split (exclusive with both).
+	Aggregate *Aggregate `yaml:"aggregate"`
+	// BFF names the Backend-for-Frontend group (bff[].name) the route
+	// belongs to: its match applies within the group's.
+	BFF string `yaml:"bff"`
 }
 
 // UpstreamNames returns the upstreams the route sends requests to: its

@@ -202,6 +202,7 @@ func (v *validator) validate(c *Config) {
 	}
 
 	auth := v.authSections(c)
+	cx := v.compositeSections(c, upstreams)
 	routes := map[string]int{}
 	matches := map[string]int{}
 	for i := range c.Routes {
@@ -213,13 +214,16 @@ func (v *validator) validate(c *Config) {
 				v.at(fmt.Sprintf("%s.listeners[%d]", p, j), "route %q: unknown listener %q", r.Name, ln)
 			}
 		}
+		params := v.match(p+".match", r)
 		switch {
+		case r.Aggregate != nil:
+			v.composite(p, r, params, auth, cx)
 		case r.Upstream != "" && len(r.Split) > 0:
 			v.at(p+".split", "route %q: set upstream or split, not both", r.Name)
 		case len(r.Split) > 0:
 			v.split(p+".split", r, upstreams)
 		case r.Upstream == "":
-			v.at(p, "route %q: upstream (or split) is required", r.Name)
+			v.at(p, "route %q: upstream (or split) is required, or aggregate for a composite route", r.Name)
 		default:
 			if _, ok := upstreams[r.Upstream]; !ok {
 				v.at(p+".upstream", "route %q: unknown upstream %q", r.Name, r.Upstream)
@@ -231,36 +235,45 @@ func (v *validator) validate(c *Config) {
 		if r.Auth != nil {
 			v.routeAuth(p+".auth", r, auth)
 		}
-		params := v.match(p+".match", r)
-		v.rewrite(p+".rewrite", r, params)
 		v.headerOps(p+".request_headers", r.RequestHeaders)
 		v.headerOps(p+".response_headers", r.ResponseHeaders)
-		if r.Transform != nil {
-			v.transform(p+".transform", r, params, auth)
-		}
 		if r.PerTryTimeout > r.Timeout {
 			v.at(p+".per_try_timeout", "route %q: per_try_timeout %s exceeds timeout %s", r.Name, r.PerTryTimeout.D(), r.Timeout.D())
 		}
-		if rt := r.Retry; rt != nil {
-			if rt.Attempts < 1 || rt.Attempts > 10 {
-				v.at(p+".retry.attempts", "route %q: retry.attempts %d must be 1..10", r.Name, rt.Attempts)
+		if r.Aggregate == nil { // a composite refuses these (routeFields)
+			v.rewrite(p+".rewrite", r, params)
+			if r.Transform != nil {
+				v.transform(p+".transform", r, params, auth)
 			}
-			for j, on := range rt.On {
-				if !RetryConditions[on] {
-					v.at(fmt.Sprintf("%s.retry.on[%d]", p, j), "route %q: unknown retry condition %q", r.Name, on)
-				}
-			}
-			if rt.BackoffMax < rt.BackoffBase {
-				v.at(p+".retry.backoff_max", "route %q: retry.backoff_max is less than backoff_base", r.Name)
+			if r.Retry != nil {
+				v.retry(p+".retry", fmt.Sprintf("route %q", r.Name), r.Retry)
 			}
 		}
-		key := matchKey(r)
+		// Members of BFF groups are compared by the match they get in
+		// their group: the same path in two groups is no duplicate.
+		key := matchKey(v.routeBFF(p, r, cx))
 		if j, dup := matches[key]; dup {
 			v.at(p+".match", "route %q has the same match as route %q (line %d); one of them can never be chosen",
 				r.Name, c.Routes[j].Name, v.line(fmt.Sprintf("routes[%d]", j)))
 		} else {
 			matches[key] = i
 		}
+	}
+}
+
+// retry validates a retry policy, defaults applied: a route's, or a
+// composite call's. who names its owner in messages.
+func (v *validator) retry(p, who string, rt *Retry) {
+	if rt.Attempts < 1 || rt.Attempts > 10 {
+		v.at(p+".attempts", "%s: retry.attempts %d must be 1..10", who, rt.Attempts)
+	}
+	for j, on := range rt.On {
+		if !RetryConditions[on] {
+			v.at(fmt.Sprintf("%s.on[%d]", p, j), "%s: unknown retry condition %q", who, on)
+		}
+	}
+	if rt.BackoffMax < rt.BackoffBase {
+		v.at(p+".backoff_max", "%s: retry.backoff_max is less than backoff_base", who)
 	}
 }
 
@@ -434,13 +447,7 @@ func ParseStatusRange(s string) (lo, hi int, err error) {
 // match validates a route's match and returns the template's parameter names.
 func (v *validator) match(p string, r *Route) map[string]bool {
 	m := &r.Match
-	for j, h := range m.Hosts {
-		hp := fmt.Sprintf("%s.hosts[%d]", p, j)
-		rest := strings.TrimPrefix(h, "*.")
-		if h == "" || strings.ContainsAny(rest, "*/: ") {
-			v.at(hp, "host %q must be a name or *.domain", h)
-		}
-	}
+	v.hosts(p+".hosts", m.Hosts)
 	for j, meth := range m.Methods {
 		if !tokenRE.MatchString(meth) || strings.ToUpper(meth) != meth {
 			v.at(fmt.Sprintf("%s.methods[%d]", p, j), "method %q must be an upper-case token such as GET", meth)
@@ -478,6 +485,17 @@ func (v *validator) match(p string, r *Route) map[string]bool {
 		}
 	}
 	return params
+}
+
+// hosts validates the host names of a match or a BFF group: exact, or
+// *.domain.
+func (v *validator) hosts(p string, hosts []string) {
+	for j, h := range hosts {
+		rest := strings.TrimPrefix(h, "*.")
+		if h == "" || strings.ContainsAny(rest, "*/: ") {
+			v.at(fmt.Sprintf("%s[%d]", p, j), "host %q must be a name or *.domain", h)
+		}
+	}
 }
 
 // checkTemplate checks that every segment is literal, {name} or, last,

@@ -82,11 +82,17 @@ func Build(cfg *config.Config, d Deps) (snap *Snapshot, err error) {
 	if err := unenforced(cfg, builders); err != nil {
 		return nil, err
 	}
+	// Members of a BFF group match within their group's hosts, path
+	// prefix and headers.
+	effective, err := config.ApplyBFF(cfg.Routes, cfg.BFF)
+	if err != nil {
+		return nil, err
+	}
 	ups := &upstreams{d: &d}
 	stats := map[string]*telemetry.RouteStats{}
 	for _, l := range cfg.Listeners {
 		var routes []config.Route
-		for _, r := range cfg.Routes {
+		for _, r := range effective {
 			if len(r.Listeners) == 0 || contains(r.Listeners, l.Name) {
 				routes = append(routes, r)
 			}
@@ -196,6 +202,9 @@ func unenforced(cfg *config.Config, builders []policy.Builder) error {
 		}
 		if r.Transform != nil && !has("transform") {
 			return fmt.Errorf("route %q: transform is not applied by this node; remove it", r.Name)
+		}
+		if r.Aggregate != nil && !has("aggregate") {
+			return fmt.Errorf("route %q: aggregate is not served by this node; remove it", r.Name)
 		}
 	}
 	for _, l := range cfg.Listeners {

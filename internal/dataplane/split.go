@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/meshgate/meshgate/internal/exchange"
 	"github.com/meshgate/meshgate/internal/route"
 )
 
@@ -20,6 +21,9 @@ import (
 // upstream, or a splitter over a forwarder per target of its split. A split
 // with a single target of positive weight is just that target's forwarder.
 func routeHandler(r *route.Route, d *Deps) (http.Handler, error) {
+	if r.Config.Aggregate != nil {
+		return composite{}, nil
+	}
 	targets := r.Config.Split
 	if len(targets) == 0 {
 		f, err := d.forwarder(r, r.Upstream)
@@ -49,6 +53,16 @@ func routeHandler(r *route.Route, d *Deps) (http.Handler, error) {
 		return handlers[0], nil
 	}
 	return newSplitter(handlers, weights, rand.Uint64()), nil
+}
+
+// composite is the innermost handler of a composite route (aggregate): the
+// aggregate stage answers every request itself, and a snapshot without that
+// stage refuses the route (unenforced), so nothing reaches it; if anything
+// ever did, it fails closed.
+type composite struct{}
+
+func (composite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	exchange.WriteReason(w, exchange.From(r.Context()), exchange.AggregateCallFailed, "aggregate: not served by this node")
 }
 
 // splitter sends each request to one of its targets in proportion to their

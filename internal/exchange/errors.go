@@ -71,8 +71,14 @@ var (
 		"the upstream's response body exceeds `transform.max_body` and the response side's `on_too_large` is `reject`"}
 	TransformFailed = &Kind{502, "transform_failed", "transform failed",
 		"a route's `transform.*.body.jq` failed on the body (an error, no result or several, or its time limit); the operator's log has jq's message"}
+	AggregateCallFailed = &Kind{502, "aggregate_call_failed", "aggregate: call item failed: upstream connect failed",
+		"a required call of a composite route (`aggregate`) failed: no response, a non-2xx status, a body that is not JSON, or a `{call.…}` reference its response does not have; the reason names the call, never its body"}
+	AggregateTooLarge = &Kind{502, "aggregate_too_large", "aggregate: response of call item larger than 1MiB",
+		"a required call's response exceeds its `max_body`, or the combined response `aggregate.max_body`"}
 	Overloaded = &Kind{503, "overloaded", "upstream overloaded",
 		"`max_connections` and `max_pending` are both full"}
+	AggregateOverloaded = &Kind{503, "aggregate_overloaded", "aggregate: too many requests in progress",
+		"the composite route already serves `aggregate.max_concurrency` requests on this node; `Retry-After: 1`"}
 	NoHealthyEndpoint = &Kind{503, "no_healthy_endpoint", "no healthy upstream endpoint",
 		"the upstream has no endpoint at all (see panic mode)"}
 	CircuitOpen = &Kind{503, "circuit_open", "circuit open",
@@ -83,6 +89,8 @@ var (
 		"`timeout` expired, or `per_try_timeout` on the last attempt"}
 	PendingTimeout = &Kind{504, "pending_timeout", "timed out waiting for an upstream connection",
 		"`timeout` expired while queued for an admission slot"}
+	AggregateTimeout = &Kind{504, "aggregate_timeout", "aggregate: timed out waiting for call item",
+		"a composite's deadline (`aggregate.timeout`) expired before a required call answered"}
 )
 
 // Kinds is the whole table, in the order docs/config.md lists it.
@@ -90,7 +98,8 @@ var Kinds = []*Kind{
 	BadTarget, BadPath, BadBody, InvalidBody, InvalidRequest, Unauthorized, InvalidToken, ConsumerRequired, InsufficientScope,
 	CallerRequired, CallerDenied, ConsumerDenied, NoRoute, MethodNotAllowed, BodyTooLarge, UnsupportedEncoding,
 	RateLimited, TierLimited, UpgradeFailed, ConnectFailed, ConnectionReset, UpstreamUpgrade,
-	BadUpstreamBody, UpstreamBodyTooLarge, TransformFailed, Overloaded, NoHealthyEndpoint, CircuitOpen, AuthUnavailable, UpstreamTimeout, PendingTimeout,
+	BadUpstreamBody, UpstreamBodyTooLarge, TransformFailed, AggregateCallFailed, AggregateTooLarge, Overloaded, AggregateOverloaded,
+	NoHealthyEndpoint, CircuitOpen, AuthUnavailable, UpstreamTimeout, PendingTimeout, AggregateTimeout,
 }
 
 // Write answers the client with error k and its fixed text.
