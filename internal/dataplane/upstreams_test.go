@@ -91,13 +91,20 @@ type spanSink struct {
 type exportedSpan struct {
 	kind       telemetry.SpanKind
 	start, end time.Time
+	call       string // meshgate.call
 }
 
 func (s *spanSink) ExportSpans(_ context.Context, spans []*telemetry.Span) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sp := range spans {
-		s.spans = append(s.spans, exportedSpan{sp.Kind(), sp.StartTime(), sp.EndTime()})
+		e := exportedSpan{kind: sp.Kind(), start: sp.StartTime(), end: sp.EndTime()}
+		for _, a := range sp.Attributes() {
+			if a.Key == "meshgate.call" {
+				e.call = a.Value.AsString()
+			}
+		}
+		s.spans = append(s.spans, e)
 	}
 	return nil
 }
@@ -171,6 +178,9 @@ func TestParallelPolicyCallsEachEndTheirSpan(t *testing.T) {
 	for i, sp := range spans {
 		if d := sp.end.Sub(sp.start); d < delay {
 			t.Errorf("client span %d lasted %v, less than its call's %v: ended by another call", i, d, delay)
+		}
+		if sp.call != "page/items" {
+			t.Errorf("client span %d: meshgate.call %q, want the caller's name page/items", i, sp.call)
 		}
 	}
 }

@@ -48,6 +48,7 @@ type Forwarder struct {
 	tunnels *Tunnels
 	log     *slog.Logger
 	tracing bool
+	caller  bool // a policy's calls (NewCaller): their spans carry meshgate.call
 }
 
 // ForwarderOptions are what a Forwarder needs besides its route.
@@ -76,7 +77,9 @@ func NewForwarder(r *route.Route, o ForwarderOptions) *Forwarder {
 // choice, breakers, retries and client spans as forwarded requests, without
 // a route's rewrites. timeout bounds a call until its response headers.
 func NewCaller(name string, timeout time.Duration, retry *config.Retry, o ForwarderOptions) *Forwarder {
-	return newForwarder(name, timeout, 0, retry, o)
+	f := newForwarder(name, timeout, 0, retry, o)
+	f.caller = true
+	return f
 }
 
 func newForwarder(name string, timeout, perTry time.Duration, retry *config.Retry, o ForwarderOptions) *Forwarder {

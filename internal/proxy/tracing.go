@@ -55,6 +55,9 @@ func (f *Forwarder) startAttempt(parent *telemetry.Span, r *http.Request, x *exc
 		s.SetInt64(telemetry.AttrHTTPResendCount, int64(attempt-1))
 	}
 	s.Set(telemetry.AttrUpstream, f.cluster.Upstream.Name())
+	if f.caller {
+		s.Set(telemetry.AttrCall, f.name)
+	}
 	return s
 }
 

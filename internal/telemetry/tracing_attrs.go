@@ -49,6 +49,10 @@ const (
 	// the authentication middleware to set (through SpanFromContext) once
 	// there is one; nothing sets it yet.
 	AttrConsumer
+	// AttrCall names a policy's own call (a composite's part) on its
+	// client spans: ROUTE/CALL, so that two calls to one upstream are told
+	// apart.
+	AttrCall
 	numAttrs
 )
 
@@ -84,6 +88,7 @@ var attrKeys = [numAttrs]string{
 	AttrCaller:                 "meshgate.caller",
 	AttrAuthzDecision:          "meshgate.authz.decision",
 	AttrConsumer:               "meshgate.consumer",
+	AttrCall:                   "meshgate.call",
 }
 
 var intAttrKeys = [numIntAttrs]string{
