@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/admin"
+	"github.com/meshgate/meshgate/internal/aggregate"
 	"github.com/meshgate/meshgate/internal/auth"
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/clock"
@@ -614,6 +615,7 @@ func (n *Node) policiesFor(cfg *config.Config) []policy.Builder {
 		dataplane.TierLimit(n.limits, cfg.Tiers),
 		dataplane.RateLimit(n.limits),
 		transform.Policy(transform.Deps{Metrics: n.metrics, Logger: n.log}),
+		aggregate.Policy(aggregate.Deps{Calls: cfg.Calls, Metrics: n.metrics, Logger: n.log}),
 	}
 }
 

@@ -376,7 +376,10 @@ func (c *call) prepare() {
 	c.body = newReplayGuard(r.Body, f.retry.afterResponse)
 	c.hashKey, _ = c.up.HashKey(r, x.ClientIP)
 	c.path = f.rw.Path(x.Path, &x.Match.Params)
-	c.fast = f.cluster.fastFor(r)
+	// A policy's calls (detached) must end with their context (a
+	// composite's deadline, its client gone, a sibling call failed); the
+	// fast pool honours deadlines only.
+	c.fast = !c.detached && f.cluster.fastFor(r)
 	if x.GRPC {
 		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
 			c.grpcDeadline = c.start.Add(d)

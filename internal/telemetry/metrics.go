@@ -32,6 +32,7 @@ type Metrics struct {
 	authFailures    *prometheus.CounterVec
 	tierRequests    *prometheus.CounterVec
 	transforms      *prometheus.CounterVec
+	aggregate       aggregateMetrics
 	clusterApplies  *prometheus.CounterVec // nil until the node joins a cluster
 }
 
@@ -81,6 +82,8 @@ func NewMetrics() *Metrics {
 		Name: "meshgate_transforms_total",
 		Help: "Route transforms, by route, side (request, response) and result (applied, failed, skipped).",
 	}, []string{"route", "side", "result"})
+	m.aggregate = newAggregateMetrics()
+	m.Registry.MustRegister(m.aggregate.collectors()...)
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_build_info", Help: "Build information; always 1.",
 	}, []string{"version", "goversion"})
@@ -185,6 +188,7 @@ func (m *Metrics) ForgetRoute(name string) {
 	m.authFailures.DeletePartialMatch(prometheus.Labels{"route": name})
 	m.tierRequests.DeletePartialMatch(prometheus.Labels{"route": name})
 	m.transforms.DeletePartialMatch(prometheus.Labels{"route": name})
+	m.aggregate.forget(name)
 }
 
 // Transform counts one side of a request a route's transform handled.
