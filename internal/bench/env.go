@@ -354,18 +354,19 @@ func peakRSS(pid int) (int64, error) {
 func parseVmHWM(r io.Reader) (int64, error) { return parseStatusKB(r, "VmHWM") }
 
 // startBackend runs the suites' 1 KiB keep-alive backend (GOMAXPROCS=1,
-// pinned to the servers' core) on addr and waits until it answers. The
-// binary is built by the first suite that needs it; later ones reuse it
-// rather than overwrite a binary that may still be running. The caller
-// stops the process (Env.Close does at the latest).
-func (e *Env) startBackend(ctx context.Context, name, addr string) (*Proc, error) {
+// pinned to the servers' core) on addr, with extra flags if any (-json,
+// -delay), and waits until it answers. The binary is built by the first
+// suite that needs it; later ones reuse it rather than overwrite a binary
+// that may still be running. The caller stops the process (Env.Close does
+// at the latest).
+func (e *Env) startBackend(ctx context.Context, name, addr string, flags ...string) (*Proc, error) {
 	bin := filepath.Join(e.Tmp, "backend")
 	if _, err := os.Stat(bin); err != nil {
 		if bin, err = e.goBuild(ctx, "./internal/bench/backend", "backend"); err != nil {
 			return nil, err
 		}
 	}
-	p, err := e.start(name, []string{"GOMAXPROCS=1"}, e.pinned(serverCore, bin, "-addr", addr, "-size", "1024")...)
+	p, err := e.start(name, []string{"GOMAXPROCS=1"}, e.pinned(serverCore, append([]string{bin, "-addr", addr, "-size", "1024"}, flags...)...)...)
 	if err != nil {
 		return nil, err
 	}

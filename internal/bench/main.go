@@ -15,6 +15,8 @@
 //	BENCH_RATE           fixed request rate of the latency run, req/s (default 2000)
 //	BENCH_RATE_DURATION  length of each fixed-rate run (default 10s)
 //	BENCH_EDGE           edge binary to measure (default bin/edge)
+//	BENCH_AGGREGATE_RATE fixed rate of the aggregate suite, iterations/s (default
+//	                     200; an iteration is a composite request, or its parts)
 //
 // The harness exits 1 when a suite or a target failed (after printing and
 // writing whatever was measured).

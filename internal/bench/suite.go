@@ -28,6 +28,7 @@ var suites = []Suite{
 	{Name: "tracing", Run: runTracing},
 	{Name: "auth", Run: runAuth},
 	{Name: "transform", Run: runTransform},
+	{Name: "aggregate", Run: runAggregate},
 }
 
 // Options are the harness settings read from the environment.

@@ -1,10 +1,18 @@
 // Command backend is the upstream of the benchmark harness: it answers every
-// request, on any path and method, with the same 1 KiB body over keep-alive
-// HTTP/1.1. The harness starts it pinned to the proxy's core with GOMAXPROCS=1.
+// request, on any path and method, with the same body over keep-alive
+// HTTP/1.1 — 1 KiB of filler text by default, or with -json a JSON object
+// of the same size naming the server:
+//
+//	{"server":"127.0.0.1:PORT","pad":"xxx…"}
+//
+// With -delay it waits that long before answering each request (the work of
+// a slower service; requests wait concurrently). The harness starts it pinned
+// to the proxy's core with GOMAXPROCS=1.
 package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -21,25 +29,36 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	size := flag.Int("size", 1024, "response body size in bytes")
+	asJSON := flag.Bool("json", false, "answer a JSON object of -size bytes naming the server (application/json)")
+	delay := flag.Duration("delay", 0, "wait this long before answering each request")
 	flag.Parse()
-
-	body := bytes.Repeat([]byte("x"), *size)
-	length := strconv.Itoa(len(body))
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Drain any request body so the connection stays reusable.
-		_, _ = io.Copy(io.Discard, r.Body)
-		hdr := w.Header()
-		hdr["Content-Type"] = []string{"text/plain"}
-		hdr["Content-Length"] = []string{length}
-		_, _ = w.Write(body)
-	})
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatalf("backend: %v", err)
 	}
+	body, ctype := bytes.Repeat([]byte("x"), *size), "text/plain"
+	if *asJSON {
+		if body, err = jsonBody(ln.Addr().String(), *size); err != nil {
+			log.Fatalf("backend: %v", err)
+		}
+		ctype = "application/json"
+	}
+	length := strconv.Itoa(len(body))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Drain any request body so the connection stays reusable.
+		_, _ = io.Copy(io.Discard, r.Body)
+		if *delay > 0 {
+			time.Sleep(*delay)
+		}
+		hdr := w.Header()
+		hdr["Content-Type"] = []string{ctype}
+		hdr["Content-Length"] = []string{length}
+		_, _ = w.Write(body)
+	})
+
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
-	fmt.Printf("backend listening on %s\n", ln.Addr())
+	fmt.Printf("backend listening on %s (%d bytes of %s, delay %v)\n", ln.Addr(), len(body), ctype, *delay)
 
 	go func() {
 		sig := make(chan os.Signal, 1)
@@ -50,4 +69,19 @@ func main() {
 	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
 		log.Fatalf("backend: %v", err)
 	}
+}
+
+// jsonBody is {"server":server,"pad":"xxx…"}, padded to exactly size bytes.
+func jsonBody(server string, size int) ([]byte, error) {
+	name, err := json.Marshal(server)
+	if err != nil {
+		return nil, err
+	}
+	head := `{"server":` + string(name) + `,"pad":"`
+	const tail = `"}`
+	pad := size - len(head) - len(tail)
+	if pad < 0 {
+		return nil, fmt.Errorf("-size %d: a JSON body needs at least %d bytes", size, len(head)+len(tail))
+	}
+	return []byte(head + string(bytes.Repeat([]byte("x"), pad)) + tail), nil
 }
