@@ -231,6 +231,11 @@ func TestCurlLines(t *testing.T) {
 		"/feed/products/42 GET":                 "curl -i http://P/feed/products/42",
 		"/shop/products/42 GET application/xml": "curl -i -H 'Accept: application/xml' http://P/shop/products/42",
 		"/shop/products/42 GET":                 "curl -i http://P/shop/products/42",
+		"/page/products/42 GET mobile":          "curl -i -H 'X-Client: mobile' http://P/page/products/42",
+		"/web/page/products/42 GET":             "curl -i http://P/web/page/products/42",
+		"/page/products/42 GET mobile traced": "curl -i -H 'X-Client: mobile' -H 'traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'" +
+			" http://P/page/products/42",
+		"/traces/0af7651916cd43dd8448eb211c80319c GET": "curl -s http://T/traces/0af7651916cd43dd8448eb211c80319c",
 	}
 	seen := map[string]bool{}
 	for _, e := range demo.Examples(curlEnv) {
@@ -288,6 +293,9 @@ func TestTourLines(t *testing.T) {
 		"kill -STOP $(cat logs/payments-v1.pid)",
 		"bin/meshctl breakers list",
 		"kill -CONT $(cat logs/payments-v1.pid) && bin/meshctl breakers reset B",
+		"bin/meshctl routes list --bff mobile",
+		"kill -STOP $(cat logs/payments-v1.pid)",
+		"kill -CONT $(cat logs/payments-v1.pid)",
 		"kill $(cat logs/payments-v1.pid)",
 		"bin/meshctl members",
 	}
@@ -680,10 +688,13 @@ func TestCheck(t *testing.T) {
 		t.Error("429 with RateLimit r=1: no error")
 	}
 	// The legacy order: mapped as received, and without the hidden field.
-	var legacy demo.Example
+	var legacy, partial demo.Example
 	for _, e := range demo.Examples(curlEnv) {
-		if len(e.Expect.NoBody) > 0 {
+		switch {
+		case len(e.Expect.NoBody) > 0 && e.Path == "/legacy/orders":
 			legacy = e
+		case len(e.Expect.Header["Meshgate-Partial"]) > 0:
+			partial = e
 		}
 	}
 	quote := func(extra string) []demo.Response {
@@ -699,5 +710,30 @@ func TestCheck(t *testing.T) {
 	}
 	if err := legacy.Check(quote(`"internal_cost":12.3,`)); err == nil || !strings.Contains(err.Error(), "body has internal_cost") {
 		t.Errorf("the internal cost shown: %v; want an error that says so", err)
+	}
+	// The product page without payments: 200, the part named, not cached,
+	// and no payment in it.
+	if partial.Path != demo.PagePath {
+		t.Fatalf("no example with Meshgate-Partial on %s: %+v", demo.PagePath, partial)
+	}
+	page := func(partialHeader, body string) []demo.Response {
+		h := http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}}
+		if partialHeader != "" {
+			h.Set("Meshgate-Partial", partialHeader)
+		}
+		return []demo.Response{{Status: 200, Header: h, Body: []byte(body)}}
+	}
+	if err := partial.Check(page("payment", demo.MobilePagePart)); err != nil {
+		t.Errorf("the page without payment: %v", err)
+	}
+	for name, rs := range map[string][]demo.Response{
+		"no Meshgate-Partial":    page("", demo.MobilePagePart),
+		"another part missing":   page("orders", demo.MobilePagePart),
+		"the payment still here": page("payment", demo.MobilePage),
+		"the page failed":        {{Status: 502, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"error":"aggregate: call payment failed"}`)}},
+	} {
+		if err := partial.Check(rs); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -93,8 +92,9 @@ func (s Step) Try(ctx context.Context, env Env) error {
 }
 
 // Tour is what the banner suggests trying, in order: each step may rely on
-// the ones before it (the breaker's sections stop payments; the transforms,
-// last, need neither payments nor a consumer).
+// the ones before it (the breaker's section freezes payments and resumes
+// it; the transforms need neither payments nor a consumer; the composites
+// freeze and resume payments too; the last section stops it for good).
 func Tour(env Env) []Section {
 	served := map[string][]string{"X-Served-By": {"meshgate"}}
 	edgeCaller := `"X-Meshgate-Caller":"` + SpiffeID("edge") + `"`
@@ -180,7 +180,7 @@ func Tour(env Env) []Section {
 				"breaker of "+env.PaymentsBreaker+" reset on every node", 0, contains("reset on every node")),
 			within(httpStep("", env, payments), 2*time.Second),
 		},
-	}, Section{
+	}, transformSection(env), compositeSection(env), Section{
 		Title: "Stop payments for good: its sidecar checks the app every 2 s and withdraws it from discovery",
 		Steps: []Step{
 			shellStep("", "kill $(cat "+shellQuote(env.PaymentsPID)+")", "", 0, nil),
@@ -190,7 +190,7 @@ func Tour(env Env) []Section {
 			}), 6*time.Second),
 			shellStep("", meshctl("members"), env.PaymentsMember+" HEALTHY false", 3*time.Second, membersCheck(env, env.PaymentsMember)),
 		},
-	}, transformSection(env))
+	})
 }
 
 // Examples are the tour's HTTP requests, in order.
@@ -590,7 +590,7 @@ func consumerTapCheck(out, consumer string) error {
 // legacy client's order mapped to what orders takes today, with orders'
 // internal cost hidden from its answer; catalog's XML served as JSON; and
 // catalog's JSON served as XML to a client that asks for it. It needs
-// neither payments nor a consumer: it comes last, after payments is stopped.
+// neither payments nor a consumer.
 func transformSection(env Env) Section {
 	jsonType := map[string][]string{"Content-Type": {"application/json"}}
 	return Section{
@@ -697,57 +697,44 @@ func traceCheck(tree string) error {
 		{"meshgate-sidecar", "payments-v1", "server", "POST inbound", SpiffeID("orders")},
 		{"meshgate-sidecar", "payments-v1", "client", "POST local-app", ""},
 	}
-	header, lines, _ := strings.Cut(tree, "\n")
+	header, rows, err := parseTree(tree)
+	if err != nil {
+		return err
+	}
 	if wantHeader := fmt.Sprintf("trace %s: %d spans", TourTraceID, len(want)); header != wantHeader {
 		return fmt.Errorf("first line %q, want %q", header, wantHeader)
-	}
-	var rows []string
-	for l := range strings.Lines(lines) {
-		rows = append(rows, strings.TrimRight(l, "\n"))
 	}
 	if len(rows) != len(want) {
 		return fmt.Errorf("%d lines of spans, want %d", len(rows), len(want))
 	}
 	ordersNode := ""
-	for i, row := range rows {
-		body := strings.TrimLeft(row, "│├└─ ")
-		if depth := utf8.RuneCountInString(row[:len(row)-len(body)]) / 3; depth != i {
-			return fmt.Errorf("line %d is at depth %d, want %d (the child of the line above)", i+1, depth, i)
+	for i, l := range rows {
+		if l.depth != i {
+			return fmt.Errorf("line %d is at depth %d, want %d (the child of the line above)", i+1, l.depth, i)
 		}
-		// SERVICE (NODE)  KIND  NAME  STATUS  DURATION ms  [caller ID]  [parent ID (…)]
-		f := strings.Split(body, "  ")
 		w := want[i]
 		var errs []string
-		if len(f) < 5 {
-			return fmt.Errorf("line %d: %q has %d fields, want at least 5", i+1, body, len(f))
-		}
 		who := w.service + " (" + w.node + ")"
-		if !match(who, f[0]) {
-			errs = append(errs, fmt.Sprintf("node %q, want %s", f[0], who))
+		if !match(who, l.who) {
+			errs = append(errs, fmt.Sprintf("node %q, want %s", l.who, who))
 		}
 		if w.node == orders {
 			if ordersNode == "" {
-				ordersNode = f[0]
-			} else if f[0] != ordersNode {
-				errs = append(errs, fmt.Sprintf("node %q, want %s as above", f[0], ordersNode))
+				ordersNode = l.who
+			} else if l.who != ordersNode {
+				errs = append(errs, fmt.Sprintf("node %q, want %s as above", l.who, ordersNode))
 			}
 		}
-		if f[1] != w.kind || !match(w.name, f[2]) {
-			errs = append(errs, fmt.Sprintf("%s span %q, want a %s span %q", f[1], f[2], w.kind, w.name))
+		if l.kind != w.kind || !match(w.name, l.name) {
+			errs = append(errs, fmt.Sprintf("%s span %q, want a %s span %q", l.kind, l.name, w.kind, w.name))
 		}
-		if f[3] != "201" {
-			errs = append(errs, fmt.Sprintf("status %s, want 201", f[3]))
+		if l.status != "201" {
+			errs = append(errs, fmt.Sprintf("status %s, want 201", l.status))
 		}
-		caller := ""
-		for _, x := range f[5:] {
-			if c, ok := strings.CutPrefix(x, "caller "); ok {
-				caller = c
-			}
-		}
-		if caller != w.caller {
+		if caller := l.caller(); caller != w.caller {
 			errs = append(errs, fmt.Sprintf("caller %q, want %q", caller, w.caller))
 		}
-		if i == 0 && !slices.Contains(f[5:], "parent "+TourParentID+" (not here: the caller's, or not exported yet)") {
+		if i == 0 && !slices.Contains(l.rest, "parent "+TourParentID+" (not here: the caller's, or not exported yet)") {
 			errs = append(errs, "the root's parent is not "+TourParentID+", the curl's span")
 		}
 		if len(errs) > 0 {

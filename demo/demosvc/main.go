@@ -23,7 +23,8 @@
 //     older catalog API would: <product id="42"><name>Product 42</name>
 //     <price>42.99</price><tag>demo</tag></product> (no envelope; v2 adds
 //     <stock>). The demo's edge serves it to JSON clients as JSON.
-//   - orders: orders kept in memory behind GET /orders and POST /orders.
+//   - orders: orders kept in memory behind GET /orders and POST /orders;
+//     GET /orders?product=ID lists only the orders whose "product" is ID.
 //     With --outbound (the sidecar's outbound listener), POST /orders charges
 //     the order through the mesh first: POST http://payments/charge, sent to
 //     the outbound address with Host: payments, carrying on X-Request-Id and
@@ -36,7 +37,10 @@
 //     received ("received") and a "quote" with an "internal_cost" that the
 //     demo's edge hides from the legacy clients it maps to this format.
 //   - payments: POST /charge records a payment (and who asked for it: the
-//     caller's SPIFFE ID); GET /payments/{id} shows one. It also serves gRPC
+//     caller's SPIFFE ID); GET /payments/{id} shows one. GET
+//     /payments/options?amount=N says how an amount can be paid:
+//     {"options": {"amount": N, "methods": ["card", "paypal"],
+//     "installments": [{"months": 3, "monthly": N/3}]}}. It also serves gRPC
 //     on the same port (HTTP/2 without TLS, as its sidecar speaks to it):
 //     the standard health service grpc.health.v1.Health and server
 //     reflection, so `grpcurl -plaintext` works without .proto files.
@@ -61,6 +65,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,6 +227,7 @@ func (s *service) handler() http.Handler {
 	case "payments":
 		mux.HandleFunc("POST /charge", s.charge)
 		mux.HandleFunc("GET /payments/{id}", s.getPayment)
+		mux.HandleFunc("GET /payments/options", s.paymentOptions)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, r, http.StatusOK, nil)
@@ -291,9 +297,17 @@ func (s *service) getProductXML(w http.ResponseWriter, r *http.Request) {
 	w.Write(append(body, '\n'))
 }
 
+// listOrders answers GET /orders: every order, or with ?product=ID those
+// whose "product" is ID.
 func (s *service) listOrders(w http.ResponseWriter, r *http.Request) {
+	product, filtered := r.URL.Query()["product"]
+	list := []map[string]any{}
 	s.mu.Lock()
-	list := append([]map[string]any{}, s.orders...)
+	for _, o := range s.orders {
+		if !filtered || slices.Contains(product, fmt.Sprint(o["product"])) {
+			list = append(list, o)
+		}
+	}
 	s.mu.Unlock()
 	s.reply(w, r, http.StatusOK, map[string]any{"orders": list})
 }
@@ -483,6 +497,20 @@ func (s *service) getPayment(w http.ResponseWriter, r *http.Request) {
 		p = map[string]any{"id": id, "status": "unknown"}
 	}
 	s.reply(w, r, http.StatusOK, map[string]any{"payment": p})
+}
+
+// paymentOptions answers GET /payments/options?amount=N: how N can be paid.
+func (s *service) paymentOptions(w http.ResponseWriter, r *http.Request) {
+	amount, err := strconv.ParseFloat(r.URL.Query().Get("amount"), 64)
+	if err != nil || !(amount > 0) || math.IsInf(amount, 0) {
+		s.reply(w, r, http.StatusBadRequest, map[string]any{"error": `"amount" must be a positive number`})
+		return
+	}
+	s.reply(w, r, http.StatusOK, map[string]any{"options": map[string]any{
+		"amount":       amount,
+		"methods":      []string{"card", "paypal"},
+		"installments": []map[string]any{{"months": 3, "monthly": math.Round(amount/3*100) / 100}},
+	}})
 }
 
 // withGRPC serves gRPC (HTTP/2 with Content-Type application/grpc…) on the

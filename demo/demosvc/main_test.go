@@ -81,6 +81,17 @@ func TestOrders(t *testing.T) {
 	if list := m["orders"].([]any); rec.Code != 200 || len(list) != 1 {
 		t.Errorf("GET /orders = %d %s", rec.Code, rec.Body)
 	}
+	// ?product=ID keeps the orders of that product only (the product page's).
+	if rec, _ := do(t, h, "POST", "/orders", `{"product":"42","qty":1}`); rec.Code != 201 {
+		t.Fatalf("POST of product 42: status %d", rec.Code)
+	}
+	for query, want := range map[string]int{"": 2, "?product=42": 1, "?product=7": 0} {
+		rec, m := do(t, h, "GET", "/orders"+query, "")
+		list, ok := m["orders"].([]any)
+		if rec.Code != 200 || !ok || len(list) != want {
+			t.Errorf("GET /orders%s = %d %s; want %d orders", query, rec.Code, rec.Body, want)
+		}
+	}
 	if rec, _ := do(t, h, "POST", "/orders", `[1,2]`); rec.Code != 400 {
 		t.Errorf("POST of a non-object: status %d", rec.Code)
 	}
@@ -163,6 +174,16 @@ func TestPayments(t *testing.T) {
 	}
 	if rec, m := do(t, h, "GET", "/payments/p-1", ""); rec.Code != 200 || m["payment"].(map[string]any)["status"] != "unknown" {
 		t.Errorf("GET /payments/p-1 = %d %v", rec.Code, m)
+	}
+	rec, m = do(t, h, "GET", "/payments/options?amount=42.99", "")
+	if opts, _ := m["options"].(map[string]any); rec.Code != 200 || opts == nil || opts["amount"] != 42.99 ||
+		!strings.Contains(rec.Body.String(), `"methods":["card","paypal"]`) || !strings.Contains(rec.Body.String(), `"installments":[{"monthly":14.33,"months":3}]`) {
+		t.Errorf("GET /payments/options?amount=42.99 = %d %s", rec.Code, rec.Body)
+	}
+	for _, q := range []string{"", "?amount=0", "?amount=x", "?amount=-3", "?amount=NaN", "?amount=Inf"} {
+		if rec, _ := do(t, h, "GET", "/payments/options"+q, ""); rec.Code != 400 {
+			t.Errorf("GET /payments/options%s: status %d, want 400", q, rec.Code)
+		}
 	}
 	for _, body := range []string{`{"order":"x"}`, `{"amount":-1}`, `[]`} {
 		if rec, _ := do(t, h, "POST", "/charge", body); rec.Code != 400 {
