@@ -43,7 +43,10 @@ import (
 // (a transport error, a status other than 200) does not count and fails
 // the suite. Targets: composite p50 ≤ 6 ms (the parts' 5 ms of work, 1 ms
 // for the network and the edge), p99 ≤ 2 × p50; overhead_p50_ms is the
-// composite's p50 less the slowest part's direct p50.
+// composite's p50 less the slowest part's direct p50. A "5 ms" backend
+// answers in 5.7–6.3 ms on a shared VM (timer slack), so the 6 ms is also
+// judged as what it stands for: overhead_p50_ms ≤ 1 ms over the slowest
+// part measured in the same run.
 
 const (
 	aggregateDefaultRate = 200
@@ -51,6 +54,7 @@ const (
 	// Targets of the issue.
 	aggregateTargetP50MS      = 6.0
 	aggregateTargetP99OverP50 = 2.0
+	aggregateTargetOverheadMS = 1.0
 	// aggregateTimeout bounds one request of the client.
 	aggregateTimeout = 10 * time.Second
 )
@@ -543,6 +547,7 @@ type aggregateResult struct {
 	OverheadP50ms    *float64 `json:"overhead_p50_ms,omitempty"`
 	TargetP50ms      float64  `json:"target_p50_ms_composite"`
 	TargetP99OverP50 float64  `json:"target_p99_over_p50_composite"`
+	TargetOverheadMS float64  `json:"target_overhead_p50_ms"`
 	Rounds           int      `json:"rounds"`
 	Error            string   `json:"error,omitempty"`
 }
@@ -570,6 +575,7 @@ func aggregateJSON(r *aggregateRun) aggregateResult {
 		OverheadP50ms:    val(median(c.p50)-slowest, haveSlowest && len(c.p50) > 0, 3),
 		TargetP50ms:      aggregateTargetP50MS,
 		TargetP99OverP50: aggregateTargetP99OverP50,
+		TargetOverheadMS: aggregateTargetOverheadMS,
 		Rounds:           len(c.p50),
 		Error:            r.summary(),
 	}
@@ -612,7 +618,8 @@ func printAggregate(w io.Writer, env *Env, r *aggregateRun) {
 	}
 	row("slowest part p50 ms", num(slowest, haveSlowest), "", "", each)
 	row("direct p50 ms", num(median(r.direct.p50), len(r.direct.p50) > 0), "", "", "the three backends at once without the edge")
-	row("overhead p50 ms", num(c50-slowest, haveC && haveSlowest), "", "", "composite p50 − slowest part p50")
+	row("overhead p50 ms", num(c50-slowest, haveC && haveSlowest), fmt.Sprintf("≤ %g ms", aggregateTargetOverheadMS),
+		verdict(c50-slowest, aggregateTargetOverheadMS, haveC && haveSlowest), "composite p50 − slowest part p50")
 	for _, t := range r.targets() {
 		if t.failed != nil {
 			fmt.Fprintf(w, "%s: %s\n", t.name, firstLines(t.failed.Error()))

@@ -232,7 +232,7 @@ func TestAggregateJSON(t *testing.T) {
 	want := map[string]any{
 		"rate": 200.0, "p50_ms_composite": 5.5, "p99_ms_composite": 6.1, "rps_composite": 199.9,
 		"p50_ms_sequential": 15.4, "p99_ms_sequential": 16.2, "p50_ms_slowest_part": 5.225, "overhead_p50_ms": 0.275, "p50_ms_direct": 5.3,
-		"target_p50_ms_composite": aggregateTargetP50MS, "target_p99_over_p50_composite": aggregateTargetP99OverP50, "rounds": 3.0,
+		"target_p50_ms_composite": aggregateTargetP50MS, "target_p99_over_p50_composite": aggregateTargetP99OverP50, "target_overhead_p50_ms": aggregateTargetOverheadMS, "rounds": 3.0,
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -249,7 +249,7 @@ func TestAggregateJSON(t *testing.T) {
 	r.direct.partP50 = [][]float64{{5.1}, nil, {5.15}}
 	r.problems = []string{"composite: answer check: status 502\nlog tail"}
 	frag, _ = json.Marshal(aggregateJSON(r))
-	if s := string(frag); s != `{"rate":200,"target_p50_ms_composite":6,"target_p99_over_p50_composite":2,"rounds":0,"error":"composite: answer check: status 502"}` {
+	if s := string(frag); s != `{"rate":200,"target_p50_ms_composite":6,"target_p99_over_p50_composite":2,"target_overhead_p50_ms":1,"rounds":0,"error":"composite: answer check: status 502"}` {
 		t.Errorf("unmeasured: %s", s)
 	}
 }
@@ -264,7 +264,7 @@ func TestPrintAggregate(t *testing.T) {
 		{11.1, []string{"composite p99 ms          11.100    ≤ 2 × p50  MISS  p99/p50 2.018",
 			"slowest part p50 ms        5.225                     direct: a 5.100, b 5.225, c 5.150",
 			"direct p50 ms              5.300                     the three backends at once without the edge",
-			"overhead p50 ms            0.275                     composite p50 − slowest part p50"}},
+			"overhead p50 ms            0.275       ≤ 1 ms  PASS  composite p50 − slowest part p50"}},
 	} {
 		var b strings.Builder
 		printAggregate(&b, env, testAggregateRun(c.p99))
