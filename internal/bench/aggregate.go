@@ -587,22 +587,7 @@ func printAggregate(w io.Writer, env *Env, r *aggregateRun) {
 	row := func(name, value, target, verdict string, note ...string) {
 		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("%-22s %9s %12s  %-4s  %s", name, value, target, verdict, strings.Join(note, "")), " "))
 	}
-	num := func(x float64, ok bool) string {
-		if !ok {
-			return "-"
-		}
-		return fmt.Sprintf("%.3f", x)
-	}
-	verdict := func(x, limit float64, ok bool) string {
-		switch {
-		case !ok:
-			return "-"
-		case x <= limit:
-			return "PASS"
-		default:
-			return "MISS"
-		}
-	}
+	num, verdict := optNum, atMost
 	c, s := r.composite, r.sequential
 	c50, c99, haveC := median(c.p50), median(c.p99), len(c.p50) > 0
 	slowest, each, haveSlowest := r.slowestPart()

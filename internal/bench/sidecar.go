@@ -465,22 +465,7 @@ func printSidecar(w io.Writer, env *Env, r *sidecarRun) {
 		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("%-14s %9s %10s  %-4s  %s", name, value, target, verdict, strings.Join(note, "")), " "))
 	}
 	row(w, "measure", "value", "target", "")
-	num := func(x float64, ok bool) string {
-		if !ok {
-			return "-"
-		}
-		return fmt.Sprintf("%.3f", x)
-	}
-	verdict := func(x, limit float64, ok bool) string {
-		switch {
-		case !ok:
-			return "-"
-		case x <= limit:
-			return "PASS"
-		default:
-			return "MISS"
-		}
-	}
+	num, verdict := optNum, atMost
 	d50, d99, m50, m99 := median(r.direct.p50), median(r.direct.p99), median(r.mesh.p50), median(r.mesh.p99)
 	haveD, haveM := len(r.direct.p50) > 0, len(r.mesh.p50) > 0
 	row(w, "direct p50 ms", num(d50, haveD), "", "")
