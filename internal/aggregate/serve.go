@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/meshgate/meshgate/internal/exchange"
+	"github.com/meshgate/meshgate/internal/h1server"
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/transform"
 )
@@ -106,7 +107,12 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.inFlight.Add(-1)
-	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+	// An HTTP/1.1 client that goes away is noticed only by a read of its
+	// connection: watch it while the calls run, so that they end with it
+	// (HTTP/2 cancels the request's context by itself).
+	client, stopWatch := h1server.WatchClient(w, r.Context())
+	defer stopWatch()
+	ctx, cancel := context.WithTimeout(client, s.timeout)
 	defer cancel()
 	rn := s.runs.Get().(*run)
 	defer func() {
@@ -116,9 +122,10 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rn.ctx, rn.r = ctx, r
 	rn.rd.vars = transform.RequestVars(r)
 	failed := s.fanOut(rn, cancel)
+	stopWatch() // before anything is written
 	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 	s.countCalls(rn, failed, timedOut)
-	if r.Context().Err() != nil && !errors.Is(context.Cause(r.Context()), context.DeadlineExceeded) {
+	if client.Err() != nil && !errors.Is(context.Cause(client), context.DeadlineExceeded) {
 		// The client went away: nobody to answer.
 		if x != nil {
 			x.Status, x.Reason = 499, "client closed request"

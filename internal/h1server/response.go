@@ -279,6 +279,9 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err := c.bw.Flush(); err != nil {
 		return nil, nil, err
 	}
+	if c.watch != nil {
+		c.hijackWatch()
+	}
 	c.hijacked = true
 	if !c.curDeadline.IsZero() {
 		c.rwc.SetReadDeadline(time.Time{})
@@ -429,6 +432,9 @@ func (w *response) isTrailer(k string) bool {
 // finish completes the response after the handler returned.
 func (w *response) finish() {
 	c := w.c
+	if c.watch != nil {
+		c.finishWatch()
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}

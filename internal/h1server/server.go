@@ -9,7 +9,9 @@
 // without chunkWriter machinery. Because no goroutine watches the socket while
 // a handler runs, a client that disconnects mid-request is noticed only when
 // the handler reads the body or writes the response; r.Context() is canceled
-// when the connection is done or the server is closed.
+// when the connection is done or the server is closed. A handler that must
+// notice sooner asks for it with WatchClient (one goroutine and one read for
+// that request only).
 //
 // It is strict where a proxy must be (request smuggling): bare LF, obs-fold,
 // whitespace before the colon, Content-Length with Transfer-Encoding, repeated
@@ -269,6 +271,10 @@ type conn struct {
 	phaseDeadline   time.Time // deadline for reads in this phase
 	curDeadline     time.Time // deadline currently set on rwc
 	handlerDeadline time.Time // set by ResponseController.SetReadDeadline
+
+	watch     *watch // the current request's WatchClient, if any
+	unread    byte   // a byte the watch read, returned by the next read
+	hasUnread bool
 }
 
 // connReader is what the bufio.Reader reads from. Before every socket read it
@@ -278,6 +284,11 @@ type connReader struct{ c *conn }
 
 func (r *connReader) Read(p []byte) (int, error) {
 	c := r.c
+	if c.hasUnread && len(p) > 0 {
+		c.hasUnread = false
+		p[0] = c.unread
+		return 1, nil
+	}
 	if c.hijacked {
 		return c.rwc.Read(p)
 	}
@@ -467,6 +478,9 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 			return
 		}
 		v := recover()
+		if c.watch != nil {
+			c.finishWatch()
+		}
 		if c.hijacked {
 			if v != http.ErrAbortHandler {
 				c.srv.logger().Error("h1server: panic serving hijacked connection", "remote", c.remoteAddr, "panic", v, "stack", stack())
