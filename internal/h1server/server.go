@@ -450,10 +450,12 @@ func (c *conn) serveRequests() (linger bool) {
 			}
 			return true
 		}
-		w.finish()
 		if c.hijacked {
+			// The connection is the handler's now (it may still be writing
+			// to it from another goroutine): nothing more of ours goes out.
 			return false
 		}
+		w.finish()
 		if w.closeAfter {
 			return true
 		}

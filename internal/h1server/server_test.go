@@ -544,3 +544,27 @@ func (b *trailerAtEOF) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// A handler that hijacks and returns, leaving another goroutine to write
+// (as a WebSocket tunnel does): the server writes nothing more of its own
+// on the connection it gave away.
+func TestHijackedAndReturnedWritesNothing(t *testing.T) {
+	ts := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		go func() {
+			time.Sleep(50 * time.Millisecond) // after the handler returned
+			io.WriteString(conn, "later")
+			conn.Close()
+		}()
+	}))
+	rc := ts.dial()
+	rc.send("GET /ws HTTP/1.1\r\nHost: a\r\n\r\n")
+	got, err := io.ReadAll(rc.br)
+	if string(got) != "later" {
+		t.Fatalf("client read %q (%v), want only the hijacker's %q", got, err, "later")
+	}
+}
