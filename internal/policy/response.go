@@ -145,6 +145,12 @@ func (b *Buffered) spillNow() error {
 // Body as they are now (a stage may have changed any of them). It does
 // nothing once spilled.
 func (b *Buffered) Send() error {
+	return b.SendWithLength(false)
+}
+
+// SendWithLength is Send that also sets Content-Length to the body's
+// length when length is true (else only when the header has one).
+func (b *Buffered) SendWithLength(length bool) error {
 	if b.spill {
 		return nil
 	}
@@ -155,11 +161,32 @@ func (b *Buffered) Send() error {
 	for k, v := range b.header {
 		h[k] = v
 	}
-	if _, ok := h["Content-Length"]; ok {
+	if _, ok := h["Content-Length"]; ok || length {
 		h["Content-Length"] = []string{strconv.Itoa(b.Body.Len())}
 	}
 	b.spill, b.wrote = true, true
 	b.w.WriteHeader(b.Status)
 	_, err := b.w.Write(b.Body.Bytes())
 	return err
+}
+
+// SetBody makes p the held body (instead of copying it into Body); the
+// buffer keeps p for later responses (Reset), so p must not be used after.
+func (b *Buffered) SetBody(p []byte) {
+	b.Body = *bytes.NewBuffer(p)
+}
+
+// maxReusedBody bounds a body buffer kept for the next response.
+const maxReusedBody = 64 << 10
+
+// Reusable reports whether b is worth keeping for another response (Reset):
+// its body buffer is not larger than a typical response needs.
+func (b *Buffered) Reusable() bool { return b.Body.Cap() <= maxReusedBody }
+
+// Reset makes b hold a new response to w, reusing its header map and body
+// buffer. The previous response must be over (sent or spilled).
+func (b *Buffered) Reset(w http.ResponseWriter, limit int) {
+	clear(b.header)
+	b.Body.Reset()
+	*b = Buffered{w: w, limit: limit, header: b.header, Body: b.Body}
 }

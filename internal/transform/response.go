@@ -53,8 +53,9 @@ type respState struct {
 // it reached the stage, before the request side changes it.
 func (s *stage) prepareResponse(w http.ResponseWriter, r *http.Request, x *exchange.Exchange, v *vars) *respState {
 	sd := s.resp
-	rs := &respState{s: s, sd: sd, x: x, r: r, w: w, hook: w}
-	rs.hvals = sd.headers.values(v, nil)
+	rs := respStates.Get().(*respState)
+	*rs = respState{s: s, sd: sd, x: x, r: r, w: w, hook: w, buf: rs.buf}
+	rs.hvals = sd.headers.values(v, rs.hvals[:0])
 	rs.v = *v
 	if s.respReadsHeaders {
 		rs.v.h = r.Header.Clone()
@@ -68,6 +69,22 @@ func (s *stage) prepareResponse(w http.ResponseWriter, r *http.Request, x *excha
 		}
 	}
 	return rs
+}
+
+// respStates keeps each response's state, with its buffer, for the next:
+// a transformed response would otherwise allocate both.
+var respStates = sync.Pool{New: func() any { return new(respState) }}
+
+// release puts rs back for another response, once the response is sent
+// (nothing of it is written after the stage returns).
+func (rs *respState) release() {
+	if rs.buf != nil && !rs.buf.Reusable() {
+		rs.buf = nil
+	}
+	hvals := rs.hvals[:0]
+	clear(rs.hvals)
+	*rs = respState{buf: rs.buf, hvals: hvals}
+	respStates.Put(rs)
 }
 
 func firstValue(v []string) string {
@@ -92,7 +109,11 @@ func (rs *respState) serve(r *http.Request) {
 	if !sd.headers.empty() || len(sd.status) > 0 {
 		rs.hook = policy.OnHeader(rs.w, rs.onHeader)
 	}
-	rs.buf = policy.Buffer(rs.hook, s.maxBody)
+	if rs.buf == nil {
+		rs.buf = policy.Buffer(rs.hook, s.maxBody)
+	} else {
+		rs.buf.Reset(rs.hook, s.maxBody)
+	}
 	s.next.ServeHTTP(rs, r)
 	rs.finish()
 }
@@ -403,8 +424,7 @@ func (rs *respState) finish() {
 	if b.to == formatAccept {
 		addVary(h, "Accept")
 	}
-	buf.Body.Reset()
-	buf.Body.Write(out)
+	buf.SetBody(out)
 	buf.Status = status
 	rs.send()
 	observe(resultApplied, "")
@@ -425,10 +445,7 @@ func (rs *respState) tooLarge(observe func(string, string)) {
 
 // send sends the held response, whose length is known.
 func (rs *respState) send() {
-	if rs.buf.Status != http.StatusNoContent && rs.buf.Status != http.StatusNotModified {
-		rs.buf.Header()["Content-Length"] = []string{strconv.Itoa(rs.buf.Body.Len())}
-	}
-	_ = rs.buf.Send()
+	_ = rs.buf.SendWithLength(rs.buf.Status != http.StatusNoContent && rs.buf.Status != http.StatusNotModified)
 }
 
 // fail answers the client with k instead of the held response, which is

@@ -252,6 +252,7 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.req.serve(s, w, r, x, &v, stream) {
 			rs.serve(r)
 		}
+		rs.release()
 	}
 }
 
