@@ -458,6 +458,7 @@ func (n *Node) apply(cfg *config.Config) error {
 			// Requests in flight keep their connections; only idle
 			// connections and background checks stop.
 			c.cluster.Close()
+			n.forgetEndpoints(name, c, clusters[name])
 		}
 	}
 	n.clusters = clusters
@@ -487,6 +488,23 @@ func (n *Node) retire(l *listen.Listener, drain time.Duration) {
 	defer cancel()
 	l.Shutdown(ctx)
 	n.log.Info("listener removed", "listener", l.Config().Name, "address", l.Config().Address)
+}
+
+// forgetEndpoints drops the endpoint series of a replaced (or removed)
+// upstream's endpoints that its replacement does not have: those it has
+// are reported by the replacement already.
+func (n *Node) forgetEndpoints(name string, old, replacement *clusterRef) {
+	kept := map[string]bool{}
+	if replacement != nil {
+		for _, e := range replacement.cluster.Upstream.Endpoints() {
+			kept[e.Addr] = true
+		}
+	}
+	for _, e := range old.cluster.Upstream.Endpoints() {
+		if !kept[e.Addr] {
+			n.metrics.EndpointRemoved(name, e.Addr)
+		}
+	}
 }
 
 func hasRoute(cfg *config.Config, name string) bool {

@@ -208,3 +208,37 @@ func scrape(t *testing.T, e *edge) string {
 	e.node.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return rec.Body.String()
 }
+
+// An endpoint that leaves its upstream (a reload here; discovery works the
+// same way) leaves the endpoint gauges too: a scrape must not report a
+// removed endpoint as healthy. One that stays keeps its series.
+func TestRemovedEndpointLeavesTheGauges(t *testing.T) {
+	a, b := echoBackend(t, "a"), echoBackend(t, "b")
+	cfg := `
+log: {access: "off"}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes: [{name: r, match: {path: {prefix: /}}, upstream: u}]
+upstreams:
+  - {name: u, endpoints: [%s]}
+`
+	e := startEdge(t, fmt.Sprintf(cfg, fmt.Sprintf("{address: %q}, {address: %q}", addr(a), addr(b))))
+	series := func(ep, gauge string) string {
+		return fmt.Sprintf(`meshgate_upstream_endpoint_%s{endpoint=%q,upstream="u"}`, gauge, ep)
+	}
+	if v := metricValue(t, e.node, series(addr(b), "healthy")); v != 1 {
+		t.Fatalf("b's health gauge is %v before the reload, want 1", v)
+	}
+	e.write(fmt.Sprintf(cfg, fmt.Sprintf("{address: %q}", addr(a))))
+	if err := e.node.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if v := metricValue(t, e.node, series(addr(b), "healthy")); v != -1 {
+		t.Errorf("removed endpoint b still exported as %v", v)
+	}
+	if v := metricValue(t, e.node, series(addr(b), "ejected")); v != -1 {
+		t.Errorf("b's ejected gauge still exported: %v", v)
+	}
+	if v := metricValue(t, e.node, series(addr(a), "healthy")); v != 1 {
+		t.Errorf("a's health gauge is %v after the reload, want 1", v)
+	}
+}

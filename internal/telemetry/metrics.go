@@ -244,6 +244,12 @@ func (m *Metrics) EndpointHealth(upstream, addr string, healthy bool) {
 	m.endpointHealthy.WithLabelValues(upstream, addr).Set(b2f(healthy))
 }
 
+// EndpointRemoved implements upstream.Observer: the endpoint's series go.
+func (m *Metrics) EndpointRemoved(upstream, addr string) {
+	m.endpointHealthy.DeleteLabelValues(upstream, addr)
+	m.endpointEjected.DeleteLabelValues(upstream, addr)
+}
+
 // EndpointEjected implements upstream.Observer.
 func (m *Metrics) EndpointEjected(upstream, addr string, ejected bool) {
 	m.endpointEjected.WithLabelValues(upstream, addr).Set(b2f(ejected))

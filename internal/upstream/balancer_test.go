@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -337,5 +338,25 @@ func TestOutcome(t *testing.T) {
 	}
 	if Status5xx(503).String() != "status_503" || ConnectError.String() != "connect_error" {
 		t.Fatal("String")
+	}
+}
+
+// An endpoint that discovery takes out is reported removed, so that its
+// state stops being exported; one that stays is not.
+func TestRemovedEndpointIsReported(t *testing.T) {
+	rec := &recorder{}
+	u, _ := newTest(t, config.Upstream{Name: "u", Endpoints: addrs(2)}, rec)
+	eps := u.Endpoints()
+	u.setAddresses([]Address{{Addr: eps[0].Addr, Weight: 1}})
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var removed []string
+	for _, ev := range rec.events {
+		if strings.HasSuffix(ev, " removed") {
+			removed = append(removed, ev)
+		}
+	}
+	if len(removed) != 1 || !strings.Contains(removed[0], eps[1].Addr) {
+		t.Fatalf("removal events %v, want one for %s", removed, eps[1].Addr)
 	}
 }

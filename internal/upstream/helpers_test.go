@@ -34,6 +34,10 @@ func (r *recorder) EndpointEjected(up, addr string, ejected bool) {
 	r.add(fmt.Sprintf("%s %s ejected=%v", up, addr, ejected))
 }
 
+func (r *recorder) EndpointRemoved(up, addr string) {
+	r.add(fmt.Sprintf("%s %s removed", up, addr))
+}
+
 func (r *recorder) add(s string) {
 	r.mu.Lock()
 	r.events = append(r.events, s)

@@ -45,6 +45,11 @@ func (u *Upstream) setAddresses(addrs []Address) {
 			u.obs.EndpointHealth(u.name, e.Addr, e.Healthy())
 		}
 	}
+	for _, e := range old.eps {
+		if ns.byAddr[e.Addr] == nil {
+			u.obs.EndpointRemoved(u.name, e.Addr)
+		}
+	}
 	if len(old.eps) != len(ns.eps) || len(old.eps) == 0 {
 		u.log.Info("endpoints changed", "count", len(ns.eps))
 	}

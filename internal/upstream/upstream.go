@@ -68,6 +68,9 @@ type Options struct {
 type Observer interface {
 	EndpointHealth(upstream, addr string, healthy bool)
 	EndpointEjected(upstream, addr string, ejected bool)
+	// EndpointRemoved: the endpoint left the upstream (discovery); its
+	// state is no longer reported.
+	EndpointRemoved(upstream, addr string)
 }
 
 type policy uint8
@@ -253,4 +256,5 @@ func applyDefaults(c *config.Upstream) {
 type nopObserver struct{}
 
 func (nopObserver) EndpointHealth(string, string, bool)  {}
+func (nopObserver) EndpointRemoved(string, string)       {}
 func (nopObserver) EndpointEjected(string, string, bool) {}
