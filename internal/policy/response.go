@@ -170,9 +170,15 @@ func (b *Buffered) SendWithLength(length bool) error {
 	return err
 }
 
-// SetBody makes p the held body (instead of copying it into Body); the
-// buffer keeps p for later responses (Reset), so p must not be used after.
+// SetBody makes p the held body: copied into Body's storage when it fits
+// (so that a reused buffer keeps its capacity), else taken as it is, in
+// which case p must not be used after.
 func (b *Buffered) SetBody(p []byte) {
+	if len(p) <= b.Body.Cap() {
+		b.Body.Reset()
+		b.Body.Write(p)
+		return
+	}
 	b.Body = *bytes.NewBuffer(p)
 }
 
