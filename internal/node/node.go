@@ -349,7 +349,7 @@ func (n *Node) apply(cfg *config.Config) error {
 			}
 			ctls = proxy.NewClientTLS(pki.ClientTLS(n.identity, n.identity, expect), u.ConnectTimeout.D())
 		}
-		up, err := upstream.New(u, upstream.Options{Clock: n.opts.Clock, Logger: n.log.With("upstream", u.Name),
+		up, err := upstream.New(u, upstream.Options{Clock: n.opts.Clock, Logger: n.log, // it names itself in its lines
 			Observer: n.metrics, HealthTransport: ctls.HealthTransport(), Source: src, Breakers: n.breakers})
 		if err != nil {
 			return fail(fmt.Errorf("upstream %q: %w", u.Name, err))
