@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,30 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/meshgate/meshgate/internal/meshtest"
 	"github.com/meshgate/meshgate/internal/telemetry"
 )
-
-// lockedBuffer is a log destination written by several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // duplicateKey returns the first key that appears twice in one object of
 // the JSON text line ("" when none), or an error if it is not JSON.
@@ -113,7 +94,7 @@ upstreams: [{name: u, endpoints: [{address: %q}]}]
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
+	var out meshtest.SyncBuffer
 	access := telemetry.NewAccessLog(io.Discard, io.NopCloser(nil))
 	defer access.Close()
 	n, err := New(Options{ConfigPath: path, AccessLog: access,
