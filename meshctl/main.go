@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/meshgate/meshgate/internal/buildinfo"
 	"github.com/meshgate/meshgate/internal/config"
@@ -35,6 +36,14 @@ func newApp() *cli.App {
 		Version:              buildinfo.Version,
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {},
+		// Without a command, help; with an unknown one, a usage error that
+		// names the closest command (urfave/cli would say "No help topic").
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return cli.ShowAppHelp(c)
+			}
+			return unknownCommand(c.App.Commands, c.Args().First())
+		},
 		// Where and as whom: `meshctl --admin HOST:PORT --cert … members`.
 		Flags: connFlags(),
 		Commands: []*cli.Command{membersCommand(), resourceCommand(config.KindRoute, "routes"),
@@ -49,4 +58,16 @@ func newApp() *cli.App {
 				},
 			}, pkiCommand()},
 	}
+}
+
+// unknownCommand is the usage error (exit 2) of a command name that is not
+// one of commands, with urfave/cli's suggestion of the closest.
+func unknownCommand(commands []*cli.Command, name string) error {
+	msg := fmt.Sprintf("meshctl: unknown command %q", name)
+	if cli.SuggestCommand != nil { // nil when built with urfave_cli_no_suggest
+		if s := cli.SuggestCommand(commands, name); s != "" {
+			msg += "; " + strings.ToLower(s[:1]) + s[1:]
+		}
+	}
+	return cli.Exit(msg+" (meshctl --help lists the commands)", 2)
 }
