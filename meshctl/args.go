@@ -26,11 +26,18 @@ func interspersed(app *cli.App, args []string) []string {
 		return append(interspersed(app, args[:n-1]), args[n-1])
 	}
 	global := []string{args[0]}
-	var path []string
+	var path, local, positional []string
 	cmds, flags := app.Commands, app.Flags
 	i := 1
 	for ; i < len(args); i++ {
 		a := args[i]
+		if len(path) > 0 && (a == "--help" || a == "-h") {
+			// The command's help, not the app's: urfave/cli prints the
+			// app's help on a command before setting that command up,
+			// without its subcommands.
+			local = append(local, a)
+			continue
+		}
 		if isFlag(a) {
 			n := 1 + valueCount(app.Flags, a, args, i)
 			global = append(global, args[i:min(i+n, len(args))]...)
@@ -48,7 +55,6 @@ func interspersed(app *cli.App, args []string) []string {
 			break
 		}
 	}
-	var local, positional []string
 	for ; i < len(args); i++ {
 		a := args[i]
 		switch {

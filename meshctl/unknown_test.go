@@ -26,3 +26,24 @@ func TestUnknownCommandSuggestsTheClosest(t *testing.T) {
 		t.Errorf("meshctl alone (help): %v", err)
 	}
 }
+
+// `meshctl routes --help` is the routes command's help, listing its
+// subcommands: the help flag stays with the command it follows (moved to
+// the front, it asked for the app's help on "routes", which urfave/cli
+// prints before the command's subcommands are set up: no COMMANDS).
+func TestHelpFlagStaysWithItsCommand(t *testing.T) {
+	app := newApp()
+	for _, args := range [][]string{
+		{"meshctl", "routes", "--help"},
+		{"meshctl", "routes", "-h"},
+		{"meshctl", "traffic", "shift", "--help"},
+	} {
+		if got := interspersed(app, args); strings.Join(got, " ") != strings.Join(args, " ") {
+			t.Errorf("%v became %v", args, got)
+		}
+	}
+	// Global flags still move to the front.
+	if got := interspersed(app, []string{"meshctl", "members", "-o", "json"}); strings.Join(got, " ") != "meshctl -o json members" {
+		t.Errorf("global flag: %v", got)
+	}
+}
