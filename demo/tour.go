@@ -146,7 +146,7 @@ func Tour(env Env) []Section {
 		Title: "The cluster, through the edge's admin API (run the export line first)",
 		Steps: []Step{
 			shellStep("Members: the edge and a sidecar per service instance, each with its SPIFFE ID", meshctl("members"),
-				fmt.Sprintf("%d members, all alive; every sidecar HEALTHY true", len(env.Members)), 0, membersCheck(env, "")),
+				fmt.Sprintf("%d members, all alive; every sidecar APP HEALTHY true", len(env.Members)), 0, membersCheck(env, "")),
 		},
 	}, {
 		Title: "Canary: shift 10% of the orders route to subset v2",
@@ -188,7 +188,7 @@ func Tour(env Env) []Section {
 				Method: "GET", Path: "/payments/p-1",
 				Expect: Expect{Status: 503, Body: []string{"no healthy upstream endpoint"}},
 			}), 6*time.Second),
-			shellStep("", meshctl("members"), env.PaymentsMember+" HEALTHY false", 3*time.Second, membersCheck(env, env.PaymentsMember)),
+			shellStep("", meshctl("members"), env.PaymentsMember+" APP HEALTHY false", 3*time.Second, membersCheck(env, env.PaymentsMember)),
 		},
 	})
 }
@@ -316,7 +316,7 @@ func membersCheck(env Env, unhealthy string) func(string) error {
 		byName := map[string][]string{}
 		for _, r := range table(out) {
 			if len(r) >= 7 {
-				byName[r[0]] = r // NAME STATE ROLE SERVICE SUBSET INBOUND HEALTHY SPIFFE-ID
+				byName[r[0]] = r // NAME STATE ROLE SERVICE SUBSET INBOUND APP-HEALTHY SPIFFE-ID (the header has one more field)
 			}
 		}
 		var errs []error
@@ -328,7 +328,7 @@ func membersCheck(env Env, unhealthy string) func(string) error {
 			case r[1] != "alive":
 				errs = append(errs, fmt.Errorf("%s is %s, want alive", name, r[1]))
 			case r[2] == "sidecar" && (r[6] == "true") != (name != unhealthy):
-				errs = append(errs, fmt.Errorf("%s HEALTHY %s", name, r[6]))
+				errs = append(errs, fmt.Errorf("%s APP HEALTHY %s", name, r[6]))
 			}
 		}
 		if len(byName) != len(env.Members)+1 { // and the header

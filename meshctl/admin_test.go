@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +157,13 @@ func TestMeshctlAgainstALiveMesh(t *testing.T) {
 	out, err := m.meshctl(t, m.viewer, "members")
 	if err != nil || strings.Count(out, "alive") != 3 || !strings.Contains(out, "orders") {
 		t.Fatalf("members: %v\n%s", err, out)
+	}
+	// App health is a sidecar's; the edge fronts no app.
+	for _, want := range []string{`(?m)^\S+\s+alive\s+edge\s+-\s+-\s+-\s+-\s+spiffe://example.org/edge$`,
+		`(?m)^\S+\s+alive\s+sidecar\s+orders\s+v1\s+\S+\s+true\s+spiffe://example.org/orders-v1$`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("members: no line matching %s in\n%s", want, out)
+		}
 	}
 	out, err = m.meshctl(t, m.viewer, "members", "-o", "json")
 	if err != nil || !strings.Contains(out, `"spiffe_id": "spiffe://example.org/orders-v2"`) {

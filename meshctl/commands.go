@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,10 +24,17 @@ func membersCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return render(s.out, r, "NAME\tSTATE\tROLE\tSERVICE\tSUBSET\tINBOUND\tHEALTHY\tSPIFFE ID", func(w io.Writer) {
+			// APP HEALTHY is a sidecar's: its local app answers its health
+			// check (discovery sends it traffic only then). Other members
+			// front no app: "-".
+			return render(s.out, r, "NAME\tSTATE\tROLE\tSERVICE\tSUBSET\tINBOUND\tAPP HEALTHY\tSPIFFE ID", func(w io.Writer) {
 				for _, m := range r.Members {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", m.Name, m.State, m.Role, dash(m.Service), dash(m.Subset),
-						dash(m.Inbound), m.Healthy, m.SpiffeId)
+					healthy := "-"
+					if m.Role == "sidecar" {
+						healthy = strconv.FormatBool(m.Healthy)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.State, m.Role, dash(m.Service), dash(m.Subset),
+						dash(m.Inbound), healthy, m.SpiffeId)
 				}
 			})
 		}),
