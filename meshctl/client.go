@@ -38,7 +38,7 @@ func connFlags() []cli.Flag {
 		&cli.StringFlag{Name: "server-id", EnvVars: []string{"MESHCTL_SERVER_ID"},
 			Usage: "SPIFFE ID (pattern) the node must present; default: any of meshctl's own trust domain"},
 		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "give up on a call after this long"},
-		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format: table, json or yaml"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format: table, json or yaml (the admin API's messages, fields by their proto names, keys sorted, integers as numbers)"},
 	}
 }
 
