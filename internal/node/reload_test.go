@@ -174,12 +174,17 @@ func TestRunReloadsOnSignalAndFileChange(t *testing.T) {
 
 	// File watch: write the file; the node picks it up by itself.
 	time.Sleep(50 * time.Millisecond) // the watcher is being set up
+	start := reloads(e.node, "ok")
 	e.write(simpleConfig(addr(b), ""))
 	eventually(t, 5*time.Second, "file change to be applied", func() bool { return backendName() == "b" })
+	// The new config serves before its reload is counted: wait for the
+	// count too, or a slow count and the signal's would come together and
+	// the count would jump past before+1 below.
+	eventually(t, 5*time.Second, "file reload counted", func() bool { return reloads(e.node, "ok") == start+1 })
 
 	// SIGHUP: write without the watcher seeing a difference is impossible,
 	// so check the counter moves on a signal alone.
-	before := reloads(e.node, "ok")
+	before := start + 1
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
