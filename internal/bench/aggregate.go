@@ -190,17 +190,7 @@ func runAggregate(ctx context.Context, env *Env) (json.RawMessage, error) {
 		}
 	}
 
-	fmt.Println()
-	printAggregate(os.Stdout, env, r)
-	frag, err := json.Marshal(aggregateJSON(r))
-	if err != nil {
-		return nil, err
-	}
-	fmt.Printf("aggregate JSON: %s\n", frag)
-	if r.failed() {
-		return frag, r.err()
-	}
-	return frag, nil
+	return r.report("aggregate", func(w io.Writer) { printAggregate(w, env, r) }, aggregateJSON(r))
 }
 
 // aggregateTargets are the three ways to the parts at partAddrs (served by

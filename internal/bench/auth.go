@@ -199,17 +199,7 @@ func runAuth(ctx context.Context, env *Env) (json.RawMessage, error) {
 		r.problem("the introspection endpoint got %d calls without the edge's client credentials", idp.badIntrospectAuth.Load())
 	}
 
-	fmt.Println()
-	printAuth(os.Stdout, env, r)
-	frag, err := json.Marshal(authJSON(r))
-	if err != nil {
-		return nil, err
-	}
-	fmt.Printf("auth JSON: %s\n", frag)
-	if r.failed() {
-		return frag, r.err()
-	}
-	return frag, nil
+	return r.report("auth", func(w io.Writer) { printAuth(w, env, r) }, authJSON(r))
 }
 
 // checkCredential makes sure the edge's route does what the measurement

@@ -148,17 +148,7 @@ func runGossip(ctx context.Context, env *Env) (json.RawMessage, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	fmt.Println()
-	printGossip(os.Stdout, r)
-	frag, err := json.Marshal(gossipJSON(r))
-	if err != nil {
-		return nil, err
-	}
-	fmt.Printf("gossip JSON: %s\n", frag)
-	if r.failed() {
-		return frag, r.err()
-	}
-	return frag, nil
+	return r.report("gossip", func(w io.Writer) { printGossip(w, r) }, gossipJSON(r))
 }
 
 // runGossipWith takes every measurement o asks for; a failed one is noted

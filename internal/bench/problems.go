@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -35,4 +37,17 @@ func (p *problemLog) err() error {
 		return nil
 	}
 	return errors.New(p.summary())
+}
+
+// report ends a suite: its table, then its JSON fragment (result), printed
+// and returned, with the problems as the error.
+func (p *problemLog) report(suite string, table func(io.Writer), result any) (json.RawMessage, error) {
+	fmt.Println()
+	table(os.Stdout)
+	frag, err := json.Marshal(result)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("%s JSON: %s\n", suite, frag)
+	return frag, p.err()
 }

@@ -366,17 +366,7 @@ func runSidecar(ctx context.Context, env *Env) (json.RawMessage, error) {
 		r.problem("peak RSS: %v", err)
 	}
 
-	fmt.Println()
-	printSidecar(os.Stdout, env, r)
-	frag, err := json.Marshal(sidecarJSON(r))
-	if err != nil {
-		return nil, err
-	}
-	fmt.Printf("sidecar JSON: %s\n", frag)
-	if r.failed() {
-		return frag, r.err()
-	}
-	return frag, nil
+	return r.report("sidecar", func(w io.Writer) { printSidecar(w, env, r) }, sidecarJSON(r))
 }
 
 // measure does one round on one target: a warm-up, then the fixed-rate run.

@@ -142,17 +142,7 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 	}
 	r.collectorBytes, r.collectorExports = col.Bytes(), col.Exports()
 
-	fmt.Println()
-	printTracing(os.Stdout, env, r)
-	frag, err := json.Marshal(tracingJSON(r))
-	if err != nil {
-		return nil, err
-	}
-	fmt.Printf("tracing JSON: %s\n", frag)
-	if r.failed() {
-		return frag, r.err()
-	}
-	return frag, nil
+	return r.report("tracing", func(w io.Writer) { printTracing(w, env, r) }, tracingJSON(r))
 }
 
 func tracingEdgeConfig(listen, admin, backend, tracing string) string {

@@ -415,17 +415,7 @@ func runTransform(ctx context.Context, env *Env) (json.RawMessage, error) {
 		}
 	}
 
-	fmt.Println()
-	printTransform(os.Stdout, env, r)
-	frag, err := json.Marshal(transformJSON(r))
-	if err != nil {
-		return nil, err
-	}
-	fmt.Printf("transform JSON: %s\n", frag)
-	if r.failed() {
-		return frag, r.err()
-	}
-	return frag, nil
+	return r.report("transform", func(w io.Writer) { printTransform(w, env, r) }, transformJSON(r))
 }
 
 // checkTransform makes sure the edge answers what the measurement assumes:
