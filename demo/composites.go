@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -80,28 +79,11 @@ func pageTraceSteps(env Env, mobileHeader [2]string) []Step {
 		Headers: [][2]string{mobileHeader, {"traceparent", "00-" + TourPageTraceID + "-" + TourPageParentID + "-01"}},
 		Expect:  Expect{Status: 200, Body: []string{MobilePage}},
 	}
-	tree := Example{Via: ViaTraces, Method: "GET", Path: "/traces/" + TourPageTraceID, BodyOnly: true, Expect: Expect{Status: 200}}
-	show := Step{
-		Title: "Its trace: the fan-out",
-		Lines: []string{tree.Curl(env)},
-		Expect: "10 spans: the edge's server span GET mobile-product-page (its parent " + TourPageParentID + ", the curl's) with three client spans " +
-			"under it, GET catalog and GET orders at once and GET payments after catalog's answer; under each, its sidecar's inbound span (caller " + SpiffeID("edge") +
+	show := traceStep(env, "Its trace: the fan-out", TourPageTraceID,
+		"10 spans: the edge's server span GET mobile-product-page (its parent "+TourPageParentID+", the curl's) with three client spans "+
+			"under it, GET catalog and GET orders at once and GET payments after catalog's answer; under each, its sidecar's inbound span (caller "+SpiffeID("edge")+
 			") and the sidecar's call to its app; all 200",
-		HTTP: &tree,
-		try: func(ctx context.Context, env Env) error {
-			rs, err := tree.Do(ctx, env.client(), env)
-			if err != nil {
-				return err
-			}
-			if err := tree.Check(rs); err != nil {
-				return err
-			}
-			if err := pageTraceCheck(string(rs[0].Body)); err != nil {
-				return fmt.Errorf("%v\n--- the tree ---\n%s", err, rs[0].Body)
-			}
-			return nil
-		},
-	}
+		pageTraceCheck)
 	return []Step{
 		httpStep("The same page with a W3C trace context", env, page),
 		within(show, 8*time.Second),

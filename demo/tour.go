@@ -645,29 +645,12 @@ func traceSection(env Env) Section {
 		Body:    `{"item":"pen","qty":1}`,
 		Expect:  Expect{Status: 201, Body: []string{`"service":"orders"`, `"status":"captured"`}},
 	}
-	tree := Example{Via: ViaTraces, Method: "GET", Path: "/traces/" + TourTraceID, BodyOnly: true, Expect: Expect{Status: 200}}
-	show := Step{
-		Title: "The trace as a tree, parent → children (nodes export their spans within about a second); ?format=json for the spans",
-		Lines: []string{tree.Curl(env)},
-		Expect: "8 spans, each the child of the one above: the edge's server span (its parent " + TourParentID + ", the curl's) and client span → " +
-			"orders' sidecar inbound (server, caller " + SpiffeID("edge") + "; client to its app) → " +
-			"its outbound (server, as the app passed traceparent on; client to payments) → " +
-			"payments' sidecar inbound (server, caller " + SpiffeID("orders") + "; client to its app); all 201",
-		HTTP: &tree,
-		try: func(ctx context.Context, env Env) error {
-			rs, err := tree.Do(ctx, env.client(), env)
-			if err != nil {
-				return err
-			}
-			if err := tree.Check(rs); err != nil {
-				return err
-			}
-			if err := traceCheck(string(rs[0].Body)); err != nil {
-				return fmt.Errorf("%v\n--- the tree ---\n%s", err, rs[0].Body)
-			}
-			return nil
-		},
-	}
+	show := traceStep(env, "The trace as a tree, parent → children (nodes export their spans within about a second); ?format=json for the spans",
+		TourTraceID, "8 spans, each the child of the one above: the edge's server span (its parent "+TourParentID+", the curl's) and client span → "+
+			"orders' sidecar inbound (server, caller "+SpiffeID("edge")+"; client to its app) → "+
+			"its outbound (server, as the app passed traceparent on; client to payments) → "+
+			"payments' sidecar inbound (server, caller "+SpiffeID("orders")+"; client to its app); all 201",
+		traceCheck)
 	return Section{
 		Title: "One trace from the client to the last service: every node exports its spans to this runner",
 		Steps: []Step{
@@ -751,4 +734,29 @@ func match(pattern, s string) bool {
 		return strings.HasPrefix(s, before) && strings.HasSuffix(s, after) && len(s) >= len(before)+len(after)
 	}
 	return s == pattern
+}
+
+// traceStep shows the runner's tree of trace id and checks it with check
+// (which gets the tree as text).
+func traceStep(env Env, title, id, expect string, check func(tree string) error) Step {
+	tree := Example{Via: ViaTraces, Method: "GET", Path: "/traces/" + id, BodyOnly: true, Expect: Expect{Status: 200}}
+	return Step{
+		Title:  title,
+		Lines:  []string{tree.Curl(env)},
+		Expect: expect,
+		HTTP:   &tree,
+		try: func(ctx context.Context, env Env) error {
+			rs, err := tree.Do(ctx, env.client(), env)
+			if err != nil {
+				return err
+			}
+			if err := tree.Check(rs); err != nil {
+				return err
+			}
+			if err := check(string(rs[0].Body)); err != nil {
+				return fmt.Errorf("%v\n--- the tree ---\n%s", err, rs[0].Body)
+			}
+			return nil
+		},
+	}
 }
