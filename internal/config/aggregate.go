@@ -94,8 +94,9 @@ type AggregateCall struct {
 	// whose strings are templates; a string that is exactly one variable
 	// {call.NAME.PATH} takes that JSON value as it is.
 	Body JSONValue `yaml:"body"`
-	// Timeout bounds one attempt until response headers → the call fails
-	// (default: none but the composite's deadline).
+	// Timeout bounds the call until its response headers, its retries
+	// included → the call fails (default: none but the composite's
+	// deadline).
 	Timeout Duration `yaml:"timeout"`
 	Retry   *Retry   `yaml:"retry"`
 	// Optional: a failure leaves this part out (and names it in
