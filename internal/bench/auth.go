@@ -43,11 +43,12 @@ import (
 // cannot pass fast 401s off as throughput; a measured run with any
 // non-2xx response fails the suite. req/s from wrk -t1 -c50 with the
 // credential in a header. Each round measures every auth edge in a pair
-// with the plain edge, back to back (plain first in one pair, last in the
-// next; the auth edges in a rotating order), and each ratio is the median
-// over rounds (at least five, see pairedRounds) of the pair's auth/plain
-// req/s: as in the tracing suite, pairing cancels the machine's drift, and
-// pairs of adjacent runs cancel more of it than rounds of five runs would.
+// with the plain edge, the two alternating in slices (runPairs; plain
+// first in one pair, last in the next; the auth edges in a rotating
+// order), and each ratio is the median over rounds (at least five, see
+// pairedRounds) of the pair's auth/plain req/s: as in the tracing suite,
+// pairing cancels the machine's drift, and interleaved slices cancel more
+// of it than adjacent runs or rounds would.
 //
 // The same client sends the same credential on every request, as real
 // clients do for a token's lifetime: the JWT edges verify the signature
@@ -508,7 +509,7 @@ func authJSON(r *authRun) map[string]any {
 }
 
 func printAuth(w io.Writer, env *Env, r *authRun) {
-	fmt.Fprintf(w, "auth: medians of %d round(s); req/s from wrk -t1 -c50 -d%s, the credential in a header; ratio = median over rounds of edge/plain req/s in back-to-back pairs\n",
+	fmt.Fprintf(w, "auth: medians of %d round(s); req/s from wrk -t1 -c50 -d%s, the credential in a header; ratio = median over rounds of edge/plain req/s in pairs of alternating slices\n",
 		pairedRounds(env.Opts.Rounds), durArg(env.Opts.Duration))
 	const row = "%-16s %-36s %9s %10s %7s %s\n"
 	fmt.Fprintf(w, row, "edge", "route", "req/s", "CPU µs/req", "ratio", "")

@@ -42,65 +42,106 @@ func pairedRounds(n int) int {
 	return max(n, minPairedRounds)
 }
 
-// measureEdge does one run on t: a warm-up, then the measured wrk run with
-// the edge's CPU time around it. It returns the run's req/s, and false
-// when the run does not count: t.failed is set when the edge can no
-// longer be measured, a problem is logged when only this run is void.
-func (e *Env) measureEdge(ctx context.Context, t *loadEdge, round int, problems *problemLog) (float64, bool) {
-	died := func(err error) error {
-		if done, perr := t.proc.Exited(); done {
-			return fmt.Errorf("process exited: %v\n%s", perr, t.proc.LogTail(10))
+// pairSlices is how many slices each edge of a pair is measured in. The
+// two edges alternate slice by slice (AB BA AB ...), so that a change of
+// the machine's speed, which on a shared VM comes in bursts of seconds
+// (an identical edge measured 10 s apart gave 10,500 and 20,300 req/s),
+// falls on both alike instead of on one run of the pair.
+const pairSlices = 5
+
+// measurePair measures a pair of edges in alternating slices, after a
+// warm-up of each, and returns their req/s; false when the pair does not
+// count (t.failed is set on an edge that can no longer be measured, a
+// problem is logged when only this pair is void).
+func (e *Env) measurePair(ctx context.Context, pair [2]*loadEdge, round int, problems *problemLog) ([2]float64, bool) {
+	var rps [2]float64
+	for _, t := range pair {
+		if _, err := e.runWrk(ctx, t.url, e.Opts.Warmup, t.headers...); err != nil {
+			if ctx.Err() == nil {
+				t.failed = t.died(fmt.Errorf("warm-up: %v", err))
+			}
+			return rps, false
 		}
-		return err
 	}
-	if _, err := e.runWrk(ctx, t.url, e.Opts.Warmup, t.headers...); err != nil {
-		if ctx.Err() == nil {
-			t.failed = died(fmt.Errorf("warm-up: %v", err))
+	slice := max(e.Opts.Duration/pairSlices, time.Second)
+	var requests [2]int64
+	var seconds [2]float64
+	var ticks [2]int64
+	for s := range pairSlices {
+		for k := range 2 {
+			j := k
+			if s%2 == 1 {
+				j = 1 - k
+			}
+			t := pair[j]
+			w, cpu, ok := e.measureSlice(ctx, t, slice, round, problems)
+			if !ok {
+				return rps, false
+			}
+			requests[j] += w.Requests
+			seconds[j] += w.Seconds
+			ticks[j] += cpu
 		}
-		return 0, false
 	}
+	for j, t := range pair {
+		if seconds[j] <= 0 || requests[j] == 0 {
+			problems.problem("%s round %d: no requests measured", t.name, round)
+			return rps, false
+		}
+		rps[j] = float64(requests[j]) / seconds[j]
+		us := float64(ticks[j]) / float64(e.ClkTck) * 1e6 / float64(requests[j])
+		t.rps = append(t.rps, rps[j])
+		t.cpuUS = append(t.cpuUS, us)
+		logf("  round %d %-16s %9.0f req/s, %.1f µs CPU/req", round, t.name, rps[j], us)
+	}
+	return rps, true
+}
+
+// measureSlice is one measured wrk run of d on t, with the edge's CPU
+// ticks around it.
+func (e *Env) measureSlice(ctx context.Context, t *loadEdge, d time.Duration, round int, problems *problemLog) (WrkResult, int64, bool) {
 	cpu0, err := cpuTicks(t.proc.Pid())
 	if err != nil {
-		t.failed = died(err)
-		return 0, false
+		t.failed = t.died(err)
+		return WrkResult{}, 0, false
 	}
-	w, err := e.runWrk(ctx, t.url, e.Opts.Duration, t.headers...)
+	w, err := e.runWrk(ctx, t.url, d, t.headers...)
 	if err != nil {
 		if ctx.Err() == nil {
-			t.failed = died(err)
+			t.failed = t.died(err)
 		}
-		return 0, false
+		return WrkResult{}, 0, false
 	}
 	cpu1, err := cpuTicks(t.proc.Pid())
 	if err != nil {
-		t.failed = died(err)
-		return 0, false
+		t.failed = t.died(err)
+		return WrkResult{}, 0, false
 	}
 	if w.Non2xx > 0 {
 		problems.problem("%s round %d: %d non-2xx responses of %d (not counted)", t.name, round, w.Non2xx, w.Requests)
 		if tail := t.proc.LogTail(5); tail != "" { // the edge logs why at level warn
 			fmt.Fprintf(os.Stderr, "%s\n", indent(tail))
 		}
-		return 0, false
+		return WrkResult{}, 0, false
 	}
 	if w.SocketErrors > 0 {
 		fmt.Fprintf(os.Stderr, "bench: warning: %s round %d: wrk saw %d socket errors\n", t.name, round, w.SocketErrors)
 	}
-	t.rps = append(t.rps, w.RPS)
-	cpu := ""
-	if w.Requests > 0 {
-		us := float64(cpu1-cpu0) / float64(e.ClkTck) * 1e6 / float64(w.Requests)
-		t.cpuUS = append(t.cpuUS, us)
-		cpu = fmt.Sprintf(", %.1f µs CPU/req", us)
-	}
-	logf("  round %d %-16s %9.0f req/s%s", round, t.name, w.RPS, cpu)
-	return w.RPS, true
+	return w, int64(cpu1 - cpu0), true
 }
 
-// runPairs measures each of others against plain in back-to-back pairs,
+// died is err, or why t's process exited if it did.
+func (t *loadEdge) died(err error) error {
+	if done, perr := t.proc.Exited(); done {
+		return fmt.Errorf("process exited: %v\n%s", perr, t.proc.LogTail(10))
+	}
+	return err
+}
+
+// runPairs measures each of others against plain in pairs (measurePair),
 // rounds times, and appends each pair's ratio (other's req/s over plain's)
-// to the other's ratios. Pairing cancels the machine's slow drift, which
-// a ratio of two medians does not. The order rotates from round to round
+// to the other's ratios. Pairing cancels the machine's drift, which a
+// ratio of two medians does not. The order rotates from round to round
 // and plain goes first or last alternately, so that no edge is always
 // measured right after another or at the same point of a round.
 func (e *Env) runPairs(ctx context.Context, rounds int, plain *loadEdge, others []*loadEdge, problems *problemLog) {
@@ -115,13 +156,7 @@ func (e *Env) runPairs(ctx context.Context, rounds int, plain *loadEdge, others 
 			if (round+(k+i)%len(others))%2 == 0 {
 				pair[0], pair[1] = t, plain
 			}
-			var rps [2]float64
-			ok := true
-			for j, u := range pair {
-				if rps[j], ok = e.measureEdge(ctx, u, round, problems); !ok {
-					break
-				}
-			}
+			rps, ok := e.measurePair(ctx, pair, round, problems)
 			if !ok {
 				continue
 			}

@@ -26,8 +26,8 @@ import (
 // and one with tracing at ratio 0 (context carried on, no spans: the cost
 // at the low ratios of production). Edges and backend on core 0
 // (GOMAXPROCS=1), wrk and this process (the collector) on core 1. Each
-// round measures the traced and the unsampled edge in a back-to-back pair
-// with the untraced one (runPairs); req/s from wrk -t1 -c50.
+// round measures the traced and the unsampled edge in a pair with the
+// untraced one, alternating in slices (runPairs); req/s from wrk -t1 -c50.
 
 // tracingRatioTarget is the lowest acceptable traced/untraced req/s.
 const tracingRatioTarget = 0.9

@@ -34,9 +34,10 @@ import (
 // its Content-Type), so a transform that is not applied cannot pass for
 // a fast one; a measured run with any non-2xx response fails the suite.
 // req/s from wrk -t1 -c50. As in the auth suite, each round measures every
-// transform edge in a back-to-back pair with the plain edge (plain first in
-// one pair, last in the next; the transform edges in a rotating order), and
-// each ratio is the median over rounds of the pair's transform/plain req/s.
+// transform edge in a pair with the plain edge, the two alternating in
+// slices (runPairs; plain first in one pair, last in the next; the
+// transform edges in a rotating order), and each ratio is the median over
+// rounds of the pair's transform/plain req/s.
 //
 // The backend is this harness itself, run again with
 // MESHGATE_BENCH_TRANSFORM_BACKEND=addr (see init below): the shared
@@ -502,7 +503,7 @@ func transformJSON(r *transformRun) map[string]any {
 }
 
 func printTransform(w io.Writer, env *Env, r *transformRun) {
-	fmt.Fprintf(w, "transform: medians of %d round(s); req/s from wrk -t1 -c50 -d%s of a %d-byte JSON document; ratio = median over rounds of edge/plain req/s in back-to-back pairs\n",
+	fmt.Fprintf(w, "transform: medians of %d round(s); req/s from wrk -t1 -c50 -d%s of a %d-byte JSON document; ratio = median over rounds of edge/plain req/s in pairs of alternating slices\n",
 		pairedRounds(env.Opts.Rounds), durArg(env.Opts.Duration), len(transformDoc))
 	const row = "%-17s %-46s %9s %10s %7s %7s %s\n"
 	fmt.Fprintf(w, row, "edge", "route", "req/s", "CPU µs/req", "ratio", "target", "")
