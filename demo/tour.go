@@ -175,10 +175,18 @@ func Tour(env Env) []Section {
 			}),
 			shellStep("", meshctl("breakers list"), env.PaymentsBreaker+" (payments' sidecar) open, cause local", 0,
 				breakerCheck(env.PaymentsBreaker, "open", "local")),
+			httpStep("The route payment-status has a fallback: while payments cannot answer, the edge answers in its place "+
+				"(routes[].fallback; counted in meshgate_fallbacks_total, and fallback=response in the access log)", env, Example{
+				Method: "GET", Path: "/status/payments/p-1",
+				Expect: Expect{Status: 503, Body: []string{`"degraded":true`, `"request_id":"`},
+					Header: map[string][]string{"Retry-After": {"30"}, "Cache-Control": {"no-store"}}},
+			}),
 			shellStep("Resume payments and close the breaker on every node (or wait 30 s: a probe closes it)",
 				"kill -CONT $(cat "+shellQuote(env.PaymentsPID)+") && "+meshctl("breakers reset "+env.PaymentsBreaker),
 				"breaker of "+env.PaymentsBreaker+" reset on every node", 0, contains("reset on every node")),
 			within(httpStep("", env, payments), 2*time.Second),
+			httpStep("payment-status answers from payments again", env, Example{Method: "GET", Path: "/status/payments/p-1",
+				Expect: Expect{Status: 200, Body: []string{`"service":"payments"`, `"id":"p-1"`}, NoBody: []string{"degraded"}}}),
 		},
 	}, transformSection(env), compositeSection(env), Section{
 		Title: "Stop payments for good: its sidecar checks the app every 2 s and withdraws it from discovery",

@@ -332,9 +332,13 @@ func tapCommand() *cli.Command {
 				if ev.Dropped > 0 {
 					fmt.Fprintf(stdout, "... %d requests not shown (the tap fell behind)\n", ev.Dropped)
 				}
+				path := ev.Path
+				if ev.Fallback != "" { // answered in the upstream's place
+					path += "  (fallback: " + ev.Fallback + ")"
+				}
 				fmt.Fprintf(stdout, "%-13s %-12s %-7s %-7d %-10s %-13s %-21s %-33s %s\n",
 					time.UnixMilli(ev.TimeUnixMs).Format("15:04:05.000"), ev.Route, ev.Method, ev.Status,
-					fmt.Sprintf("%.2fms", ev.LatencyMs), dash(ev.Upstream), dash(ev.Endpoint), dash(ev.TraceId), ev.Path)
+					fmt.Sprintf("%.2fms", ev.LatencyMs), dash(ev.Upstream), dash(ev.Endpoint), dash(ev.TraceId), path)
 			}
 			return nil
 		}),

@@ -38,7 +38,7 @@ func (s *Server) Tap(r *adminv1.TapRequest, stream adminv1.Admin_TapServer) erro
 			if err := stream.Send(&adminv1.TapEvent{TimeUnixMs: ev.Time.UnixMilli(), Route: ev.Route, Method: ev.Method,
 				Path: ev.Path, Status: int32(ev.Status), LatencyMs: float64(ev.Latency.Microseconds()) / 1000,
 				Upstream: ev.Upstream, Endpoint: ev.Endpoint, Consumer: ev.Consumer, TraceId: ev.TraceID,
-				Caller: ev.Caller, Dropped: ev.Dropped}); err != nil {
+				Caller: ev.Caller, Dropped: ev.Dropped, Fallback: ev.Fallback}); err != nil {
 				return err
 			}
 		}

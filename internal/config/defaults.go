@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"net/http"
+	"slices"
+	"time"
+)
 
 // Defaults, documented in docs/config.md.
 const (
@@ -87,6 +91,14 @@ func applyDefaults(c *Config) {
 		}
 		if r.Retry != nil {
 			DefaultRetry(r.Retry)
+		}
+		if f := r.Fallback; f != nil {
+			if len(f.On) == 0 {
+				f.On = slices.Clone(DefaultFallbackOn)
+			}
+			if f.Response != nil && f.Response.Status == 0 {
+				f.Response.Status = http.StatusServiceUnavailable
+			}
 		}
 	}
 	if cl := c.Cluster; cl != nil {

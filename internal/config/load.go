@@ -64,6 +64,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	v := &validator{shape: s}
 	v.validate(&cfg)
 	v.readSecrets(&cfg)
+	v.readFallbackBodies(&cfg)
 	if len(s.errs) > 0 {
 		return nil, s.sorted()
 	}

@@ -279,6 +279,9 @@ type Route struct {
 	// Aggregate makes the route a composite: its calls answer it, instead
 	// of an upstream or split (exclusive with both).
 	Aggregate *Aggregate `yaml:"aggregate"`
+	// Fallback answers in the upstream's place when it fails (another
+	// upstream, then a static response); absent: the error.
+	Fallback *Fallback `yaml:"fallback"`
 	// BFF names the Backend-for-Frontend group (bff[].name) the route
 	// belongs to: its match applies within the group's.
 	BFF string `yaml:"bff"`

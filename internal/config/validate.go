@@ -232,6 +232,9 @@ func (v *validator) validate(c *Config) {
 		if rl := r.RateLimit; rl != nil {
 			v.rateLimit(p+".rate_limit", r.Name, rl)
 		}
+		if r.Fallback != nil {
+			v.fallback(p+".fallback", r, upstreams)
+		}
 		if r.Auth != nil {
 			v.routeAuth(p+".auth", r, auth)
 		}

@@ -248,7 +248,7 @@ func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *exchange.Excha
 	if tap {
 		e.tap.Publish(telemetry.TapEvent{Time: x.Start, Route: name, Method: r.Method, Path: logPath(r, x),
 			Status: x.Status, Latency: d, Upstream: x.Upstream, Endpoint: x.Endpoint, Caller: x.Caller, Consumer: x.Consumer,
-			TraceID: traceID, RequestID: x.RequestID, ClientIP: x.ClientIP})
+			TraceID: traceID, RequestID: x.RequestID, ClientIP: x.ClientIP, Fallback: x.Fallback})
 	}
 	if e.log == nil {
 		return
@@ -258,6 +258,7 @@ func (e *Entry) finish(r *http.Request, w http.ResponseWriter, x *exchange.Excha
 		Route: name, Endpoint: x.Endpoint, Attempts: x.Attempts, Status: x.Status, Duration: d,
 		BytesIn: x.BytesIn, BytesOut: x.BytesOut, RequestID: x.RequestID, ClientIP: x.ClientIP,
 		Reason: x.Reason, Caller: x.Caller, Consumer: x.Consumer, Tier: x.Tier, TraceID: traceID, SpanID: spanID,
+		Fallback: x.Fallback, FallbackReason: x.FallbackReason,
 	})
 }
 

@@ -107,7 +107,8 @@ func Build(cfg *config.Config, d Deps) (snap *Snapshot, err error) {
 			if err != nil {
 				return nil, err
 			}
-			env := policy.Env{Route: r.Name, Scope: s.scope, Upstreams: ups, Logger: d.Logger}
+			env := policy.Env{Route: r.Name, Scope: s.scope, Upstreams: ups, Logger: d.Logger,
+				Reroute: func(upstream string) (http.Handler, error) { return d.forwarder(r, upstream) }}
 			if h, err = policy.Chain(builders, r.Config, env, h); err != nil {
 				return nil, fmt.Errorf("route %q: %w", r.Name, err)
 			}

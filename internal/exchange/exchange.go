@@ -65,6 +65,11 @@ type Exchange struct {
 	// and Error is its kind (nil for the upstream's responses).
 	Reason string
 	Error  *Kind
+	// Fallback is how a route's fallback answered in the upstream's place
+	// ("upstream" or "response"; empty: it did not), and FallbackReason
+	// what called for it (an error name of the table, or "status_503").
+	Fallback       string
+	FallbackReason string
 
 	rec recorder // allocated with the exchange
 }

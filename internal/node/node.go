@@ -32,6 +32,7 @@ import (
 	"github.com/meshgate/meshgate/internal/clock"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/dataplane"
+	"github.com/meshgate/meshgate/internal/fallback"
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/listen"
 	"github.com/meshgate/meshgate/internal/policy"
@@ -633,6 +634,7 @@ func (n *Node) policiesFor(cfg *config.Config) []policy.Builder {
 		dataplane.TierLimit(n.limits, cfg.Tiers),
 		dataplane.RateLimit(n.limits),
 		transform.Policy(transform.Deps{Metrics: n.metrics, Logger: n.log}),
+		fallback.Policy(fallback.Deps{Metrics: n.metrics, Logger: n.log}),
 		aggregate.Policy(aggregate.Deps{Calls: cfg.Calls, Metrics: n.metrics, Logger: n.log}),
 	}
 }

@@ -36,8 +36,10 @@ import (
 // work, a cache hit saves the transform and the upstream, and the request
 // is reshaped last before it is forwarded or aggregated. (The response
 // passes back through the same stages in reverse: response transforms,
-// then the cache stores what the client gets.)
-var Order = []string{"auth", "tier_limit", "rate_limit", "cache", "transform", "aggregate"}
+// then the cache stores what the client gets.) A fallback stands in for
+// the upstream, so it sits right around the forwarder: what it answers
+// passes through the response transform like the upstream's answer.
+var Order = []string{"auth", "tier_limit", "rate_limit", "cache", "transform", "fallback", "aggregate"}
 
 // Env is what a stage's constructor gets besides its own config section.
 // It is only valid during Build; the stage may keep its fields.
@@ -49,7 +51,12 @@ type Env struct {
 	// Upstreams makes a stage's own upstream calls (nil where a node offers
 	// none, as in unit tests).
 	Upstreams Upstreams
-	Logger    *slog.Logger
+	// Reroute returns the route's own forwarding (its rewrites, timeouts,
+	// retries and body limit) to another upstream: where a fallback sends
+	// a request the route's upstream could not take. Nil where a node
+	// offers none.
+	Reroute func(upstream string) (http.Handler, error)
+	Logger  *slog.Logger
 }
 
 // Upstreams is the forwarder's round-trip API for policies.

@@ -49,6 +49,9 @@ type Entry struct {
 	// TraceID and SpanID are the request's server span (hex), when the
 	// node traces.
 	TraceID, SpanID string
+	// Fallback and FallbackReason: how a route's fallback answered in the
+	// upstream's place, and why (empty when it did not).
+	Fallback, FallbackReason string
 }
 
 // OpenAccessLog opens dest: "stdout", "stderr", "off" (nil log) or a file
@@ -116,7 +119,7 @@ func (a *AccessLog) Log(e *Entry) {
 	}
 	// Room for the optional fields too: appending to line does not
 	// allocate.
-	attrs := [19]slog.Attr{
+	attrs := [21]slog.Attr{
 		slog.String("listener", e.Listener),
 		slog.String("method", e.Method),
 		slog.String("host", e.Host),
@@ -143,6 +146,9 @@ func (a *AccessLog) Log(e *Entry) {
 	}
 	if e.TraceID != "" {
 		line = append(line, slog.String("trace_id", e.TraceID), slog.String("span_id", e.SpanID))
+	}
+	if e.Fallback != "" {
+		line = append(line, slog.String("fallback", e.Fallback), slog.String("fallback_reason", e.FallbackReason))
 	}
 	a.mu.Lock()
 	a.logger.LogAttrs(context.Background(), slog.LevelInfo, "request", line...)

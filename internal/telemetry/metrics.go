@@ -32,6 +32,7 @@ type Metrics struct {
 	authFailures    *prometheus.CounterVec
 	tierRequests    *prometheus.CounterVec
 	transforms      *prometheus.CounterVec
+	fallbacks       *prometheus.CounterVec
 	aggregate       aggregateMetrics
 	clusterApplies  *prometheus.CounterVec // nil until the node joins a cluster
 }
@@ -82,6 +83,10 @@ func NewMetrics() *Metrics {
 		Name: "meshgate_transforms_total",
 		Help: "Route transforms, by route, side (request, response) and result (applied, failed, skipped).",
 	}, []string{"route", "side", "result"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_fallbacks_total",
+		Help: "Requests a route's fallback handled, by route, reason (what called for it: an error name, or status_5NN) and via (upstream, response, or none when every fallback failed too).",
+	}, []string{"route", "reason", "via"})
 	m.aggregate = newAggregateMetrics()
 	m.Registry.MustRegister(m.aggregate.collectors()...)
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -89,7 +94,7 @@ func NewMetrics() *Metrics {
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(buildinfo.Version, buildinfo.GoVersion()).Set(1)
 	m.Registry.MustRegister(m.requests, m.duration, m.endpointHealthy, m.endpointEjected,
-		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, m.denied, m.authFailures, m.tierRequests, m.transforms, build,
+		m.activeConns, m.reloads, m.rejected, m.retries, m.budgetExhausted, m.denied, m.authFailures, m.tierRequests, m.transforms, m.fallbacks, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create the reload series so a dashboard sees zeros, not gaps.
 	m.reloads.WithLabelValues("ok")
@@ -188,7 +193,13 @@ func (m *Metrics) ForgetRoute(name string) {
 	m.authFailures.DeletePartialMatch(prometheus.Labels{"route": name})
 	m.tierRequests.DeletePartialMatch(prometheus.Labels{"route": name})
 	m.transforms.DeletePartialMatch(prometheus.Labels{"route": name})
+	m.fallbacks.DeletePartialMatch(prometheus.Labels{"route": name})
 	m.aggregate.forget(name)
+}
+
+// Fallback counts one request a route's fallback handled.
+func (m *Metrics) Fallback(route, reason, via string) {
+	m.fallbacks.WithLabelValues(route, reason, via).Inc()
 }
 
 // Transform counts one side of a request a route's transform handled.

@@ -26,6 +26,7 @@ type TapEvent struct {
 	Consumer string // the authenticated consumer, once auth sets it
 	TraceID  string // once tracing sets it
 	Caller   string // SPIFFE ID of an mTLS caller
+	Fallback string // how a fallback answered ("upstream", "response"), if one did
 	// RequestID and ClientIP identify the request in the access log.
 	RequestID string
 	ClientIP  string

@@ -1610,7 +1610,8 @@ type TapEvent struct {
 	Consumer      string                 `protobuf:"bytes,9,opt,name=consumer,proto3" json:"consumer,omitempty"`
 	TraceId       string                 `protobuf:"bytes,10,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	Caller        string                 `protobuf:"bytes,11,opt,name=caller,proto3" json:"caller,omitempty"`
-	Dropped       uint64                 `protobuf:"varint,12,opt,name=dropped,proto3" json:"dropped,omitempty"` // events dropped for this subscriber since the last one
+	Dropped       uint64                 `protobuf:"varint,12,opt,name=dropped,proto3" json:"dropped,omitempty"`  // events dropped for this subscriber since the last one
+	Fallback      string                 `protobuf:"bytes,13,opt,name=fallback,proto3" json:"fallback,omitempty"` // how a route's fallback answered: "upstream", "response"; empty: none
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1727,6 +1728,13 @@ func (x *TapEvent) GetDropped() uint64 {
 		return x.Dropped
 	}
 	return 0
+}
+
+func (x *TapEvent) GetFallback() string {
+	if x != nil {
+		return x.Fallback
+	}
+	return ""
 }
 
 // A header field, in the order given (a name may repeat).
@@ -2235,7 +2243,7 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"status_max\x18\x03 \x01(\x05R\tstatusMax\x12\x1a\n" +
 	"\bconsumer\x18\x04 \x01(\tR\bconsumer\x12\x16\n" +
-	"\x06sample\x18\x05 \x01(\x01R\x06sample\"\xc6\x02\n" +
+	"\x06sample\x18\x05 \x01(\x01R\x06sample\"\xe2\x02\n" +
 	"\bTapEvent\x12 \n" +
 	"\ftime_unix_ms\x18\x01 \x01(\x03R\n" +
 	"timeUnixMs\x12\x14\n" +
@@ -2251,7 +2259,8 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\btrace_id\x18\n" +
 	" \x01(\tR\atraceId\x12\x16\n" +
 	"\x06caller\x18\v \x01(\tR\x06caller\x12\x18\n" +
-	"\adropped\x18\f \x01(\x04R\adropped\"7\n" +
+	"\adropped\x18\f \x01(\x04R\adropped\x12\x1a\n" +
+	"\bfallback\x18\r \x01(\tR\bfallback\"7\n" +
 	"\vHeaderField\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\xa8\x04\n" +
