@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -23,6 +24,71 @@ const CallerHeader = "X-Meshgate-Caller"
 
 // identityHeaders say who the caller and the consumer are.
 var identityHeaders = [...]string{CallerHeader, config.HeaderConsumer, config.HeaderTier}
+
+// stripIdentity removes the identity headers from h in every spelling a
+// backend may read as the same field: any case, and "_" for "-" (CGI,
+// WSGI, PHP and Rack read X_Meshgate_Caller as HTTP_X_MESHGATE_CALLER).
+func stripIdentity(h http.Header) {
+	for k := range h {
+		if isIdentityName(k) {
+			delete(h, k)
+		}
+	}
+}
+
+func isIdentityName(k string) bool {
+	if len(k) < len(config.HeaderTier) || len(k) > len(config.HeaderConsumer) || k[0]|0x20 != 'x' {
+		return false
+	}
+	for _, id := range identityHeaders {
+		if sameFieldName(k, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameFieldName compares field names as a backend may: ASCII case
+// ignored, '_' read as '-'.
+func sameFieldName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// trailerFilter strips the identity headers from the request's trailers
+// once the body has ended, before whoever reads it sees the end.
+type trailerFilter struct {
+	io.ReadCloser
+	r *http.Request
+}
+
+func (f *trailerFilter) Read(p []byte) (int, error) {
+	n, err := f.ReadCloser.Read(p)
+	if err == io.EOF {
+		stripIdentity(f.r.Trailer)
+	}
+	return n, err
+}
 
 // Caller is the mTLS policy of a listener: who may call.
 type Caller struct {
@@ -162,10 +228,13 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.caller != nil && e.caller.Consumers != nil {
 		cl = claim{consumer: r.Header[config.HeaderConsumer], tier: r.Header[config.HeaderTier]}
 	}
-	for _, h := range identityHeaders {
-		if _, forged := r.Header[h]; forged {
-			delete(r.Header, h)
-		}
+	stripIdentity(r.Header)
+	if r.Trailer != nil || r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+		// Trailers follow the header rules: the announced ones now, the
+		// ones that arrive when the body ends (into the same map, which
+		// the upstream request sends) before its reader sees the end.
+		stripIdentity(r.Trailer)
+		r.Body = &trailerFilter{ReadCloser: r.Body, r: r}
 	}
 	if e.caller != nil {
 		ok := e.authorize(rw, r, x, span, cl)

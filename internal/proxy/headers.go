@@ -28,7 +28,9 @@ var teTrailersValue = []string{"trailers"}
 func removeHopHeaders(h http.Header) {
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
+			// X-Meshgate-* fields are meshgate's own (the verified caller
+			// and consumer): a client cannot have them dropped.
+			if name = strings.TrimSpace(name); name != "" && !reservedField(name) {
 				h.Del(name)
 			}
 		}
@@ -184,4 +186,10 @@ func ValidRequestID(s string) bool {
 		}
 	}
 	return true
+}
+
+// reservedField reports whether name is an X-Meshgate-* field.
+func reservedField(name string) bool {
+	const prefix = "x-meshgate-"
+	return len(name) > len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
 }
