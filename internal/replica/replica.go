@@ -20,6 +20,7 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -85,8 +86,23 @@ type Stats struct {
 	Applied, Stale, Bad uint64 // merged items: newer, not newer, malformed
 }
 
+// MaxClockJump bounds how far past the highest clock a node has seen a
+// peer's version may be. Honest clocks grow by one per write; a version of
+// 2^64-1 would win over every later write, pinning the resource for good.
+// A jump of 2^32 writes at once is not a busy cluster but a forged or
+// corrupt version, and refusing it keeps room for every later write.
+const MaxClockJump = 1 << 32
+
 // ErrFull is returned when a merge or write would exceed MaxItems.
 var ErrFull = errors.New("replica: store full")
+
+// ErrClockJump is returned for a peer's version more than MaxClockJump past
+// the highest clock this node has seen (the item is refused).
+var ErrClockJump = errors.New("replica: version clock jumps too far ahead")
+
+// ErrClockExhausted is returned by a write when the clock has no successor
+// (it is never wrapped to a version that would lose to every other).
+var ErrClockExhausted = errors.New("replica: version clock exhausted")
 
 // New returns an empty store.
 func New(opts Options) *Store {
@@ -133,6 +149,10 @@ func (s *Store) write(kind, name string, value []byte, deleted bool) (Version, e
 	if _, ok := s.items[k]; !ok && len(s.items) >= s.opts.MaxItems {
 		s.mu.Unlock()
 		return Version{}, ErrFull
+	}
+	if s.clock == math.MaxUint64 {
+		s.mu.Unlock()
+		return Version{}, ErrClockExhausted
 	}
 	s.clock++
 	it := &Item{Kind: kind, Name: name, Value: append([]byte(nil), value...), Deleted: deleted,
@@ -245,6 +265,11 @@ func (s *Store) apply(items []*Item) (applied int, err error) {
 	defer s.mu.Unlock()
 	for _, it := range items {
 		if it.Version.Clock > s.clock {
+			if it.Version.Clock-s.clock > MaxClockJump {
+				s.stats.Bad++
+				err = fmt.Errorf("%w: %s/%s at %v, this node's clock %d", ErrClockJump, it.Kind, it.Name, it.Version, s.clock)
+				continue
+			}
 			s.clock = it.Version.Clock
 		}
 		k := key{it.Kind, it.Name}

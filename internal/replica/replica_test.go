@@ -230,3 +230,58 @@ func FuzzMergeState(f *testing.F) {
 		_ = New(Options{Node: "z", MaxItems: 100}).MergeState(b)
 	})
 }
+
+// A peer cannot pin a resource with a version no later write can beat: a
+// clock far past what the cluster has seen is refused (from a broadcast or
+// a state exchange), the node's own clock does not follow it, and the
+// operator's next write wins everywhere.
+func TestClockJumpsAreRefused(t *testing.T) {
+	n := newNet(t, clock.NewFake(time.Unix(0, 0)), "a", "b")
+	a, b := n.stores["a"], n.stores["b"]
+	if _, err := a.Put("route", "r", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	n.deliver(t)
+	for _, c := range []uint64{^uint64(0), ^uint64(0) - 1, 1 << 63, MaxClockJump + 10} {
+		poison := encodeItem(nil, &Item{Kind: "route", Name: "r", Value: []byte("evil"), Version: Version{c, "zzz"}})
+		if relay, err := b.Merge(poison); err == nil || relay {
+			t.Errorf("clock %d: merged (relay %v, err %v)", c, relay, err)
+		}
+		if err := b.MergeState(encodeState(map[key]*Item{{"route", "r"}: {Kind: "route", Name: "r", Value: []byte("evil"),
+			Version: Version{c, "zzz"}}})); err == nil {
+			t.Errorf("clock %d: state merged", c)
+		}
+	}
+	if got := value(t, b, "route", "r"); got != "v1" {
+		t.Fatalf("b holds %q", got)
+	}
+	if st := b.Stats(); st.Bad < 8 {
+		t.Errorf("refusals not counted: %+v", st)
+	}
+	// A jump within the bound is a legitimate write of a busier node.
+	ok := encodeItem(nil, &Item{Kind: "route", Name: "r", Value: []byte("v2"), Version: Version{1000, "c"}})
+	if relay, err := b.Merge(ok); err != nil || !relay {
+		t.Fatalf("clock 1000: relay %v, err %v", relay, err)
+	}
+	v, err := b.Put("route", "r", []byte("v3"))
+	if err != nil || v.Clock != 1001 {
+		t.Fatalf("the next write: %v, %v", v, err)
+	}
+	n.pending = nil
+	if _, err := a.Merge(encodeItem(nil, &Item{Kind: "route", Name: "r", Value: []byte("v3"), Version: v})); err != nil {
+		t.Fatal(err)
+	}
+	if value(t, a, "route", "r") != "v3" {
+		t.Fatalf("a holds %q", value(t, a, "route", "r"))
+	}
+}
+
+// The clock never wraps: a store whose clock is exhausted refuses writes
+// instead of stamping one that loses to everything.
+func TestClockDoesNotWrap(t *testing.T) {
+	s := New(Options{Node: "a"})
+	s.clock = ^uint64(0)
+	if _, err := s.Put("route", "r", []byte("v")); err == nil {
+		t.Fatal("a write past the largest clock was stamped")
+	}
+}
