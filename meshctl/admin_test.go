@@ -192,6 +192,17 @@ func TestMeshctlAgainstALiveMesh(t *testing.T) {
 		t.Fatalf("bad file: %v", err)
 	}
 
+	// A subset no live sidecar serves is refused, naming those that exist:
+	// a shift to it would only turn requests into 503s.
+	_, err = m.meshctl(t, m.operator, "traffic", "shift", "orders", "--to", "v3", "--weight", "10")
+	if err == nil || !strings.Contains(err.Error(), `service orders has no live endpoint in subset "v3" (subsets: v1, v2)`) ||
+		!strings.Contains(err.Error(), "--allow-empty") {
+		t.Fatalf("shift to an empty subset: %v", err)
+	}
+	if out, _ := m.meshctl(t, m.viewer, "traffic", "show", "orders"); strings.Contains(out, "v3") {
+		t.Fatalf("the refused shift changed the route:\n%s", out)
+	}
+
 	// Shift 10% to v2: over 10,000 requests the share is within 2 points.
 	if out, err = m.meshctl(t, m.operator, "traffic", "shift", "orders", "--to", "v2", "--weight", "10"); err != nil {
 		t.Fatalf("shift: %v\n%s", err, out)
@@ -242,6 +253,11 @@ func TestMeshctlAgainstALiveMesh(t *testing.T) {
 	}
 	if out, err = m.meshctl(t, m.operator, "limits", "set", "orders", "--requests", "5000"); err != nil {
 		t.Fatalf("limits set: %v\n%s", err, out)
+	}
+	// --allow-empty shifts to a subset before its first sidecar joins.
+	if out, err = m.meshctl(t, m.operator, "traffic", "shift", "orders", "--to", "v3", "--weight", "10", "--allow-empty"); err != nil ||
+		!regexp.MustCompile(`orders\s+orders\s+v3\s+orders-v3\s+10%`).MatchString(out) {
+		t.Fatalf("shift --allow-empty: %v\n%s", err, out)
 	}
 	err = newApp().Run([]string{"meshctl", "--admin", "127.0.0.1:1", "--timeout", "2s", "--cert", m.viewer[1], "--key", m.viewer[3], "--bundle", m.viewer[5], "members"})
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the admin API at 127.0.0.1:1") {

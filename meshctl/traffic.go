@@ -37,6 +37,7 @@ func trafficCommand() *cli.Command {
 				Flags: append(connFlags(),
 					&cli.StringFlag{Name: "to", Required: true, Usage: "the `SUBSET` (a sidecar's service.subset)"},
 					&cli.IntFlag{Name: "weight", Usage: "percent of the route's requests, 0..100"},
+					&cli.BoolFlag{Name: "allow-empty", Usage: "shift even when no live sidecar serves the subset yet (its share gets 503 until one joins)"},
 					&cli.StringFlag{Name: "steps", Usage: "progressive shift: weights in turn, e.g. `10,25,50,100`"},
 					&cli.DurationFlag{Name: "interval", Value: 30 * time.Second, Usage: "time at each step before the next"},
 					&cli.Float64Flag{Name: "max-error-rate", Value: 0.05, Usage: "roll back when the subset's 5xx share exceeds this"},
@@ -64,7 +65,7 @@ func shift(c *cli.Context, s *session) error {
 	set := func(w int) (*adminv1.TrafficSplit, error) {
 		ctx, cancel := s.call(c)
 		defer cancel()
-		return s.client.ShiftTraffic(ctx, &adminv1.ShiftTrafficRequest{Route: route, Subset: subset, Weight: int32(w)})
+		return s.client.ShiftTraffic(ctx, &adminv1.ShiftTrafficRequest{Route: route, Subset: subset, Weight: int32(w), AllowEmpty: c.Bool("allow-empty")})
 	}
 	if c.String("steps") == "" {
 		if !c.IsSet("weight") {

@@ -2,7 +2,9 @@ package admin
 
 import (
 	"context"
+	"slices"
 	"sort"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc/codes"
@@ -146,8 +148,15 @@ func (s *Server) ShiftTraffic(_ context.Context, r *adminv1.ShiftTrafficRequest)
 	service := base.Service.Name
 
 	// The subsets and what each gets now.
+	live := s.subsets(service)
+	if r.Weight > 0 && !r.AllowEmpty && !slices.Contains(live, r.Subset) {
+		// Its requests would all be answered 503.
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"service %s has no live endpoint in subset %q (subsets: %s); start its sidecar first, or pass --allow-empty to shift anyway",
+			service, r.Subset, orNone(strings.Join(live, ", ")))
+	}
 	weights := map[string]float64{}
-	for _, sub := range s.subsets(service) {
+	for _, sub := range live {
 		weights[sub] = 0
 	}
 	weights[r.Subset] += 0
@@ -299,4 +308,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

@@ -705,7 +705,8 @@ type ShiftTrafficRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
 	Subset        string                 `protobuf:"bytes,2,opt,name=subset,proto3" json:"subset,omitempty"`
-	Weight        int32                  `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"` // percent, 0..100
+	Weight        int32                  `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`                           // percent, 0..100
+	AllowEmpty    bool                   `protobuf:"varint,4,opt,name=allow_empty,json=allowEmpty,proto3" json:"allow_empty,omitempty"` // shift to a subset no live sidecar serves yet
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -759,6 +760,13 @@ func (x *ShiftTrafficRequest) GetWeight() int32 {
 		return x.Weight
 	}
 	return 0
+}
+
+func (x *ShiftTrafficRequest) GetAllowEmpty() bool {
+	if x != nil {
+		return x.AllowEmpty
+	}
+	return false
 }
 
 type GetTrafficRequest struct {
@@ -2184,11 +2192,13 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"2\n" +
 	"\x16DeleteResourceResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\bR\adeleted\"[\n" +
+	"\adeleted\x18\x01 \x01(\bR\adeleted\"|\n" +
 	"\x13ShiftTrafficRequest\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x16\n" +
 	"\x06subset\x18\x02 \x01(\tR\x06subset\x12\x16\n" +
-	"\x06weight\x18\x03 \x01(\x05R\x06weight\")\n" +
+	"\x06weight\x18\x03 \x01(\x05R\x06weight\x12\x1f\n" +
+	"\vallow_empty\x18\x04 \x01(\bR\n" +
+	"allowEmpty\")\n" +
 	"\x11GetTrafficRequest\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\"[\n" +
 	"\rTrafficTarget\x12\x1a\n" +
