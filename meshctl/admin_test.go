@@ -254,6 +254,29 @@ func TestMeshctlAgainstALiveMesh(t *testing.T) {
 	if out, err = m.meshctl(t, m.operator, "limits", "set", "orders", "--requests", "5000"); err != nil {
 		t.Fatalf("limits set: %v\n%s", err, out)
 	}
+	// The key is chosen; a limit is removed, once.
+	if out, err = m.meshctl(t, m.operator, "limits", "set", "orders", "--requests", "5000", "--by", "header:X-Tenant"); err != nil {
+		t.Fatalf("limits set --by: %v\n%s", err, out)
+	}
+	if out, err = m.meshctl(t, m.viewer, "routes", "get", "orders", "-o", "yaml"); err != nil || !strings.Contains(out, "key: header:X-Tenant") {
+		t.Fatalf("the limit's key: %v\n%s", err, out)
+	}
+	if _, err = m.meshctl(t, m.operator, "limits", "set", "orders", "--requests", "5000", "--by", "cookie:x"); err == nil ||
+		!strings.Contains(err.Error(), "cookie:x") {
+		t.Fatalf("a bad key: %v", err)
+	}
+	if out, err = m.meshctl(t, m.operator, "limits", "delete", "orders"); err != nil || !strings.Contains(out, "route orders no longer limited") {
+		t.Fatalf("limits delete: %v\n%s", err, out)
+	}
+	if out, err = m.meshctl(t, m.viewer, "routes", "get", "orders", "-o", "yaml"); err != nil || strings.Contains(out, "rate_limit") {
+		t.Fatalf("the limit was not removed: %v\n%s", err, out)
+	}
+	if _, err = m.meshctl(t, m.operator, "limits", "delete", "orders"); err == nil || !strings.Contains(err.Error(), `route "orders" has no rate limit`) {
+		t.Fatalf("limits delete again: %v", err)
+	}
+	if _, err = m.meshctl(t, m.viewer, "limits", "delete", "orders"); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("a viewer deleting a limit: %v", err)
+	}
 	// --allow-empty shifts to a subset before its first sidecar joins.
 	if out, err = m.meshctl(t, m.operator, "traffic", "shift", "orders", "--to", "v3", "--weight", "10", "--allow-empty"); err != nil ||
 		!regexp.MustCompile(`orders\s+orders\s+v3\s+orders-v3\s+10%`).MatchString(out) {

@@ -252,7 +252,7 @@ func breakersCommand() *cli.Command {
 
 func limitsCommand() *cli.Command {
 	return &cli.Command{
-		Name: "limits", Usage: "rate limits: list with the cluster's counts, set",
+		Name: "limits", Usage: "rate limits: list with the cluster's counts, set, delete",
 		Subcommands: []*cli.Command{
 			{Name: "list", Usage: "every limited route and key, with the cluster's count as the node estimates it",
 				Action: withSession(func(c *cli.Context, s *session) error {
@@ -272,18 +272,33 @@ func limitsCommand() *cli.Command {
 			{Name: "set", Usage: "change a route's limit on every node", ArgsUsage: "ROUTE",
 				Flags: append(connFlags(),
 					&cli.Int64Flag{Name: "requests", Required: true, Usage: "requests per window, cluster-wide"},
-					&cli.DurationFlag{Name: "window", Usage: "the window (default: keep)"}),
+					&cli.DurationFlag{Name: "window", Usage: "the window (default: keep)"},
+					// Not --key: that is the client's private key file.
+					&cli.StringFlag{Name: "by", Usage: "what is counted: `route`, client_ip or header:NAME (default: keep)"}),
 				Action: withSession(func(c *cli.Context, s *session) error {
 					if c.NArg() != 1 {
-						return fmt.Errorf("usage: meshctl limits set ROUTE --requests N [--window 1m]")
+						return fmt.Errorf("usage: meshctl limits set ROUTE --requests N [--window 1m] [--by header:X-Tenant]")
 					}
 					ctx, cancel := s.call(c)
 					defer cancel()
 					if _, err := s.client.SetLimit(ctx, &adminv1.SetLimitRequest{Route: c.Args().First(), Requests: c.Int64("requests"),
-						WindowMs: c.Duration("window").Milliseconds()}); err != nil {
+						WindowMs: c.Duration("window").Milliseconds(), Key: c.String("by")}); err != nil {
 						return err
 					}
 					fmt.Fprintf(stdout, "route %s limited to %d requests per window on every node\n", c.Args().First(), c.Int64("requests"))
+					return nil
+				})},
+			{Name: "delete", Usage: "remove a route's limit on every node", ArgsUsage: "ROUTE", Flags: connFlags(),
+				Action: withSession(func(c *cli.Context, s *session) error {
+					if c.NArg() != 1 {
+						return fmt.Errorf("usage: meshctl limits delete ROUTE")
+					}
+					ctx, cancel := s.call(c)
+					defer cancel()
+					if _, err := s.client.DeleteLimit(ctx, &adminv1.DeleteLimitRequest{Route: c.Args().First()}); err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "route %s no longer limited on every node\n", c.Args().First())
 					return nil
 				})},
 		},

@@ -28,6 +28,7 @@ var mutations = map[string]bool{
 	"ShiftTraffic":   true,
 	"ResetBreaker":   true,
 	"SetLimit":       true,
+	"DeleteLimit":    true,
 }
 
 type authorizer struct {

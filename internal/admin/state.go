@@ -61,6 +61,24 @@ func (s *Server) ListLimits(context.Context, *adminv1.ListLimitsRequest) (*admin
 	return &adminv1.ListLimitsResponse{Limits: out}, nil
 }
 
+// DeleteLimit implements adminv1.AdminServer: the route is rewritten
+// without its rate limit, as a cluster resource.
+func (s *Server) DeleteLimit(_ context.Context, r *adminv1.DeleteLimitRequest) (*adminv1.Resource, error) {
+	cfg, m, err := s.routeAsMap(r.Route)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := m["rate_limit"]; !ok {
+		return nil, status.Errorf(codes.NotFound, "route %q has no rate limit", r.Route)
+	}
+	delete(m, "rate_limit")
+	y, err := s.applyRoute(cfg, r.Route, m, codes.FailedPrecondition)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.Resource{Kind: config.KindRoute, Name: r.Route, Yaml: string(y), Origin: "cluster"}, nil
+}
+
 // SetLimit implements adminv1.AdminServer: the route is rewritten as a
 // cluster resource with the new limit, so every node applies it.
 func (s *Server) SetLimit(_ context.Context, r *adminv1.SetLimitRequest) (*adminv1.Resource, error) {
@@ -78,6 +96,9 @@ func (s *Server) SetLimit(_ context.Context, r *adminv1.SetLimitRequest) (*admin
 	rl["requests"] = r.Requests
 	if r.WindowMs > 0 {
 		rl["window"] = (time.Duration(r.WindowMs) * time.Millisecond).String()
+	}
+	if r.Key != "" {
+		rl["key"] = r.Key // validated with the route
 	}
 	m["rate_limit"] = rl
 	y, err := s.applyRoute(cfg, r.Route, m, codes.InvalidArgument)

@@ -1474,6 +1474,7 @@ type SetLimitRequest struct {
 	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
 	Requests      int64                  `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
 	WindowMs      int64                  `protobuf:"varint,3,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"` // 0: keep
+	Key           string                 `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`                            // what is counted (route, client_ip, header:NAME); "": keep
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1529,6 +1530,57 @@ func (x *SetLimitRequest) GetWindowMs() int64 {
 	return 0
 }
 
+func (x *SetLimitRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type DeleteLimitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteLimitRequest) Reset() {
+	*x = DeleteLimitRequest{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteLimitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteLimitRequest) ProtoMessage() {}
+
+func (x *DeleteLimitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteLimitRequest.ProtoReflect.Descriptor instead.
+func (*DeleteLimitRequest) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DeleteLimitRequest) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
 type TapRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`                           // empty: any
@@ -1542,7 +1594,7 @@ type TapRequest struct {
 
 func (x *TapRequest) Reset() {
 	*x = TapRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1606,7 @@ func (x *TapRequest) String() string {
 func (*TapRequest) ProtoMessage() {}
 
 func (x *TapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1619,7 @@ func (x *TapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapRequest.ProtoReflect.Descriptor instead.
 func (*TapRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TapRequest) GetRoute() string {
@@ -1626,7 +1678,7 @@ type TapEvent struct {
 
 func (x *TapEvent) Reset() {
 	*x = TapEvent{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1690,7 @@ func (x *TapEvent) String() string {
 func (*TapEvent) ProtoMessage() {}
 
 func (x *TapEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1703,7 @@ func (x *TapEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapEvent.ProtoReflect.Descriptor instead.
 func (*TapEvent) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TapEvent) GetTimeUnixMs() int64 {
@@ -1756,7 +1808,7 @@ type HeaderField struct {
 
 func (x *HeaderField) Reset() {
 	*x = HeaderField{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1820,7 @@ func (x *HeaderField) String() string {
 func (*HeaderField) ProtoMessage() {}
 
 func (x *HeaderField) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1833,7 @@ func (x *HeaderField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderField.ProtoReflect.Descriptor instead.
 func (*HeaderField) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HeaderField) GetName() string {
@@ -1833,7 +1885,7 @@ type TransformTestRequest struct {
 
 func (x *TransformTestRequest) Reset() {
 	*x = TransformTestRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +1897,7 @@ func (x *TransformTestRequest) String() string {
 func (*TransformTestRequest) ProtoMessage() {}
 
 func (x *TransformTestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +1910,7 @@ func (x *TransformTestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformTestRequest.ProtoReflect.Descriptor instead.
 func (*TransformTestRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TransformTestRequest) GetRoute() string {
@@ -1982,7 +2034,7 @@ type TransformTestResponse struct {
 
 func (x *TransformTestResponse) Reset() {
 	*x = TransformTestResponse{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1994,7 +2046,7 @@ func (x *TransformTestResponse) String() string {
 func (*TransformTestResponse) ProtoMessage() {}
 
 func (x *TransformTestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2007,7 +2059,7 @@ func (x *TransformTestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformTestResponse.ProtoReflect.Descriptor instead.
 func (*TransformTestResponse) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TransformTestResponse) GetRoute() string {
@@ -2104,7 +2156,7 @@ type TransformSideResult struct {
 
 func (x *TransformSideResult) Reset() {
 	*x = TransformSideResult{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2168,7 @@ func (x *TransformSideResult) String() string {
 func (*TransformSideResult) ProtoMessage() {}
 
 func (x *TransformSideResult) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2181,7 @@ func (x *TransformSideResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformSideResult.ProtoReflect.Descriptor instead.
 func (*TransformSideResult) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TransformSideResult) GetSide() string {
@@ -2240,11 +2292,14 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\x05local\x18\x06 \x01(\x03R\x05local\x12\x1c\n" +
 	"\treporters\x18\a \x01(\x05R\treporters\"F\n" +
 	"\x12ListLimitsResponse\x120\n" +
-	"\x06limits\x18\x01 \x03(\v2\x18.meshgate.admin.v1.LimitR\x06limits\"`\n" +
+	"\x06limits\x18\x01 \x03(\v2\x18.meshgate.admin.v1.LimitR\x06limits\"r\n" +
 	"\x0fSetLimitRequest\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x1a\n" +
 	"\brequests\x18\x02 \x01(\x03R\brequests\x12\x1b\n" +
-	"\twindow_ms\x18\x03 \x01(\x03R\bwindowMs\"\x94\x01\n" +
+	"\twindow_ms\x18\x03 \x01(\x03R\bwindowMs\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\tR\x03key\"*\n" +
+	"\x12DeleteLimitRequest\x12\x14\n" +
+	"\x05route\x18\x01 \x01(\tR\x05route\"\x94\x01\n" +
 	"\n" +
 	"TapRequest\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x1d\n" +
@@ -2309,8 +2364,7 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\x05notes\x18\f \x03(\tR\x05notes\"A\n" +
 	"\x13TransformSideResult\x12\x12\n" +
 	"\x04side\x18\x01 \x01(\tR\x04side\x12\x16\n" +
-	"\x06result\x18\x02 \x01(\tR\x06result2\xce\n" +
-	"\n" +
+	"\x06result\x18\x02 \x01(\tR\x06result2\xa1\v\n" +
 	"\x05Admin\x12M\n" +
 	"\x06Health\x12 .meshgate.admin.v1.HealthRequest\x1a!.meshgate.admin.v1.HealthResponse\x12\\\n" +
 	"\vListMembers\x12%.meshgate.admin.v1.ListMembersRequest\x1a&.meshgate.admin.v1.ListMembersResponse\x12b\n" +
@@ -2326,7 +2380,8 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\fResetBreaker\x12&.meshgate.admin.v1.ResetBreakerRequest\x1a'.meshgate.admin.v1.ResetBreakerResponse\x12Y\n" +
 	"\n" +
 	"ListLimits\x12$.meshgate.admin.v1.ListLimitsRequest\x1a%.meshgate.admin.v1.ListLimitsResponse\x12K\n" +
-	"\bSetLimit\x12\".meshgate.admin.v1.SetLimitRequest\x1a\x1b.meshgate.admin.v1.Resource\x12C\n" +
+	"\bSetLimit\x12\".meshgate.admin.v1.SetLimitRequest\x1a\x1b.meshgate.admin.v1.Resource\x12Q\n" +
+	"\vDeleteLimit\x12%.meshgate.admin.v1.DeleteLimitRequest\x1a\x1b.meshgate.admin.v1.Resource\x12C\n" +
 	"\x03Tap\x12\x1d.meshgate.admin.v1.TapRequest\x1a\x1b.meshgate.admin.v1.TapEvent0\x01\x12b\n" +
 	"\rTransformTest\x12'.meshgate.admin.v1.TransformTestRequest\x1a(.meshgate.admin.v1.TransformTestResponseB>Z<github.com/meshgate/meshgate/proto/meshgate/admin/v1;adminv1b\x06proto3"
 
@@ -2342,7 +2397,7 @@ func file_meshgate_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_meshgate_admin_v1_admin_proto_rawDescData
 }
 
-var file_meshgate_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_meshgate_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_meshgate_admin_v1_admin_proto_goTypes = []any{
 	(*HealthRequest)(nil),          // 0: meshgate.admin.v1.HealthRequest
 	(*HealthResponse)(nil),         // 1: meshgate.admin.v1.HealthResponse
@@ -2371,13 +2426,14 @@ var file_meshgate_admin_v1_admin_proto_goTypes = []any{
 	(*Limit)(nil),                  // 24: meshgate.admin.v1.Limit
 	(*ListLimitsResponse)(nil),     // 25: meshgate.admin.v1.ListLimitsResponse
 	(*SetLimitRequest)(nil),        // 26: meshgate.admin.v1.SetLimitRequest
-	(*TapRequest)(nil),             // 27: meshgate.admin.v1.TapRequest
-	(*TapEvent)(nil),               // 28: meshgate.admin.v1.TapEvent
-	(*HeaderField)(nil),            // 29: meshgate.admin.v1.HeaderField
-	(*TransformTestRequest)(nil),   // 30: meshgate.admin.v1.TransformTestRequest
-	(*TransformTestResponse)(nil),  // 31: meshgate.admin.v1.TransformTestResponse
-	(*TransformSideResult)(nil),    // 32: meshgate.admin.v1.TransformSideResult
-	nil,                            // 33: meshgate.admin.v1.TransformTestRequest.ClaimsEntry
+	(*DeleteLimitRequest)(nil),     // 27: meshgate.admin.v1.DeleteLimitRequest
+	(*TapRequest)(nil),             // 28: meshgate.admin.v1.TapRequest
+	(*TapEvent)(nil),               // 29: meshgate.admin.v1.TapEvent
+	(*HeaderField)(nil),            // 30: meshgate.admin.v1.HeaderField
+	(*TransformTestRequest)(nil),   // 31: meshgate.admin.v1.TransformTestRequest
+	(*TransformTestResponse)(nil),  // 32: meshgate.admin.v1.TransformTestResponse
+	(*TransformSideResult)(nil),    // 33: meshgate.admin.v1.TransformSideResult
+	nil,                            // 34: meshgate.admin.v1.TransformTestRequest.ClaimsEntry
 }
 var file_meshgate_admin_v1_admin_proto_depIdxs = []int32{
 	3,  // 0: meshgate.admin.v1.ListMembersResponse.members:type_name -> meshgate.admin.v1.Member
@@ -2385,11 +2441,11 @@ var file_meshgate_admin_v1_admin_proto_depIdxs = []int32{
 	14, // 2: meshgate.admin.v1.TrafficSplit.targets:type_name -> meshgate.admin.v1.TrafficTarget
 	19, // 3: meshgate.admin.v1.ListBreakersResponse.breakers:type_name -> meshgate.admin.v1.Breaker
 	24, // 4: meshgate.admin.v1.ListLimitsResponse.limits:type_name -> meshgate.admin.v1.Limit
-	29, // 5: meshgate.admin.v1.TransformTestRequest.request_headers:type_name -> meshgate.admin.v1.HeaderField
-	29, // 6: meshgate.admin.v1.TransformTestRequest.response_headers:type_name -> meshgate.admin.v1.HeaderField
-	33, // 7: meshgate.admin.v1.TransformTestRequest.claims:type_name -> meshgate.admin.v1.TransformTestRequest.ClaimsEntry
-	29, // 8: meshgate.admin.v1.TransformTestResponse.headers:type_name -> meshgate.admin.v1.HeaderField
-	32, // 9: meshgate.admin.v1.TransformTestResponse.results:type_name -> meshgate.admin.v1.TransformSideResult
+	30, // 5: meshgate.admin.v1.TransformTestRequest.request_headers:type_name -> meshgate.admin.v1.HeaderField
+	30, // 6: meshgate.admin.v1.TransformTestRequest.response_headers:type_name -> meshgate.admin.v1.HeaderField
+	34, // 7: meshgate.admin.v1.TransformTestRequest.claims:type_name -> meshgate.admin.v1.TransformTestRequest.ClaimsEntry
+	30, // 8: meshgate.admin.v1.TransformTestResponse.headers:type_name -> meshgate.admin.v1.HeaderField
+	33, // 9: meshgate.admin.v1.TransformTestResponse.results:type_name -> meshgate.admin.v1.TransformSideResult
 	0,  // 10: meshgate.admin.v1.Admin.Health:input_type -> meshgate.admin.v1.HealthRequest
 	2,  // 11: meshgate.admin.v1.Admin.ListMembers:input_type -> meshgate.admin.v1.ListMembersRequest
 	6,  // 12: meshgate.admin.v1.Admin.ListResources:input_type -> meshgate.admin.v1.ListResourcesRequest
@@ -2403,25 +2459,27 @@ var file_meshgate_admin_v1_admin_proto_depIdxs = []int32{
 	21, // 20: meshgate.admin.v1.Admin.ResetBreaker:input_type -> meshgate.admin.v1.ResetBreakerRequest
 	23, // 21: meshgate.admin.v1.Admin.ListLimits:input_type -> meshgate.admin.v1.ListLimitsRequest
 	26, // 22: meshgate.admin.v1.Admin.SetLimit:input_type -> meshgate.admin.v1.SetLimitRequest
-	27, // 23: meshgate.admin.v1.Admin.Tap:input_type -> meshgate.admin.v1.TapRequest
-	30, // 24: meshgate.admin.v1.Admin.TransformTest:input_type -> meshgate.admin.v1.TransformTestRequest
-	1,  // 25: meshgate.admin.v1.Admin.Health:output_type -> meshgate.admin.v1.HealthResponse
-	4,  // 26: meshgate.admin.v1.Admin.ListMembers:output_type -> meshgate.admin.v1.ListMembersResponse
-	7,  // 27: meshgate.admin.v1.Admin.ListResources:output_type -> meshgate.admin.v1.ListResourcesResponse
-	5,  // 28: meshgate.admin.v1.Admin.GetResource:output_type -> meshgate.admin.v1.Resource
-	5,  // 29: meshgate.admin.v1.Admin.ApplyResource:output_type -> meshgate.admin.v1.Resource
-	11, // 30: meshgate.admin.v1.Admin.DeleteResource:output_type -> meshgate.admin.v1.DeleteResourceResponse
-	15, // 31: meshgate.admin.v1.Admin.ShiftTraffic:output_type -> meshgate.admin.v1.TrafficSplit
-	15, // 32: meshgate.admin.v1.Admin.GetTraffic:output_type -> meshgate.admin.v1.TrafficSplit
-	17, // 33: meshgate.admin.v1.Admin.UpstreamStats:output_type -> meshgate.admin.v1.UpstreamStatsResponse
-	20, // 34: meshgate.admin.v1.Admin.ListBreakers:output_type -> meshgate.admin.v1.ListBreakersResponse
-	22, // 35: meshgate.admin.v1.Admin.ResetBreaker:output_type -> meshgate.admin.v1.ResetBreakerResponse
-	25, // 36: meshgate.admin.v1.Admin.ListLimits:output_type -> meshgate.admin.v1.ListLimitsResponse
-	5,  // 37: meshgate.admin.v1.Admin.SetLimit:output_type -> meshgate.admin.v1.Resource
-	28, // 38: meshgate.admin.v1.Admin.Tap:output_type -> meshgate.admin.v1.TapEvent
-	31, // 39: meshgate.admin.v1.Admin.TransformTest:output_type -> meshgate.admin.v1.TransformTestResponse
-	25, // [25:40] is the sub-list for method output_type
-	10, // [10:25] is the sub-list for method input_type
+	27, // 23: meshgate.admin.v1.Admin.DeleteLimit:input_type -> meshgate.admin.v1.DeleteLimitRequest
+	28, // 24: meshgate.admin.v1.Admin.Tap:input_type -> meshgate.admin.v1.TapRequest
+	31, // 25: meshgate.admin.v1.Admin.TransformTest:input_type -> meshgate.admin.v1.TransformTestRequest
+	1,  // 26: meshgate.admin.v1.Admin.Health:output_type -> meshgate.admin.v1.HealthResponse
+	4,  // 27: meshgate.admin.v1.Admin.ListMembers:output_type -> meshgate.admin.v1.ListMembersResponse
+	7,  // 28: meshgate.admin.v1.Admin.ListResources:output_type -> meshgate.admin.v1.ListResourcesResponse
+	5,  // 29: meshgate.admin.v1.Admin.GetResource:output_type -> meshgate.admin.v1.Resource
+	5,  // 30: meshgate.admin.v1.Admin.ApplyResource:output_type -> meshgate.admin.v1.Resource
+	11, // 31: meshgate.admin.v1.Admin.DeleteResource:output_type -> meshgate.admin.v1.DeleteResourceResponse
+	15, // 32: meshgate.admin.v1.Admin.ShiftTraffic:output_type -> meshgate.admin.v1.TrafficSplit
+	15, // 33: meshgate.admin.v1.Admin.GetTraffic:output_type -> meshgate.admin.v1.TrafficSplit
+	17, // 34: meshgate.admin.v1.Admin.UpstreamStats:output_type -> meshgate.admin.v1.UpstreamStatsResponse
+	20, // 35: meshgate.admin.v1.Admin.ListBreakers:output_type -> meshgate.admin.v1.ListBreakersResponse
+	22, // 36: meshgate.admin.v1.Admin.ResetBreaker:output_type -> meshgate.admin.v1.ResetBreakerResponse
+	25, // 37: meshgate.admin.v1.Admin.ListLimits:output_type -> meshgate.admin.v1.ListLimitsResponse
+	5,  // 38: meshgate.admin.v1.Admin.SetLimit:output_type -> meshgate.admin.v1.Resource
+	5,  // 39: meshgate.admin.v1.Admin.DeleteLimit:output_type -> meshgate.admin.v1.Resource
+	29, // 40: meshgate.admin.v1.Admin.Tap:output_type -> meshgate.admin.v1.TapEvent
+	32, // 41: meshgate.admin.v1.Admin.TransformTest:output_type -> meshgate.admin.v1.TransformTestResponse
+	26, // [26:42] is the sub-list for method output_type
+	10, // [10:26] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -2438,7 +2496,7 @@ func file_meshgate_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgate_admin_v1_admin_proto_rawDesc), len(file_meshgate_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

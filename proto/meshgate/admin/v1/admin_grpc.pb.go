@@ -38,6 +38,7 @@ const (
 	Admin_ResetBreaker_FullMethodName   = "/meshgate.admin.v1.Admin/ResetBreaker"
 	Admin_ListLimits_FullMethodName     = "/meshgate.admin.v1.Admin/ListLimits"
 	Admin_SetLimit_FullMethodName       = "/meshgate.admin.v1.Admin/SetLimit"
+	Admin_DeleteLimit_FullMethodName    = "/meshgate.admin.v1.Admin/DeleteLimit"
 	Admin_Tap_FullMethodName            = "/meshgate.admin.v1.Admin/Tap"
 	Admin_TransformTest_FullMethodName  = "/meshgate.admin.v1.Admin/TransformTest"
 )
@@ -73,6 +74,8 @@ type AdminClient interface {
 	ListLimits(ctx context.Context, in *ListLimitsRequest, opts ...grpc.CallOption) (*ListLimitsResponse, error)
 	// SetLimit changes a route's rate limit cluster-wide. Operators only.
 	SetLimit(ctx context.Context, in *SetLimitRequest, opts ...grpc.CallOption) (*Resource, error)
+	// DeleteLimit removes a route's rate limit cluster-wide. Operators only.
+	DeleteLimit(ctx context.Context, in *DeleteLimitRequest, opts ...grpc.CallOption) (*Resource, error)
 	// Tap streams summaries of live requests through the node answering,
 	// sampled so that it never slows the proxy.
 	Tap(ctx context.Context, in *TapRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TapEvent], error)
@@ -222,6 +225,16 @@ func (c *adminClient) SetLimit(ctx context.Context, in *SetLimitRequest, opts ..
 	return out, nil
 }
 
+func (c *adminClient) DeleteLimit(ctx context.Context, in *DeleteLimitRequest, opts ...grpc.CallOption) (*Resource, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Resource)
+	err := c.cc.Invoke(ctx, Admin_DeleteLimit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminClient) Tap(ctx context.Context, in *TapRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TapEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[0], Admin_Tap_FullMethodName, cOpts...)
@@ -282,6 +295,8 @@ type AdminServer interface {
 	ListLimits(context.Context, *ListLimitsRequest) (*ListLimitsResponse, error)
 	// SetLimit changes a route's rate limit cluster-wide. Operators only.
 	SetLimit(context.Context, *SetLimitRequest) (*Resource, error)
+	// DeleteLimit removes a route's rate limit cluster-wide. Operators only.
+	DeleteLimit(context.Context, *DeleteLimitRequest) (*Resource, error)
 	// Tap streams summaries of live requests through the node answering,
 	// sampled so that it never slows the proxy.
 	Tap(*TapRequest, grpc.ServerStreamingServer[TapEvent]) error
@@ -339,6 +354,9 @@ func (UnimplementedAdminServer) ListLimits(context.Context, *ListLimitsRequest) 
 }
 func (UnimplementedAdminServer) SetLimit(context.Context, *SetLimitRequest) (*Resource, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetLimit not implemented")
+}
+func (UnimplementedAdminServer) DeleteLimit(context.Context, *DeleteLimitRequest) (*Resource, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteLimit not implemented")
 }
 func (UnimplementedAdminServer) Tap(*TapRequest, grpc.ServerStreamingServer[TapEvent]) error {
 	return status.Error(codes.Unimplemented, "method Tap not implemented")
@@ -601,6 +619,24 @@ func _Admin_SetLimit_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_DeleteLimit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteLimitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DeleteLimit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DeleteLimit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DeleteLimit(ctx, req.(*DeleteLimitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Admin_Tap_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(TapRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -688,6 +724,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetLimit",
 			Handler:    _Admin_SetLimit_Handler,
+		},
+		{
+			MethodName: "DeleteLimit",
+			Handler:    _Admin_DeleteLimit_Handler,
 		},
 		{
 			MethodName: "TransformTest",
