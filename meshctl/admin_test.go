@@ -185,6 +185,27 @@ func TestMeshctlAgainstALiveMesh(t *testing.T) {
 		t.Fatalf("stranger reading: %v", err)
 	}
 
+	// What get -o yaml prints, apply takes back unchanged.
+	out, err = m.meshctl(t, m.viewer, "routes", "get", "orders", "-o", "yaml")
+	if err != nil || strings.Contains(out, "(file") || strings.Contains(out, ": null") || strings.Contains(out, "origin:") ||
+		!strings.HasPrefix(out, "name: orders\n") {
+		t.Fatalf("routes get -o yaml: %v\n%s", err, out)
+	}
+	if regexp.MustCompile(`(?m): (""|\[\]|\{\}|0)$`).MatchString(out) {
+		t.Errorf("routes get -o yaml prints empty fields:\n%s", out)
+	}
+	saved := filepath.Join(m.dir, "orders.yaml")
+	os.WriteFile(saved, []byte(out), 0o644)
+	if applied, err := m.meshctl(t, m.operator, "routes", "apply", "-f", saved); err != nil {
+		t.Fatalf("routes apply -f of get -o yaml: %v\n%s\n%s", err, applied, out)
+	}
+	if again, err := m.meshctl(t, m.viewer, "routes", "get", "orders", "-o", "yaml"); err != nil || again != out {
+		t.Fatalf("after the round trip: %v\n%s\nwant\n%s", err, again, out)
+	}
+	if out, err = m.meshctl(t, m.viewer, "routes", "get", "orders"); err != nil || !strings.HasPrefix(out, "# route orders: cluster, version ") {
+		t.Fatalf("routes get: %v\n%s", err, out)
+	}
+
 	// A bad file is reported at its line before anything is sent.
 	bad := filepath.Join(m.dir, "bad-route.yaml")
 	os.WriteFile(bad, []byte("name: x\nlisteners: [public]\nupstream: orders\nmatchh: {}\n"), 0o644)

@@ -112,8 +112,16 @@ func resourceCommand(kind, plural string) *cli.Command {
 					if err != nil {
 						return err
 					}
-					if s.out == "table" {
-						fmt.Fprintf(stdout, "# %s %s (%s %s)\n%s", kind, r.Name, r.Origin, r.Version, r.Yaml)
+					switch s.out {
+					case "table": // the YAML, under a comment saying where it comes from
+						where := r.Origin
+						if r.Version != "" {
+							where += ", version " + r.Version
+						}
+						fmt.Fprintf(stdout, "# %s %s: %s\n%s", kind, r.Name, where, r.Yaml)
+						return nil
+					case "yaml": // what apply -f takes back
+						fmt.Fprint(stdout, r.Yaml)
 						return nil
 					}
 					return render(s.out, r, "", nil)

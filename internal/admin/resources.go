@@ -81,7 +81,16 @@ func (s *Server) resources(kind string) ([]*adminv1.Resource, error) {
 		switch kind {
 		case config.KindRoute:
 			for i := range cfg.Routes {
-				err = cmp.Or(err, add(cfg.Routes[i].Name, &cfg.Routes[i]))
+				rt := cfg.Routes[i]
+				if len(rt.Listeners) == 0 {
+					// A file's route without listeners serves on all of
+					// them; as a cluster resource it must name them: shown
+					// so, it applies back as it is.
+					for _, l := range cfg.Listeners {
+						rt.Listeners = append(rt.Listeners, l.Name)
+					}
+				}
+				err = cmp.Or(err, add(rt.Name, &rt))
 			}
 		case config.KindUpstream:
 			for i := range cfg.Upstreams {
