@@ -307,6 +307,15 @@ func TestMeshctlAgainstALiveMesh(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the admin API at 127.0.0.1:1") {
 		t.Fatalf("unreachable: %v", err)
 	}
+	// A port that answers plain HTTP (an admin.address, say) is named
+	// for what it is, not blamed on the trust bundle.
+	plain := httptest.NewServer(http.NotFoundHandler())
+	defer plain.Close()
+	err = newApp().Run([]string{"meshctl", "--admin", strings.TrimPrefix(plain.URL, "http://"), "--timeout", "2s",
+		"--cert", m.viewer[1], "--key", m.viewer[3], "--bundle", m.viewer[5], "members"})
+	if err == nil || !strings.Contains(err.Error(), "does not speak TLS") || strings.Contains(err.Error(), "trust bundle") {
+		t.Fatalf("plain HTTP port: %v", err)
+	}
 }
 
 // A progressive shift watches the new subset and rolls back when its error

@@ -28,7 +28,7 @@ import (
 // and as whom. Each also reads an environment variable.
 func connFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "admin", Aliases: []string{"a"}, EnvVars: []string{"MESHCTL_ADMIN"}, Value: "127.0.0.1:9901",
+		&cli.StringFlag{Name: "admin", Aliases: []string{"a"}, EnvVars: []string{"MESHCTL_ADMIN"}, Value: "127.0.0.1:9902",
 			Usage: "admin API address of any node (`HOST:PORT`, its admin.api.address)"},
 		&cli.StringFlag{Name: "workload-api", EnvVars: []string{"MESHCTL_WORKLOAD_API", "SPIFFE_ENDPOINT_SOCKET"},
 			Usage: "take meshctl's identity from this SPIFFE Workload API (`unix:///path`)"},
@@ -145,7 +145,10 @@ func (s *session) explain(err error) error {
 	case codes.Unavailable, codes.DeadlineExceeded:
 		msg := st.Message()
 		hint := "is the node running, and is this its admin.api.address?"
-		if strings.Contains(msg, "handshake") || strings.Contains(msg, "certificate") || strings.Contains(msg, "x509") {
+		switch {
+		case strings.Contains(msg, "first record does not look like a TLS handshake"):
+			hint = "this address does not speak TLS: it is no admin API (an admin.address serves plain HTTP /metrics; meshctl needs the node's admin.api.address)"
+		case strings.Contains(msg, "handshake") || strings.Contains(msg, "certificate") || strings.Contains(msg, "x509"):
 			hint = "the TLS handshake failed: do meshctl's identity and the node share a trust bundle, and does the node present an ID --server-id allows?"
 		}
 		return fmt.Errorf("cannot reach the admin API at %s (%s): %s", s.addr, hint, msg)
