@@ -307,6 +307,38 @@ func TestMeshctlAgainstALiveMesh(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the admin API at 127.0.0.1:1") {
 		t.Fatalf("unreachable: %v", err)
 	}
+	// Completion offers the names the node knows, for one NAME argument,
+	// and nothing (quickly) when the node cannot be asked.
+	complete := func(admin string, args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		app := newApp()
+		app.Writer = &out
+		full := append(append(append([]string{"meshctl", "--admin", admin}, m.viewer...), args...), "--generate-bash-completion")
+		saved := os.Args
+		os.Args = full
+		defer func() { os.Args = saved }()
+		if err := app.Run(interspersed(app, full)); err != nil {
+			t.Fatalf("completing %v: %v", args, err)
+		}
+		return out.String()
+	}
+	for _, args := range [][]string{{"routes", "get"}, {"routes", "delete"}, {"traffic", "shift"}, {"limits", "delete"}, {"transform", "test"}} {
+		if out := complete(m.edge.AdminAPIAddr(), args...); !strings.Contains(out, "orders\n") {
+			t.Errorf("completion of %v: %q, want the route orders", args, out)
+		}
+	}
+	if out := complete(m.edge.AdminAPIAddr(), "upstreams", "get"); !strings.Contains(out, "orders\n") {
+		t.Errorf("completion of upstreams get: %q", out)
+	}
+	if out := complete(m.edge.AdminAPIAddr(), "routes", "get", "orders"); strings.Contains(out, "orders") {
+		t.Errorf("completion after the NAME: %q", out)
+	}
+	start := time.Now()
+	if out := complete("127.0.0.1:1", "routes", "get"); out != "" || time.Since(start) > 3*time.Second {
+		t.Errorf("completion without a node: %q after %s", out, time.Since(start))
+	}
+
 	// A port that answers plain HTTP (an admin.address, say) is named
 	// for what it is, not blamed on the trust bundle.
 	plain := httptest.NewServer(http.NotFoundHandler())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -101,7 +102,7 @@ func resourceCommand(kind, plural string) *cli.Command {
 		Name: plural, Usage: "list, show, apply and delete " + plural + " (cluster-wide)",
 		Subcommands: []*cli.Command{
 			{Name: "list", Usage: "the node's " + plural + ", and where each comes from", Flags: listFlags(kind), Action: withSession(list)},
-			{Name: "get", Usage: "one " + kind + " as YAML", ArgsUsage: "NAME",
+			{Name: "get", Usage: "one " + kind + " as YAML", ArgsUsage: "NAME", BashComplete: completeNames(resourceNames(kind)),
 				Action: withSession(func(c *cli.Context, s *session) error {
 					if c.NArg() != 1 {
 						return fmt.Errorf("usage: meshctl %s get NAME", plural)
@@ -149,6 +150,7 @@ func resourceCommand(kind, plural string) *cli.Command {
 					return nil
 				})},
 			{Name: "delete", Usage: "delete a " + kind + " on every node (also one from the nodes' files)", ArgsUsage: "NAME",
+				BashComplete: completeNames(resourceNames(kind)),
 				Action: withSession(func(c *cli.Context, s *session) error {
 					if c.NArg() != 1 {
 						return fmt.Errorf("usage: meshctl %s delete NAME", plural)
@@ -242,6 +244,17 @@ func breakersCommand() *cli.Command {
 					})
 				})},
 			{Name: "reset", Usage: "close an endpoint's breaker on every node", ArgsUsage: "ENDPOINT",
+				BashComplete: completeNames(func(ctx context.Context, s *session) ([]string, error) {
+					r, err := s.client.ListBreakers(ctx, &adminv1.ListBreakersRequest{})
+					if err != nil {
+						return nil, err
+					}
+					var eps []string
+					for _, b := range r.Breakers {
+						eps = append(eps, b.Endpoint)
+					}
+					return eps, nil
+				}),
 				Action: withSession(func(c *cli.Context, s *session) error {
 					if c.NArg() != 1 {
 						return fmt.Errorf("usage: meshctl breakers reset HOST:PORT")
@@ -277,7 +290,7 @@ func limitsCommand() *cli.Command {
 						}
 					})
 				})},
-			{Name: "set", Usage: "change a route's limit on every node", ArgsUsage: "ROUTE",
+			{Name: "set", Usage: "change a route's limit on every node", ArgsUsage: "ROUTE", BashComplete: completeNames(resourceNames(config.KindRoute)),
 				Flags: append(connFlags(),
 					&cli.Int64Flag{Name: "requests", Required: true, Usage: "requests per window, cluster-wide"},
 					&cli.DurationFlag{Name: "window", Usage: "the window (default: keep)"},
@@ -297,6 +310,7 @@ func limitsCommand() *cli.Command {
 					return nil
 				})},
 			{Name: "delete", Usage: "remove a route's limit on every node", ArgsUsage: "ROUTE", Flags: connFlags(),
+				BashComplete: completeNames(resourceNames(config.KindRoute)),
 				Action: withSession(func(c *cli.Context, s *session) error {
 					if c.NArg() != 1 {
 						return fmt.Errorf("usage: meshctl limits delete ROUTE")

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 )
 
 // The scripts ask meshctl itself for candidates (urfave/cli's
@@ -37,17 +41,79 @@ _meshctl() {
 compdef _meshctl meshctl
 `
 
+// fish asks the same way, with the words before the cursor.
+const fishCompletion = `function __meshctl_complete
+    set -l words (commandline -opc)
+    set -l cur (commandline -ct)
+    if string match -q -- '-*' $cur
+        $words $cur --generate-bash-completion 2>/dev/null
+    else
+        $words --generate-bash-completion 2>/dev/null
+    end
+end
+complete -c meshctl -f -a '(__meshctl_complete)'
+`
+
+// completionTimeout bounds a name lookup made for the shell: completion
+// that waits on an unreachable node is worse than none.
+const completionTimeout = time.Second
+
+// completeNames completes a command's one NAME argument with what list
+// returns from the admin API (connection flags and MESHCTL_* variables
+// as for the command itself); it prints nothing when the node cannot be
+// asked.
+func completeNames(list func(ctx context.Context, s *session) ([]string, error)) cli.BashCompleteFunc {
+	return func(c *cli.Context) {
+		if c.NArg() > 0 {
+			return
+		}
+		s, err := connect(c)
+		if err != nil {
+			return
+		}
+		defer s.close()
+		ctx, cancel := context.WithTimeout(c.Context, completionTimeout)
+		defer cancel()
+		names, err := list(ctx, s)
+		if err != nil {
+			return
+		}
+		for _, n := range names {
+			fmt.Fprintln(c.App.Writer, n)
+		}
+	}
+}
+
+// resourceNames lists the names of one kind of resource, deleted ones left out.
+func resourceNames(kind string) func(ctx context.Context, s *session) ([]string, error) {
+	return func(ctx context.Context, s *session) ([]string, error) {
+		r, err := s.client.ListResources(ctx, &adminv1.ListResourcesRequest{Kind: kind})
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, x := range r.Resources {
+			if x.Origin != "cluster-deleted" {
+				names = append(names, x.Name)
+			}
+		}
+		return names, nil
+	}
+}
+
 func completionCommand() *cli.Command {
 	return &cli.Command{
-		Name: "completion", Usage: "print a shell completion script: eval \"$(meshctl completion bash)\"", ArgsUsage: "bash|zsh",
+		Name: "completion", Usage: "print a shell completion script: eval \"$(meshctl completion bash)\"", ArgsUsage: "bash|zsh|fish",
 		Action: func(c *cli.Context) error {
 			switch c.Args().First() {
 			case "bash":
 				fmt.Fprint(stdout, bashCompletion)
 			case "zsh":
 				fmt.Fprint(stdout, zshCompletion)
+			case "fish":
+				fmt.Fprint(stdout, fishCompletion)
 			default:
-				return cli.Exit("usage: meshctl completion bash|zsh", 2)
+				return cli.Exit("usage: meshctl completion bash|zsh|fish", 2)
 			}
 			return nil
 		},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/meshgate/meshgate/internal/config"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 )
 
@@ -17,7 +18,7 @@ func trafficCommand() *cli.Command {
 		Name: "traffic", Usage: "shift a route's traffic between the subsets of its service",
 		Subcommands: []*cli.Command{
 			{
-				Name: "show", Usage: "how a route's requests are split", ArgsUsage: "ROUTE",
+				Name: "show", Usage: "how a route's requests are split", ArgsUsage: "ROUTE", BashComplete: completeNames(resourceNames(config.KindRoute)),
 				Action: withSession(func(c *cli.Context, s *session) error {
 					if c.NArg() != 1 {
 						return fmt.Errorf("usage: meshctl traffic show ROUTE")
@@ -32,7 +33,7 @@ func trafficCommand() *cli.Command {
 				}),
 			},
 			{
-				Name: "shift", ArgsUsage: "ROUTE",
+				Name: "shift", ArgsUsage: "ROUTE", BashComplete: completeNames(resourceNames(config.KindRoute)),
 				Usage: "send --weight percent of ROUTE to subset --to; with --steps, progressively, rolling back when the subset misbehaves",
 				Flags: append(connFlags(),
 					&cli.StringFlag{Name: "to", Required: true, Usage: "the `SUBSET` (a sidecar's service.subset)"},

@@ -61,7 +61,7 @@ func transformCommand() *cli.Command {
 	return &cli.Command{
 		Name: "transform", Usage: "routes' transforms",
 		Subcommands: []*cli.Command{{
-			Name: "test", ArgsUsage: "ROUTE",
+			Name: "test", ArgsUsage: "ROUTE", BashComplete: completeNames(resourceNames(config.KindRoute)),
 			Usage: "dry-run a route's transform on a sample: the request as it would be forwarded, or with --response the response as the client would get it (no upstream is called)",
 			Description: "The node builds the route's transform from its effective configuration, or from --route-file\n" +
 				"(a routes[] entry, checked as `routes apply` would) to try a change before applying it.\n" +
