@@ -228,6 +228,12 @@ type ListenerMTLS struct {
 	// it gets 403 (gRPC: PERMISSION_DENIED). Empty: any SVID of the trust
 	// domain.
 	Allow []string `yaml:"allow"`
+	// ForwardedFrom lists the callers (SPIFFE ID patterns) whose forwarding
+	// headers (X-Forwarded-*, Forwarded) are believed and extended: the
+	// client and scheme a meshgate peer saw reach the upstream. Absent:
+	// every caller the listener admits (its callers are edges and sidecars,
+	// which set those headers themselves); []: none.
+	ForwardedFrom []string `yaml:"forwarded_from"`
 }
 
 // TLS is a listener's server-side TLS.

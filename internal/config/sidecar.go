@@ -52,6 +52,9 @@ type Inbound struct {
 	// Consumers: which edge-verified consumers the service believes (from
 	// trusted callers) and admits; carried to the inbound listener.
 	Consumers *ListenerConsumers `yaml:"consumers"`
+	// ForwardedFrom: whose forwarding headers the service gets as sent
+	// (absent: every admitted caller); carried to the inbound listener.
+	ForwardedFrom []string `yaml:"forwarded_from"`
 }
 
 // Outbound is where the local app calls the mesh, in plain HTTP on loopback.
@@ -150,6 +153,11 @@ func (v *validator) sidecar(sc *Sidecar) {
 			v.at(fmt.Sprintf("inbound.allow[%d]", i), "%v", err)
 		}
 	}
+	for i, a := range sc.Inbound.ForwardedFrom {
+		if _, err := pki.ParsePattern(a); err != nil {
+			v.at(fmt.Sprintf("inbound.forwarded_from[%d]", i), "%v", err)
+		}
+	}
 	if lc := sc.Inbound.Consumers; lc != nil {
 		v.listenerConsumers("inbound.consumers", lc)
 	}
@@ -210,7 +218,7 @@ func (sc *Sidecar) engineConfig() *Config {
 		cfg.Tracing = &t
 	}
 	cfg.Listeners = append(cfg.Listeners, Listener{Name: SidecarInbound, Address: sc.Inbound.Address,
-		MTLS: &ListenerMTLS{Allow: sc.Inbound.Allow}, Consumers: sc.Inbound.Consumers})
+		MTLS: &ListenerMTLS{Allow: sc.Inbound.Allow, ForwardedFrom: sc.Inbound.ForwardedFrom}, Consumers: sc.Inbound.Consumers})
 	cfg.Upstreams = append(cfg.Upstreams, Upstream{Name: SidecarLocalApp, Endpoints: []Endpoint{{Address: sc.Service.App}}})
 	cfg.Routes = append(cfg.Routes, Route{Name: SidecarInbound, Listeners: []string{SidecarInbound},
 		Match: Match{Path: &Path{Prefix: "/"}}, Upstream: SidecarLocalApp, Timeout: sc.Inbound.Timeout,

@@ -120,6 +120,11 @@ func (v *validator) validate(c *Config) {
 						v.at(fmt.Sprintf("%s.mtls.allow[%d]", p, j), "%v", err)
 					}
 				}
+				for j, id := range l.MTLS.ForwardedFrom {
+					if _, err := pki.ParsePattern(id); err != nil {
+						v.at(fmt.Sprintf("%s.mtls.forwarded_from[%d]", p, j), "%v", err)
+					}
+				}
 			} else if l.TLS == nil || len(l.TLS.Certificates) == 0 {
 				v.at(p, "listener %q: protocol https needs tls.certificates (or mtls)", l.Name)
 			}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/meshgate/meshgate/internal/route"
 	"github.com/meshgate/meshgate/internal/telemetry"
 	"github.com/meshgate/meshgate/pki"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // CallerHeader carries the caller's SPIFFE ID from an mTLS listener to the
@@ -101,6 +103,23 @@ type Caller struct {
 	// consumer headers of trusted callers are kept (everyone else's are
 	// removed, as on any listener) and required or checked.
 	Consumers *Consumers
+	// ForwardedFrom: the callers whose forwarding headers are believed;
+	// nil with ForwardedAll: every admitted caller.
+	ForwardedFrom []pki.Pattern
+	ForwardedAll  bool
+}
+
+// believesForwarded reports whether id's forwarding headers are believed.
+func (c *Caller) believesForwarded(id spiffeid.ID) bool {
+	if c.ForwardedAll {
+		return true
+	}
+	for _, p := range c.ForwardedFrom {
+		if p.Matches(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // Entry is the handler of one listener: it resolves the request against the
@@ -406,5 +425,30 @@ func (e *Entry) authorize(w http.ResponseWriter, r *http.Request, x *exchange.Ex
 		return false
 	}
 	r.Header[CallerHeader] = []string{x.Caller}
+	if e.caller.believesForwarded(id) {
+		// A meshgate peer set these for its own client: the client is the
+		// last address it added, and its headers are extended, not replaced.
+		x.PeerTrusted = true
+		if ip := lastForwardedFor(r.Header["X-Forwarded-For"]); ip != "" {
+			x.ClientIP = ip
+		}
+	}
 	return true
+}
+
+// lastForwardedFor is the last address of X-Forwarded-For ("" when absent
+// or not an IP address).
+func lastForwardedFor(xff []string) string {
+	if len(xff) == 0 {
+		return ""
+	}
+	last := xff[len(xff)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(last))
+	if err != nil {
+		return ""
+	}
+	return a.Unmap().String()
 }

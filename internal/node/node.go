@@ -544,6 +544,14 @@ func (n *Node) callerPolicy(lc config.Listener) (*dataplane.Caller, error) {
 		return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
 	}
 	c.Consumers = consumers
+	c.ForwardedAll = lc.MTLS.ForwardedFrom == nil
+	for _, a := range lc.MTLS.ForwardedFrom {
+		p, err := pki.ParsePattern(a)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
+		}
+		c.ForwardedFrom = append(c.ForwardedFrom, p)
+	}
 	return c, nil
 }
 
