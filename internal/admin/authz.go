@@ -19,9 +19,25 @@ import (
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 )
 
-// mutations are the methods that change state: operators only. The
-// others are reads, for viewers too (TransformTest among them: it runs a
-// route's transform on a sample and changes nothing).
+// Authorization is an allow list: every method of the service is a read
+// (viewers and operators) or a mutation (operators only), and a method in
+// neither is refused to everyone, so a new RPC cannot be served before it
+// is classified here (TestEveryRPCIsAReadOrAWrite walks the service).
+var reads = map[string]bool{
+	"Health":        true,
+	"ListMembers":   true,
+	"ListResources": true,
+	"GetResource":   true,
+	"GetTraffic":    true,
+	"UpstreamStats": true,
+	"ListBreakers":  true,
+	"ListLimits":    true,
+	"Tap":           true,
+	// It runs a route's transform on a sample and changes nothing.
+	"TransformTest": true,
+}
+
+// mutations are the methods that change state: operators only.
 var mutations = map[string]bool{
 	"ApplyResource":  true,
 	"DeleteResource": true,
@@ -54,9 +70,19 @@ func (a *authorizer) check(ctx context.Context, fullMethod string) (context.Cont
 		a.log.Warn("audit: refused", "method", method, "caller", "unauthenticated", "reason", err.Error())
 		return ctx, status.Errorf(codes.Unauthenticated, "no client SVID: %v", err)
 	}
+	return a.checkID(ctx, fullMethod, id)
+}
+
+// checkID is check for a caller already identified.
+func (a *authorizer) checkID(ctx context.Context, fullMethod string, id spiffeid.ID) (context.Context, error) {
+	method := fullMethod[strings.LastIndexByte(fullMethod, '/')+1:]
+	if !reads[method] && !mutations[method] {
+		a.log.Warn("audit: refused", "method", method, "caller", id.String(), "reason", "unclassified method")
+		return ctx, status.Errorf(codes.PermissionDenied, "%s is neither a read nor a change this node knows; no one may call it", method)
+	}
 	allowed := a.operators != nil && a.operators(id, nil) == nil
 	need := "operator"
-	if !mutations[method] {
+	if reads[method] {
 		allowed = allowed || a.viewers != nil && a.viewers(id, nil) == nil
 		need = "viewer or operator"
 	}
