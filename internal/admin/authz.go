@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -122,17 +123,29 @@ func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 	return resp, err
 }
 
-// auditRequest is a change as the audit log shows it. An API key is shown
-// by id and consumer: what was sent may even be a key in clear, refused.
+// auditRequest is a change as the audit log shows it. A resource's value is
+// never written — it may hold a key in clear (refused, but sent), or a
+// route's header values (a token for its upstream): the line names the
+// kind and name and a digest of the value, which matches what the cluster
+// stores. An API key is shown by id and consumer.
 func auditRequest(req any) string {
-	if r, ok := req.(*adminv1.ApplyResourceRequest); ok && r.Kind == config.KindAPIKey {
+	r, ok := req.(*adminv1.ApplyResourceRequest)
+	if !ok {
+		return fmt.Sprint(req)
+	}
+	if r.Kind == config.KindAPIKey {
 		k, err := config.DecodeAPIKey(r.Kind, []byte(r.Yaml))
 		if err != nil {
 			return `kind:"apikey" (a value that is not an API key hash, not logged)`
 		}
 		return fmt.Sprintf("kind:%q id:%q consumer:%q", r.Kind, config.KeyID(k.Hash), k.Consumer)
 	}
-	return fmt.Sprint(req)
+	name, err := config.ResourceName(r.Kind, []byte(r.Yaml))
+	if err != nil {
+		name = "(unreadable)"
+	}
+	sum := sha256.Sum256([]byte(r.Yaml))
+	return fmt.Sprintf("kind:%q name:%q value:sha256:%x (%d bytes, not logged)", r.Kind, name, sum[:8], len(r.Yaml))
 }
 
 func (a *authorizer) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
