@@ -199,8 +199,9 @@ type Server struct {
 	// TrustedProxies are CIDRs whose X-Forwarded-* / Forwarded headers are
 	// believed. From anyone else those headers are replaced, not appended to.
 	TrustedProxies []string `yaml:"trusted_proxies"`
-	// MaxBodyBytes is the default request body limit of a route (0: none).
-	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// MaxBodyBytes is the default request body limit of a route (an edge's
+	// default: DefaultEdgeMaxBodyBytes; a sidecar's: none; Unlimited: none).
+	MaxBodyBytes BodyLimit `yaml:"max_body_bytes"`
 }
 
 // Listener is one address the edge accepts clients on.
@@ -271,8 +272,9 @@ type Route struct {
 	Timeout Duration `yaml:"timeout"`
 	// PerTryTimeout bounds each attempt (until response headers) → 504.
 	PerTryTimeout Duration `yaml:"per_try_timeout"`
-	// MaxBodyBytes bounds the request body → 413 (0: server default).
-	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// MaxBodyBytes bounds the request body → 413 (0: server default;
+	// Unlimited: none).
+	MaxBodyBytes BodyLimit `yaml:"max_body_bytes"`
 	Retry        *Retry   `yaml:"retry"`
 	// RateLimit bounds the route's requests across the whole cluster → 429.
 	RateLimit *RateLimit `yaml:"rate_limit"`

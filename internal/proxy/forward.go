@@ -68,7 +68,7 @@ func NewForwarder(r *route.Route, o ForwarderOptions) *Forwarder {
 	c := r.Config
 	f := newForwarder(r.Name, c.Timeout.D(), c.PerTryTimeout.D(), c.Retry, o)
 	f.rw = r.Rewrite()
-	f.maxBody = int64(c.MaxBodyBytes)
+	f.maxBody = c.MaxBodyBytes.Bytes()
 	return f
 }
 
