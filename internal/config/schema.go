@@ -290,6 +290,10 @@ type Route struct {
 	// Fallback answers in the upstream's place when it fails (another
 	// upstream, then a static response); absent: the error.
 	Fallback *Fallback `yaml:"fallback"`
+	// LenientPaths lets the route take paths that lenient backends read as
+	// traversal ("..;", overlong UTF-8; see route.SuspiciousPath), which
+	// are refused with 400 by default.
+	LenientPaths bool `yaml:"lenient_paths"`
 	// BFF names the Backend-for-Frontend group (bff[].name) the route
 	// belongs to: its match applies within the group's.
 	BFF string `yaml:"bff"`
