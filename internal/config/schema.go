@@ -275,7 +275,7 @@ type Route struct {
 	// MaxBodyBytes bounds the request body → 413 (0: server default;
 	// Unlimited: none).
 	MaxBodyBytes BodyLimit `yaml:"max_body_bytes"`
-	Retry        *Retry   `yaml:"retry"`
+	Retry        *Retry    `yaml:"retry"`
 	// RateLimit bounds the route's requests across the whole cluster → 429.
 	RateLimit *RateLimit `yaml:"rate_limit"`
 	// Auth identifies the request's consumer (401, 403) and applies its

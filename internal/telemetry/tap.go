@@ -1,8 +1,8 @@
 package telemetry
 
 import (
-	"fmt"
 	"errors"
+	"fmt"
 	"math"
 	"runtime"
 	"sync"
