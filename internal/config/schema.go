@@ -191,7 +191,10 @@ type Log struct {
 // Server holds settings shared by every listener.
 type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
-	IdleTimeout       Duration `yaml:"idle_timeout"`
+	// BodyReadTimeout bounds the wait for each read of an HTTP/1.x request
+	// body: a body that stalls → 408.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds the request line plus headers; past it → 431.
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
 	// DrainTimeout bounds the graceful shutdown on SIGTERM.

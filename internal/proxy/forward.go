@@ -700,6 +700,10 @@ func (f *Forwarder) clientFault(r *http.Request, err error, body *replayGuard) *
 		if errors.As(*rerr, &mbe) {
 			return exchange.BodyTooLarge
 		}
+		var te interface{ Timeout() bool }
+		if errors.As(*rerr, &te) && te.Timeout() {
+			return exchange.BodyTimeout
+		}
 		return exchange.BadBody
 	}
 	return nil
