@@ -191,6 +191,9 @@ type Log struct {
 // Server holds settings shared by every listener.
 type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// WriteTimeout bounds each write of a response to an HTTP/1.x client: a
+	// client that stops reading is dropped.
+	WriteTimeout Duration `yaml:"write_timeout"`
 	// BodyReadTimeout bounds the wait for each read of an HTTP/1.x request
 	// body: a body that stalls → 408.
 	BodyReadTimeout Duration `yaml:"body_read_timeout"`
