@@ -185,7 +185,7 @@ func DefaultUpstream(u *Upstream) {
 	}
 	if o := u.Outlier; o != nil {
 		setInt(&o.Consecutive5xx, 5)
-		setInt(&o.ConsecutiveConnectErrors, 5)
+		setInt(&o.ConsecutiveConnectErrors, 1)
 		setDur(&o.BaseEjection, 30*time.Second)
 		setDur(&o.MaxEjection, 300*time.Second)
 		setInt(&o.MaxEjectedPercent, 50)
