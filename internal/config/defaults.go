@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/http"
+	"os"
 	"slices"
 	"time"
 )
@@ -111,6 +112,9 @@ func applyDefaults(c *Config) {
 		setDur(&cl.ProbeInterval, DefaultProbeInterval)
 	}
 	if t := c.Tracing; t != nil {
+		if !t.envApplied {
+			t.envProblems, t.envApplied = tracingFromEnv(t, os.Getenv), true
+		}
 		if t.Protocol == "" {
 			t.Protocol = "grpc"
 		}

@@ -75,6 +75,11 @@ type Tracing struct {
 	// MeshService is the sidecar's service (set by LoadSidecar; empty on an
 	// edge): it makes the node's service.name meshgate-sidecar.
 	MeshService string `yaml:"-"`
+
+	// envApplied: the OpenTelemetry environment was read into the section
+	// (tracingFromEnv), and envProblems is what it could not read.
+	envApplied  bool     `yaml:"-"`
+	envProblems []string `yaml:"-"`
 }
 
 // TracingSampling is parent-based sampling: a request that carries a trace
