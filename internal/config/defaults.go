@@ -2,7 +2,6 @@ package config
 
 import (
 	"net/http"
-	"os"
 	"slices"
 	"time"
 )
@@ -112,9 +111,6 @@ func applyDefaults(c *Config) {
 		setDur(&cl.ProbeInterval, DefaultProbeInterval)
 	}
 	if t := c.Tracing; t != nil {
-		if !t.envApplied {
-			t.envProblems, t.envApplied = tracingFromEnv(t, os.Getenv), true
-		}
 		if t.Protocol == "" {
 			t.Protocol = "grpc"
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,14 @@ import (
 // something; the variables never turn tracing on by themselves (the section
 // must be there). Signal-specific variables (…_TRACES_…) win over the
 // general ones, as the specification says.
+
+// applyTracingEnv reads the environment into a file's tracing section,
+// once, before it is defaulted and validated (nil-safe).
+func applyTracingEnv(t *Tracing) {
+	if t != nil && !t.envApplied {
+		t.envProblems, t.envApplied = tracingFromEnv(t, os.Getenv), true
+	}
+}
 
 // otelEnv reads a variable, the traces-specific one first.
 func otelEnv(getenv func(string) string, name string) (value, from string) {

@@ -95,3 +95,20 @@ func TestTracingEnvThroughParse(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A sidecar reads the same environment, before its file is checked.
+func TestTracingEnvInASidecar(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4318/v1/traces")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+	cfg, err := ParseSidecar("s.yaml", []byte(sidecarIdentity+`
+service: {name: orders, app: "127.0.0.1:9000"}
+inbound: {address: "127.0.0.1:0"}
+tracing: {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := cfg.Tracing; tr.Endpoint != "127.0.0.1:4318" || tr.Protocol != "http" || !tr.Insecure {
+		t.Errorf("tracing %+v", tr)
+	}
+}
