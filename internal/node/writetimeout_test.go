@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 )
@@ -24,17 +23,7 @@ func TestClientThatStopsReadingIsDropped(t *testing.T) {
 		done <- err
 	}))
 	t.Cleanup(backend.Close)
-	e := startEdge(t, fmt.Sprintf(`
-log: {access: "off"}
-server: {write_timeout: 300ms}
-listeners: [{name: public, address: "127.0.0.1:0"}]
-routes: [{name: r, match: {path: {prefix: /}}, upstream: b}]
-upstreams: [{name: b, endpoints: [{address: %q}]}]
-`, addr(backend)))
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url("public"), "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialEdge(t, oneRouteEdge(t, "server: {write_timeout: 300ms}\n", addr(backend)))
 	defer conn.Close()
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetReadBuffer(4096) // the client reads nothing: keep little in flight
