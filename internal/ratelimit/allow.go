@@ -43,6 +43,8 @@ func (p *Policy) decide(e *entry, key string, now, n int64) Decision {
 	w := now / p.winNs
 	limit := p.limit.Load()
 	isolated := p.l.isolated()
+	// With peers, admit only within this node's claim (share.go).
+	shared := !isolated && !p.l.noShares && p.l.peerCount.Load() > 0
 	extrapolate := p.l.extrapolate
 	elapsed := now - w*p.winNs
 	for {
@@ -86,8 +88,20 @@ func (p *Policy) decide(e *entry, key string, now, n int64) Decision {
 		if est+float64(max(ask, 1)) > float64(limit)+epsilon {
 			if n > 0 {
 				e.denied.Add(1)
+				offer(cur, n, now)
 			}
 			d.RetryAfter = retryAfter(prevTotal, curTotal, float64(max(ask, 1)), float64(limit), frac, p.winNs)
+			return d
+		}
+		if shared && n > 0 && local+n > cur.claim.Load() {
+			if p.raise(e, w, now, n) {
+				continue // the claim grew (or the window rolled): decide again
+			}
+			e.denied.Add(1)
+			offer(cur, n, now)
+			// The next raise comes at most an interval after the last one.
+			d.RetryAfter = max(time.Duration(cur.raisedAt.Load()+int64(p.l.interval)-now), time.Millisecond)
+			d.RetryAfter = (d.RetryAfter + time.Millisecond - 1).Truncate(time.Millisecond)
 			return d
 		}
 		if n > 0 && !cur.local.CompareAndSwap(local, local+n) {
@@ -95,10 +109,19 @@ func (p *Policy) decide(e *entry, key string, now, n int64) Decision {
 		}
 		if n > 0 {
 			e.admitted.Add(1)
+			offer(cur, n, now)
 		}
 		d.Allowed = true
 		d.Remaining = int64(float64(limit) - est - float64(ask) + epsilon)
 		return d
+	}
+}
+
+// offer counts n requests asked of this node (its demand, for the shares).
+func offer(s *slot, n, now int64) {
+	s.offered.Add(n)
+	if s.firstAt.Load() == 0 {
+		s.firstAt.CompareAndSwap(0, now)
 	}
 }
 

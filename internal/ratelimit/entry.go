@@ -27,8 +27,8 @@ type entry struct {
 	over  [2]cell   // over[w&1]: the excess over the limit already counted for w
 
 	// Guarded by Limiter.flushMu:
-	sent [2]cell // sent[w&1]: this node's count for w last gossiped
-	hash uint64  // of policy and key, for message sharding; 0: not yet computed
+	sent [2]sentCell // sent[w&1]: this node's record for w last gossiped
+	hash uint64      // of policy and key, for message sharding; 0: not yet computed
 }
 
 // A slot is one window of one key, as the hot path needs it: this node's
@@ -42,10 +42,38 @@ type slot struct {
 	// time, in seconds since the window began; both float64 bits.
 	rate  atomic.Uint64
 	rateT atomic.Uint64
+
+	// Burst shares (share.go). This node's demand (requests asked for,
+	// admitted or not), the count it may reach in this window (its claim),
+	// when it last raised the claim and when the key first had a request
+	// here in this window (local ns; 0: not yet).
+	offered atomic.Int64
+	claim   atomic.Int64
+	// published is offered as of this node's last flush.
+	published atomic.Int64
+	// mineAtNews is published as of the last change of the peers' records.
+	mineAtNews atomic.Int64
+	raisedAt   atomic.Int64
+	firstAt    atomic.Int64
+	// The peers' claims (each at least its count) and demand, summed, and
+	// how many peers reported the window.
+	peerClaims  atomic.Int64
+	peerOffered atomic.Int64
+	reporters   atomic.Int64
+	// budget is what this node may still claim in the interval that began
+	// at raisedAt; guarded by the entry's mu.
+	budget int64
 }
 
 // A cell is a count for a window.
 type cell struct{ win, n int64 }
+
+// A sentCell is what Flush last sent of this node's record for a window.
+type sentCell struct{ win, n, claim, offered int64 }
+
+// A peerCell is one peer's record for a window: its count, claim and
+// demand, each the maximum received (each only grows within a window).
+type peerCell struct{ win, n, claim, offered int64 }
 
 // A peerRec is what one peer last reported for one key: its counts for up to
 // three windows (the previous, the current, and the next one for a peer
@@ -54,7 +82,7 @@ type cell struct{ win, n int64 }
 // repeated, reordered or relayed report never adds anything twice.
 type peerRec struct {
 	node  string
-	cells [3]cell // cells[w%3] holds window w
+	cells [3]peerCell // cells[w%3] holds window w
 
 	// Rate estimate for the newest window, for extrapolation.
 	newest   int64   // newest window reported
@@ -79,6 +107,13 @@ func (e *entry) rollLocked(w, winNs int64) {
 			continue
 		}
 		s.local.Store(0)
+		s.offered.Store(0)
+		s.published.Store(0)
+		s.mineAtNews.Store(0)
+		s.claim.Store(0)
+		s.raisedAt.Store(0)
+		s.firstAt.Store(0)
+		s.budget = 0
 		// Set the counts before the window, so a reader that sees the new
 		// window sees its counts too.
 		e.sumPeersLocked(s, t, winNs)
@@ -88,7 +123,7 @@ func (e *entry) rollLocked(w, winNs int64) {
 
 // sumPeersLocked recomputes slot s's peer sums for window t.
 func (e *entry) sumPeersLocked(s *slot, t, winNs int64) {
-	var sum int64
+	var sum, claims, offered, reporters int64
 	var rate, rateT float64
 	start := t * winNs
 	for i := range e.peers {
@@ -98,12 +133,19 @@ func (e *entry) sumPeersLocked(s *slot, t, winNs int64) {
 			continue
 		}
 		sum += c.n
+		claims += max(c.n, c.claim)
+		offered += max(c.n, c.offered)
+		reporters++
 		if r.newest == t && r.rate > 0 {
 			rate += r.rate
 			rateT += r.rate * float64(r.rateAt-start) / 1e9
 		}
 	}
 	s.peers.Store(sum)
+	s.peerClaims.Store(claims)
+	s.peerOffered.Store(offered)
+	s.reporters.Store(reporters)
+	s.mineAtNews.Store(s.published.Load())
 	s.rate.Store(f64bits(rate))
 	s.rateT.Store(f64bits(rateT))
 }
@@ -118,12 +160,15 @@ func (e *entry) refreshLocked(winNs int64) {
 
 // adoptLocked raises this node's own count for window t to n. A report about
 // this node that is higher than what it counted means it restarted and lost
-// its counts; taking them back from the cluster keeps the total whole.
-func (e *entry) adoptLocked(t, n int64) bool {
+// its counts; taking them back from the cluster keeps the total whole. Its
+// claim and demand are taken back the same way (the peers count them).
+func (e *entry) adoptLocked(t, n, claim, offered int64) bool {
 	s := &e.slots[t&1]
 	if s.win.Load() != t {
 		return false
 	}
+	raiseTo(&s.claim, claim)
+	raiseTo(&s.offered, offered)
 	for {
 		cur := s.local.Load()
 		if n <= cur {
@@ -135,10 +180,21 @@ func (e *entry) adoptLocked(t, n int64) bool {
 	}
 }
 
-// upsertLocked records that node counted n in window t, at local time now.
-// It reports whether that was news.
-func (e *entry) upsertLocked(node string, t, n, now, winNs int64) bool {
-	if n <= 0 {
+// raiseTo sets a to v if v is higher.
+func raiseTo(a *atomic.Int64, v int64) {
+	for {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// upsertLocked records node's record for window t (count n, claim and
+// demand offered), received at local time now. It reports whether that was
+// news.
+func (e *entry) upsertLocked(node string, t, n, claim, offered, now, winNs int64) bool {
+	if n <= 0 && claim <= 0 && offered <= 0 {
 		return false
 	}
 	var r *peerRec
@@ -157,13 +213,16 @@ func (e *entry) upsertLocked(node string, t, n, now, winNs int64) bool {
 	}
 	c := &r.cells[t%3]
 	switch {
-	case c.win == t && n <= c.n, c.win > t:
+	case c.win > t, c.win == t && n <= c.n && claim <= c.claim && offered <= c.offered:
 		return false
 	case c.win < t:
-		*c = cell{win: t}
+		*c = peerCell{win: t}
 	}
-	c.n = n
-	r.observeRate(t, n, now, winNs)
+	if n > c.n {
+		c.n = n
+		r.observeRate(t, n, now, winNs)
+	}
+	c.claim, c.offered = max(c.claim, claim), max(c.offered, offered)
 	return true
 }
 
@@ -190,7 +249,7 @@ func (e *entry) pruneLocked(w int64, live map[string]struct{}) (idle bool) {
 	for _, r := range e.peers {
 		alive := false
 		for _, c := range r.cells {
-			if c.win >= w-1 && c.n > 0 {
+			if c.win >= w-1 && (c.n > 0 || c.claim > 0 || c.offered > 0) {
 				alive = true
 			}
 		}

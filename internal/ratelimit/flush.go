@@ -37,30 +37,45 @@ type flushState struct {
 	perKey float64
 }
 
-// ownCount is this node's counts for a key in the previous and current
+// ownCount is this node's records for a key in the previous and current
 // windows, as Flush found them.
 type ownCount struct {
 	p     *Policy
 	e     *entry
 	w     int64
-	prev  int64
-	cur   int64
+	prev  wireRecord
+	cur   wireRecord
 	shard uint64
 	dirty bool
 }
 
+func (r wireRecord) empty() bool { return r.count+r.reserve+r.denied == 0 }
+
+func (r wireRecord) sent() sentCell {
+	return sentCell{win: r.win, n: r.count, claim: r.count + r.reserve, offered: r.count + r.denied}
+}
+
 // Run flushes every Options.Interval until ctx ends, then flushes once more
 // so the last counts leave with the node.
+//
+// A raised claim (share.go) asks for a flush at once: the flush then comes
+// at least minFlushGap after the previous one, instead of up to Interval
+// later.
 func (l *Limiter) Run(ctx context.Context) {
 	t := l.clk.NewTimer(l.interval)
 	defer t.Stop()
+	last := l.clk.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			l.Flush()
 			return
+		case <-l.kicks:
+			t.Stop()
+			t.Reset(max(0, last.Add(l.minFlushGap()).Sub(l.clk.Now())))
 		case <-t.C():
 			l.Flush()
+			last = l.clk.Now()
 			t.Reset(l.interval)
 		}
 	}
@@ -91,7 +106,7 @@ func (l *Limiter) Flush() {
 				l.expire(p, e, w)
 				continue
 			}
-			if c.prev > 0 || c.cur > 0 {
+			if !c.prev.empty() || !c.cur.empty() {
 				f.recs = append(f.recs, c)
 				size += len(e.key)
 			}
@@ -111,19 +126,20 @@ func (l *Limiter) collect(p *Policy, e *entry, w int64, live map[string]struct{}
 		return c, true
 	}
 	for i, t := range [2]int64{w - 1, w} {
-		var n int64
+		r := wireRecord{win: t}
 		if s := &e.slots[t&1]; s.win.Load() == t {
-			n = s.local.Load()
+			r = ownRecord(s, t)
+			s.published.Store(r.count + r.denied)
 		}
 		sent := e.sent[t&1]
 		if sent.win != t {
-			sent = cell{win: t}
+			sent = sentCell{win: t}
 		}
-		c.dirty = c.dirty || n != sent.n
+		c.dirty = c.dirty || r.sent() != sent
 		if i == 0 {
-			c.prev = n
+			c.prev = r
 		} else {
-			c.cur = n
+			c.cur = r
 		}
 	}
 	// Isolated-open decisions can take a window past the limit with no
@@ -205,22 +221,29 @@ func (l *Limiter) sendShard(f *flushState, recs []ownCount, shards uint64) int {
 		bytes += len(msg)
 		part++
 	}
+	// Version 2 only for messages that need it (see wireVersion).
+	v2 := false
+	for _, c := range recs {
+		v2 = v2 || needsV2([]wireRecord{c.prev, c.cur})
+	}
+	b.v2 = v2
 	var wr [2]wireRecord
 	for _, c := range recs {
 		r := wr[:0]
-		if c.prev > 0 {
-			r = append(r, wireRecord{win: c.w - 1, count: c.prev})
+		if !c.prev.empty() {
+			r = append(r, c.prev)
 		}
-		if c.cur > 0 {
-			r = append(r, wireRecord{win: c.w, count: c.cur})
+		if !c.cur.empty() {
+			r = append(r, c.cur)
 		}
 		winMs := c.p.winNs / 1e6
 		if !b.add(c.p.name, winMs, c.w, c.e.key, r) {
 			emit()
+			b.v2 = v2
 			b.add(c.p.name, winMs, c.w, c.e.key, r) // fits: a key is at most maxKeyLen bytes
 		}
-		c.e.sent[(c.w-1)&1] = cell{win: c.w - 1, n: c.prev}
-		c.e.sent[c.w&1] = cell{win: c.w, n: c.cur}
+		c.e.sent[(c.w-1)&1] = c.prev.sent()
+		c.e.sent[c.w&1] = c.cur.sent()
 	}
 	if !b.empty() {
 		emit()

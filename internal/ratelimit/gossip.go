@@ -79,7 +79,7 @@ func (l *Limiter) apply(m *message) (newer bool) {
 
 func anyLive(recs []wireRecord, w int64) bool {
 	for _, r := range recs {
-		if r.count > 0 && r.win >= w-1 && r.win <= w+1 {
+		if r.count+r.reserve+r.denied > 0 && r.win >= w-1 && r.win <= w+1 {
 			return true
 		}
 	}
@@ -104,10 +104,11 @@ func (p *Policy) mergeKey(key []byte, recs []wireRecord, names []string, w, now 
 			if r.win < w-1 || r.win > w+1 {
 				continue
 			}
+			claim, offered := r.count+r.reserve, r.count+r.denied
 			if names[r.node] == "" {
-				changed = e.adoptLocked(r.win, r.count) || changed
+				changed = e.adoptLocked(r.win, r.count, claim, offered) || changed
 			} else {
-				changed = e.upsertLocked(names[r.node], r.win, r.count, now, p.winNs) || changed
+				changed = e.upsertLocked(names[r.node], r.win, r.count, claim, offered, now, p.winNs) || changed
 			}
 		}
 		if changed {
@@ -152,12 +153,17 @@ func (l *Limiter) LocalState() []byte {
 			var recs []wireRecord
 			e.mu.Lock()
 			for _, t := range [2]int64{w - 1, w} {
-				if s := &e.slots[t&1]; s.win.Load() == t && s.local.Load() > 0 {
-					recs = append(recs, wireRecord{node: 0, win: t, count: s.local.Load()})
+				if s := &e.slots[t&1]; s.win.Load() == t {
+					if r := ownRecord(s, t); r.count+r.reserve+r.denied > 0 {
+						recs = append(recs, r)
+					}
 				}
 				for i := range e.peers {
-					if c := e.peers[i].cells[t%3]; c.win == t && c.n > 0 {
-						recs = append(recs, wireRecord{node: nodeIndex(e.peers[i].node), win: t, count: c.n})
+					if c := e.peers[i].cells[t%3]; c.win == t {
+						r := recordOf(nodeIndex(e.peers[i].node), t, c.n, c.claim, c.offered)
+						if r.count+r.reserve+r.denied > 0 {
+							recs = append(recs, r)
+						}
 					}
 				}
 			}
@@ -172,6 +178,9 @@ func (l *Limiter) LocalState() []byte {
 		return cmp.Or(strings.Compare(a.p.name, b.p.name), strings.Compare(a.key, b.key))
 	})
 	b := newBuilder(l.maxState, nodes)
+	for _, k := range keys {
+		b.v2 = b.v2 || needsV2(k.recs)
+	}
 	start := 0
 	if len(keys) > 0 {
 		start = rand.IntN(len(keys))
@@ -186,4 +195,25 @@ func (l *Limiter) LocalState() []byte {
 	}
 	l.stats.statesSent.Add(1)
 	return b.finish()
+}
+
+// recordOf is a node's record for window t: its count, and its claim and
+// demand as the amounts above it.
+func recordOf(node int, t, n, claim, offered int64) wireRecord {
+	return wireRecord{node: node, win: t, count: n, reserve: max(claim-n, 0), denied: max(offered-n, 0)}
+}
+
+// ownRecord is this node's record of slot s, which holds window t.
+func ownRecord(s *slot, t int64) wireRecord {
+	return recordOf(0, t, s.local.Load(), s.claim.Load(), s.offered.Load())
+}
+
+// needsV2 reports whether recs carry more than version 1 can say.
+func needsV2(recs []wireRecord) bool {
+	for _, r := range recs {
+		if r.reserve > 0 || r.denied > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -159,6 +159,13 @@ func (s *simNet) deliverDue() {
 func (s *simNet) step(dt time.Duration) {
 	s.clk.Advance(dt)
 	s.deliverDue()
+	// A raised claim asks for a flush at once (Run's kick): here, at the
+	// next step.
+	for _, nd := range s.nodes {
+		if nd.l.takeKick() && nd.alive {
+			s.flush(nd)
+		}
+	}
 	if now := s.clk.Now(); !now.Before(s.nextFlush) {
 		s.flushAll()
 		s.nextFlush = now.Add(s.flushEvery)

@@ -41,6 +41,14 @@ func newSingle(t testing.TB, o Options, policies ...PolicyConfig) *single {
 	return s
 }
 
+// estimateOnly turns burst shares off, for tests of the estimate's
+// arithmetic: with shares, a node with peers admits a burst only in
+// per-interval budgets, and these tests admit one all at once.
+func (s *single) estimateOnly() *single {
+	s.l.noShares = true
+	return s
+}
+
 // setPeers changes the alive peer count as the next Flush will see it.
 func (s *single) setPeers(n int) {
 	s.peers = n

@@ -14,7 +14,7 @@ var (
 // (peers' counts count), isolated after having had peers (open: own counts
 // against the full limit; closed: deny), and back.
 func TestIsolation(t *testing.T) {
-	s := newSingle(t, Options{}, openPolicy, closedPolicy)
+	s := newSingle(t, Options{}, openPolicy, closedPolicy).estimateOnly()
 	w := win(openPolicy, t0)
 	s.setPeers(2)
 	for _, pc := range []PolicyConfig{openPolicy, closedPolicy} {

@@ -76,6 +76,11 @@ type Limiter struct {
 	flushMu sync.Mutex
 	flush   flushState // guarded by flushMu
 
+	kicks chan struct{} // a raised claim asks Run for a flush now
+	// noShares turns burst shares off: decisions use the estimate alone
+	// (tests of the estimate's arithmetic set it).
+	noShares bool
+
 	stats counters
 }
 
@@ -118,6 +123,7 @@ func New(o Options) (*Limiter, error) {
 		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.names.m = map[string]string{}
+	l.kicks = make(chan struct{}, 1)
 	l.decoded.New = func() any { return new(message) }
 	empty := map[string]*Policy{}
 	l.policies.Store(&empty)

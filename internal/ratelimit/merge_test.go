@@ -89,7 +89,7 @@ func TestMergeIgnoresDeadAndForeign(t *testing.T) {
 // TestRestartAdoptsOwnCounts: a node that restarts under the same name gets
 // its counts back from the cluster, so it does not admit its share twice.
 func TestRestartAdoptsOwnCounts(t *testing.T) {
-	a := newSingle(t, Options{Node: "a"}, perMinute)
+	a := newSingle(t, Options{Node: "a"}, perMinute).estimateOnly()
 	b := newSingle(t, Options{Node: "b"}, perMinute)
 	a.setPeers(1)
 	if !a.l.Policy("api").AllowN("k", 600) {
@@ -99,7 +99,7 @@ func TestRestartAdoptsOwnCounts(t *testing.T) {
 	for _, m := range a.sent {
 		mustMerge(t, b.l, m.msg)
 	}
-	restarted := newSingle(t, Options{Node: "a"}, perMinute)
+	restarted := newSingle(t, Options{Node: "a"}, perMinute).estimateOnly()
 	restarted.setPeers(1)
 	if err := restarted.l.MergeState(b.l.LocalState()); err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func TestDecodeRejects(t *testing.T) {
 // TestOverAdmittedCounted: when gossip reveals a window's total above the
 // limit, the excess is counted once.
 func TestOverAdmittedCounted(t *testing.T) {
-	s := newSingle(t, Options{}, PolicyConfig{Name: "api", Limit: 100, Window: time.Minute})
+	s := newSingle(t, Options{}, PolicyConfig{Name: "api", Limit: 100, Window: time.Minute}).estimateOnly()
 	s.setPeers(1)
 	p := s.l.Policy("api")
 	w := win(perMinute, t0)

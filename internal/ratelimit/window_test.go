@@ -96,7 +96,7 @@ func TestDecisionFields(t *testing.T) {
 // TestEstimateIncludesPeers checks that peers' reported counts for both
 // windows enter the estimate, and that the sum is precomputed per key.
 func TestEstimateIncludesPeers(t *testing.T) {
-	s := newSingle(t, Options{}, tenSec)
+	s := newSingle(t, Options{}, tenSec).estimateOnly()
 	s.setPeers(2)
 	p := s.l.Policy("s")
 	w := win(tenSec, t0)

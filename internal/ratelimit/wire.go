@@ -12,7 +12,12 @@ import (
 // against the bytes left, so a hostile message can neither panic the decoder
 // nor make it allocate more than a small multiple of the message's size.
 const (
-	wireVersion = 1
+	// wireVersion is the newest payload version written. Version 1 (counts
+	// only) is still written when no record carries a reserve or denials,
+	// and always read, so nodes of the previous release keep their counts
+	// from this one's while a cluster upgrades.
+	wireVersion   = 2
+	wireVersionV1 = 1
 	// maxMessage is gossip.MaxMessage, repeated to keep this package free
 	// of the gossip import.
 	maxMessage   = 1200
@@ -26,11 +31,16 @@ const (
 )
 
 // wireRecord is one count: node (an index into the message's node table)
-// admitted count requests in window win.
+// admitted count requests in window win. Version 2 adds what the burst
+// shares need (see share.go): reserve, the part of the node's claim it has
+// not used yet (claim − count), and denied, the requests it refused (its
+// demand is count + denied). Both are 0 in a version 1 record.
 type wireRecord struct {
-	node  int
-	win   int64
-	count int64
+	node    int
+	win     int64
+	count   int64
+	reserve int64
+	denied  int64
 }
 
 // message is a decoded payload. Byte slices point into the payload or into
@@ -69,7 +79,10 @@ func (m *message) reset() {
 func decode(b []byte, m *message) error {
 	m.reset()
 	r := wire.NewReader(b)
-	r.Version(wireVersion)
+	v := r.Byte()
+	if r.Err() == nil && v != wireVersionV1 && v != wireVersion {
+		r.Fail(fmt.Errorf("%w %d", wire.ErrVersion, v))
+	}
 	nn := r.Count(maxNodes, 1, "nodes")
 	for i := 0; i < nn && r.Err() == nil; i++ {
 		name := r.Bytes(maxNameLen, "node name")
@@ -80,7 +93,7 @@ func decode(b []byte, m *message) error {
 	}
 	ng := r.Count(math.MaxInt, 4, "policies")
 	for i := 0; i < ng && r.Err() == nil; i++ {
-		decodeGroup(r, m)
+		decodeGroup(r, m, v >= 2)
 	}
 	if err := r.Done(); err != nil {
 		return fmt.Errorf("ratelimit: %w", err)
@@ -90,7 +103,7 @@ func decode(b []byte, m *message) error {
 
 // decodeGroup reads one policy's keys. Keys are front-coded: each repeats
 // `shared` bytes of the previous key in the group and adds a suffix.
-func decodeGroup(r *wire.Reader, m *message) {
+func decodeGroup(r *wire.Reader, m *message, v2 bool) {
 	name := r.Bytes(maxNameLen, "policy name")
 	ms := r.UvarintMax(maxWindowMs, "window")
 	if ms == 0 {
@@ -116,8 +129,12 @@ func decodeGroup(r *wire.Reader, m *message) {
 			if age > base {
 				r.Fail(fmt.Errorf("record age %d before window 0", age))
 			}
-			c := r.UvarintMax(maxCount, "count")
-			m.recs = append(m.recs, wireRecord{node: int(tag >> 2), win: int64(base - age), count: int64(c)})
+			rec := wireRecord{node: int(tag >> 2), win: int64(base - age), count: int64(r.UvarintMax(maxCount, "count"))}
+			if v2 {
+				rec.reserve = int64(r.UvarintMax(maxCount, "reserve"))
+				rec.denied = int64(r.UvarintMax(maxCount, "denied"))
+			}
+			m.recs = append(m.recs, rec)
 		}
 		m.keys = append(m.keys, wireKey{start: start, end: len(m.keyBuf), recsEnd: len(m.recs)})
 	}
@@ -128,6 +145,7 @@ func decodeGroup(r *wire.Reader, m *message) {
 // bytes. It tracks the exact encoded size as keys are added, because every
 // count in the format precedes what it counts.
 type builder struct {
+	v2     bool // write version 2 (reserve and denied); set while empty
 	max    int
 	nodes  []string
 	groups []buildGroup
@@ -184,6 +202,9 @@ func (b *builder) add(policy string, windowMs, base int64, key string, recs []wi
 	keyLen := wire.UvarintLen(uint64(shared)) + wire.StringLen(key[shared:]) + wire.UvarintLen(uint64(len(recs)))
 	for _, r := range recs {
 		keyLen += wire.UvarintLen(uint64(r.node)<<2|uint64(base-r.win)) + wire.UvarintLen(uint64(r.count))
+		if b.v2 {
+			keyLen += wire.UvarintLen(uint64(r.reserve)) + wire.UvarintLen(uint64(r.denied))
+		}
 	}
 	grow += keyLen + wire.UvarintLen(uint64(n+1)) - wire.UvarintLen(uint64(n))
 	if b.size+grow > b.max {
@@ -203,6 +224,10 @@ func (b *builder) add(policy string, windowMs, base int64, key string, recs []wi
 	for _, r := range recs {
 		g.body = wire.AppendUvarint(g.body, uint64(r.node)<<2|uint64(base-r.win))
 		g.body = wire.AppendUvarint(g.body, uint64(r.count))
+		if b.v2 {
+			g.body = wire.AppendUvarint(g.body, uint64(r.reserve))
+			g.body = wire.AppendUvarint(g.body, uint64(r.denied))
+		}
 	}
 	g.n++
 	g.prevKey = key
@@ -214,7 +239,11 @@ func (b *builder) add(policy string, windowMs, base int64, key string, recs []wi
 // gossip queue, which keeps it) and resets the builder.
 func (b *builder) finish() []byte {
 	out := make([]byte, 0, b.size)
-	out = append(out, wireVersion)
+	if b.v2 {
+		out = append(out, wireVersion)
+	} else {
+		out = append(out, wireVersionV1)
+	}
 	out = wire.AppendUvarint(out, uint64(len(b.nodes)))
 	for _, n := range b.nodes {
 		out = wire.AppendString(out, n)
@@ -228,6 +257,7 @@ func (b *builder) finish() []byte {
 		out = append(out, g.body...)
 	}
 	b.reset()
+	b.v2 = false
 	return out
 }
 
