@@ -25,6 +25,7 @@ var suites = []Suite{
 	{Name: "dataplane", Run: runDataplane},
 	{Name: "sidecar", Run: runSidecar},
 	{Name: "gossip", Run: runGossip},
+	{Name: "limits", Run: runLimits},
 	{Name: "tracing", Run: runTracing},
 	{Name: "auth", Run: runAuth},
 	{Name: "transform", Run: runTransform},

@@ -10,8 +10,10 @@ import (
 type Decision struct {
 	Allowed bool
 	Limit   int64
-	// Remaining is how many more requests the estimate admits now, after
-	// this one.
+	// Remaining is how many more requests this node admits now, after this
+	// one: what the estimate leaves, and with peers no more than the rest
+	// of this node's claim (share.go). It may under-promise (the claim can
+	// grow at the next request) but never promises what would be refused.
 	Remaining int64
 	// Reset is the time until the current window ends.
 	Reset time.Duration
@@ -113,6 +115,12 @@ func (p *Policy) decide(e *entry, key string, now, n int64) Decision {
 		}
 		d.Allowed = true
 		d.Remaining = int64(float64(limit) - est - float64(ask) + epsilon)
+		if shared {
+			// The claim, not the estimate, is what this node may still
+			// admit without news: promising more would make a client's
+			// RateLimit-Remaining lie.
+			d.Remaining = max(min(d.Remaining, cur.claim.Load()-local-ask), 0)
+		}
 		return d
 	}
 }

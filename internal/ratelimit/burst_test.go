@@ -31,7 +31,11 @@ func burstRates(total float64, n int, hot float64) []float64 {
 // Delivery takes 20–100 ms and flushes come every 150 ms (the harness's
 // defaults), with relays.
 func burstRun(t testing.TB, nodes int, mult, hot float64, windows int, seed uint64) []float64 {
-	pc := tenSecLimit
+	return burstRunPolicy(t, tenSecLimit, nodes, mult, hot, windows, seed)
+}
+
+// burstRunPolicy is burstRun under policy pc.
+func burstRunPolicy(t testing.TB, pc PolicyConfig, nodes int, mult, hot float64, windows int, seed uint64) []float64 {
 	s := newSimNet(t, nodes, seed, Options{}, pc)
 	s.relay = true
 	burst := pc.Window / 10

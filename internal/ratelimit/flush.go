@@ -221,12 +221,13 @@ func (l *Limiter) sendShard(f *flushState, recs []ownCount, shards uint64) int {
 		bytes += len(msg)
 		part++
 	}
-	// Version 2 only for messages that need it (see wireVersion).
-	v2 := false
+	// The claims extension only in messages that need it: without it a
+	// message is what the previous release sends.
+	ext := false
 	for _, c := range recs {
-		v2 = v2 || needsV2([]wireRecord{c.prev, c.cur})
+		ext = ext || needsClaims([]wireRecord{c.prev, c.cur})
 	}
-	b.v2 = v2
+	b.claims = ext
 	var wr [2]wireRecord
 	for _, c := range recs {
 		r := wr[:0]
@@ -239,7 +240,7 @@ func (l *Limiter) sendShard(f *flushState, recs []ownCount, shards uint64) int {
 		winMs := c.p.winNs / 1e6
 		if !b.add(c.p.name, winMs, c.w, c.e.key, r) {
 			emit()
-			b.v2 = v2
+			b.claims = ext
 			b.add(c.p.name, winMs, c.w, c.e.key, r) // fits: a key is at most maxKeyLen bytes
 		}
 		c.e.sent[(c.w-1)&1] = c.prev.sent()

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
@@ -44,7 +45,53 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 	mustMerge(t, s.l, countsMsg("b", perMinute, "tenant-0/consumer-0", map[int64]int64{w: 5}))
 	mustMerge(t, s.l, countsMsg("c", perMinute, "tenant-0/consumer-0", map[int64]int64{w - 1: 5, w: 9}))
 	seeds["state"] = s.l.LocalState()
+	// The claims extension: a node with peers in a burst claims and
+	// denies, so its flush and state carry it; the golden; and near-misses
+	// of its checks (an extension before any group, a tag that is not its
+	// record's, a record count that is neither 0 nor twice the key's).
+	c := newSingle(t, Options{Node: "self"}, perMinute, tenSec)
+	c.setPeers(2)
+	for i := range 300 {
+		c.l.Policy("api").Allow(fmt.Sprintf("tenant-%d/consumer-%d", i%3, i%20))
+		c.l.Policy("s").Allow("ip:10.0.0.1")
+	}
+	c.sent = nil
+	c.l.Flush()
+	seeds["claims-flush"] = c.sent[0].msg
+	mustMerge(t, c.l, s.sent[0].msg)
+	seeds["claims-state"] = c.l.LocalState()
+	golden := goldenHex(t, "claims")
+	seeds["claims"] = golden
+	orphan := append([]byte{1, 1, 1, 'a', 1, byte(len(claimsGroup))}, claimsGroup...)
+	seeds["claims-orphan"] = append(orphan, 0xe0, 0xd4, 0x03, 5, 0) // 60000 ms, base 5, no keys
+	seeds["claims-tag"] = replaceHex(t, golden, "0000040003", "0000040403")
+	seeds["claims-records"] = replaceHex(t, golden, "0000040003000005000"+"5fa01", "0000020003"+"0000")
 	return seeds
+}
+
+// goldenHex is the golden payload of that name.
+func goldenHex(t testing.TB, name string) []byte {
+	for _, g := range goldenPayloads {
+		if g.name == name {
+			b, err := hex.DecodeString(g.hex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+	t.Fatalf("no golden payload %q", name)
+	return nil
+}
+
+// replaceHex replaces the one occurrence of hex old in b by new.
+func replaceHex(t testing.TB, b []byte, old, new string) []byte {
+	h := hex.EncodeToString(b)
+	if strings.Count(h, old) != 1 {
+		t.Fatalf("%s occurs %d times", old, strings.Count(h, old))
+	}
+	out, _ := hex.DecodeString(strings.Replace(h, old, new, 1))
+	return out
 }
 
 // fuzzTarget is a fresh node knowing the seeds' policies.

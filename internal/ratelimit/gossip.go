@@ -179,7 +179,7 @@ func (l *Limiter) LocalState() []byte {
 	})
 	b := newBuilder(l.maxState, nodes)
 	for _, k := range keys {
-		b.v2 = b.v2 || needsV2(k.recs)
+		b.claims = b.claims || needsClaims(k.recs)
 	}
 	start := 0
 	if len(keys) > 0 {
@@ -198,9 +198,10 @@ func (l *Limiter) LocalState() []byte {
 }
 
 // recordOf is a node's record for window t: its count, and its claim and
-// demand as the amounts above it.
+// demand as the amounts above it (bounded as decoders bound every count).
 func recordOf(node int, t, n, claim, offered int64) wireRecord {
-	return wireRecord{node: node, win: t, count: n, reserve: max(claim-n, 0), denied: max(offered-n, 0)}
+	return wireRecord{node: node, win: t, count: min(n, maxCount),
+		reserve: min(max(claim-n, 0), maxCount), denied: min(max(offered-n, 0), maxCount)}
 }
 
 // ownRecord is this node's record of slot s, which holds window t.
@@ -208,8 +209,9 @@ func ownRecord(s *slot, t int64) wireRecord {
 	return recordOf(0, t, s.local.Load(), s.claim.Load(), s.offered.Load())
 }
 
-// needsV2 reports whether recs carry more than version 1 can say.
-func needsV2(recs []wireRecord) bool {
+// needsClaims reports whether recs carry more than counts: a claims
+// extension must go with them.
+func needsClaims(recs []wireRecord) bool {
 	for _, r := range recs {
 		if r.reserve > 0 || r.denied > 0 {
 			return true

@@ -32,6 +32,11 @@ type simNet struct {
 	fanout int           // peers a broadcast goes to; 0: all
 	relay  bool          // receivers that answer relay=true broadcast again
 	cut    func(from, to int) bool
+	// merge, when set, hands a delivery to node `to` instead of its Merge,
+	// and outbound rewrites what node `from` sends (not what it relays): a
+	// test stands in an older release's wire code with them.
+	merge    func(to int, msg []byte) (relay bool, err error)
+	outbound func(from int, msg []byte) []byte
 
 	flushEvery time.Duration
 	nextFlush  time.Time
@@ -86,7 +91,12 @@ func newSimNet(t testing.TB, n int, seed uint64, opts Options, policies ...Polic
 		o := opts
 		o.Node = fmt.Sprintf("n%d", i)
 		o.Clock = s.clk
-		o.Send = func(_ string, msg []byte) { s.broadcast(i, msg) }
+		o.Send = func(_ string, msg []byte) {
+			if s.outbound != nil { // a relay, below, forwards the bytes as received
+				msg = s.outbound(i, msg)
+			}
+			s.broadcast(i, msg)
+		}
 		o.Peers = func() int { return s.alivePeers(i) }
 		l, err := New(o)
 		if err != nil {
@@ -143,7 +153,11 @@ func (s *simNet) deliverDue() {
 		if !nd.alive {
 			continue
 		}
-		relay, err := nd.l.Merge(d.msg)
+		merge := nd.l.Merge
+		if s.merge != nil {
+			merge = func(msg []byte) (bool, error) { return s.merge(d.to, msg) }
+		}
+		relay, err := merge(d.msg)
 		if err != nil {
 			s.t.Fatalf("%s: Merge of %s's message: %v", nd.name, s.nodes[d.from].name, err)
 		}

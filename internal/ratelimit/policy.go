@@ -53,6 +53,10 @@ func (c PolicyConfig) validate() error {
 	switch {
 	case c.Name == "" || len(c.Name) > maxNameLen:
 		return fmt.Errorf("ratelimit: policy name %q: want 1 to %d bytes", c.Name, maxNameLen)
+	case c.Name[0] == 0:
+		// Names starting with NUL are the wire's extension groups
+		// (claimsGroup): a policy of that name would read them as counts.
+		return fmt.Errorf("ratelimit: policy name %q: must not start with a NUL byte", c.Name)
 	case c.Limit <= 0 || c.Limit > maxCount:
 		return fmt.Errorf("ratelimit: policy %q: limit %d out of range 1..%d", c.Name, c.Limit, int64(maxCount))
 	case c.Window < time.Second || c.Window%time.Millisecond != 0:

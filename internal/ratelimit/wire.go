@@ -12,12 +12,18 @@ import (
 // against the bytes left, so a hostile message can neither panic the decoder
 // nor make it allocate more than a small multiple of the message's size.
 const (
-	// wireVersion is the newest payload version written. Version 1 (counts
-	// only) is still written when no record carries a reserve or denials,
-	// and always read, so nodes of the previous release keep their counts
-	// from this one's while a cluster upgrades.
-	wireVersion   = 2
-	wireVersionV1 = 1
+	// wireVersion is the only payload version, read and written. The burst
+	// shares' claims travel in an extension that version 1 decoders skip
+	// (claimsGroup), not under a new version byte: a node of the previous
+	// release rejects a payload of any other version whole, counts
+	// included, so a new version would blind old and new nodes to each
+	// other's counts for the whole of a rolling upgrade.
+	wireVersion = 1
+	// claimsGroup is the policy name of a claims extension group (see the
+	// package documentation, "Wire format"). An old decoder reads it as a
+	// group of a policy it does not have and ignores it; no configured
+	// policy may have this name (PolicyConfig.validate).
+	claimsGroup = "\x00claims"
 	// maxMessage is gossip.MaxMessage, repeated to keep this package free
 	// of the gossip import.
 	maxMessage   = 1200
@@ -31,10 +37,10 @@ const (
 )
 
 // wireRecord is one count: node (an index into the message's node table)
-// admitted count requests in window win. Version 2 adds what the burst
-// shares need (see share.go): reserve, the part of the node's claim it has
-// not used yet (claim − count), and denied, the requests it refused (its
-// demand is count + denied). Both are 0 in a version 1 record.
+// admitted count requests in window win. The claims extension adds what the
+// burst shares need (see share.go): reserve, the part of the node's claim it
+// has not used yet (claim − count), and denied, the requests it refused (its
+// demand is count + denied). Both are 0 in a record without it.
 type wireRecord struct {
 	node    int
 	win     int64
@@ -56,7 +62,9 @@ type message struct {
 type wireGroup struct {
 	policy   []byte
 	windowMs int64
-	keysEnd  int // index into message.keys one past this group's last key
+	base     int64
+	keysEnd  int  // index into message.keys one past this group's last key
+	claims   bool // a claims extension group followed (and was merged in)
 }
 
 type wireKey struct {
@@ -79,10 +87,7 @@ func (m *message) reset() {
 func decode(b []byte, m *message) error {
 	m.reset()
 	r := wire.NewReader(b)
-	v := r.Byte()
-	if r.Err() == nil && v != wireVersionV1 && v != wireVersion {
-		r.Fail(fmt.Errorf("%w %d", wire.ErrVersion, v))
-	}
+	r.Version(wireVersion)
 	nn := r.Count(maxNodes, 1, "nodes")
 	for i := 0; i < nn && r.Err() == nil; i++ {
 		name := r.Bytes(maxNameLen, "node name")
@@ -93,7 +98,7 @@ func decode(b []byte, m *message) error {
 	}
 	ng := r.Count(math.MaxInt, 4, "policies")
 	for i := 0; i < ng && r.Err() == nil; i++ {
-		decodeGroup(r, m, v >= 2)
+		decodeGroup(r, m)
 	}
 	if err := r.Done(); err != nil {
 		return fmt.Errorf("ratelimit: %w", err)
@@ -101,15 +106,20 @@ func decode(b []byte, m *message) error {
 	return nil
 }
 
-// decodeGroup reads one policy's keys. Keys are front-coded: each repeats
-// `shared` bytes of the previous key in the group and adds a suffix.
-func decodeGroup(r *wire.Reader, m *message, v2 bool) {
+// decodeGroup reads one policy's keys, or a claims extension of the group
+// before it. Keys are front-coded: each repeats `shared` bytes of the
+// previous key in the group and adds a suffix.
+func decodeGroup(r *wire.Reader, m *message) {
 	name := r.Bytes(maxNameLen, "policy name")
 	ms := r.UvarintMax(maxWindowMs, "window")
 	if ms == 0 {
 		r.Fail(errors.New("zero window"))
 	}
 	base := r.UvarintMax(maxWindowIdx, "base window")
+	if string(name) == claimsGroup {
+		decodeClaims(r, m, int64(ms), int64(base))
+		return
+	}
 	nk := r.Count(math.MaxInt, 3, "keys")
 	prev := 0 // length of the previous key; it ends at len(m.keyBuf)
 	for i := 0; i < nk && r.Err() == nil; i++ {
@@ -129,28 +139,81 @@ func decodeGroup(r *wire.Reader, m *message, v2 bool) {
 			if age > base {
 				r.Fail(fmt.Errorf("record age %d before window 0", age))
 			}
-			rec := wireRecord{node: int(tag >> 2), win: int64(base - age), count: int64(r.UvarintMax(maxCount, "count"))}
-			if v2 {
-				rec.reserve = int64(r.UvarintMax(maxCount, "reserve"))
-				rec.denied = int64(r.UvarintMax(maxCount, "denied"))
-			}
-			m.recs = append(m.recs, rec)
+			c := r.UvarintMax(maxCount, "count")
+			m.recs = append(m.recs, wireRecord{node: int(tag >> 2), win: int64(base - age), count: int64(c)})
 		}
 		m.keys = append(m.keys, wireKey{start: start, end: len(m.keyBuf), recsEnd: len(m.recs)})
 	}
-	m.groups = append(m.groups, wireGroup{policy: name, windowMs: int64(ms), keysEnd: len(m.keys)})
+	m.groups = append(m.groups, wireGroup{policy: name, windowMs: int64(ms), base: int64(base), keysEnd: len(m.keys)})
+}
+
+// decodeClaims reads a claims extension group into the records of the group
+// before it, which it must follow directly and match: same window and base,
+// one (empty) key per key of that group, in order, each with no records or
+// with two per record of that key, (tag, reserve) then (tag, denied), the
+// tags repeating the record's.
+func decodeClaims(r *wire.Reader, m *message, ms, base int64) {
+	if len(m.groups) == 0 {
+		r.Fail(errors.New("claims extension without a group"))
+		return
+	}
+	g := &m.groups[len(m.groups)-1]
+	first := 0
+	if len(m.groups) > 1 {
+		first = m.groups[len(m.groups)-2].keysEnd
+	}
+	if g.claims || g.windowMs != ms || g.base != base {
+		r.Fail(errors.New("claims extension does not follow its group"))
+		return
+	}
+	g.claims = true
+	if nk := r.Count(math.MaxInt, 3, "keys"); nk != g.keysEnd-first && r.Err() == nil {
+		r.Fail(fmt.Errorf("claims extension has %d keys for %d", nk, g.keysEnd-first))
+	}
+	for k := first; k < g.keysEnd && r.Err() == nil; k++ {
+		if r.UvarintMax(0, "shared prefix") != 0 || len(r.Bytes(0, "claims key")) != 0 {
+			continue // failed
+		}
+		recs := m.recs[:m.keys[k].recsEnd]
+		if k > 0 {
+			recs = recs[m.keys[k-1].recsEnd:]
+		}
+		nr := r.Count(math.MaxInt, 2, "records")
+		if nr == 0 || r.Err() != nil {
+			continue
+		}
+		if nr != 2*len(recs) {
+			r.Fail(fmt.Errorf("claims extension has %d records for %d", nr, len(recs)))
+			break
+		}
+		for i := range recs {
+			recs[i].reserve = claimsValue(r, recs[i].tag(base), "reserve")
+			recs[i].denied = claimsValue(r, recs[i].tag(base), "denied")
+		}
+	}
+}
+
+// claimsValue reads one claims record, whose tag must be tag.
+func claimsValue(r *wire.Reader, tag uint64, what string) int64 {
+	if t := r.UvarintMax(maxNodes<<2, "record tag"); t != tag && r.Err() == nil {
+		r.Fail(fmt.Errorf("%s record tag %d for %d", what, t, tag))
+	}
+	return int64(r.UvarintMax(maxCount, what))
 }
 
 // builder encodes one payload, refusing a key that would take it past max
 // bytes. It tracks the exact encoded size as keys are added, because every
 // count in the format precedes what it counts.
 type builder struct {
-	v2     bool // write version 2 (reserve and denied); set while empty
+	// claims: follow every group with its claims extension group (reserve
+	// and denied); set while empty. Without it the payload is what the
+	// previous release writes, byte for byte.
+	claims bool
 	max    int
 	nodes  []string
 	groups []buildGroup
 	size   int
-	spare  [][]byte // bodies of finished payloads, reused
+	spare  [][2][]byte // bodies of finished payloads' groups, reused
 }
 
 type buildGroup struct {
@@ -160,6 +223,7 @@ type buildGroup struct {
 	n        int
 	prevKey  string
 	body     []byte
+	ext      []byte // the claims extension's keys
 }
 
 func newBuilder(max int, nodes []string) *builder {
@@ -170,7 +234,7 @@ func newBuilder(max int, nodes []string) *builder {
 
 func (b *builder) reset() {
 	for _, g := range b.groups {
-		b.spare = append(b.spare, g.body[:0])
+		b.spare = append(b.spare, [2][]byte{g.body[:0], g.ext[:0]})
 	}
 	b.groups = b.groups[:0]
 	b.size = 1 + wire.UvarintLen(uint64(len(b.nodes))) + wire.UvarintLen(0)
@@ -181,6 +245,14 @@ func (b *builder) reset() {
 
 func (b *builder) empty() bool { return len(b.groups) == 0 }
 
+// groupsOnWire is how many groups n policy groups take in the payload.
+func (b *builder) groupsOnWire(n int) uint64 {
+	if b.claims {
+		return 2 * uint64(n)
+	}
+	return uint64(n)
+}
+
 // add appends key with its records (windows within maxAge below base) to
 // the group of policy, opening the group if it is not the last one. It
 // reports false, changing nothing, if the payload would exceed max bytes.
@@ -190,43 +262,65 @@ func (b *builder) add(policy string, windowMs, base int64, key string, recs []wi
 	if n := len(b.groups); n > 0 && b.groups[n-1].policy == policy && b.groups[n-1].base == base {
 		g = &b.groups[n-1]
 	} else {
-		grow = wire.UvarintLen(uint64(len(b.groups)+1)) - wire.UvarintLen(uint64(len(b.groups))) +
-			wire.StringLen(policy) + wire.UvarintLen(uint64(windowMs)) + wire.UvarintLen(uint64(base)) +
-			wire.UvarintLen(0)
+		head := wire.UvarintLen(uint64(windowMs)) + wire.UvarintLen(uint64(base)) + wire.UvarintLen(0)
+		grow = wire.UvarintLen(b.groupsOnWire(len(b.groups)+1)) - wire.UvarintLen(b.groupsOnWire(len(b.groups))) +
+			wire.StringLen(policy) + head
+		if b.claims {
+			grow += wire.StringLen(claimsGroup) + head
+		}
 	}
 	prevKey, n := "", 0
 	if g != nil {
 		prevKey, n = g.prevKey, g.n
 	}
 	shared := commonPrefix(prevKey, key)
-	keyLen := wire.UvarintLen(uint64(shared)) + wire.StringLen(key[shared:]) + wire.UvarintLen(uint64(len(recs)))
+	nKeys := wire.UvarintLen(uint64(n+1)) - wire.UvarintLen(uint64(n))
+	grow += nKeys + wire.UvarintLen(uint64(shared)) + wire.StringLen(key[shared:]) + wire.UvarintLen(uint64(len(recs)))
 	for _, r := range recs {
-		keyLen += wire.UvarintLen(uint64(r.node)<<2|uint64(base-r.win)) + wire.UvarintLen(uint64(r.count))
-		if b.v2 {
-			keyLen += wire.UvarintLen(uint64(r.reserve)) + wire.UvarintLen(uint64(r.denied))
+		grow += wire.UvarintLen(r.tag(base)) + wire.UvarintLen(uint64(r.count))
+	}
+	ext := b.claims && needsClaims(recs)
+	if b.claims {
+		grow += nKeys + 2 // shared 0, empty key
+		if ext {
+			grow += wire.UvarintLen(uint64(2 * len(recs)))
+			for _, r := range recs {
+				grow += 2*wire.UvarintLen(r.tag(base)) + wire.UvarintLen(uint64(r.reserve)) + wire.UvarintLen(uint64(r.denied))
+			}
+		} else {
+			grow += wire.UvarintLen(0)
 		}
 	}
-	grow += keyLen + wire.UvarintLen(uint64(n+1)) - wire.UvarintLen(uint64(n))
 	if b.size+grow > b.max {
 		return false
 	}
 	if g == nil {
-		var body []byte
+		var bodies [2][]byte
 		if k := len(b.spare); k > 0 {
-			body, b.spare = b.spare[k-1], b.spare[:k-1]
+			bodies, b.spare = b.spare[k-1], b.spare[:k-1]
 		}
-		b.groups = append(b.groups, buildGroup{policy: policy, windowMs: windowMs, base: base, body: body})
+		b.groups = append(b.groups, buildGroup{policy: policy, windowMs: windowMs, base: base, body: bodies[0], ext: bodies[1]})
 		g = &b.groups[len(b.groups)-1]
 	}
 	g.body = wire.AppendUvarint(g.body, uint64(shared))
 	g.body = wire.AppendString(g.body, key[shared:])
 	g.body = wire.AppendUvarint(g.body, uint64(len(recs)))
 	for _, r := range recs {
-		g.body = wire.AppendUvarint(g.body, uint64(r.node)<<2|uint64(base-r.win))
+		g.body = wire.AppendUvarint(g.body, r.tag(base))
 		g.body = wire.AppendUvarint(g.body, uint64(r.count))
-		if b.v2 {
-			g.body = wire.AppendUvarint(g.body, uint64(r.reserve))
-			g.body = wire.AppendUvarint(g.body, uint64(r.denied))
+	}
+	if b.claims {
+		g.ext = append(g.ext, 0, 0) // shared 0, empty key: the keys are the group's, in order
+		if ext {
+			g.ext = wire.AppendUvarint(g.ext, uint64(2*len(recs)))
+			for _, r := range recs {
+				g.ext = wire.AppendUvarint(g.ext, r.tag(base))
+				g.ext = wire.AppendUvarint(g.ext, uint64(r.reserve))
+				g.ext = wire.AppendUvarint(g.ext, r.tag(base))
+				g.ext = wire.AppendUvarint(g.ext, uint64(r.denied))
+			}
+		} else {
+			g.ext = append(g.ext, 0)
 		}
 	}
 	g.n++
@@ -235,29 +329,35 @@ func (b *builder) add(policy string, windowMs, base int64, key string, recs []wi
 	return true
 }
 
+// tag is the record's node and age as the wire writes them.
+func (r wireRecord) tag(base int64) uint64 { return uint64(r.node)<<2 | uint64(base-r.win) }
+
 // finish returns the payload in a new slice (the caller hands it to the
 // gossip queue, which keeps it) and resets the builder.
 func (b *builder) finish() []byte {
 	out := make([]byte, 0, b.size)
-	if b.v2 {
-		out = append(out, wireVersion)
-	} else {
-		out = append(out, wireVersionV1)
-	}
+	out = append(out, wireVersion)
 	out = wire.AppendUvarint(out, uint64(len(b.nodes)))
 	for _, n := range b.nodes {
 		out = wire.AppendString(out, n)
 	}
-	out = wire.AppendUvarint(out, uint64(len(b.groups)))
+	out = wire.AppendUvarint(out, b.groupsOnWire(len(b.groups)))
 	for _, g := range b.groups {
 		out = wire.AppendString(out, g.policy)
 		out = wire.AppendUvarint(out, uint64(g.windowMs))
 		out = wire.AppendUvarint(out, uint64(g.base))
 		out = wire.AppendUvarint(out, uint64(g.n))
 		out = append(out, g.body...)
+		if b.claims {
+			out = wire.AppendString(out, claimsGroup)
+			out = wire.AppendUvarint(out, uint64(g.windowMs))
+			out = wire.AppendUvarint(out, uint64(g.base))
+			out = wire.AppendUvarint(out, uint64(g.n))
+			out = append(out, g.ext...)
+		}
 	}
 	b.reset()
-	b.v2 = false
+	b.claims = false
 	return out
 }
 

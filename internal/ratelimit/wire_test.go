@@ -24,9 +24,12 @@ type goldenGroup struct {
 
 // goldenPayloads pin the wire format: nodes of different versions gossip
 // together, so these bytes must never change (only a new wireVersion may).
+// Those with claims carry the claims extension (burst shares); the others
+// are what the release before it writes and reads.
 var goldenPayloads = []struct {
 	name   string
 	nodes  []string
+	claims bool
 	groups []goldenGroup
 	hex    string
 }{
@@ -102,10 +105,59 @@ var goldenPayloads = []struct {
 			"00" + "8004" + strings.Repeat("6b", 512) + "01" + "03808080808020" +
 			"ff03" + "016c" + "01" + "0000",
 	},
+	{
+		// Each group is followed by its claims extension: the same window
+		// and base, an empty key per key of the group, and per key either
+		// no records (k2: nothing to add) or (tag, reserve), (tag, denied)
+		// per record of the key.
+		name:   "claims",
+		nodes:  []string{"a", "b"},
+		claims: true,
+		groups: []goldenGroup{
+			{"api", 60000, 29000000, []goldenKey{
+				{"k1", []wireRecord{
+					{node: 0, win: 29000000, count: 7, reserve: 3},
+					{node: 1, win: 28999999, count: 900, denied: 250},
+				}},
+				{"k2", []wireRecord{{node: 0, win: 29000000, count: 2}}},
+			}},
+			{"s", 10000, 174000000, []goldenKey{
+				{"x", []wireRecord{{node: 0, win: 174000000, count: 1, denied: 1}}},
+			}},
+		},
+		hex: "01" + // version: 1, as before
+			"02" + "0161" + "0162" + // nodes "a", "b"
+			"04" + // groups: two, each with its extension
+			"03617069" + "e0d403" + "c082ea0d" + "02" + // "api", 60000 ms, base 29000000, 2 keys
+			"00" + "026b31" + "02" + "0007" + "058407" + // "k1": node 0 age 0 count 7, node 1 age 1 count 900
+			"01" + "0132" + "01" + "0002" + // "k2" (shares "k"): node 0 count 2
+			"0700636c61696d73" + "e0d403" + "c082ea0d" + "02" + // "\x00claims", same window, base, 2 keys
+			"0000" + "04" + "0003" + "0000" + "0500" + "05fa01" + // k1: reserve 3, denied 0; reserve 0, denied 250
+			"0000" + "00" + // k2: nothing
+			"0173" + "904e" + "808ffc52" + "01" + // "s", 10000 ms, base 174000000, 1 key
+			"00" + "0178" + "01" + "0001" + // "x": count 1
+			"0700636c61696d73" + "904e" + "808ffc52" + "01" +
+			"0000" + "02" + "0000" + "0001", // reserve 0, denied 1
+	},
+	{
+		// The largest values the extension carries.
+		name:   "claims longest",
+		nodes:  []string{"a"},
+		claims: true,
+		groups: []goldenGroup{{"p", 1000, 5, []goldenKey{
+			{"k", []wireRecord{{node: 0, win: 2, count: maxCount, reserve: maxCount, denied: maxCount}}},
+		}}},
+		hex: "01" + "01" + "0161" + "02" +
+			"0170" + "e807" + "05" + "01" +
+			"00" + "016b" + "01" + "03" + "808080808020" +
+			"0700636c61696d73" + "e807" + "05" + "01" +
+			"0000" + "02" + "03808080808020" + "03808080808020",
+	},
 }
 
-func encodeGolden(nodes []string, groups []goldenGroup, max int) ([]byte, bool) {
+func encodeGolden(nodes []string, claims bool, groups []goldenGroup, max int) ([]byte, bool) {
 	b := newBuilder(max, nodes)
+	b.claims = claims
 	for _, g := range groups {
 		for _, k := range g.keys {
 			if !b.add(g.policy, g.windowMs, g.base, k.key, k.recs) {
@@ -116,15 +168,14 @@ func encodeGolden(nodes []string, groups []goldenGroup, max int) ([]byte, bool) 
 	return b.finish(), true
 }
 
-// view is what m says, in goldenGroup form (base is not decoded: each
-// record's window is).
+// view is what m says, in goldenGroup form.
 func view(m *message) (nodes []string, groups []goldenGroup) {
 	for _, n := range m.nodes {
 		nodes = append(nodes, string(n))
 	}
 	k, r := 0, 0
 	for _, g := range m.groups {
-		gg := goldenGroup{policy: string(g.policy), windowMs: g.windowMs}
+		gg := goldenGroup{policy: string(g.policy), windowMs: g.windowMs, base: g.base}
 		for ; k < g.keysEnd; k++ {
 			key := m.keys[k]
 			recs := append([]wireRecord{}, m.recs[r:key.recsEnd]...)
@@ -141,16 +192,16 @@ func view(m *message) (nodes []string, groups []goldenGroup) {
 // decoder reads them back to the same values.
 func TestWireGolden(t *testing.T) {
 	for _, g := range goldenPayloads {
-		got, _ := encodeGolden(g.nodes, g.groups, 1<<20)
+		got, _ := encodeGolden(g.nodes, g.claims, g.groups, 1<<20)
 		if h := hex.EncodeToString(got); h != g.hex {
 			t.Errorf("%s: encoded\n%s\nwant\n%s", g.name, h, g.hex)
 			continue
 		}
 		if len(g.groups) > 0 {
-			if _, ok := encodeGolden(g.nodes, g.groups, len(got)); !ok {
+			if _, ok := encodeGolden(g.nodes, g.claims, g.groups, len(got)); !ok {
 				t.Errorf("%s: does not fit in its own %d bytes", g.name, len(got))
 			}
-			if _, ok := encodeGolden(g.nodes, g.groups, len(got)-1); ok {
+			if _, ok := encodeGolden(g.nodes, g.claims, g.groups, len(got)-1); ok {
 				t.Errorf("%s: fits in %d bytes", g.name, len(got)-1)
 			}
 		}
@@ -160,13 +211,8 @@ func TestWireGolden(t *testing.T) {
 			continue
 		}
 		nodes, groups := view(&m)
-		var want []goldenGroup
-		for _, gg := range g.groups {
-			gg.base = 0
-			want = append(want, gg)
-		}
-		if !reflect.DeepEqual(nodes, g.nodes) || !reflect.DeepEqual(groups, want) {
-			t.Errorf("%s: decoded %q %+v\nwant %q %+v", g.name, nodes, groups, g.nodes, want)
+		if !reflect.DeepEqual(nodes, g.nodes) || !reflect.DeepEqual(groups, g.groups) {
+			t.Errorf("%s: decoded %q %+v\nwant %q %+v", g.name, nodes, groups, g.nodes, g.groups)
 		}
 	}
 }
