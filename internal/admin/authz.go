@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -19,9 +20,25 @@ import (
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 )
 
-// mutations are the methods that change state: operators only. The
-// others are reads, for viewers too (TransformTest among them: it runs a
-// route's transform on a sample and changes nothing).
+// Authorization is an allow list: every method of the service is a read
+// (viewers and operators) or a mutation (operators only), and a method in
+// neither is refused to everyone, so a new RPC cannot be served before it
+// is classified here (TestEveryRPCIsAReadOrAWrite walks the service).
+var reads = map[string]bool{
+	"Health":        true,
+	"ListMembers":   true,
+	"ListResources": true,
+	"GetResource":   true,
+	"GetTraffic":    true,
+	"UpstreamStats": true,
+	"ListBreakers":  true,
+	"ListLimits":    true,
+	"Tap":           true,
+	// It runs a route's transform on a sample and changes nothing.
+	"TransformTest": true,
+}
+
+// mutations are the methods that change state: operators only.
 var mutations = map[string]bool{
 	"ApplyResource":  true,
 	"DeleteResource": true,
@@ -54,9 +71,19 @@ func (a *authorizer) check(ctx context.Context, fullMethod string) (context.Cont
 		a.log.Warn("audit: refused", "method", method, "caller", "unauthenticated", "reason", err.Error())
 		return ctx, status.Errorf(codes.Unauthenticated, "no client SVID: %v", err)
 	}
+	return a.checkID(ctx, fullMethod, id)
+}
+
+// checkID is check for a caller already identified.
+func (a *authorizer) checkID(ctx context.Context, fullMethod string, id spiffeid.ID) (context.Context, error) {
+	method := fullMethod[strings.LastIndexByte(fullMethod, '/')+1:]
+	if !reads[method] && !mutations[method] {
+		a.log.Warn("audit: refused", "method", method, "caller", id.String(), "reason", "unclassified method")
+		return ctx, status.Errorf(codes.PermissionDenied, "%s is neither a read nor a change this node knows; no one may call it", method)
+	}
 	allowed := a.operators != nil && a.operators(id, nil) == nil
 	need := "operator"
-	if !mutations[method] {
+	if reads[method] {
 		allowed = allowed || a.viewers != nil && a.viewers(id, nil) == nil
 		need = "viewer or operator"
 	}
@@ -96,17 +123,29 @@ func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 	return resp, err
 }
 
-// auditRequest is a change as the audit log shows it. An API key is shown
-// by id and consumer: what was sent may even be a key in clear, refused.
+// auditRequest is a change as the audit log shows it. A resource's value is
+// never written — it may hold a key in clear (refused, but sent), or a
+// route's header values (a token for its upstream): the line names the
+// kind and name and a digest of the value, which matches what the cluster
+// stores. An API key is shown by id and consumer.
 func auditRequest(req any) string {
-	if r, ok := req.(*adminv1.ApplyResourceRequest); ok && r.Kind == config.KindAPIKey {
+	r, ok := req.(*adminv1.ApplyResourceRequest)
+	if !ok {
+		return fmt.Sprint(req)
+	}
+	if r.Kind == config.KindAPIKey {
 		k, err := config.DecodeAPIKey(r.Kind, []byte(r.Yaml))
 		if err != nil {
 			return `kind:"apikey" (a value that is not an API key hash, not logged)`
 		}
 		return fmt.Sprintf("kind:%q id:%q consumer:%q", r.Kind, config.KeyID(k.Hash), k.Consumer)
 	}
-	return fmt.Sprint(req)
+	name, err := config.ResourceName(r.Kind, []byte(r.Yaml))
+	if err != nil {
+		name = "(unreadable)"
+	}
+	sum := sha256.Sum256([]byte(r.Yaml))
+	return fmt.Sprintf("kind:%q name:%q value:sha256:%x (%d bytes, not logged)", r.Kind, name, sum[:8], len(r.Yaml))
 }
 
 func (a *authorizer) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {

@@ -181,6 +181,13 @@ func TestConsumerTierAndKeyResources(t *testing.T) {
 	if strings.Contains(audit.String(), key[4:]) {
 		t.Fatalf("the clear key reached the audit log:\n%s", audit)
 	}
+	// Nor through another kind: a consumer with its keys inline, a key in
+	// clear among them, is refused, and the audit line has neither.
+	_, _ = ops.ApplyResource(ctx, &adminv1.ApplyResourceRequest{Kind: config.KindConsumer,
+		Yaml: "name: leaky\ntier: gold\napi_keys: [" + key + "]\n"})
+	if strings.Contains(audit.String(), key[4:]) {
+		t.Fatalf("a clear key in a consumer reached the audit log:\n%s", audit)
+	}
 	if _, err := ops.ApplyResource(ctx, &adminv1.ApplyResourceRequest{Kind: config.KindAPIKey, Yaml: "consumer: acmee\nhash: " + hash + "\n"}); codeOf(err) != codes.NotFound || !strings.Contains(err.Error(), "did you mean acme") {
 		t.Fatalf("a key of an unknown consumer: %v", err)
 	}

@@ -23,8 +23,11 @@ func (s *Server) Tap(r *adminv1.TapRequest, stream adminv1.Admin_TapServer) erro
 	if r.Sample < 0 || r.Sample > 1 {
 		return status.Errorf(codes.InvalidArgument, "sample %g: want 0 < sample ≤ 1", r.Sample)
 	}
-	events, cancel := s.b.Tap().Subscribe(telemetry.TapFilter{Route: r.Route, StatusMin: int(r.StatusMin),
+	events, cancel, err := s.b.Tap().Subscribe(telemetry.TapFilter{Route: r.Route, StatusMin: int(r.StatusMin),
 		StatusMax: int(r.StatusMax), Consumer: r.Consumer, Sample: r.Sample})
+	if err != nil {
+		return status.Error(codes.ResourceExhausted, err.Error()+"; try again when one closes")
+	}
 	defer cancel()
 	ctx := stream.Context()
 	for {

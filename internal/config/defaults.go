@@ -9,6 +9,7 @@ import (
 // Defaults, documented in docs/config.md.
 const (
 	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultBodyReadTimeout   = 10 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultDrainTimeout      = 30 * time.Second
@@ -55,6 +56,7 @@ func applyDefaults(c *Config) {
 	}
 	s := &c.Server
 	setDur(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDur(&s.BodyReadTimeout, DefaultBodyReadTimeout)
 	setDur(&s.IdleTimeout, DefaultIdleTimeout)
 	setDur(&s.DrainTimeout, DefaultDrainTimeout)
 	if s.MaxHeaderBytes == 0 {

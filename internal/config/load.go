@@ -60,6 +60,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Server.MaxBodyBytes == 0 { // an edge's; a sidecar's has none
+		cfg.Server.MaxBodyBytes = DefaultEdgeMaxBodyBytes
+	}
 	applyDefaults(&cfg)
 	v := &validator{shape: s}
 	v.validate(&cfg)

@@ -191,7 +191,10 @@ type Log struct {
 // Server holds settings shared by every listener.
 type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
-	IdleTimeout       Duration `yaml:"idle_timeout"`
+	// BodyReadTimeout bounds the wait for each read of an HTTP/1.x request
+	// body: a body that stalls → 408.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds the request line plus headers; past it → 431.
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
 	// DrainTimeout bounds the graceful shutdown on SIGTERM.
@@ -199,8 +202,9 @@ type Server struct {
 	// TrustedProxies are CIDRs whose X-Forwarded-* / Forwarded headers are
 	// believed. From anyone else those headers are replaced, not appended to.
 	TrustedProxies []string `yaml:"trusted_proxies"`
-	// MaxBodyBytes is the default request body limit of a route (0: none).
-	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// MaxBodyBytes is the default request body limit of a route (an edge's
+	// default: DefaultEdgeMaxBodyBytes; a sidecar's: none; Unlimited: none).
+	MaxBodyBytes BodyLimit `yaml:"max_body_bytes"`
 }
 
 // Listener is one address the edge accepts clients on.
@@ -271,9 +275,10 @@ type Route struct {
 	Timeout Duration `yaml:"timeout"`
 	// PerTryTimeout bounds each attempt (until response headers) → 504.
 	PerTryTimeout Duration `yaml:"per_try_timeout"`
-	// MaxBodyBytes bounds the request body → 413 (0: server default).
-	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
-	Retry        *Retry   `yaml:"retry"`
+	// MaxBodyBytes bounds the request body → 413 (0: server default;
+	// Unlimited: none).
+	MaxBodyBytes BodyLimit `yaml:"max_body_bytes"`
+	Retry        *Retry    `yaml:"retry"`
 	// RateLimit bounds the route's requests across the whole cluster → 429.
 	RateLimit *RateLimit `yaml:"rate_limit"`
 	// Auth identifies the request's consumer (401, 403) and applies its
@@ -288,6 +293,10 @@ type Route struct {
 	// Fallback answers in the upstream's place when it fails (another
 	// upstream, then a static response); absent: the error.
 	Fallback *Fallback `yaml:"fallback"`
+	// LenientPaths lets the route take paths that lenient backends read as
+	// traversal ("..;", overlong UTF-8; see route.SuspiciousPath), which
+	// are refused with 400 by default.
+	LenientPaths bool `yaml:"lenient_paths"`
 	// BFF names the Backend-for-Frontend group (bff[].name) the route
 	// belongs to: its match applies within the group's.
 	BFF string `yaml:"bff"`

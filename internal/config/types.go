@@ -78,6 +78,43 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// BodyLimit is a request body limit (max_body_bytes): a size, or
+// "unlimited" (Unlimited); 0 takes the default.
+type BodyLimit int64
+
+// Unlimited is the BodyLimit of "unlimited".
+const Unlimited BodyLimit = -1
+
+// DefaultEdgeMaxBodyBytes is an edge's server.max_body_bytes when its file
+// sets none: a gateway bounds what a client can make it carry (nginx
+// defaults to 1 MiB; 10 MiB leaves room for ordinary uploads).
+const DefaultEdgeMaxBodyBytes BodyLimit = 10 << 20
+
+// UnmarshalYAML parses a size or "unlimited".
+func (b *BodyLimit) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == "unlimited" {
+		*b = Unlimited
+		return nil
+	}
+	var s ByteSize
+	if err := s.UnmarshalYAML(n); err != nil {
+		return posErrorf(n, "invalid size %q (use bytes, a unit — 64KiB, 10MiB — or unlimited)", n.Value)
+	}
+	*b = BodyLimit(s)
+	return nil
+}
+
+// MarshalYAML writes "unlimited" back as such.
+func (b BodyLimit) MarshalYAML() (any, error) {
+	if b == Unlimited {
+		return "unlimited", nil
+	}
+	return int64(b), nil
+}
+
+// Bytes is the limit in bytes, 0 for none.
+func (b BodyLimit) Bytes() int64 { return max(int64(b), 0) }
+
 // posError is an error at a position of the file being loaded; Load adds the
 // file name.
 type posError struct {

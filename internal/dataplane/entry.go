@@ -299,6 +299,13 @@ func (e *Entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stats = lr.stats[rt.Index]
+	if !rt.Config.LenientPaths {
+		if why := route.SuspiciousPath(raw); why != "" {
+			e.metrics.Rejected("suspicious_path")
+			exchange.WriteReason(rw, x, exchange.BadPath, "malformed request path: "+why+" (read as traversal by some servers)")
+			return
+		}
+	}
 	lr.handlers[rt.Index].ServeHTTP(rw, r.WithContext(exchange.With(ctx, x)))
 }
 

@@ -146,7 +146,7 @@ func TestEntryTapTraceID(t *testing.T) {
 	k := &sink{}
 	tr := tracer(t, config.TracingSampling{Ratio: ratio(1)}, k)
 	tap := telemetry.NewTap()
-	events, cancel := tap.Subscribe(telemetry.TapFilter{})
+	events, cancel, _ := tap.Subscribe(telemetry.TapFilter{})
 	defer cancel()
 	e := entry(t, EntryOptions{Tracer: tr, Tap: tap})
 	next := func() telemetry.TapEvent {

@@ -49,6 +49,8 @@ var (
 		"no route matches (method and normalized path shown)"}
 	MethodNotAllowed = &Kind{405, "method_not_allowed", "method DELETE not allowed; allowed: GET, HEAD",
 		"a route matched all but the method; `Allow` lists the methods"}
+	BodyTimeout = &Kind{408, "body_timeout", "request body timed out",
+		"no byte of the request body arrived for `server.body_read_timeout` (HTTP/1.x); the upstream request is abandoned and the connection closed"}
 	BodyTooLarge = &Kind{413, "body_too_large", "request body larger than this route accepts",
 		"the body exceeds `max_body_bytes`, or a route's `transform.max_body` (decoded, and as it grows while transformed) when the request side's `on_too_large` is `reject` (the default)"}
 	UnsupportedEncoding = &Kind{415, "unsupported_encoding", "unsupported content encoding: br",
@@ -96,7 +98,7 @@ var (
 // Kinds is the whole table, in the order docs/config.md lists it.
 var Kinds = []*Kind{
 	BadTarget, BadPath, BadBody, InvalidBody, InvalidRequest, Unauthorized, InvalidToken, ConsumerRequired, InsufficientScope,
-	CallerRequired, CallerDenied, ConsumerDenied, NoRoute, MethodNotAllowed, BodyTooLarge, UnsupportedEncoding,
+	CallerRequired, CallerDenied, ConsumerDenied, NoRoute, MethodNotAllowed, BodyTimeout, BodyTooLarge, UnsupportedEncoding,
 	RateLimited, TierLimited, UpgradeFailed, ConnectFailed, ConnectionReset, UpstreamUpgrade,
 	BadUpstreamBody, UpstreamBodyTooLarge, TransformFailed, AggregateCallFailed, AggregateTooLarge, Overloaded, AggregateOverloaded,
 	NoHealthyEndpoint, CircuitOpen, AuthUnavailable, UpstreamTimeout, PendingTimeout, AggregateTimeout,

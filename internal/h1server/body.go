@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -73,8 +74,26 @@ func (b *body) Read(p []byte) (int, error) {
 	if b.closed.Load() {
 		return 0, http.ErrBodyReadAfterClose
 	}
-	return b.read(p)
+	b.c.readingBody = true
+	n, err := b.read(p)
+	b.c.readingBody = false
+	var ne net.Error
+	if err != nil && err != io.EOF && b.c.srv.BodyReadTimeout > 0 && errors.As(err, &ne) && ne.Timeout() {
+		b.err = ErrBodyTimeout // the framing is lost: the connection closes
+		return n, ErrBodyTimeout
+	}
+	return n, err
 }
+
+// ErrBodyTimeout is a body read that waited BodyReadTimeout for a byte. It
+// is a net.Error whose Timeout is true.
+var ErrBodyTimeout error = bodyTimeout{}
+
+type bodyTimeout struct{}
+
+func (bodyTimeout) Error() string   { return "h1server: request body timed out" }
+func (bodyTimeout) Timeout() bool   { return true }
+func (bodyTimeout) Temporary() bool { return false }
 
 // read is Read with b.mu held.
 func (b *body) read(p []byte) (int, error) {

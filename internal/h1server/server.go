@@ -52,6 +52,10 @@ type Server struct {
 	// MaxHeaderBytes bounds the request line plus header section. Over it the
 	// server answers 431 and closes. Zero means http.DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
+	// BodyReadTimeout bounds the wait for each read of a request body while
+	// the handler reads it (unless the handler set its own read deadline):
+	// a body that stalls fails with ErrBodyTimeout. Zero: no bound.
+	BodyReadTimeout time.Duration
 
 	// OnReject, if set, is called for every request the server refuses
 	// itself, with the status it answered and a short reason. It runs on the
@@ -271,6 +275,7 @@ type conn struct {
 	phaseDeadline   time.Time // deadline for reads in this phase
 	curDeadline     time.Time // deadline currently set on rwc
 	handlerDeadline time.Time // set by ResponseController.SetReadDeadline
+	readingBody     bool      // the handler is reading the request body (BodyReadTimeout)
 
 	watch     *watch // the current request's WatchClient, if any
 	unread    byte   // a byte the watch read, returned by the next read
@@ -294,6 +299,16 @@ func (r *connReader) Read(p []byte) (int, error) {
 	}
 	if c.bw.Buffered() > 0 {
 		c.bw.Flush() // a write error resurfaces on the next write
+	}
+	if c.readingBody && c.phase == phaseHandler && c.handlerDeadline.IsZero() && c.srv.BodyReadTimeout > 0 {
+		// Each read of the body gets its own bound: a slow body is fine,
+		// one that stops is not.
+		c.deadlineSet = false
+		if err := c.rwc.SetReadDeadline(time.Now().Add(c.srv.BodyReadTimeout)); err != nil {
+			return 0, err
+		}
+		c.curDeadline = time.Unix(2, 0) // no phase's: the next read outside the body resets it
+		return c.rwc.Read(p)
 	}
 	if !c.deadlineSet {
 		c.deadlineSet = true

@@ -96,7 +96,8 @@ func (l *Listener) CanKeep(cfg config.Listener, srv config.Server) bool {
 	}
 	return l.srvCfg.ReadHeaderTimeout == srv.ReadHeaderTimeout &&
 		l.srvCfg.IdleTimeout == srv.IdleTimeout &&
-		l.srvCfg.MaxHeaderBytes == srv.MaxHeaderBytes
+		l.srvCfg.MaxHeaderBytes == srv.MaxHeaderBytes &&
+		l.srvCfg.BodyReadTimeout == srv.BodyReadTimeout
 }
 
 // Handler serves a listener's requests and holds what they need until
@@ -138,6 +139,7 @@ func New(cfg config.Listener, srvCfg config.Server, sock *Socket, h Handler, m *
 		ReadHeaderTimeout: srvCfg.ReadHeaderTimeout.D(),
 		IdleTimeout:       srvCfg.IdleTimeout.D(),
 		MaxHeaderBytes:    int(srvCfg.MaxHeaderBytes),
+		BodyReadTimeout:   srvCfg.BodyReadTimeout.D(),
 		ConnState:         connState,
 		ErrorLog:          l.log,
 		OnReject: func(c net.Conn, status int, reason string) {

@@ -68,7 +68,7 @@ func NewForwarder(r *route.Route, o ForwarderOptions) *Forwarder {
 	c := r.Config
 	f := newForwarder(r.Name, c.Timeout.D(), c.PerTryTimeout.D(), c.Retry, o)
 	f.rw = r.Rewrite()
-	f.maxBody = int64(c.MaxBodyBytes)
+	f.maxBody = c.MaxBodyBytes.Bytes()
 	return f
 }
 
@@ -699,6 +699,10 @@ func (f *Forwarder) clientFault(r *http.Request, err error, body *replayGuard) *
 	if rerr := body.readErr.Load(); rerr != nil {
 		if errors.As(*rerr, &mbe) {
 			return exchange.BodyTooLarge
+		}
+		var te interface{ Timeout() bool }
+		if errors.As(*rerr, &te) && te.Timeout() {
+			return exchange.BodyTimeout
 		}
 		return exchange.BadBody
 	}

@@ -62,3 +62,35 @@ func TestNormalizePathFastPathNoAlloc(t *testing.T) {
 		}
 	}
 }
+
+// Forms RFC 3986 leaves alone but lenient backends read as traversal:
+// dot segments with ';' parameters (Tomcat, Jetty: "..;x" is "..") and
+// overlong UTF-8 ("%C0%AF" is "/" to some decoders).
+func TestSuspiciousPath(t *testing.T) {
+	for _, c := range []struct{ path, want string }{
+		{"/a/..;/b", "dot segment with ';' parameters"},
+		{"/a/..;jsessionid=x/b", "dot segment with ';' parameters"},
+		{"/a/.;/b", "dot segment with ';' parameters"},
+		{"/a/%2e%2e;/b", "dot segment with ';' parameters"},
+		{"/a/%2E.;x", "dot segment with ';' parameters"},
+		{"/a\\..;\\b", "dot segment with ';' parameters"},
+		{"/a%2f..;%2fb", "dot segment with ';' parameters"},
+		{"/x/%C0%AF", "overlong UTF-8"},
+		{"/x/%c1%9c", "overlong UTF-8"},
+		{"/x/%E0%80%AF", "overlong UTF-8"},
+		{"/x/%f0%80%80%af", "overlong UTF-8"},
+		// Fine: parameters elsewhere, dots inside names, real UTF-8, Latin-1.
+		{"/a;v=1/b", ""},
+		{"/a/b;c=..", ""},
+		{"/a/...;/b", ""},
+		{"/a/..x;/b", ""},
+		{"/caf%C3%A9", ""},
+		{"/caf%E9", ""},
+		{"/x/%E0%A4%85", ""},
+		{"/", ""},
+	} {
+		if got := SuspiciousPath(c.path); got != c.want {
+			t.Errorf("SuspiciousPath(%q) = %q, want %q", c.path, got, c.want)
+		}
+	}
+}

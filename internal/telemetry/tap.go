@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"runtime"
 	"sync"
@@ -162,11 +163,19 @@ func (s *tapSub) send(ev *TapEvent) {
 	}
 }
 
+// MaxTapSubscribers bounds the taps open at once on a node: every request
+// is offered to each, so a reader opening thousands would slow them all.
+const MaxTapSubscribers = 16
+
+// ErrTapFull is Subscribe's error when MaxTapSubscribers taps are open.
+var ErrTapFull = fmt.Errorf("telemetry: %d taps are open on this node, the most it serves at once", MaxTapSubscribers)
+
 // Subscribe starts delivering the events that match f on a channel of
 // TapBuffer events. cancel stops the delivery and closes the channel; it may
 // be called more than once, from any goroutine. A Sample outside (0, 1] is
-// taken as 1 (use f.Validate to refuse it instead).
-func (t *Tap) Subscribe(f TapFilter) (events <-chan TapEvent, cancel func()) {
+// taken as 1 (use f.Validate to refuse it instead). With MaxTapSubscribers
+// open already, it returns ErrTapFull.
+func (t *Tap) Subscribe(f TapFilter) (events <-chan TapEvent, cancel func(), err error) {
 	s := &tapSub{route: f.Route, consumer: f.Consumer, statusMin: f.StatusMin, statusMax: f.StatusMax,
 		ch: make(chan TapEvent, TapBuffer)}
 	if f.Sample > 0 && f.Sample < 1 {
@@ -177,6 +186,10 @@ func (t *Tap) Subscribe(f TapFilter) (events <-chan TapEvent, cancel func()) {
 	t.mu.Lock()
 	var next []*tapSub
 	if p := t.subs.Load(); p != nil {
+		if len(*p) >= MaxTapSubscribers {
+			t.mu.Unlock()
+			return nil, func() {}, ErrTapFull
+		}
 		next = append(next, *p...)
 	}
 	next = append(next, s)
@@ -184,7 +197,7 @@ func (t *Tap) Subscribe(f TapFilter) (events <-chan TapEvent, cancel func()) {
 	t.mu.Unlock()
 
 	var once sync.Once
-	return s.ch, func() { once.Do(func() { t.remove(s) }) }
+	return s.ch, func() { once.Do(func() { t.remove(s) }) }, nil
 }
 
 // remove unlists s, waits for the publishers still sending to it (each

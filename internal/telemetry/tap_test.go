@@ -56,11 +56,11 @@ func TestTapWithoutSubscribers(t *testing.T) {
 
 func TestTapDeliversMatchingEvents(t *testing.T) {
 	tap := NewTap()
-	all, cancelAll := tap.Subscribe(TapFilter{})
+	all, cancelAll, _ := tap.Subscribe(TapFilter{})
 	defer cancelAll()
-	errs, cancelErrs := tap.Subscribe(TapFilter{Route: "orders", StatusMin: 500})
+	errs, cancelErrs, _ := tap.Subscribe(TapFilter{Route: "orders", StatusMin: 500})
 	defer cancelErrs()
-	client, cancelClient := tap.Subscribe(TapFilter{StatusMin: 400, StatusMax: 499, Consumer: "acme"})
+	client, cancelClient, _ := tap.Subscribe(TapFilter{StatusMin: 400, StatusMax: 499, Consumer: "acme"})
 	defer cancelClient()
 	if !tap.Active() || tap.Subscribers() != 3 {
 		t.Fatalf("Active %v, Subscribers %d", tap.Active(), tap.Subscribers())
@@ -103,7 +103,7 @@ func TestTapSamples(t *testing.T) {
 	for _, sample := range []float64{0.1, 0.01, 0.25, 0.5, 1, 0} {
 		t.Run(fmt.Sprint(sample), func(t *testing.T) {
 			tap := NewTap()
-			ch, cancel := tap.Subscribe(TapFilter{Route: "orders", Sample: sample})
+			ch, cancel, _ := tap.Subscribe(TapFilter{Route: "orders", Sample: sample})
 			defer cancel()
 			const n = 10000
 			got := 0
@@ -133,9 +133,9 @@ func TestTapSamples(t *testing.T) {
 
 func TestTapSlowSubscriberLosesEventsWithoutBlocking(t *testing.T) {
 	tap := NewTap()
-	slow, cancelSlow := tap.Subscribe(TapFilter{}) // never read until the end
+	slow, cancelSlow, _ := tap.Subscribe(TapFilter{}) // never read until the end
 	defer cancelSlow()
-	fast, cancelFast := tap.Subscribe(TapFilter{})
+	fast, cancelFast, _ := tap.Subscribe(TapFilter{})
 	defer cancelFast()
 
 	const n = 10000
@@ -185,8 +185,8 @@ func TestTapSlowSubscriberLosesEventsWithoutBlocking(t *testing.T) {
 
 func TestTapCancelClosesTheChannel(t *testing.T) {
 	tap := NewTap()
-	a, cancelA := tap.Subscribe(TapFilter{})
-	b, cancelB := tap.Subscribe(TapFilter{})
+	a, cancelA, _ := tap.Subscribe(TapFilter{})
+	b, cancelB, _ := tap.Subscribe(TapFilter{})
 	tap.Publish(tapEvent("orders", 200))
 
 	cancelA()
@@ -236,7 +236,7 @@ func TestTapFilterValidate(t *testing.T) {
 	}
 	// Subscribe takes an out-of-range sample as 1 rather than failing.
 	tap := NewTap()
-	ch, cancel := tap.Subscribe(TapFilter{Sample: 7})
+	ch, cancel, _ := tap.Subscribe(TapFilter{Sample: 7})
 	defer cancel()
 	for i := 0; i < 10; i++ {
 		tap.Publish(tapEvent("orders", 200))
@@ -267,7 +267,7 @@ func TestTapConcurrent(t *testing.T) {
 					return
 				default:
 				}
-				ch, cancel := tap.Subscribe(TapFilter{StatusMin: 200 + i, Sample: 0.5})
+				ch, cancel, _ := tap.Subscribe(TapFilter{StatusMin: 200 + i, Sample: 0.5})
 				for j := 0; j < 10; j++ {
 					select {
 					case <-ch:
@@ -282,7 +282,7 @@ func TestTapConcurrent(t *testing.T) {
 	}
 
 	// A steady reader that must see every event, received or counted lost.
-	steady, cancelSteady := tap.Subscribe(TapFilter{})
+	steady, cancelSteady, _ := tap.Subscribe(TapFilter{})
 	total := make(chan uint64)
 	sawMarker := make(chan struct{}, 1)
 	go func() {
@@ -369,7 +369,7 @@ func BenchmarkTapPublish(b *testing.B) {
 	})
 	b.Run("one_subscriber_filtered_out", func(b *testing.B) {
 		tap := NewTap()
-		_, cancel := tap.Subscribe(TapFilter{Route: "users"})
+		_, cancel, _ := tap.Subscribe(TapFilter{Route: "users"})
 		defer cancel()
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -379,7 +379,7 @@ func BenchmarkTapPublish(b *testing.B) {
 	})
 	b.Run("one_subscriber_reading", func(b *testing.B) {
 		tap := NewTap()
-		ch, cancel := tap.Subscribe(TapFilter{})
+		ch, cancel, _ := tap.Subscribe(TapFilter{})
 		drained := drainInBackground(ch)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -392,7 +392,7 @@ func BenchmarkTapPublish(b *testing.B) {
 	})
 	b.Run("one_subscriber_full", func(b *testing.B) {
 		tap := NewTap()
-		_, cancel := tap.Subscribe(TapFilter{})
+		_, cancel, _ := tap.Subscribe(TapFilter{})
 		defer cancel()
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -402,7 +402,7 @@ func BenchmarkTapPublish(b *testing.B) {
 	})
 	b.Run("one_subscriber_sample_0.01", func(b *testing.B) {
 		tap := NewTap()
-		ch, cancel := tap.Subscribe(TapFilter{Sample: 0.01})
+		ch, cancel, _ := tap.Subscribe(TapFilter{Sample: 0.01})
 		drained := drainInBackground(ch)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -415,7 +415,7 @@ func BenchmarkTapPublish(b *testing.B) {
 	})
 	b.Run("one_subscriber_reading_parallel", func(b *testing.B) {
 		tap := NewTap()
-		ch, cancel := tap.Subscribe(TapFilter{})
+		ch, cancel, _ := tap.Subscribe(TapFilter{})
 		drained := drainInBackground(ch)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -439,4 +439,29 @@ func drainInBackground(ch <-chan TapEvent) (wait func()) {
 		close(done)
 	}()
 	return func() { <-done }
+}
+
+// At most MaxTapSubscribers taps at once; closing one makes room.
+func TestTapSubscribersAreBounded(t *testing.T) {
+	tap := NewTap()
+	var cancels []func()
+	for range MaxTapSubscribers {
+		_, cancel, err := tap.Subscribe(TapFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancels = append(cancels, cancel)
+	}
+	if _, _, err := tap.Subscribe(TapFilter{}); err != ErrTapFull {
+		t.Fatalf("tap %d: %v", MaxTapSubscribers+1, err)
+	}
+	cancels[0]()
+	if _, cancel, err := tap.Subscribe(TapFilter{}); err != nil {
+		t.Fatalf("after one closed: %v", err)
+	} else {
+		cancel()
+	}
+	for _, c := range cancels[1:] {
+		c()
+	}
 }

@@ -99,7 +99,7 @@ func (b *builder) Build(rt *config.Route, env policy.Env, next http.Handler) (ht
 	if err != nil {
 		return nil, fmt.Errorf("transform: %w", err)
 	}
-	s.routeMaxBody = int64(rt.MaxBodyBytes)
+	s.routeMaxBody = rt.MaxBodyBytes.Bytes()
 	return s, nil
 }
 
