@@ -29,6 +29,7 @@ import (
 	"github.com/meshgate/meshgate/internal/aggregate"
 	"github.com/meshgate/meshgate/internal/auth"
 	"github.com/meshgate/meshgate/internal/breaker"
+	"github.com/meshgate/meshgate/internal/cache"
 	"github.com/meshgate/meshgate/internal/clock"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/dataplane"
@@ -102,6 +103,9 @@ type Node struct {
 	// policyRes keeps policy resources (verifiers, caches) across reloads
 	// that leave their config unchanged.
 	policyRes *policy.Shared
+	// caches are the response stores of routes[].cache, held through
+	// policyRes (one per cache.max_bytes in use).
+	caches *cache.Stores
 	// policies build every route's stages; set at start.
 	policies   []policy.Builder
 	stopShared func()
@@ -174,6 +178,8 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.policyRes = policy.NewShared()
+	n.caches = cache.NewStores(n.metrics.CacheEviction, nil)
+	n.metrics.CacheBytesFrom(n.caches.Bytes)
 	if n.mesh != nil {
 		n.mesh.cluster.Start() // every owner is registered
 	}
@@ -641,6 +647,7 @@ func (n *Node) policiesFor(cfg *config.Config) []policy.Builder {
 		auth.Policy(auth.Deps{Auth: cfg.Auth, Consumers: cfg.Consumers, Tiers: cfg.Tiers, Metrics: n.metrics, Logger: n.log}),
 		dataplane.TierLimit(n.limits, cfg.Tiers),
 		dataplane.RateLimit(n.limits),
+		cache.Policy(cache.Deps{Stores: n.caches, MaxBytes: int64(cfg.Cache.MaxBytes), Metrics: n.metrics}),
 		transform.Policy(transform.Deps{Metrics: n.metrics, Logger: n.log}),
 		fallback.Policy(fallback.Deps{Metrics: n.metrics, Logger: n.log}),
 		aggregate.Policy(aggregate.Deps{Calls: cfg.Calls, Metrics: n.metrics, Logger: n.log}),

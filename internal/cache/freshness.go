@@ -1,0 +1,43 @@
+package cache
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/cachestore"
+	"github.com/meshgate/meshgate/internal/httpcache"
+)
+
+// minRevalidateKeep is the least time a response with a validator stays
+// stored past its freshness, to be revalidated rather than fetched again.
+const minRevalidateKeep = time.Minute
+
+// lifetime is a response's freshness lifetime: what it states, else the
+// route's ttl when it has one, else RFC 9111's heuristic.
+func (s *stage) lifetime(status int, h http.Header) time.Duration {
+	life, heuristic := httpcache.FreshnessLifetime(httpcache.ResponseInfo{Status: status, Header: h}, true)
+	if s.ttl > 0 && (heuristic || !explicitFreshness(h)) {
+		return s.ttl
+	}
+	return life
+}
+
+func explicitFreshness(h http.Header) bool {
+	d := httpcache.ResponseDirectives(h)
+	return d.HasMaxAge || d.HasSMaxAge || len(h.Values("Expires")) > 0
+}
+
+// keep is how long a response stays in the store: its lifetime, and as
+// long again (at least minRevalidateKeep) when it has a validator, so that
+// once stale it is revalidated with a conditional request. 0: not stored.
+func keep(lifetime time.Duration, h http.Header) time.Duration {
+	ttl := lifetime
+	if hasValidator(h) {
+		ttl += max(lifetime, minRevalidateKeep)
+	}
+	return min(ttl, httpcache.MaxDelta)
+}
+
+func (s *stage) ageOf(e *cachestore.Entry, now time.Time) time.Duration {
+	return httpcache.CurrentAge(httpcache.ResponseInfo{Status: e.Status, Header: e.Header}, e.RequestTime, e.ResponseTime, now)
+}

@@ -1,0 +1,230 @@
+package cache
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/cachestore"
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/exchange"
+	"github.com/meshgate/meshgate/internal/httpcache"
+	"github.com/meshgate/meshgate/internal/policy"
+)
+
+// Name is the cache's name in Cache-Status (RFC 9211).
+const Name = "meshgate"
+
+// Results of a request, the result label of meshgate_cache_requests_total.
+const (
+	ResultHit         = "hit"         // answered from the store, fresh
+	ResultCollapsed   = "collapsed"   // answered with a concurrent miss's response
+	ResultMiss        = "miss"        // nothing usable stored: forwarded
+	ResultStale       = "stale"       // stored but stale or to validate: forwarded, a new response came
+	ResultRevalidated = "revalidated" // stale, the upstream answered 304: answered from the store
+	ResultBypass      = "bypass"      // not a request the cache takes (ranges, upgrades, gRPC)
+)
+
+// Counter counts cache results (telemetry.Metrics in a node).
+type Counter interface {
+	CacheRequest(route, result string)
+}
+
+type nopCounter struct{}
+
+func (nopCounter) CacheRequest(string, string) {}
+
+// Deps are what the cache stages of one snapshot share.
+type Deps struct {
+	// Stores are the node's stores; MaxBytes (cache.max_bytes) picks one.
+	Stores   *Stores
+	MaxBytes int64
+	// Metrics counts results (meshgate_cache_requests_total); nil: not counted.
+	Metrics Counter
+	// Now is the stages' clock (nil: the real one); the stores have their own.
+	Now func() time.Time
+}
+
+// Policy returns the builder of cache stages.
+func Policy(d Deps) policy.Builder {
+	if d.Stores == nil {
+		d.Stores = NewStores(nil, d.Now)
+	}
+	if d.MaxBytes <= 0 { // a config built in code, without defaults
+		d.MaxBytes = config.DefaultCacheMaxBytes
+	}
+	return policy.Of("cache", func(r *config.Route) *config.Cache { return r.Cache },
+		func(c *config.Cache, env policy.Env, next http.Handler) (http.Handler, error) {
+			scope := env.Scope
+			if scope == nil {
+				scope = policy.NewScope(nil)
+			}
+			st, err := d.Stores.Acquire(scope, d.MaxBytes)
+			if err != nil {
+				return nil, err
+			}
+			return New(c, Options{Route: env.Route, Store: st, Metrics: d.Metrics, Now: d.Now}, next), nil
+		})
+}
+
+// Options are a stage's surroundings.
+type Options struct {
+	Route   string
+	Store   *cachestore.Store
+	Metrics Counter          // nil: not counted
+	Now     func() time.Time // nil: time.Now
+}
+
+// stage is one route's cache.
+type stage struct {
+	route       string
+	next        http.Handler
+	store       *cachestore.Store
+	collapse    cachestore.Collapser
+	count       Counter
+	now         func() time.Time
+	ttl         time.Duration
+	maxBody     int64
+	perConsumer bool
+	setCookie   bool
+	wait        time.Duration
+}
+
+// New returns the cache stage of c (defaults applied) around next.
+func New(c *config.Cache, o Options, next http.Handler) http.Handler {
+	s := &stage{route: o.Route, next: next, store: o.Store, count: o.Metrics, now: o.Now,
+		ttl: c.TTL.D(), maxBody: int64(c.MaxBody), perConsumer: c.PerConsumer(),
+		setCookie: c.StoreSetCookie, wait: c.CollapseWait.D()}
+	if s.count == nil {
+		s.count = nopCounter{}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if lim := s.store.MaxEntryBytes(); s.maxBody <= 0 || s.maxBody > lim {
+		s.maxBody = lim
+	}
+	return s
+}
+
+func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := exchange.From(r.Context())
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions, http.MethodTrace, http.MethodConnect:
+		s.next.ServeHTTP(w, r)
+		return
+	default:
+		s.unsafe(w, r, x)
+		return
+	}
+	if (x != nil && x.GRPC) || r.Header.Get("Upgrade") != "" || r.Header.Get("Range") != "" {
+		// A range or an upgrade is not a whole response to store or serve;
+		// gRPC is not HTTP caching's.
+		s.count.CacheRequest(s.route, ResultBypass)
+		s.next.ServeHTTP(w, r)
+		return
+	}
+	q := s.newRequest(r, x)
+	e := s.lookup(q)
+	if e == nil {
+		fwd := httpcache.FwdURIMiss
+		if _, stored := s.store.Lookup(q.key, nil); stored {
+			fwd = httpcache.FwdVaryMiss
+		}
+		s.miss(w, q, fwd)
+		return
+	}
+	now := s.now()
+	age, life := s.ageOf(e, now), s.lifetime(e.Status, e.Header)
+	reqDir := httpcache.RequestDirectives(r.Header)
+	validate := httpcache.RequiresValidation(httpcache.ResponseDirectives(e.Header))
+	if !validate && httpcache.UsableFresh(reqDir, age, life) {
+		s.count.CacheRequest(s.route, ResultHit)
+		s.serve(w, r, e, age, httpcache.CacheStatus{Hit: true, TTL: life - age})
+		return
+	}
+	fwd := httpcache.FwdStale
+	if !validate && life > age {
+		fwd = httpcache.FwdRequest // fresh, but not for this request (no-cache, max-age, min-fresh)
+	}
+	if hasValidator(e.Header) {
+		s.revalidate(w, q, e, fwd)
+		return
+	}
+	s.count.CacheRequest(s.route, ResultStale)
+	s.forward(w, q, fwd)
+}
+
+// request is one cacheable request and what the stage derived from it.
+type request struct {
+	r   *http.Request
+	key string
+	// getKey is the GET key of a HEAD request (a stored GET answers it).
+	getKey string
+	path   string
+	// authorized: RFC 9111 §3.5 applies (the request carried credentials
+	// and the route shares entries across consumers).
+	authorized bool
+	start      time.Time
+}
+
+func (s *stage) newRequest(r *http.Request, x *exchange.Exchange) *request {
+	target := httpcache.RequestTarget(r.URL)
+	consumer := ""
+	if x != nil {
+		consumer = x.Consumer
+	}
+	scope := ""
+	authorized := r.Header.Get("Authorization") != "" || consumer != ""
+	if s.perConsumer && consumer != "" {
+		// Keyed per consumer: entries are that consumer's own, so the
+		// credentials it came with do not make them shared.
+		scope, authorized = consumer, false
+	}
+	q := &request{r: r, key: s.key(r.Method, r.Host, target, scope), authorized: authorized, start: s.now()}
+	if r.Method == http.MethodHead {
+		q.getKey = s.key(http.MethodGet, r.Host, target, scope)
+	}
+	q.path, _, _ = strings.Cut(target, "?")
+	return q
+}
+
+// key is a primary key: route, method, host, target and the consumer of a
+// route keyed per consumer, NUL-separated (none of them holds a NUL).
+func (s *stage) key(method, host, target, consumer string) string {
+	k := s.route + "\x00" + method + "\x00" + strings.ToLower(host) + target
+	if consumer != "" {
+		k += "\x00" + consumer
+	}
+	return k
+}
+
+// lookup returns the stored response that may answer q (fresh or not),
+// or nil.
+func (s *stage) lookup(q *request) *cachestore.Entry {
+	match := func(e *cachestore.Entry) bool {
+		k, ok := httpcache.VaryKey(e.Vary, q.r.Header)
+		return ok && k == e.Secondary && (!q.authorized || sharable(e.Header))
+	}
+	if e, ok := s.store.Lookup(q.key, match); ok {
+		return e
+	}
+	if q.getKey != "" {
+		if e, ok := s.store.Lookup(q.getKey, match); ok {
+			return e
+		}
+	}
+	return nil
+}
+
+// sharable reports whether a response may answer a request with
+// credentials from a shared cache (RFC 9111 §3.5).
+func sharable(h http.Header) bool {
+	d := httpcache.ResponseDirectives(h)
+	return d.Public || d.HasSMaxAge || d.MustRevalidate
+}
+
+func hasValidator(h http.Header) bool {
+	return h.Get("ETag") != "" || h.Get("Last-Modified") != ""
+}
