@@ -2,7 +2,10 @@
 // (routes[].cache): it answers GET and HEAD requests from the node's
 // response store (internal/cachestore) when RFC 9111 allows it, stores what
 // the upstream answers when it may, revalidates stale responses with a
-// conditional request, collapses concurrent misses of one key into one
+// conditional request (in the background within a response's
+// stale-while-revalidate window, answering stale meanwhile), answers from a
+// stale response in place of an upstream failure within its
+// stale-if-error window (RFC 5861), collapses concurrent misses of one key into one
 // upstream request, and invalidates a URI when an unsafe request to it
 // succeeds. Every caching rule is internal/httpcache's; this package holds
 // the state (the store, the clock, the in-flight misses) and the I/O.

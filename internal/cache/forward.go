@@ -3,6 +3,7 @@ package cache
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/meshgate/meshgate/internal/cachestore"
 	"github.com/meshgate/meshgate/internal/exchange"
@@ -13,8 +14,19 @@ import (
 // forward sends q upstream through a tee and stores the response if it
 // may; it returns the stored entry (nil: none).
 func (s *stage) forward(w http.ResponseWriter, q *request, fwd string) *cachestore.Entry {
+	return s.forwardOr(w, q, fwd, nil)
+}
+
+// forwardOr is forward with a stale entry that answers instead of an
+// upstream failure (nil: none; a failure goes to the client).
+func (s *stage) forwardOr(w http.ResponseWriter, q *request, fwd string, fallback *cachestore.Entry) *cachestore.Entry {
 	t := newTee(w, s, q, fwd)
+	t.holdErrors = fallback != nil
 	s.next.ServeHTTP(t, q.r)
+	if t.heldError != 0 {
+		s.serveOnError(w, q, fallback, fwd, t.heldError)
+		return nil
+	}
 	return t.finish()
 }
 
@@ -69,39 +81,61 @@ func (s *stage) answers(e *cachestore.Entry, q *request) bool {
 }
 
 // revalidate asks the upstream whether the stored e is still current with
-// its validators: on 304 the entry is freshened and answers; any other
-// answer goes to the client (and is stored if it may be).
-func (s *stage) revalidate(w http.ResponseWriter, q *request, e *cachestore.Entry, fwd string) {
+// its validators: on 304 the entry is freshened and answers; an upstream
+// failure is answered by fallback when there is one (stale-if-error); any
+// other answer goes to the client (and is stored if it may be).
+func (s *stage) revalidate(w http.ResponseWriter, q *request, e *cachestore.Entry, fwd string, fallback *cachestore.Entry) {
 	r2 := q.r.Clone(q.r.Context())
-	for _, k := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
-		r2.Header.Del(k)
-	}
-	for k, v := range httpcache.ValidatorsFor(e.Header) {
-		r2.Header[k] = v
-	}
+	setValidators(r2.Header, e.Header)
 	q2 := *q
 	q2.r = r2
 	t := newTee(w, s, &q2, fwd)
 	t.revalidating = true
+	t.holdErrors = fallback != nil
 	s.next.ServeHTTP(t, r2)
+	if t.heldError != 0 {
+		s.count.CacheRequest(s.route, ResultStale)
+		s.serveOnError(w, q, fallback, fwd, t.heldError)
+		return
+	}
 	if !t.got304 {
 		s.count.CacheRequest(s.route, ResultStale)
 		t.finish()
 		return
 	}
+	fresh, stored := s.freshen(e, t.header, q.start)
 	now := s.now()
-	httpcache.EnsureDate(t.header, now)
-	h := e.Header.Clone()
-	httpcache.UpdateStored(h, t.header)
-	fresh := &cachestore.Entry{Status: e.Status, Header: h, Body: e.Body, RequestTime: q.start, ResponseTime: now,
-		Route: s.route, Path: e.Path, Vary: e.Vary}
-	life := s.lifetime(fresh.Status, h)
-	fresh.TTL = keep(life, h)
-	stored := fresh.TTL > 0 && s.store.Put(e.Key, e.Secondary, fresh)
-	fresh.Key = e.Key
+	life := s.lifetime(fresh.Status, fresh.Header)
 	age := s.ageOf(fresh, now)
 	s.count.CacheRequest(s.route, ResultRevalidated)
 	s.serve(w, q.r, fresh, age, httpcache.CacheStatus{Fwd: fwd, FwdStatus: http.StatusNotModified, TTL: life - age, Stored: stored})
+}
+
+// setValidators replaces the conditional fields of a request header h with
+// the validators of the stored response header stored.
+func setValidators(h, stored http.Header) {
+	for _, k := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
+		h.Del(k)
+	}
+	for k, v := range httpcache.ValidatorsFor(stored) {
+		h[k] = v
+	}
+}
+
+// freshen updates the stored e with the header of a 304 answering a
+// revalidation sent at start, stores the result and returns it, and
+// whether it was stored.
+func (s *stage) freshen(e *cachestore.Entry, h304 http.Header, start time.Time) (*cachestore.Entry, bool) {
+	now := s.now()
+	httpcache.EnsureDate(h304, now)
+	h := e.Header.Clone()
+	httpcache.UpdateStored(h, h304)
+	fresh := &cachestore.Entry{Status: e.Status, Header: h, Body: e.Body, RequestTime: start, ResponseTime: now,
+		Route: s.route, Path: e.Path, Vary: e.Vary}
+	fresh.TTL = s.keep(s.lifetime(fresh.Status, h), h)
+	stored := fresh.TTL > 0 && s.store.Put(e.Key, e.Secondary, fresh)
+	fresh.Key, fresh.Secondary = e.Key, e.Secondary
+	return fresh, stored
 }
 
 // unsafe forwards a request of an unsafe method and, when it succeeds,

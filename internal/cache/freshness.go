@@ -27,15 +27,37 @@ func explicitFreshness(h http.Header) bool {
 	return d.HasMaxAge || d.HasSMaxAge || len(h.Values("Expires")) > 0
 }
 
-// keep is how long a response stays in the store: its lifetime, and as
-// long again (at least minRevalidateKeep) when it has a validator, so that
-// once stale it is revalidated with a conditional request. 0: not stored.
-func keep(lifetime time.Duration, h http.Header) time.Duration {
+// keep is how long a response stays in the store: its lifetime; as long
+// again (at least minRevalidateKeep) when it has a validator, so that once
+// stale it is revalidated with a conditional request; and the windows in
+// which it may be served stale, its stale-while-revalidate and its
+// stale-if-error (the route's stale_if_error when it states none), unless
+// it forbids serving stale. 0: not stored.
+func (s *stage) keep(lifetime time.Duration, h http.Header) time.Duration {
 	ttl := lifetime
 	if hasValidator(h) {
 		ttl += max(lifetime, minRevalidateKeep)
 	}
+	d := s.staleDirectives(h)
+	if !d.NoCache && !d.MustRevalidate && !d.ProxyRevalidate && !d.HasSMaxAge {
+		if d.HasStaleWhileRevalidate {
+			ttl += min(d.StaleWhileRevalidate, httpcache.MaxDelta)
+		}
+		if d.HasStaleIfError {
+			ttl += min(d.StaleIfError, httpcache.MaxDelta)
+		}
+	}
 	return min(ttl, httpcache.MaxDelta)
+}
+
+// staleDirectives are a stored response's directives, the route's
+// stale_if_error filled in when the response states no stale-if-error.
+func (s *stage) staleDirectives(h http.Header) httpcache.Directives {
+	d := httpcache.ResponseDirectives(h)
+	if !d.HasStaleIfError && s.staleIfError > 0 {
+		d.HasStaleIfError, d.StaleIfError = true, s.staleIfError
+	}
+	return d
 }
 
 func (s *stage) ageOf(e *cachestore.Entry, now time.Time) time.Duration {

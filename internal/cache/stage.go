@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/meshgate/meshgate/internal/cachestore"
@@ -17,12 +19,17 @@ const Name = "meshgate"
 
 // Results of a request, the result label of meshgate_cache_requests_total.
 const (
-	ResultHit         = "hit"         // answered from the store, fresh
-	ResultCollapsed   = "collapsed"   // answered with a concurrent miss's response
-	ResultMiss        = "miss"        // nothing usable stored: forwarded
-	ResultStale       = "stale"       // stored but stale or to validate: forwarded, a new response came
-	ResultRevalidated = "revalidated" // stale, the upstream answered 304: answered from the store
-	ResultBypass      = "bypass"      // not a request the cache takes (ranges, upgrades, gRPC)
+	ResultHit       = "hit"       // answered from the store, fresh
+	ResultCollapsed = "collapsed" // answered with a concurrent miss's response
+	ResultMiss      = "miss"      // nothing usable stored: forwarded
+	// ResultStale: stored but stale or to validate, and forwarded, a new
+	// response came; or answered stale, in its stale-while-revalidate
+	// window or because the upstream failed within its stale-if-error one.
+	ResultStale = "stale"
+	// ResultRevalidated: stale, the upstream answered 304, answered from
+	// the store; also each background revalidation (stale-while-revalidate).
+	ResultRevalidated = "revalidated"
+	ResultBypass      = "bypass" // not a request the cache takes (ranges, upgrades, gRPC)
 )
 
 // Counter counts cache results (telemetry.Metrics in a node).
@@ -53,18 +60,29 @@ func Policy(d Deps) policy.Builder {
 	if d.MaxBytes <= 0 { // a config built in code, without defaults
 		d.MaxBytes = config.DefaultCacheMaxBytes
 	}
-	return policy.Of("cache", func(r *config.Route) *config.Cache { return r.Cache },
-		func(c *config.Cache, env policy.Env, next http.Handler) (http.Handler, error) {
-			scope := env.Scope
-			if scope == nil {
-				scope = policy.NewScope(nil)
-			}
-			st, err := d.Stores.Acquire(scope, d.MaxBytes)
-			if err != nil {
-				return nil, err
-			}
-			return New(c, Options{Route: env.Route, Store: st, Metrics: d.Metrics, Now: d.Now}, next), nil
-		})
+	return builder{d}
+}
+
+// builder builds cache stages; unlike policy.Of it sees the whole route,
+// whose timeout bounds background revalidations.
+type builder struct{ d Deps }
+
+func (builder) Name() string { return "cache" }
+
+func (b builder) Build(rt *config.Route, env policy.Env, next http.Handler) (http.Handler, error) {
+	c := rt.Cache
+	if c == nil {
+		return next, nil
+	}
+	scope := env.Scope
+	if scope == nil {
+		scope = policy.NewScope(nil)
+	}
+	st, err := b.d.Stores.Acquire(scope, b.d.MaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	return New(c, Options{Route: env.Route, Store: st, Metrics: b.d.Metrics, Now: b.d.Now, Timeout: rt.Timeout.D()}, next), nil
 }
 
 // Options are a stage's surroundings.
@@ -73,6 +91,9 @@ type Options struct {
 	Store   *cachestore.Store
 	Metrics Counter          // nil: not counted
 	Now     func() time.Time // nil: time.Now
+	// Timeout bounds a background revalidation (the route's timeout; 0:
+	// config.DefaultRouteTimeout).
+	Timeout time.Duration
 }
 
 // stage is one route's cache.
@@ -88,13 +109,22 @@ type stage struct {
 	perConsumer bool
 	setCookie   bool
 	wait        time.Duration
+	// staleIfError: the route's stale_if_error, for responses stating none.
+	staleIfError time.Duration
+	// timeout bounds a background revalidation.
+	timeout time.Duration
+	// bg counts the background revalidations in flight (tests wait on it).
+	bg sync.WaitGroup
 }
 
 // New returns the cache stage of c (defaults applied) around next.
 func New(c *config.Cache, o Options, next http.Handler) http.Handler {
 	s := &stage{route: o.Route, next: next, store: o.Store, count: o.Metrics, now: o.Now,
 		ttl: c.TTL.D(), maxBody: int64(c.MaxBody), perConsumer: c.PerConsumer(),
-		setCookie: c.StoreSetCookie, wait: c.CollapseWait.D()}
+		setCookie: c.StoreSetCookie, wait: c.CollapseWait.D(), staleIfError: c.StaleIfError.D(), timeout: o.Timeout}
+	if s.timeout <= 0 {
+		s.timeout = config.DefaultRouteTimeout
+	}
 	if s.count == nil {
 		s.count = nopCounter{}
 	}
@@ -144,16 +174,32 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, e, age, httpcache.CacheStatus{Hit: true, TTL: life - age})
 		return
 	}
+	resp := s.staleDirectives(e.Header)
+	if life <= age && httpcache.ServeStale(resp, reqDir, age, life, httpcache.StaleRevalidating) {
+		// Within stale-while-revalidate (or the request's max-stale):
+		// answered now, refreshed behind the client's back. A stale hit
+		// is a hit with a negative ttl (RFC 9211 §2.4).
+		s.count.CacheRequest(s.route, ResultStale)
+		s.refresh(q, e)
+		s.serve(w, r, e, age, httpcache.CacheStatus{Hit: true, TTL: life - age})
+		return
+	}
 	fwd := httpcache.FwdStale
 	if !validate && life > age {
 		fwd = httpcache.FwdRequest // fresh, but not for this request (no-cache, max-age, min-fresh)
 	}
+	// The entry answers instead of an upstream failure when stale-if-error
+	// allows it; only then is a failure held back from the client.
+	var fallback *cachestore.Entry
+	if httpcache.ServeStale(resp, reqDir, age, life, httpcache.StaleError) {
+		fallback = e
+	}
 	if hasValidator(e.Header) {
-		s.revalidate(w, q, e, fwd)
+		s.revalidate(w, q, e, fwd, fallback)
 		return
 	}
 	s.count.CacheRequest(s.route, ResultStale)
-	s.forward(w, q, fwd)
+	s.forwardOr(w, q, fwd, fallback)
 }
 
 // request is one cacheable request and what the stage derived from it.

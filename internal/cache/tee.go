@@ -13,7 +13,10 @@ import (
 // the response is storable (and says so in Cache-Status), then passes the
 // body to the client and a copy of it to a BodyWriter as it comes. When it
 // revalidates, a 304 is kept from the client: the stage answers from the
-// freshened entry instead.
+// freshened entry instead. When a stale entry may answer instead of an
+// upstream failure (holdErrors), a failure is kept from the client too
+// (heldError) and the stage answers from the entry; every other response
+// streams as ever.
 type tee struct {
 	w  http.ResponseWriter
 	s  *stage
@@ -26,6 +29,11 @@ type tee struct {
 	// validators, held (got304) rather than sent.
 	revalidating bool
 	got304       bool
+	// holdErrors: a status for which httpcache.StaleIfErrorStatus is true
+	// (the upstream's, or the proxy's own connect, timeout and overload
+	// errors) is held (heldError) rather than sent.
+	holdErrors bool
+	heldError  int
 
 	entry     *cachestore.Entry // the response being stored; nil: not storing
 	secondary string
@@ -37,8 +45,11 @@ func newTee(w http.ResponseWriter, s *stage, q *request, fwd string) *tee {
 	return &tee{w: w, s: s, q: q, cs: httpcache.CacheStatus{Fwd: fwd}, header: http.Header{}}
 }
 
+// held reports whether the response is kept from the client.
+func (t *tee) held() bool { return t.got304 || t.heldError != 0 }
+
 func (t *tee) Header() http.Header {
-	if t.decided && !t.got304 {
+	if t.decided && !t.held() {
 		return t.w.Header()
 	}
 	return t.header
@@ -46,7 +57,7 @@ func (t *tee) Header() http.Header {
 
 func (t *tee) WriteHeader(code int) {
 	if t.decided {
-		if !t.got304 {
+		if !t.held() {
 			t.w.WriteHeader(code)
 		}
 		return
@@ -58,6 +69,10 @@ func (t *tee) WriteHeader(code int) {
 	t.decided = true
 	if t.revalidating && code == http.StatusNotModified {
 		t.got304 = true
+		return
+	}
+	if t.holdErrors && httpcache.StaleIfErrorStatus(code) {
+		t.heldError = code
 		return
 	}
 	t.decide(code)
@@ -94,7 +109,7 @@ func (t *tee) decide(code int) {
 	stored := t.header.Clone()
 	stored.Del("Cache-Status") // an upstream cache's, about another request
 	httpcache.EnsureDate(stored, now)
-	ttl := keep(s.lifetime(code, stored), stored)
+	ttl := s.keep(s.lifetime(code, stored), stored)
 	if ttl <= 0 {
 		return
 	}
@@ -113,7 +128,7 @@ func (t *tee) Write(p []byte) (int, error) {
 	if !t.decided {
 		t.WriteHeader(http.StatusOK)
 	}
-	if t.got304 {
+	if t.held() {
 		return len(p), nil
 	}
 	n, err := t.w.Write(p)
@@ -130,7 +145,7 @@ func (t *tee) Flush() {
 	if !t.decided {
 		t.WriteHeader(http.StatusOK)
 	}
-	if t.got304 {
+	if t.held() {
 		return
 	}
 	if f, ok := t.w.(http.Flusher); ok {
@@ -143,7 +158,7 @@ func (t *tee) Unwrap() http.ResponseWriter { return t.w }
 // finish stores the response once the next stage has returned, if it was
 // storable and came whole, and returns the stored entry (nil: none).
 func (t *tee) finish() *cachestore.Entry {
-	if t.body == nil {
+	if t.body == nil || t.held() {
 		return nil
 	}
 	body, ok := t.body.Bytes()

@@ -48,6 +48,13 @@ type Cache struct {
 	// CollapseWait bounds how long a request waits for a concurrent miss
 	// of the same key to be answered before going upstream itself.
 	CollapseWait Duration `yaml:"collapse_wait"`
+	// StaleIfError is how long past its freshness a stored response may
+	// answer when the upstream fails (500, 502, 503, 504, or the proxy's
+	// own connect, timeout and overload errors) and the response states no
+	// stale-if-error of its own (RFC 5861 §4); 0: only what the response
+	// or the request allows. must-revalidate, proxy-revalidate, s-maxage
+	// and no-cache still forbid it.
+	StaleIfError Duration `yaml:"stale_if_error"`
 }
 
 // PerConsumer reports whether the route's entries are keyed by consumer

@@ -28,16 +28,16 @@ func TestCacheDefaults(t *testing.T) {
 		t.Errorf("cache.max_bytes = %d", cfg.Cache.MaxBytes)
 	}
 	c := cfg.Routes[1].Cache
-	if c.MaxBody != 1<<20 || c.CollapseWait.D() != time.Second || c.TTL != 0 || !c.PerConsumer() || c.Shared || c.StoreSetCookie {
+	if c.MaxBody != 1<<20 || c.CollapseWait.D() != time.Second || c.TTL != 0 || c.StaleIfError != 0 || !c.PerConsumer() || c.Shared || c.StoreSetCookie {
 		t.Errorf("authenticated route's cache = %+v", c)
 	}
 	open := "listeners: [{name: l, address: \"127.0.0.1:1\"}]\nupstreams: [{name: u, endpoints: [{address: \"127.0.0.1:2\"}]}]\n" +
-		"routes:\n  - {name: a, upstream: u}\n  - name: b\n    upstream: u\n    match: {path: {prefix: /b}}\n    cache: {ttl: 30s, max_body: 64KiB}\ncache: {max_bytes: 1MiB}\n"
+		"routes:\n  - {name: a, upstream: u}\n  - name: b\n    upstream: u\n    match: {path: {prefix: /b}}\n    cache: {ttl: 30s, max_body: 64KiB, stale_if_error: 5m}\ncache: {max_bytes: 1MiB}\n"
 	cfg, err = Parse("f.yaml", []byte(open))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := cfg.Routes[1].Cache; c.PerConsumer() || c.TTL.D() != 30*time.Second || c.MaxBody != 64<<10 || cfg.Cache.MaxBytes != 1<<20 {
+	if c := cfg.Routes[1].Cache; c.PerConsumer() || c.TTL.D() != 30*time.Second || c.MaxBody != 64<<10 || c.StaleIfError.D() != 5*time.Minute || cfg.Cache.MaxBytes != 1<<20 {
 		t.Errorf("open route's cache = %+v, store %+v", c, cfg.Cache)
 	}
 	cfg, err = Parse("f.yaml", []byte(cacheBase+"    cache: {shared: true}\n"))
@@ -65,6 +65,7 @@ func TestCacheErrors(t *testing.T) {
 		{"vary_consumer without auth", openRoute("{vary_consumer: true}"), 16, `route "c": cache vary_consumer needs auth on the route`},
 		{"shared and per consumer", cacheBase + "    cache: {shared: true, vary_consumer: true}\n", 13, "cache shared and vary_consumer exclude each other"},
 		{"consumers mixed", cacheBase + "    cache: {vary_consumer: false}\n", 13, "cache vary_consumer false would hand one consumer's responses to another; set shared: true"},
+		{"negative stale_if_error", openRoute("{stale_if_error: -1s}"), 16, `duration "-1s" must not be negative`},
 		{"bad ttl", cacheBase + "    cache: {ttl: soon}\n", 13, `invalid duration "soon"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkOneError(t, tc.y, tc.line, tc.want) })
