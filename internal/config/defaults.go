@@ -10,6 +10,7 @@ import (
 const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultBodyReadTimeout   = 10 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultDrainTimeout      = 30 * time.Second
@@ -57,6 +58,7 @@ func applyDefaults(c *Config) {
 	s := &c.Server
 	setDur(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&s.BodyReadTimeout, DefaultBodyReadTimeout)
+	setDur(&s.WriteTimeout, DefaultWriteTimeout)
 	setDur(&s.IdleTimeout, DefaultIdleTimeout)
 	setDur(&s.DrainTimeout, DefaultDrainTimeout)
 	if s.MaxHeaderBytes == 0 {
@@ -191,7 +193,7 @@ func DefaultUpstream(u *Upstream) {
 	}
 	if o := u.Outlier; o != nil {
 		setInt(&o.Consecutive5xx, 5)
-		setInt(&o.ConsecutiveConnectErrors, 5)
+		setInt(&o.ConsecutiveConnectErrors, 1)
 		setDur(&o.BaseEjection, 30*time.Second)
 		setDur(&o.MaxEjection, 300*time.Second)
 		setInt(&o.MaxEjectedPercent, 50)

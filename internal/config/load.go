@@ -60,6 +60,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	applyTracingEnv(cfg.Tracing)
 	if cfg.Server.MaxBodyBytes == 0 { // an edge's; a sidecar's has none
 		cfg.Server.MaxBodyBytes = DefaultEdgeMaxBodyBytes
 	}

@@ -78,6 +78,11 @@ type Tracing struct {
 	// MeshService is the sidecar's service (set by LoadSidecar; empty on an
 	// edge): it makes the node's service.name meshgate-sidecar.
 	MeshService string `yaml:"-"`
+
+	// envApplied: the OpenTelemetry environment was read into the section
+	// (tracingFromEnv), and envProblems is what it could not read.
+	envApplied  bool     `yaml:"-"`
+	envProblems []string `yaml:"-"`
 }
 
 // TracingSampling is parent-based sampling: a request that carries a trace
@@ -194,6 +199,9 @@ type Log struct {
 // Server holds settings shared by every listener.
 type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// WriteTimeout bounds each write of a response to an HTTP/1.x client: a
+	// client that stops reading is dropped.
+	WriteTimeout Duration `yaml:"write_timeout"`
 	// BodyReadTimeout bounds the wait for each read of an HTTP/1.x request
 	// body: a body that stalls → 408.
 	BodyReadTimeout Duration `yaml:"body_read_timeout"`

@@ -116,6 +116,7 @@ func ParseSidecar(name string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	applyTracingEnv(sc.Tracing)
 	v := &validator{shape: s}
 	v.sidecar(&sc)
 	if len(s.errs) > 0 {

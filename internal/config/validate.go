@@ -680,6 +680,9 @@ const MaxTracingQueue = 1 << 20
 // tracing validates a tracing section, before or after defaults (the
 // sidecar's file is checked before): an empty value is its default.
 func (v *validator) tracing(t *Tracing) {
+	for _, p := range t.envProblems {
+		v.at("tracing", "from the environment: %s", p)
+	}
 	if t.Endpoint == "" {
 		v.at("tracing", "tracing.endpoint (the OTLP receiver's host:port) is required; remove the section to turn tracing off")
 	} else if host, port, err := net.SplitHostPort(t.Endpoint); err != nil || host == "" {

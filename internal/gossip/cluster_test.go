@@ -5,6 +5,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -206,4 +207,37 @@ func FuzzDecodeState(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = decodeState(b)
 	})
+}
+
+// A member may offer a service only under an identity that names it: its
+// SPIFFE ID's last path segment is the service, or the service and a
+// suffix ("orders", "orders-v2"). A member claiming orders under another
+// identity is not offered, and its ID is not accepted for the service.
+func TestDiscoveryRefusesAMemberWhoseIdentityDoesNotNameTheService(t *testing.T) {
+	nodes := startCluster(t, 3, func(i int) Meta {
+		m := sidecarMeta(i)
+		switch i {
+		case 1:
+			m.ID = "spiffe://example.org/payments" // claims orders
+		case 2:
+			m.ID = "spiffe://example.org/ns/prod/sa/orders"
+		}
+		return m
+	})
+	src := nodes[0].Service("orders", "")
+	got := src.Endpoints()
+	if len(got) != 2 || got[0].Addr != "127.0.0.1:9000" || got[1].Addr != "127.0.0.1:9002" {
+		t.Fatalf("endpoints %v, want node 0 and 2's", got)
+	}
+	if ids := src.IDs(); len(ids) != 2 || slices.Contains(ids, "spiffe://example.org/payments") {
+		t.Fatalf("ids %v", ids)
+	}
+	for id, want := range map[string]bool{
+		"spiffe://example.org/orders": true, "spiffe://example.org/orders-v2": true, "spiffe://example.org/ns/a/sa/orders": true,
+		"spiffe://example.org/payments": false, "spiffe://example.org/ordersx": false, "spiffe://example.org/orders/x": false, "": false,
+	} {
+		if ServesService(id, "orders") != want {
+			t.Errorf("ServesService(%q, orders) = %v", id, !want)
+		}
+	}
 }

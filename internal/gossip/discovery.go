@@ -92,5 +92,22 @@ func (s *ServiceSource) IDs() []string {
 
 func (s *ServiceSource) offers(m Member) bool {
 	return m.State == Alive && m.MetaErr == nil && m.Meta.Role == "sidecar" && m.Meta.Healthy &&
-		m.Meta.Service == s.service && (s.subset == "" || m.Meta.Subset == s.subset) && m.Meta.Inbound != ""
+		m.Meta.Service == s.service && (s.subset == "" || m.Meta.Subset == s.subset) && m.Meta.Inbound != "" &&
+		ServesService(m.Meta.ID, s.service)
+}
+
+// ServesService reports whether a sidecar with SPIFFE ID id may serve
+// service: the ID's last path segment is the service, or the service and a
+// "-" suffix (spiffe://td/payments, spiffe://td/payments-v2,
+// spiffe://td/ns/prod/sa/payments). A member's metadata is its own claim;
+// the identity is what its CA issued. Without this rule any member of the
+// trust domain could claim "service: payments" and receive its traffic
+// (its handshake presents its own ID, which the claim made acceptable).
+// Upstreams whose IDs follow another scheme pin them (tls.spiffe_ids).
+func ServesService(id, service string) bool {
+	if service == "" || !strings.HasPrefix(id, "spiffe://") {
+		return false
+	}
+	last := id[strings.LastIndexByte(id, '/')+1:]
+	return last == service || strings.HasPrefix(last, service+"-") && len(last) > len(service)+1
 }

@@ -28,6 +28,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -52,6 +53,10 @@ type Server struct {
 	// MaxHeaderBytes bounds the request line plus header section. Over it the
 	// server answers 431 and closes. Zero means http.DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
+	// WriteTimeout bounds each write to the client: a client that stops
+	// reading its response is dropped once a write makes no progress for
+	// that long (the handler's writes then fail). Zero: no bound.
+	WriteTimeout time.Duration
 	// BodyReadTimeout bounds the wait for each read of a request body while
 	// the handler reads it (unless the handler set its own read deadline):
 	// a body that stalls fails with ErrBodyTimeout. Zero: no bound.
@@ -161,6 +166,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) ServeConn(rwc net.Conn) {
 	c := &conn{srv: s, rwc: rwc}
 	c.reader.c = c
+	c.writer.c = c
 	s.mu.Lock()
 	s.initLocked()
 	// During Shutdown a connection handed over is still served (one
@@ -256,6 +262,7 @@ type conn struct {
 	srv        *Server
 	rwc        net.Conn
 	reader     connReader
+	writer     connWriter
 	br         *bufio.Reader
 	bw         *bufio.Writer
 	ctx        context.Context
@@ -280,6 +287,18 @@ type conn struct {
 	watch     *watch // the current request's WatchClient, if any
 	unread    byte   // a byte the watch read, returned by the next read
 	hasUnread bool
+}
+
+// connWriter is what the bufio.Writer writes to when the server has a
+// WriteTimeout: each write gets its own deadline, so a slow reader is fine
+// and one that stopped is not.
+type connWriter struct{ c *conn }
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	if err := w.c.rwc.SetWriteDeadline(time.Now().Add(w.c.srv.WriteTimeout)); err != nil {
+		return 0, err
+	}
+	return w.c.rwc.Write(p)
 }
 
 // connReader is what the bufio.Reader reads from. Before every socket read it
@@ -387,7 +406,11 @@ func (c *conn) serve() {
 	defer func() { c.closeConn(linger) }()
 	c.remoteAddr = c.rwc.RemoteAddr().String()
 	c.br = getReader(&c.reader)
-	c.bw = getWriter(c.rwc)
+	if c.srv.WriteTimeout > 0 {
+		c.bw = getWriter(&c.writer)
+	} else {
+		c.bw = getWriter(c.rwc)
+	}
 	if !c.handshake() {
 		return
 	}
@@ -541,7 +564,7 @@ func putReader(br *bufio.Reader) {
 	brPool.Put(br)
 }
 
-func getWriter(w net.Conn) *bufio.Writer {
+func getWriter(w io.Writer) *bufio.Writer {
 	if v := bwPool.Get(); v != nil {
 		bw := v.(*bufio.Writer)
 		bw.Reset(w)

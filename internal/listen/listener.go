@@ -97,7 +97,8 @@ func (l *Listener) CanKeep(cfg config.Listener, srv config.Server) bool {
 	return l.srvCfg.ReadHeaderTimeout == srv.ReadHeaderTimeout &&
 		l.srvCfg.IdleTimeout == srv.IdleTimeout &&
 		l.srvCfg.MaxHeaderBytes == srv.MaxHeaderBytes &&
-		l.srvCfg.BodyReadTimeout == srv.BodyReadTimeout
+		l.srvCfg.BodyReadTimeout == srv.BodyReadTimeout &&
+		l.srvCfg.WriteTimeout == srv.WriteTimeout
 }
 
 // Handler serves a listener's requests and holds what they need until
@@ -140,6 +141,7 @@ func New(cfg config.Listener, srvCfg config.Server, sock *Socket, h Handler, m *
 		IdleTimeout:       srvCfg.IdleTimeout.D(),
 		MaxHeaderBytes:    int(srvCfg.MaxHeaderBytes),
 		BodyReadTimeout:   srvCfg.BodyReadTimeout.D(),
+		WriteTimeout:      srvCfg.WriteTimeout.D(),
 		ConnState:         connState,
 		ErrorLog:          l.log,
 		OnReject: func(c net.Conn, status int, reason string) {

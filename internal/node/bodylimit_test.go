@@ -22,16 +22,7 @@ func TestEdgeHasADefaultBodyLimit(t *testing.T) {
 		{"server: {max_body_bytes: unlimited}\n", 200},
 		{"server: {max_body_bytes: 20MiB}\n", 200},
 	} {
-		e := startEdge(t, c.server+fmt.Sprintf(`
-log: {access: "off"}
-listeners: [{name: public, address: "127.0.0.1:0"}]
-routes: [{name: r, match: {path: {prefix: /}}, upstream: b}]
-upstreams: [{name: b, endpoints: [{address: %q}]}]
-`, addr(backend)))
-		conn, err := net.Dial("tcp", strings.TrimPrefix(e.url("public"), "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := dialEdge(t, oneRouteEdge(t, c.server, addr(backend)))
 		const size = 11 << 20
 		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 		fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
@@ -53,4 +44,26 @@ upstreams: [{name: b, endpoints: [{address: %q}]}]
 			t.Errorf("server %q: %d, want %d", c.server, resp.StatusCode, c.want)
 		}
 	}
+}
+
+// oneRouteEdge starts an edge whose one route sends everything to backend,
+// with server (YAML, may be "") at the top of its file.
+func oneRouteEdge(t *testing.T, server, backend string) *edge {
+	t.Helper()
+	return startEdge(t, server+fmt.Sprintf(`
+log: {access: "off"}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes: [{name: r, match: {path: {prefix: /}}, upstream: b}]
+upstreams: [{name: b, endpoints: [{address: %q}]}]
+`, backend))
+}
+
+// dialEdge opens a raw connection to e's listener public.
+func dialEdge(t *testing.T, e *edge) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url("public"), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,17 +19,7 @@ func TestStalledRequestBodyGets408(t *testing.T) {
 		_, err := io.Copy(io.Discard, r.Body)
 		got <- err
 	})
-	e := startEdge(t, fmt.Sprintf(`
-log: {access: "off"}
-server: {body_read_timeout: 300ms}
-listeners: [{name: public, address: "127.0.0.1:0"}]
-routes: [{name: r, match: {path: {prefix: /}}, upstream: b}]
-upstreams: [{name: b, endpoints: [{address: %q}]}]
-`, backend))
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url("public"), "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialEdge(t, oneRouteEdge(t, "server: {body_read_timeout: 300ms}\n", backend))
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	start := time.Now()

@@ -45,7 +45,17 @@ func (c *ClientTLS) dial(ctx context.Context, cfg *tls.Config, addr string) (net
 		return nil, err
 	}
 	tc := tls.Client(raw, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	// The handshake is part of connecting: a hung host completes TCP in its
+	// kernel and never answers, and must fail as a connect failure within
+	// the connect timeout (then retried elsewhere and ejected), not hold the
+	// request until its deadline.
+	hctx := ctx
+	if t := c.dialer.Timeout; t > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(hctx); err != nil {
 		raw.Close()
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: raw.RemoteAddr(), Err: fmt.Errorf("mTLS handshake: %w", err)}
 	}

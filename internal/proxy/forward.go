@@ -363,9 +363,12 @@ type call struct {
 	path         string // rewritten
 	fast         bool   // the fast HTTP/1.1 pool takes the request
 
-	retrying bool            // the budget's RetryAllowed was granted for this attempt
-	live     *telemetry.Span // the client span of the attempt under way
-	detached bool            // live ends by itself, not with parent (see forward)
+	retrying bool // the budget's RetryAllowed was granted for this attempt
+	// retryConnect: the retry granted retries a connect failure, under
+	// ConnectRetryAllowed's bound rather than the budget.
+	retryConnect bool
+	live         *telemetry.Span // the client span of the attempt under way
+	detached     bool            // live ends by itself, not with parent (see forward)
 }
 
 // prepare computes what every attempt shares: headers, body, hash key,
@@ -394,7 +397,7 @@ func (c *call) attempt(n int) (resp *http.Response, finish func(), fail *exchang
 	ep, ticket, err := admit(c.up, c.hashKey, &c.tried)
 	if err != nil {
 		if c.retrying {
-			c.up.RetryDone()
+			c.retryOver()
 		}
 		c.end()
 		return nil, nil, pickKind(err), false
@@ -520,7 +523,7 @@ func (c *call) record(ep *upstream.Endpoint, ticket breaker.Ticket, start time.T
 	}
 	if c.retrying {
 		// A retry counts against the budget until its attempt is over.
-		c.up.RetryDone()
+		c.retryOver()
 		c.retrying = false
 	}
 	return outcome
@@ -538,11 +541,29 @@ func (c *call) retryDue(n int, resp *http.Response, err error, outcome upstream.
 	if routeExpired || !fits || !f.shouldRetry(n, c.r, resp, err, outcome, c.body) {
 		return 0, false
 	}
-	if !c.up.RetryAllowed() {
+	// A connect failure reached no upstream: its retry has its own bound
+	// instead of the budget (upstream.ConnectRetryAllowed).
+	c.retryConnect = outcome == upstream.ConnectError
+	allowed := false
+	if c.retryConnect {
+		allowed = c.up.ConnectRetryAllowed()
+	} else {
+		allowed = c.up.RetryAllowed()
+	}
+	if !allowed {
 		f.hooks.BudgetExhausted(f.name)
 		return 0, false
 	}
 	return wait, true
+}
+
+// retryOver ends the retry granted for this attempt.
+func (c *call) retryOver() {
+	if c.retryConnect {
+		c.up.ConnectRetryDone()
+	} else {
+		c.up.RetryDone()
+	}
 }
 
 // backOff gives up the attempt (its response, if any, and resources) and
@@ -559,7 +580,7 @@ func (c *call) backOff(resp *http.Response, done func(), wait time.Duration) boo
 		c.live = nil
 	}
 	if !sleepCtx(c.r.Context(), wait) {
-		c.up.RetryDone()
+		c.retryOver()
 		c.end()
 		return false
 	}

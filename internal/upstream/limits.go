@@ -133,6 +133,8 @@ type retryBudget struct {
 	minPerSec int64
 	clk       clock.Clock
 	inflight  atomic.Int64
+	// connectInflight counts retries of connect failures (ConnectRetryAllowed).
+	connectInflight atomic.Int64
 
 	mu     sync.Mutex
 	second int64 // the clock's current Unix second
@@ -172,3 +174,28 @@ func (u *Upstream) RetryAllowed() bool {
 
 // RetryDone ends a retry that RetryAllowed allowed.
 func (u *Upstream) RetryDone() { u.budget.inflight.Add(-1) }
+
+// ConnectRetryAllowed reports whether a request whose connect failed may be
+// retried now and, when it may, counts the retry as in flight until
+// ConnectRetryDone. Such a retry adds no load to any upstream (none got
+// the request), so the retry budget — meant to stop retry storms against
+// a struggling upstream, and at low concurrency no more than its floor of
+// MinPerSecond — does not apply: a killed instance would otherwise fail
+// every request past the floor. The bound that remains stops a storm of
+// connection attempts: at most one connect retry in flight per admitted
+// request (each of which makes at most the route's attempts anyway).
+func (u *Upstream) ConnectRetryAllowed() bool {
+	b := &u.budget
+	for {
+		n := b.connectInflight.Load()
+		if n >= max(u.lim.active.Load(), 1) {
+			return false
+		}
+		if b.connectInflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// ConnectRetryDone ends a retry that ConnectRetryAllowed allowed.
+func (u *Upstream) ConnectRetryDone() { u.budget.connectInflight.Add(-1) }

@@ -149,3 +149,37 @@ func TestRetryBudget(t *testing.T) {
 		t.Fatal("budget exceeded")
 	}
 }
+
+// A retry of a request that never reached an upstream (its connect failed)
+// adds no load to any: it is not starved by the retry budget's floor at low
+// concurrency, and still bounded — at most one in flight per admitted
+// request, so an outage cannot multiply the connection attempts.
+func TestConnectRetriesHaveTheirOwnBound(t *testing.T) {
+	u, _ := newTest(t, config.Upstream{Endpoints: addrs(2), MaxConnections: 1000,
+		RetryBudget: config.RetryBudget{Percent: 20, MinPerSecond: 3}}, nil)
+	// One request at a time (300 req/s with ~1 in flight): every connect
+	// failure may be retried, far past the floor of 3 a second.
+	if _, err := u.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if !u.ConnectRetryAllowed() {
+			t.Fatalf("connect retry %d denied with one request in flight", i)
+		}
+		u.ConnectRetryDone()
+	}
+	// The bound: one in flight per admitted request.
+	if !u.ConnectRetryAllowed() {
+		t.Fatal("first concurrent connect retry denied")
+	}
+	if u.ConnectRetryAllowed() {
+		t.Fatal("a second concurrent connect retry for one admitted request")
+	}
+	u.ConnectRetryDone()
+	// And it leaves the general budget alone.
+	for i := range 3 {
+		if !u.RetryAllowed() {
+			t.Fatalf("general retry %d denied", i)
+		}
+	}
+}

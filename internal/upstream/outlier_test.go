@@ -106,10 +106,26 @@ func TestEjectionMaxPercent(t *testing.T) {
 	}
 }
 
-func TestNoOutlierConfigNeverEjects(t *testing.T) {
-	u, _ := newTest(t, config.Upstream{Endpoints: addrs(2)}, nil)
-	fail(u.Endpoints()[0], ConnectError, 100)
-	if u.Endpoints()[0].Ejected() {
-		t.Fatal("ejected without outlier config")
+// Without an outlier section, 5xx answers never eject, but a connect
+// failure ejects the endpoint at once (nothing listens there: a killed
+// instance), for DefaultConnectEjection, within max_ejected_percent.
+func TestWithoutOutlierConfigAConnectFailureEjects(t *testing.T) {
+	u, clk := newTest(t, config.Upstream{Endpoints: addrs(2)}, nil)
+	a, b := u.Endpoints()[0], u.Endpoints()[1]
+	fail(a, Status5xx(503), 100)
+	if a.Ejected() {
+		t.Fatal("ejected for 5xx without outlier config")
+	}
+	fail(a, ConnectError, 1)
+	if !a.Ejected() {
+		t.Fatal("not ejected after a connect failure")
+	}
+	fail(b, ConnectError, 1) // the other is the last one in: kept
+	if b.Ejected() {
+		t.Fatal("both endpoints ejected")
+	}
+	clk.Advance(DefaultConnectEjection + time.Millisecond)
+	if a.Ejected() {
+		t.Fatalf("still ejected after %s", DefaultConnectEjection)
 	}
 }

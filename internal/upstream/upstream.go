@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -249,9 +250,21 @@ func applyDefaults(c *config.Upstream) {
 	if o := c.Outlier; o != nil {
 		oc := *o
 		c.Outlier = &oc
+	} else {
+		// Without an outlier section a connect failure still ejects the
+		// endpoint: nothing listens there (a killed instance), and every
+		// request sent to it until discovery or health checks notice would
+		// fail or need a retry. 5xx answers do not eject.
+		c.Outlier = &config.Outlier{ConsecutiveConnectErrors: 1, Consecutive5xx: math.MaxInt32,
+			BaseEjection: config.Duration(DefaultConnectEjection), MaxEjection: config.Duration(12 * DefaultConnectEjection)}
 	}
 	config.DefaultUpstream(c)
 }
+
+// DefaultConnectEjection is how long a connect failure ejects an endpoint of
+// an upstream without an outlier section (the n-th time in a row: n times
+// as long, up to 12×): short, since a restarted instance comes back soon.
+const DefaultConnectEjection = 5 * time.Second
 
 type nopObserver struct{}
 
