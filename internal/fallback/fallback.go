@@ -15,6 +15,7 @@
 package fallback
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -124,11 +125,7 @@ func build(c *config.Fallback, env policy.Env, next http.Handler, d Deps) (http.
 	return s, nil
 }
 
-type errString string
-
-func (e errString) Error() string { return string(e) }
-
-const errNoReroute = errString("a fallback upstream needs a node that forwards (no reroute here)")
+var errNoReroute = errors.New("a fallback upstream needs a node that forwards (no reroute here)")
 
 // reason names the failure a status line shows, if the route falls back
 // on it ("": it does not).

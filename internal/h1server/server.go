@@ -289,6 +289,11 @@ type conn struct {
 	hasUnread bool
 }
 
+// bodyDeadline marks the socket's read deadline as a body read's (set per
+// read, BodyReadTimeout): equal to no phase's deadline, so the next read
+// outside the body sets its phase's again.
+var bodyDeadline = time.Unix(2, 0)
+
 // connWriter is what the bufio.Writer writes to when the server has a
 // WriteTimeout: each write gets its own deadline, so a slow reader is fine
 // and one that stopped is not.
@@ -326,7 +331,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 		if err := c.rwc.SetReadDeadline(time.Now().Add(c.srv.BodyReadTimeout)); err != nil {
 			return 0, err
 		}
-		c.curDeadline = time.Unix(2, 0) // no phase's: the next read outside the body resets it
+		c.curDeadline = bodyDeadline // the next read outside the body resets it
 		return c.rwc.Read(p)
 	}
 	if !c.deadlineSet {

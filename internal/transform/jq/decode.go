@@ -116,15 +116,20 @@ func (d *decoder) syntaxError(what string) error {
 }
 
 // skipSpace skips JSON's four whitespace characters.
-func (d *decoder) skipSpace() {
-	for d.pos < len(d.src) {
-		switch d.src[d.pos] {
+func (d *decoder) skipSpace() { d.pos = skipSpace(d.src, d.pos) }
+
+// skipSpace returns the position of the first byte at or after pos in s
+// that is not JSON whitespace (the decoder's and the fast path's tape).
+func skipSpace[S ~string | ~[]byte](s S, pos int) int {
+	for pos < len(s) {
+		switch s[pos] {
 		case ' ', '\t', '\n', '\r':
-			d.pos++
+			pos++
 		default:
-			return
+			return pos
 		}
 	}
+	return pos
 }
 
 // value parses the value at d.pos (after whitespace), what n needs of

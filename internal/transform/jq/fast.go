@@ -548,16 +548,7 @@ func (b *tapeBuilder) build() bool {
 	return b.pos == len(b.src)
 }
 
-func (b *tapeBuilder) space() {
-	for b.pos < len(b.src) {
-		switch b.src[b.pos] {
-		case ' ', '\t', '\n', '\r':
-			b.pos++
-		default:
-			return
-		}
-	}
-}
+func (b *tapeBuilder) space() { b.pos = skipSpace(b.src, b.pos) }
 
 // value indexes the value at b.pos (no whitespace before it).
 func (b *tapeBuilder) value() bool {

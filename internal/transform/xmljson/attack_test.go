@@ -100,8 +100,8 @@ func TestXMLAttacks(t *testing.T) {
 			if s.read > a.maxRead {
 				t.Errorf("read %d bytes, want at most %d", s.read, a.maxRead)
 			}
-			if alloc > a.maxAlloc {
-				t.Errorf("allocated %d bytes, want at most %d", alloc, a.maxAlloc)
+			if alloc > a.maxAlloc+allocSlack {
+				t.Errorf("allocated %d bytes, want at most %d", alloc, a.maxAlloc+allocSlack)
 			}
 			if d > 5*time.Second {
 				t.Errorf("took %v", d)
@@ -158,8 +158,8 @@ func TestJSONAttacks(t *testing.T) {
 			if s.read > mib+1 {
 				t.Errorf("read %d bytes", s.read)
 			}
-			if alloc > a.maxAlloc {
-				t.Errorf("allocated %d bytes, want at most %d", alloc, a.maxAlloc)
+			if alloc > a.maxAlloc+allocSlack {
+				t.Errorf("allocated %d bytes, want at most %d", alloc, a.maxAlloc+allocSlack)
 			}
 		})
 	}
@@ -197,3 +197,9 @@ func TestLimitReader(t *testing.T) {
 		}
 	}
 }
+
+// allocSlack is what the process may allocate beside the code measured
+// (measure reads the whole process's allocations: the runtime, a timer, the
+// test framework): an endless string reached exactly its 8 MiB bound plus
+// 8 bytes once in a CI run.
+const allocSlack = 64 << 10
