@@ -17,14 +17,21 @@ func (s *stage) forward(w http.ResponseWriter, q *request, fwd string) *cachesto
 	return s.forwardOr(w, q, fwd, nil)
 }
 
+// standby is a stored response that answers instead of an upstream
+// failure, and for which failures.
+type standby struct {
+	e    *cachestore.Entry
+	when standIn
+}
+
 // forwardOr is forward with a stale entry that answers instead of an
 // upstream failure (nil: none; a failure goes to the client).
-func (s *stage) forwardOr(w http.ResponseWriter, q *request, fwd string, fallback *cachestore.Entry) *cachestore.Entry {
+func (s *stage) forwardOr(w http.ResponseWriter, q *request, fwd string, sb *standby) *cachestore.Entry {
 	t := newTee(w, s, q, fwd)
-	t.holdErrors = fallback != nil
+	defer t.standBy(sb)()
 	s.next.ServeHTTP(t, q.r)
 	if t.heldError != 0 {
-		s.serveOnError(w, q, fallback, fwd, t.heldError)
+		s.serveOnError(w, q, sb.e, fwd, t.heldError)
 		return nil
 	}
 	return t.finish()
@@ -82,20 +89,21 @@ func (s *stage) answers(e *cachestore.Entry, q *request) bool {
 
 // revalidate asks the upstream whether the stored e is still current with
 // its validators: on 304 the entry is freshened and answers; an upstream
-// failure is answered by fallback when there is one (stale-if-error); any
-// other answer goes to the client (and is stored if it may be).
-func (s *stage) revalidate(w http.ResponseWriter, q *request, e *cachestore.Entry, fwd string, fallback *cachestore.Entry) {
+// failure is answered by sb when there is one (stale-if-error,
+// fallback.stale); any other answer goes to the client (and is stored if
+// it may be).
+func (s *stage) revalidate(w http.ResponseWriter, q *request, e *cachestore.Entry, fwd string, sb *standby) {
 	r2 := q.r.Clone(q.r.Context())
 	setValidators(r2.Header, e.Header)
 	q2 := *q
 	q2.r = r2
 	t := newTee(w, s, &q2, fwd)
 	t.revalidating = true
-	t.holdErrors = fallback != nil
+	defer t.standBy(sb)()
 	s.next.ServeHTTP(t, r2)
 	if t.heldError != 0 {
 		s.count.CacheRequest(s.route, ResultStale)
-		s.serveOnError(w, q, fallback, fwd, t.heldError)
+		s.serveOnError(w, q, sb.e, fwd, t.heldError)
 		return
 	}
 	if !t.got304 {

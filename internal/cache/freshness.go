@@ -30,9 +30,10 @@ func explicitFreshness(h http.Header) bool {
 // keep is how long a response stays in the store: its lifetime; as long
 // again (at least minRevalidateKeep) when it has a validator, so that once
 // stale it is revalidated with a conditional request; and the windows in
-// which it may be served stale, its stale-while-revalidate and its
-// stale-if-error (the route's stale_if_error when it states none), unless
-// it forbids serving stale. 0: not stored.
+// which it may be served stale, its stale-while-revalidate and the longer
+// of its stale-if-error (the route's stale_if_error when it states none)
+// and the route's fallback.stale, unless it forbids serving stale. 0: not
+// stored.
 func (s *stage) keep(lifetime time.Duration, h http.Header) time.Duration {
 	ttl := lifetime
 	if hasValidator(h) {
@@ -43,8 +44,8 @@ func (s *stage) keep(lifetime time.Duration, h http.Header) time.Duration {
 		if d.HasStaleWhileRevalidate {
 			ttl += min(d.StaleWhileRevalidate, httpcache.MaxDelta)
 		}
-		if d.HasStaleIfError {
-			ttl += min(d.StaleIfError, httpcache.MaxDelta)
+		if d.HasStaleIfError || s.fallbackStale > 0 {
+			ttl += min(max(d.StaleIfError, s.fallbackStale), httpcache.MaxDelta)
 		}
 	}
 	return min(ttl, httpcache.MaxDelta)
@@ -62,4 +63,38 @@ func (s *stage) staleDirectives(h http.Header) httpcache.Directives {
 
 func (s *stage) ageOf(e *cachestore.Entry, now time.Time) time.Duration {
 	return httpcache.CurrentAge(httpcache.ResponseInfo{Status: e.Status, Header: e.Header}, e.RequestTime, e.ResponseTime, now)
+}
+
+// standIn is when a stored response answers in place of an upstream
+// failure.
+type standIn int
+
+const (
+	never standIn = iota
+	// onFallback: for the failures the route's fallback names (it stands
+	// aside, exchange.FallbackStale), within fallback.stale.
+	onFallback
+	// onError: for those and for every failure stale-if-error covers
+	// (httpcache.StaleIfErrorStatus), within its window.
+	onError
+)
+
+// mayStandIn tells whether a stored response of this age and lifetime
+// (resp its staleDirectives) may answer in place of an upstream failure,
+// given the request's directives: within its stale-if-error window, or
+// within the route's fallback.stale, which widens that window for the
+// failures the route's fallback names. Both obey the directives that
+// forbid serving stale (httpcache.ServeStale).
+func (s *stage) mayStandIn(resp, req httpcache.Directives, age, lifetime time.Duration) standIn {
+	if httpcache.ServeStale(resp, req, age, lifetime, httpcache.StaleError) {
+		return onError
+	}
+	if s.fallbackStale <= 0 {
+		return never
+	}
+	resp.HasStaleIfError, resp.StaleIfError = true, max(resp.StaleIfError, s.fallbackStale)
+	if httpcache.ServeStale(resp, req, age, lifetime, httpcache.StaleError) {
+		return onFallback
+	}
+	return never
 }

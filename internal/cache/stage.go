@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -21,7 +22,9 @@ const Name = "meshgate"
 const (
 	ResultHit       = "hit"       // answered from the store, fresh
 	ResultCollapsed = "collapsed" // answered with a concurrent miss's response
-	ResultMiss      = "miss"      // nothing usable stored: forwarded
+	// ResultMiss: nothing usable stored: forwarded (or 504 to a request
+	// with only-if-cached).
+	ResultMiss = "miss"
 	// ResultStale: stored but stale or to validate, and forwarded, a new
 	// response came; or answered stale, in its stale-while-revalidate
 	// window or because the upstream failed within its stale-if-error one.
@@ -82,7 +85,11 @@ func (b builder) Build(rt *config.Route, env policy.Env, next http.Handler) (htt
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	return New(c, Options{Route: env.Route, Store: st, Metrics: b.d.Metrics, Now: b.d.Now, Timeout: rt.Timeout.D()}, next), nil
+	o := Options{Route: env.Route, Store: st, Metrics: b.d.Metrics, Now: b.d.Now, Timeout: rt.Timeout.D()}
+	if rt.Fallback != nil {
+		o.FallbackStale = rt.Fallback.Stale.D()
+	}
+	return New(c, o, next), nil
 }
 
 // Options are a stage's surroundings.
@@ -94,6 +101,10 @@ type Options struct {
 	// Timeout bounds a background revalidation (the route's timeout; 0:
 	// config.DefaultRouteTimeout).
 	Timeout time.Duration
+	// FallbackStale is the route's fallback.stale: how long past its
+	// freshness a stored response may stand in for an upstream failure
+	// the route's fallback names.
+	FallbackStale time.Duration
 }
 
 // stage is one route's cache.
@@ -111,6 +122,8 @@ type stage struct {
 	wait        time.Duration
 	// staleIfError: the route's stale_if_error, for responses stating none.
 	staleIfError time.Duration
+	// fallbackStale: the route's fallback.stale (Options.FallbackStale).
+	fallbackStale time.Duration
 	// timeout bounds a background revalidation.
 	timeout time.Duration
 	// bg counts the background revalidations in flight (tests wait on it).
@@ -121,7 +134,8 @@ type stage struct {
 func New(c *config.Cache, o Options, next http.Handler) http.Handler {
 	s := &stage{route: o.Route, next: next, store: o.Store, count: o.Metrics, now: o.Now,
 		ttl: c.TTL.D(), maxBody: int64(c.MaxBody), perConsumer: c.PerConsumer(),
-		setCookie: c.StoreSetCookie, wait: c.CollapseWait.D(), staleIfError: c.StaleIfError.D(), timeout: o.Timeout}
+		setCookie: c.StoreSetCookie, wait: c.CollapseWait.D(), staleIfError: c.StaleIfError.D(), timeout: o.Timeout,
+		fallbackStale: o.FallbackStale}
 	if s.timeout <= 0 {
 		s.timeout = config.DefaultRouteTimeout
 	}
@@ -158,6 +172,10 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := s.newRequest(r, x)
 	e := s.lookup(q)
 	if e == nil {
+		if len(r.Header["Cache-Control"]) > 0 && httpcache.RequestDirectives(r.Header).OnlyIfCached {
+			s.notCached(w)
+			return
+		}
 		fwd := httpcache.FwdURIMiss
 		if _, stored := s.store.Lookup(q.key, nil); stored {
 			fwd = httpcache.FwdVaryMiss
@@ -175,6 +193,17 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := s.staleDirectives(e.Header)
+	if reqDir.OnlyIfCached {
+		// The client wants no request upstream (RFC 9111 §5.2.1.7): a
+		// stored response its own max-stale accepts, else 504.
+		if httpcache.ServeStale(resp, reqDir, age, life, httpcache.StaleRequested) {
+			s.count.CacheRequest(s.route, ResultStale)
+			s.serve(w, r, e, age, httpcache.CacheStatus{Hit: true, TTL: life - age})
+			return
+		}
+		s.notCached(w)
+		return
+	}
 	if life <= age && httpcache.ServeStale(resp, reqDir, age, life, httpcache.StaleRevalidating) {
 		// Within stale-while-revalidate (or the request's max-stale):
 		// answered now, refreshed behind the client's back. A stale hit
@@ -189,17 +218,30 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fwd = httpcache.FwdRequest // fresh, but not for this request (no-cache, max-age, min-fresh)
 	}
 	// The entry answers instead of an upstream failure when stale-if-error
-	// allows it; only then is a failure held back from the client.
-	var fallback *cachestore.Entry
-	if httpcache.ServeStale(resp, reqDir, age, life, httpcache.StaleError) {
-		fallback = e
+	// or the route's fallback allows it; only then is a failure held back
+	// from the client.
+	var sb *standby
+	if when := s.mayStandIn(resp, reqDir, age, life); when != never {
+		sb = &standby{e: e, when: when}
 	}
 	if hasValidator(e.Header) {
-		s.revalidate(w, q, e, fwd, fallback)
+		s.revalidate(w, q, e, fwd, sb)
 		return
 	}
 	s.count.CacheRequest(s.route, ResultStale)
-	s.forwardOr(w, q, fwd, fallback)
+	s.forwardOr(w, q, fwd, sb)
+}
+
+// notCached answers a request with only-if-cached that nothing stored may
+// answer: 504 (RFC 9111 §5.2.1.7), without going upstream.
+func (s *stage) notCached(w http.ResponseWriter) {
+	s.count.CacheRequest(s.route, ResultMiss)
+	h := w.Header()
+	h.Set("Cache-Status", httpcache.CacheStatus{Detail: "only-if-cached"}.String(Name))
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusGatewayTimeout)
+	_, _ = io.WriteString(w, "not in the cache (only-if-cached)\n")
 }
 
 // request is one cacheable request and what the stage derived from it.

@@ -89,7 +89,9 @@ func (s *stage) revalidateInBackground(q *request, e *cachestore.Entry) *cachest
 	s.count.CacheRequest(s.route, ResultRevalidated)
 	t := newTee(&discard{h: http.Header{}}, s, q, httpcache.FwdStale)
 	t.revalidating = hasValidator(e.Header)
-	t.holdErrors = true // a failure keeps the stale entry
+	// A failure keeps the stale entry, and a fallback inside stands aside
+	// for it (nobody gets its answer).
+	defer t.standBy(&standby{e: e, when: onError})()
 	s.next.ServeHTTP(t, q.r)
 	if t.got304 {
 		fresh, stored := s.freshen(e, t.header, q.start)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/meshgate/meshgate/internal/cachestore"
+	"github.com/meshgate/meshgate/internal/exchange"
 	"github.com/meshgate/meshgate/internal/httpcache"
 )
 
@@ -33,7 +34,11 @@ type tee struct {
 	// (the upstream's, or the proxy's own connect, timeout and overload
 	// errors) is held (heldError) rather than sent.
 	holdErrors bool
-	heldError  int
+	// holdFallback: a failure the route's fallback stood aside for
+	// (exchange.FallbackStale in x) is held (heldError) too.
+	holdFallback bool
+	heldError    int
+	x            *exchange.Exchange // the request's; nil: none
 
 	entry     *cachestore.Entry // the response being stored; nil: not storing
 	secondary string
@@ -42,7 +47,30 @@ type tee struct {
 }
 
 func newTee(w http.ResponseWriter, s *stage, q *request, fwd string) *tee {
-	return &tee{w: w, s: s, q: q, cs: httpcache.CacheStatus{Fwd: fwd}, header: http.Header{}}
+	return &tee{w: w, s: s, q: q, cs: httpcache.CacheStatus{Fwd: fwd}, header: http.Header{}, x: exchange.From(q.r.Context())}
+}
+
+// standBy arms t to hold the failures the stored response of sb answers
+// instead (nil: none), and tells the stages inside through the exchange;
+// the function it returns disarms the exchange's mark.
+func (t *tee) standBy(sb *standby) func() {
+	if sb == nil {
+		return func() {}
+	}
+	t.holdErrors = sb.when == onError
+	t.holdFallback = true
+	if t.x == nil {
+		return func() {}
+	}
+	t.x.StaleAvailable = true
+	return func() { t.x.StaleAvailable = false }
+}
+
+// holds reports whether a response of status code is a failure a stored
+// response answers instead.
+func (t *tee) holds(code int) bool {
+	return t.holdErrors && httpcache.StaleIfErrorStatus(code) ||
+		t.holdFallback && t.x != nil && t.x.Fallback == exchange.FallbackStale
 }
 
 // held reports whether the response is kept from the client.
@@ -71,7 +99,7 @@ func (t *tee) WriteHeader(code int) {
 		t.got304 = true
 		return
 	}
-	if t.holdErrors && httpcache.StaleIfErrorStatus(code) {
+	if t.holds(code) {
 		t.heldError = code
 		return
 	}
@@ -88,6 +116,12 @@ func (t *tee) WriteHeader(code int) {
 // decide makes the entry to store, if the response may be stored.
 func (t *tee) decide(code int) {
 	s, r := t.s, t.q.r
+	if t.x != nil && t.x.Fallback != "" {
+		// A fallback's answer (another upstream's, or the static one)
+		// stands in for this request only: it must not answer the next
+		// ones in place of the route's upstream.
+		return
+	}
 	reqHeader := r.Header
 	if t.q.authorized && reqHeader.Get("Authorization") == "" {
 		// Authenticated by a credential the auth stage took off the

@@ -13,6 +13,9 @@ const (
 	// StaleError: forwarding failed, or the upstream answered with a status
 	// for which StaleIfErrorStatus is true (RFC 5861 §4, stale-if-error).
 	StaleError
+	// StaleRequested: only the request may allow it (its max-stale), as
+	// for a request with only-if-cached.
+	StaleRequested
 )
 
 // UsableFresh reports whether a stored response of this age and freshness
