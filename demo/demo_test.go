@@ -223,6 +223,8 @@ func TestCurlLines(t *testing.T) {
 		"/payments/p-1 GET 5":                   "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' http://P/payments/p-1; done; echo",
 		"/payments/p-1 GET":                     "curl -i http://P/payments/p-1",
 		"/status/payments/p-1 GET":              "curl -i http://P/status/payments/p-1",
+		"/status/payments/p-2 GET":              "curl -i http://P/status/payments/p-2",
+		"/cached/products/7 GET":                "curl -i http://P/cached/products/7",
 		"/partner/products/7 GET":               "curl -i http://P/partner/products/7",
 		"/partner/products/7 GET K":             "curl -i -H 'X-Api-Key: K' http://P/partner/products/7",
 		"/partner/products/7 GET K 5":           "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' -H 'X-Api-Key: K' http://P/partner/products/7; done; echo",
