@@ -56,7 +56,7 @@ type Options struct {
 	Logger *slog.Logger
 	// AccessLog overrides the file's log.access (tests).
 	AccessLog *telemetry.AccessLog
-	// Clock for upstream state; nil: the real clock.
+	// Clock for upstream state and the HTTP cache; nil: the real clock.
 	Clock clock.Clock
 	// Identity overrides the file's identity section (tests).
 	Identity Identity
@@ -178,7 +178,7 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.policyRes = policy.NewShared()
-	n.caches = cache.NewStores(n.metrics.CacheEviction, nil)
+	n.caches = cache.NewStores(n.metrics.CacheEviction, opts.Clock.Now)
 	n.metrics.CacheBytesFrom(n.caches.Bytes)
 	if n.mesh != nil {
 		n.mesh.cluster.Start() // every owner is registered
@@ -647,7 +647,7 @@ func (n *Node) policiesFor(cfg *config.Config) []policy.Builder {
 		auth.Policy(auth.Deps{Auth: cfg.Auth, Consumers: cfg.Consumers, Tiers: cfg.Tiers, Metrics: n.metrics, Logger: n.log}),
 		dataplane.TierLimit(n.limits, cfg.Tiers),
 		dataplane.RateLimit(n.limits),
-		cache.Policy(cache.Deps{Stores: n.caches, MaxBytes: int64(cfg.Cache.MaxBytes), Metrics: n.metrics}),
+		cache.Policy(cache.Deps{Stores: n.caches, MaxBytes: int64(cfg.Cache.MaxBytes), Metrics: n.metrics, Now: n.opts.Clock.Now}),
 		transform.Policy(transform.Deps{Metrics: n.metrics, Logger: n.log}),
 		fallback.Policy(fallback.Deps{Metrics: n.metrics, Logger: n.log}),
 		aggregate.Policy(aggregate.Deps{Calls: cfg.Calls, Metrics: n.metrics, Logger: n.log}),
