@@ -45,8 +45,9 @@ type Entry struct {
 	// under (set by Put).
 	Secondary string
 
-	// weight and expiresAt are set by Put on the stored copy.
+	// weight, storedAt and expiresAt are set by Put on the stored copy.
 	weight    int64
+	storedAt  int64 // on the store's clock, in Unix nanoseconds
 	expiresAt int64 // on the store's clock, in Unix nanoseconds
 }
 
@@ -79,7 +80,7 @@ func (e *Entry) ExpiresAt() time.Time {
 // them, which overstates rather than understates.
 const (
 	// EntryOverhead is the fixed cost of one stored variant: the Entry
-	// struct (200 bytes on 64-bit, a 208-byte allocation), otter's node and
+	// struct (208 bytes on 64-bit, a 208-byte allocation), otter's node and
 	// hash-table slot (about 90), the variant set's share (about 50) and the
 	// route/path index record (about 80), rounded up. A test keeps it above
 	// the struct's size plus otter's node.

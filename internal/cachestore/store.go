@@ -87,6 +87,7 @@ func (s *Store) Put(primary, secondary string, e *Entry) bool {
 		return false
 	}
 	now := s.now()
+	stored.storedAt = now
 	stored.expiresAt = now + int64(e.TTL)
 	if stored.expiresAt < now { // overflow: a TTL of centuries
 		stored.expiresAt = math.MaxInt64

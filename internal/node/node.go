@@ -106,6 +106,8 @@ type Node struct {
 	// caches are the response stores of routes[].cache, held through
 	// policyRes (one per cache.max_bytes in use).
 	caches *cache.Stores
+	// purges applies the cluster's cache purges to caches.
+	purges *purger
 	// policies build every route's stages; set at start.
 	policies   []policy.Builder
 	stopShared func()
@@ -166,6 +168,11 @@ func New(opts Options) (*Node, error) {
 		n.ownAccess = true
 	}
 	n.startedCluster, n.startedTracing = cfg.Cluster, cfg.Tracing
+	// The stores and their purger come before the cluster, whose store
+	// applies the purges it receives.
+	n.caches = cache.NewStores(n.metrics.CacheEviction, opts.Clock.Now)
+	n.metrics.CacheBytesFrom(n.caches.Bytes)
+	n.purges = newPurger(n.caches, n.log, time.Now)
 	if cfg.Cluster != nil {
 		if err := n.joinCluster(cfg); err != nil {
 			n.closeAll()
@@ -178,8 +185,6 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.policyRes = policy.NewShared()
-	n.caches = cache.NewStores(n.metrics.CacheEviction, opts.Clock.Now)
-	n.metrics.CacheBytesFrom(n.caches.Bytes)
 	if n.mesh != nil {
 		n.mesh.cluster.Start() // every owner is registered
 	}
