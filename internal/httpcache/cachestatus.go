@@ -2,7 +2,6 @@ package httpcache
 
 import (
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -58,17 +57,19 @@ type CacheStatus struct {
 // is a Token when it can be, else a String. Bytes a String cannot carry
 // (outside %x20-7E) become '?'.
 func (s CacheStatus) String(cacheName string) string {
-	var b strings.Builder
-	writeTokenOrString(&b, cacheName)
+	// Built in a buffer on the stack (one that does not fit moves to the
+	// heap): the string is the only allocation, once per answer.
+	var buf [96]byte
+	b := appendTokenOrString(buf[:0], cacheName)
 	switch {
 	case s.Hit:
-		b.WriteString("; hit")
+		b = append(b, "; hit"...)
 	case isSFToken(s.Fwd):
-		b.WriteString("; fwd=")
-		b.WriteString(s.Fwd)
+		b = append(b, "; fwd="...)
+		b = append(b, s.Fwd...)
 		if s.FwdStatus >= 100 && s.FwdStatus <= 999 {
-			b.WriteString("; fwd-status=")
-			b.WriteString(strconv.Itoa(s.FwdStatus))
+			b = append(b, "; fwd-status="...)
+			b = strconv.AppendInt(b, int64(s.FwdStatus), 10)
 		}
 	}
 	if s.TTL != 0 {
@@ -78,20 +79,20 @@ func (s CacheStatus) String(cacheName string) string {
 		if s.TTL < 0 && s.TTL%time.Second != 0 {
 			secs-- // round toward negative infinity
 		}
-		b.WriteString("; ttl=")
-		b.WriteString(strconv.FormatInt(secs, 10))
+		b = append(b, "; ttl="...)
+		b = strconv.AppendInt(b, secs, 10)
 	}
 	if s.Stored {
-		b.WriteString("; stored")
+		b = append(b, "; stored"...)
 	}
 	if s.Collapsed {
-		b.WriteString("; collapsed")
+		b = append(b, "; collapsed"...)
 	}
 	if s.Detail != "" {
-		b.WriteString("; detail=")
-		writeTokenOrString(&b, s.Detail)
+		b = append(b, "; detail="...)
+		b = appendTokenOrString(b, s.Detail)
 	}
-	return b.String()
+	return string(b)
 }
 
 // isSFToken reports whether s is an RFC 8941 §3.3.4 Token:
@@ -111,24 +112,22 @@ func isSFToken(s string) bool {
 	return true
 }
 
-// writeTokenOrString writes s as a Token if it is one, else as an RFC
+// appendTokenOrString appends s as a Token if it is one, else as an RFC
 // 8941 §3.3.3 String.
-func writeTokenOrString(b *strings.Builder, s string) {
+func appendTokenOrString(b []byte, s string) []byte {
 	if isSFToken(s) {
-		b.WriteString(s)
-		return
+		return append(b, s...)
 	}
-	b.WriteByte('"')
+	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			b = append(b, '\\', c)
 		case c < 0x20 || c > 0x7e:
-			b.WriteByte('?')
+			b = append(b, '?')
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	b.WriteByte('"')
+	return append(b, '"')
 }
