@@ -20,7 +20,8 @@
 // # Byte bound
 //
 // Each variant has a weight (see [Entry.Weight]); a set weighs the sum of its
-// variants and otter's MaximumWeight is Options.MaxBytes. Otter on its own
+// variants, and otter's MaximumWeight is Options.MaxBytes less a sixteenth.
+// Otter on its own
 // only bounds the weight eventually: a write lands in the hash table at once
 // and reaches the eviction policy through a write buffer that a maintenance
 // task drains later (on another goroutine by default), so right after a
@@ -33,7 +34,9 @@
 // otter's atomic deletion callback and in its own Compute functions, and a
 // Put that leaves the total above MaxBytes runs otter's maintenance
 // (Cache.CleanUp) before returning, which replays the pending writes and
-// evicts until the policy's weight is at most the maximum. So:
+// evicts until the policy's weight is at most its maximum, a sixteenth below
+// MaxBytes: so a full store under a stream of new entries runs that pass
+// once per MaxBytes/16 of them, not on every Put. So:
 //
 //   - with one writer, when Put returns the store holds at most MaxBytes;
 //   - with concurrent writers, at any instant it holds at most MaxBytes plus

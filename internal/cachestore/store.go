@@ -22,7 +22,7 @@ type Store struct {
 func New(o Options) *Store {
 	s := &Store{ix: newIndex(), lim: o.limits(), now: o.clock(), onEvict: o.OnEvict}
 	s.cache = otter.Must(&otter.Options[string, *variants]{
-		MaximumWeight: uint64(s.lim.maxBytes),
+		MaximumWeight: uint64(s.lim.evictTo),
 		Weigher:       func(_ string, v *variants) uint32 { return v.weight },
 		// Writing, not accessing: reads must not extend an HTTP response's
 		// lifetime, and otter skips read-time expiry work for this kind.

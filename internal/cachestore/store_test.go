@@ -93,8 +93,8 @@ func TestLimits(t *testing.T) {
 		maxEntry, maxSet int64
 		maxVariants      int
 	}{
-		{Options{MaxBytes: 800}, 100, 800, DefaultMaxVariants},
-		{Options{MaxBytes: 800, MaxEntryBytes: 5000, MaxVariants: 3}, 800, 800, 3},
+		{Options{MaxBytes: 800}, 100, 750, DefaultMaxVariants}, // a set as large as the store evicts down to
+		{Options{MaxBytes: 800, MaxEntryBytes: 5000, MaxVariants: 3}, 750, 750, 3},
 		{Options{MaxBytes: 1 << 40, MaxEntryBytes: 1 << 40}, 1<<32 - 1, 1<<32 - 1, DefaultMaxVariants},
 	}
 	for _, tt := range tests {

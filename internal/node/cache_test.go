@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -179,5 +180,47 @@ routes:
 	}
 	if ok.Load() < 50 {
 		t.Fatalf("only %d requests made", ok.Load())
+	}
+}
+
+// The binaries size the memory limit from the cache the routes may fill,
+// told after every configuration that applied.
+func TestCacheSizeSetsTheMemoryLimit(t *testing.T) {
+	var mu sync.Mutex
+	var told []int64
+	conf := func(routeCache string) string {
+		return fmt.Sprintf(`
+listeners: [{name: http, address: "127.0.0.1:0"}]
+upstreams: [{name: u, endpoints: [{address: "127.0.0.1:1"}]}]
+cache: {max_bytes: 8MiB}
+routes:
+  - name: r
+    match: {path: {prefix: /}}
+    upstream: u
+%s`, routeCache)
+	}
+	e := startNode(t, t, conf("    cache: {}\n"), Options{OnCacheSize: func(n int64) {
+		mu.Lock()
+		told = append(told, n)
+		mu.Unlock()
+	}})
+	e.write(conf(""))
+	if err := e.node.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(told) != fmt.Sprint([]int64{8 << 20, 0}) {
+		t.Fatalf("told %v, want [8 MiB, 0]", told)
+	}
+	edge := EdgeRuntime
+	if got := edge.memoryLimit(64 << 20); got != 192<<20 {
+		t.Errorf("edge with a 64 MiB cache: limit %d MiB, want 192", got>>20)
+	}
+	if got := edge.memoryLimit(0); got != math.MaxInt64 {
+		t.Errorf("edge without a cache: limit %d, want none", got)
+	}
+	if got := SidecarRuntime.memoryLimit(0); got != SidecarRuntime.MemoryLimit {
+		t.Errorf("sidecar without a cache: limit %d, want its own", got)
 	}
 }

@@ -58,6 +58,10 @@ type Options struct {
 	AccessLog *telemetry.AccessLog
 	// Clock for upstream state and the HTTP cache; nil: the real clock.
 	Clock clock.Clock
+	// OnCacheSize (may be nil) is told, after every configuration that
+	// applied, the cache.max_bytes the node's routes may fill (0: no route
+	// caches): the binaries size the process's memory limit with it.
+	OnCacheSize func(maxBytes int64)
 	// Identity overrides the file's identity section (tests).
 	Identity Identity
 	// Role is what the node is ("edge" or "sidecar"), as the admin API
@@ -304,7 +308,21 @@ func (n *Node) applyFile(cfg *config.Config) error {
 	n.mu.Lock()
 	n.fileCfg = cfg
 	n.mu.Unlock()
+	if n.opts.OnCacheSize != nil {
+		n.opts.OnCacheSize(cacheBytes(eff))
+	}
 	return nil
+}
+
+// cacheBytes is the store size cfg's routes may fill: cache.max_bytes when
+// a route caches, else 0.
+func cacheBytes(cfg *config.Config) int64 {
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Cache != nil {
+			return int64(cfg.Cache.MaxBytes)
+		}
+	}
+	return 0
 }
 
 // apply builds, binds, swaps and then retires what the old config had.
