@@ -296,6 +296,8 @@ func TestTourLines(t *testing.T) {
 		"kill -STOP $(cat logs/payments-v1.pid)",
 		"bin/meshctl breakers list",
 		"kill -CONT $(cat logs/payments-v1.pid) && bin/meshctl breakers reset B",
+		"bin/meshctl cache stats products-cached",
+		"bin/meshctl cache purge products-cached --path /cached/products/7",
 		"bin/meshctl routes list --bff mobile",
 		"kill -STOP $(cat logs/payments-v1.pid)",
 		"kill -CONT $(cat logs/payments-v1.pid)",

@@ -650,6 +650,7 @@ func transformSection(env Env) Section {
 
 // cacheSection shows the edge's shared cache on the route products-cached.
 func cacheSection(env Env) Section {
+	meshctl := func(args string) string { return env.Meshctl + " " + args }
 	return Section{
 		Title: "Cache: the edge answers repeated reads itself (routes[].cache and cache in docs/config.md)",
 		Steps: []Step{
@@ -663,7 +664,34 @@ func cacheSection(env Env) Section {
 				Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`, `"path":"/products/7"`},
 					Header: map[string][]string{"Cache-Status": {"meshgate; hit; ttl=…"}, "Age": {"…"}}},
 			}),
+			shellStep("The cache's figures per route, on the node meshctl talks to", meshctl("cache stats products-cached"),
+				"products-cached: 1 entry, 1 hit, 1 miss", 0, cacheStatsCheck("products-cached", "1", "1", "1")),
+			shellStep("Purge it from every edge of the cluster (within a second)", meshctl("cache purge products-cached --path /cached/products/7"),
+				"purge … of route products-cached (path /cached/products/7) sent to every node; 1 entry removed", 0,
+				contains("1 entry removed")),
+			httpStep("The next request is a miss again", env, Example{
+				Method: "GET", Path: "/cached/products/7",
+				Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`},
+					Header: map[string][]string{"Cache-Status": {"meshgate; fwd=uri-miss; fwd-status=200; stored"}}},
+			}),
 		},
+	}
+}
+
+// cacheStatsCheck wants route's row of meshctl cache stats with these
+// entries, hits and misses.
+func cacheStatsCheck(route, entries, hits, misses string) func(string) error {
+	return func(out string) error {
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 5 && f[0] == route {
+				if f[1] != entries || f[3] != hits || f[4] != misses {
+					return fmt.Errorf("%s: entries %s, hits %s, misses %s; want %s, %s, %s\n%s", route, f[1], f[3], f[4], entries, hits, misses, out)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no row for %s\n%s", route, out)
 	}
 }
 
