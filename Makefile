@@ -77,8 +77,10 @@ proto:
 	  -I proto --go_out=proto --go_opt=paths=source_relative \
 	  --go-grpc_out=proto --go-grpc_opt=paths=source_relative $(PROTOS)
 
-# make bench: suites dataplane (edge vs direct vs nginx), sidecar (RSS, east-west latency) and
-# gossip (route convergence, breaker propagation, rate-limit accuracy, partition and heal);
+# make bench: suites dataplane (edge vs direct vs nginx), sidecar (RSS, east-west latency),
+# gossip (route convergence, breaker propagation, rate-limit accuracy, partition and heal),
+# tracing, auth, transform, aggregate, and cache (edge cache hits vs nginx proxy_cache hits,
+# edge misses vs the edge without cache);
 # BENCH_ONLY=name[,name], BENCH_JSON=path.
 bench: build
 	$(GO) run ./internal/bench

@@ -1,7 +1,8 @@
 // Command meshctl is the operator CLI of meshgate: it talks to any node's
 // admin API (meshgate.admin.v1, SPIFFE mTLS) to inspect members, routes,
-// breakers and limits, apply routes, manage consumers, tiers and API keys,
-// shift traffic and tap live requests; and it runs the embedded pki.
+// breakers, limits and caches, apply routes, manage consumers, tiers and
+// API keys, shift traffic, purge cached responses and tap live requests;
+// and it runs the embedded pki.
 package main
 
 import (
@@ -48,7 +49,7 @@ func newApp() *cli.App {
 		Flags: connFlags(),
 		Commands: []*cli.Command{membersCommand(), resourceCommand(config.KindRoute, "routes"),
 			resourceCommand(config.KindUpstream, "upstreams"), resourceCommand(config.KindConsumer, "consumers"),
-			resourceCommand(config.KindTier, "tiers"), keysCommand(), trafficCommand(), breakersCommand(), limitsCommand(),
+			resourceCommand(config.KindTier, "tiers"), keysCommand(), trafficCommand(), breakersCommand(), limitsCommand(), cacheCommand(),
 			tapCommand(), transformCommand(), configCommand(), completionCommand(), {
 				Name:  "version",
 				Usage: "print the version",

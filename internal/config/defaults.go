@@ -133,6 +133,14 @@ func applyDefaults(c *Config) {
 		}
 	}
 	applyAuthDefaults(c)
+	if c.Cache.MaxBytes == 0 {
+		c.Cache.MaxBytes = DefaultCacheMaxBytes
+	}
+	for i := range c.Routes {
+		if r := &c.Routes[i]; r.Cache != nil {
+			defaultCache(r.Cache, r.Auth != nil)
+		}
+	}
 	for i := range c.Routes {
 		if t := c.Routes[i].Transform; t != nil {
 			defaultTransform(t)

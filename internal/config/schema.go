@@ -32,6 +32,9 @@ type Config struct {
 	Calls []AggregateCall `yaml:"calls"`
 	// BFF are the Backend-for-Frontend groups routes join with bff.
 	BFF []BFF `yaml:"bff"`
+	// Cache is the node's response store, which routes with a cache
+	// section share.
+	Cache CacheStore `yaml:"cache"`
 }
 
 // Tracing is the node's OpenTelemetry tracing: W3C trace context on every
@@ -301,6 +304,9 @@ type Route struct {
 	// Fallback answers in the upstream's place when it fails (another
 	// upstream, then a static response); absent: the error.
 	Fallback *Fallback `yaml:"fallback"`
+	// Cache answers GET and HEAD requests from the node's shared cache
+	// (RFC 9111); absent: no caching.
+	Cache *Cache `yaml:"cache"`
 	// LenientPaths lets the route take paths that lenient backends read as
 	// traversal ("..;", overlong UTF-8; see route.SuspiciousPath), which
 	// are refused with 400 by default.

@@ -206,6 +206,7 @@ func (v *validator) validate(c *Config) {
 		}
 	}
 
+	v.cacheStore(c)
 	auth := v.authSections(c)
 	cx := v.compositeSections(c, upstreams)
 	routes := map[string]int{}
@@ -239,6 +240,9 @@ func (v *validator) validate(c *Config) {
 		}
 		if r.Fallback != nil {
 			v.fallback(p+".fallback", r, upstreams)
+		}
+		if r.Cache != nil {
+			v.cache(p+".cache", r, c.Cache)
 		}
 		if r.Auth != nil {
 			v.routeAuth(p+".auth", r, auth)
