@@ -50,7 +50,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{membersCommand(), resourceCommand(config.KindRoute, "routes"),
 			resourceCommand(config.KindUpstream, "upstreams"), resourceCommand(config.KindConsumer, "consumers"),
 			resourceCommand(config.KindTier, "tiers"), keysCommand(), trafficCommand(), breakersCommand(), limitsCommand(), cacheCommand(),
-			tapCommand(), transformCommand(), configCommand(), completionCommand(), {
+			tapCommand(), transformCommand(), configCommand(), injectCommand(), completionCommand(), {
 				Name:  "version",
 				Usage: "print the version",
 				Action: func(c *cli.Context) error {
