@@ -303,6 +303,7 @@ func TestTourLines(t *testing.T) {
 		"kill -CONT $(cat logs/payments-v1.pid)",
 		"kill $(cat logs/payments-v1.pid)",
 		"bin/meshctl members",
+		"bin/meshctl inject --systemd --service orders --app-port 8080 --address 10.0.0.7",
 	}
 	if !slices.Equal(lines, want) {
 		t.Errorf("tour lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))

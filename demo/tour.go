@@ -209,6 +209,13 @@ func Tour(env Env) []Section {
 			}), 6*time.Second),
 			shellStep("", meshctl("members"), env.PaymentsMember+" APP HEALTHY false", 3*time.Second, membersCheck(env, env.PaymentsMember)),
 		},
+	}, Section{
+		Title: "Beyond this machine: meshctl inject writes a service's sidecar for a VM (--systemd) or a Kubernetes workload (-f app.yaml; examples in demo/k8s)",
+		Steps: []Step{
+			shellStep("", meshctl("inject --systemd --service orders --app-port 8080 --address 10.0.0.7"),
+				"a systemd unit meshgate-sidecar-orders.service and its sidecar config, validated as the sidecar would", 0,
+				contains("meshgate-sidecar-orders.service")),
+		},
 	})
 }
 
