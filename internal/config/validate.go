@@ -741,6 +741,11 @@ func (v *validator) tracing(t *Tracing) {
 	if t.QueueSize < 0 || t.QueueSize > MaxTracingQueue {
 		v.at("tracing.queue_size", "tracing.queue_size %d must be 1..%d", t.QueueSize, MaxTracingQueue)
 	}
+	switch t.Compression {
+	case "", "gzip", "none":
+	default:
+		v.at("tracing.compression", "tracing.compression %q must be gzip or none", t.Compression)
+	}
 	if d := t.ExportTimeout.D(); d > 5*time.Minute {
 		v.at("tracing.export_timeout", "tracing.export_timeout %s must be at most 5m", d)
 	}
