@@ -223,6 +223,8 @@ func TestCurlLines(t *testing.T) {
 		"/payments/p-1 GET 5":                   "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' http://P/payments/p-1; done; echo",
 		"/payments/p-1 GET":                     "curl -i http://P/payments/p-1",
 		"/status/payments/p-1 GET":              "curl -i http://P/status/payments/p-1",
+		"/status/payments/p-2 GET":              "curl -i http://P/status/payments/p-2",
+		"/cached/products/7 GET":                "curl -i http://P/cached/products/7",
 		"/partner/products/7 GET":               "curl -i http://P/partner/products/7",
 		"/partner/products/7 GET K":             "curl -i -H 'X-Api-Key: K' http://P/partner/products/7",
 		"/partner/products/7 GET K 5":           "for i in $(seq 5); do curl -s -o /dev/null -w '%{http_code} ' -H 'X-Api-Key: K' http://P/partner/products/7; done; echo",
@@ -294,11 +296,14 @@ func TestTourLines(t *testing.T) {
 		"kill -STOP $(cat logs/payments-v1.pid)",
 		"bin/meshctl breakers list",
 		"kill -CONT $(cat logs/payments-v1.pid) && bin/meshctl breakers reset B",
+		"bin/meshctl cache stats products-cached",
+		"bin/meshctl cache purge products-cached --path /cached/products/7",
 		"bin/meshctl routes list --bff mobile",
 		"kill -STOP $(cat logs/payments-v1.pid)",
 		"kill -CONT $(cat logs/payments-v1.pid)",
 		"kill $(cat logs/payments-v1.pid)",
 		"bin/meshctl members",
+		"bin/meshctl inject --systemd --service orders --app-port 8080 --address 10.0.0.7",
 	}
 	if !slices.Equal(lines, want) {
 		t.Errorf("tour lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))

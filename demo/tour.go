@@ -168,6 +168,11 @@ func Tour(env Env) []Section {
 	return append(tour, Section{
 		Title: "Circuit breaker: freeze payments (kill -STOP: its port still accepts connections, so discovery keeps it)",
 		Steps: []Step{
+			httpStep("First, payment-status once: its route caches payments' answer for 2 s (and keeps it an hour for its fallback)", env, Example{
+				Method: "GET", Path: "/status/payments/p-1",
+				Expect: Expect{Status: 200, Body: []string{`"service":"payments"`, `"id":"p-1"`},
+					Header: map[string][]string{"Cache-Status": {"meshgate; fwd=uri-miss; fwd-status=200; stored"}}},
+			}),
 			shellStep("", "kill -STOP $(cat "+shellQuote(env.PaymentsPID)+")", "", 0, nil),
 			httpStep(`Three 1 s timeouts in a row open the edge's breaker; then it answers 503 "circuit open" at once`, env, Example{
 				Method: "GET", Path: "/payments/p-1", Repeat: 5, Codes: true,
@@ -175,9 +180,15 @@ func Tour(env Env) []Section {
 			}),
 			shellStep("", meshctl("breakers list"), env.PaymentsBreaker+" (payments' sidecar) open, cause local", 0,
 				breakerCheck(env.PaymentsBreaker, "open", "local")),
-			httpStep("The route payment-status has a fallback: while payments cannot answer, the edge answers in its place "+
-				"(routes[].fallback; counted in meshgate_fallbacks_total, and fallback=response in the access log)", env, Example{
+			httpStep("The route payment-status has a fallback: while payments cannot answer, the edge answers in its place, "+
+				"first with the copy it cached, stale (ttl below 0), the failure in fwd-status "+
+				"(routes[].fallback.stale; fallback=stale in the access log, counted in meshgate_fallbacks_total)", env, Example{
 				Method: "GET", Path: "/status/payments/p-1",
+				Expect: Expect{Status: 200, Body: []string{`"service":"payments"`, `"id":"p-1"`},
+					Header: map[string][]string{"Cache-Status": {"meshgate; fwd=stale; fwd-status=503; ttl=-…"}}},
+			}),
+			httpStep("A payment it never cached gets the fallback's static response (fallback=response)", env, Example{
+				Method: "GET", Path: "/status/payments/p-2",
 				Expect: Expect{Status: 503, Body: []string{`"degraded":true`, `"request_id":"`},
 					Header: map[string][]string{"Retry-After": {"30"}, "Cache-Control": {"no-store"}}},
 			}),
@@ -188,7 +199,7 @@ func Tour(env Env) []Section {
 			httpStep("payment-status answers from payments again", env, Example{Method: "GET", Path: "/status/payments/p-1",
 				Expect: Expect{Status: 200, Body: []string{`"service":"payments"`, `"id":"p-1"`}, NoBody: []string{"degraded"}}}),
 		},
-	}, transformSection(env), compositeSection(env), Section{
+	}, transformSection(env), cacheSection(env), compositeSection(env), Section{
 		Title: "Stop payments for good: its sidecar checks the app every 2 s and withdraws it from discovery",
 		Steps: []Step{
 			shellStep("", "kill $(cat "+shellQuote(env.PaymentsPID)+")", "", 0, nil),
@@ -197,6 +208,13 @@ func Tour(env Env) []Section {
 				Expect: Expect{Status: 503, Body: []string{"no healthy upstream endpoint"}},
 			}), 6*time.Second),
 			shellStep("", meshctl("members"), env.PaymentsMember+" APP HEALTHY false", 3*time.Second, membersCheck(env, env.PaymentsMember)),
+		},
+	}, Section{
+		Title: "Beyond this machine: meshctl inject writes a service's sidecar for a VM (--systemd) or a Kubernetes workload (-f app.yaml; examples in demo/k8s)",
+		Steps: []Step{
+			shellStep("", meshctl("inject --systemd --service orders --app-port 8080 --address 10.0.0.7"),
+				"a systemd unit meshgate-sidecar-orders.service and its sidecar config, validated as the sidecar would", 0,
+				contains("meshgate-sidecar-orders.service")),
 		},
 	})
 }
@@ -634,6 +652,53 @@ func transformSection(env Env) Section {
 					Body: []string{`{"id":"42","name":"Product 42","price":42.99}`}},
 			}),
 		},
+	}
+}
+
+// cacheSection shows the edge's shared cache on the route products-cached.
+func cacheSection(env Env) Section {
+	meshctl := func(args string) string { return env.Meshctl + " " + args }
+	return Section{
+		Title: "Cache: the edge answers repeated reads itself (routes[].cache and cache in docs/config.md)",
+		Steps: []Step{
+			httpStep("The first request is a miss: it goes to catalog, and the answer is stored (Cache-Status, RFC 9211)", env, Example{
+				Method: "GET", Path: "/cached/products/7",
+				Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`, `"path":"/products/7"`},
+					Header: map[string][]string{"Cache-Status": {"meshgate; fwd=uri-miss; fwd-status=200; stored"}}},
+			}),
+			httpStep("The same request again is a hit: answered by the edge, with its Age and the seconds of freshness left", env, Example{
+				Method: "GET", Path: "/cached/products/7",
+				Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`, `"path":"/products/7"`},
+					Header: map[string][]string{"Cache-Status": {"meshgate; hit; ttl=…"}, "Age": {"…"}}},
+			}),
+			shellStep("The cache's figures per route, on the node meshctl talks to", meshctl("cache stats products-cached"),
+				"products-cached: 1 entry, 1 hit, 1 miss", 0, cacheStatsCheck("products-cached", "1", "1", "1")),
+			shellStep("Purge it from every edge of the cluster (within a second)", meshctl("cache purge products-cached --path /cached/products/7"),
+				"purge … of route products-cached (path /cached/products/7) sent to every node; 1 entry removed", 0,
+				contains("1 entry removed")),
+			httpStep("The next request is a miss again", env, Example{
+				Method: "GET", Path: "/cached/products/7",
+				Expect: Expect{Status: 200, Body: []string{`"service":"catalog"`},
+					Header: map[string][]string{"Cache-Status": {"meshgate; fwd=uri-miss; fwd-status=200; stored"}}},
+			}),
+		},
+	}
+}
+
+// cacheStatsCheck wants route's row of meshctl cache stats with these
+// entries, hits and misses.
+func cacheStatsCheck(route, entries, hits, misses string) func(string) error {
+	return func(out string) error {
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 5 && f[0] == route {
+				if f[1] != entries || f[3] != hits || f[4] != misses {
+					return fmt.Errorf("%s: entries %s, hits %s, misses %s; want %s, %s, %s\n%s", route, f[1], f[3], f[4], entries, hits, misses, out)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no row for %s\n%s", route, out)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Command meshctl is the operator CLI of meshgate: it talks to any node's
 // admin API (meshgate.admin.v1, SPIFFE mTLS) to inspect members, routes,
-// breakers and limits, apply routes, manage consumers, tiers and API keys,
-// shift traffic and tap live requests; and it runs the embedded pki.
+// breakers, limits and caches, apply routes, manage consumers, tiers and
+// API keys, shift traffic, purge cached responses and tap live requests;
+// and it runs the embedded pki.
 package main
 
 import (
@@ -48,8 +49,8 @@ func newApp() *cli.App {
 		Flags: connFlags(),
 		Commands: []*cli.Command{membersCommand(), resourceCommand(config.KindRoute, "routes"),
 			resourceCommand(config.KindUpstream, "upstreams"), resourceCommand(config.KindConsumer, "consumers"),
-			resourceCommand(config.KindTier, "tiers"), keysCommand(), trafficCommand(), breakersCommand(), limitsCommand(),
-			tapCommand(), transformCommand(), configCommand(), completionCommand(), {
+			resourceCommand(config.KindTier, "tiers"), keysCommand(), trafficCommand(), breakersCommand(), limitsCommand(), cacheCommand(),
+			tapCommand(), transformCommand(), configCommand(), injectCommand(), completionCommand(), {
 				Name:  "version",
 				Usage: "print the version",
 				Action: func(c *cli.Context) error {

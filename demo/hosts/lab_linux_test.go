@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/meshgate/meshgate/internal/testenv"
 )
 
 // lab is a set of hosts made of Linux network namespaces: one namespace
@@ -51,10 +53,10 @@ const switchNS = "sw"
 func newLab(t *testing.T, addrs map[string]string) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces (ip netns); CI runs as root")
+		testenv.Unavailable(t, "needs root to create network namespaces (ip netns); CI runs as root")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip (iproute2) to create network namespaces: apt-get install iproute2")
+		testenv.Unavailable(t, "needs ip (iproute2) to create network namespaces: apt-get install iproute2")
 	}
 	var b [3]byte
 	_, _ = rand.Read(b[:])
@@ -68,7 +70,7 @@ func newLab(t *testing.T, addrs map[string]string) *lab {
 	}
 	t.Cleanup(l.close)
 	if err := l.ip("netns", "add", l.ns(switchNS)); err != nil {
-		t.Skipf("network namespaces are not permitted here: %v", err)
+		testenv.Unavailable(t, "network namespaces are not permitted here: %v", err)
 	}
 	l.nss = append(l.nss, l.ns(switchNS))
 	l.must("-n", l.ns(switchNS), "link", "add", "br0", "type", "bridge")

@@ -21,6 +21,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/meshgate/meshgate/demo/hosts"
+	"github.com/meshgate/meshgate/internal/testenv"
 	"github.com/meshgate/meshgate/pki"
 )
 
@@ -283,7 +284,7 @@ func binaries(t *testing.T, names ...string) map[string]string {
 	for _, n := range names {
 		p := filepath.Join(dir, n)
 		if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
-			t.Skipf("bin/%s is missing: run `make build` first (the test runs the release binaries)", n)
+			testenv.Unavailable(t, "bin/%s is missing: run `make build` first (the test runs the release binaries)", n)
 		}
 		paths[n] = p
 	}

@@ -36,6 +36,7 @@ var reads = map[string]bool{
 	"Tap":           true,
 	// It runs a route's transform on a sample and changes nothing.
 	"TransformTest": true,
+	"CacheStats":    true,
 }
 
 // mutations are the methods that change state: operators only.
@@ -46,6 +47,9 @@ var mutations = map[string]bool{
 	"ResetBreaker":   true,
 	"SetLimit":       true,
 	"DeleteLimit":    true,
+	// It deletes responses on every node: a viewer could otherwise send
+	// the whole cache's traffic to the upstreams at will.
+	"PurgeCache": true,
 }
 
 type authorizer struct {
@@ -129,6 +133,11 @@ func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 // kind and name and a digest of the value, which matches what the cluster
 // stores. An API key is shown by id and consumer.
 func auditRequest(req any) string {
+	if p, ok := req.(*adminv1.PurgeCacheRequest); ok {
+		// Named fields, as the other lines: a path is no secret (a query,
+		// which might hold one, is refused), but the line's form is fixed.
+		return fmt.Sprintf("route:%q mode:%q value:%q", p.Route, p.Mode, p.Value)
+	}
 	r, ok := req.(*adminv1.ApplyResourceRequest)
 	if !ok {
 		return fmt.Sprint(req)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshgate/meshgate/internal/auth/apikey"
 	"github.com/meshgate/meshgate/internal/breaker"
+	"github.com/meshgate/meshgate/internal/cache"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/ratelimit"
@@ -70,6 +71,11 @@ func (b *storeBackend) Breakers() *breaker.Registry             { return nil }
 func (b *storeBackend) Limits() *ratelimit.Limiter              { return nil }
 func (b *storeBackend) Tap() *telemetry.Tap                     { return nil }
 func (b *storeBackend) UpstreamStats() *telemetry.UpstreamStats { return nil }
+func (b *storeBackend) PurgeCache(p cache.Purge) (string, int, error) {
+	return "p-" + p.Route, 0, nil
+}
+func (b *storeBackend) CacheStores() *cache.Stores                    { return cache.NewStores(nil, nil) }
+func (b *storeBackend) CacheCounts() map[string]telemetry.CacheCounts { return nil }
 
 // syncBuffer is a log sink read while the server writes.
 type syncBuffer struct {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/meshgate/meshgate/internal/breaker"
+	"github.com/meshgate/meshgate/internal/cache"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/ratelimit"
@@ -48,6 +49,14 @@ type Backend interface {
 	Limits() *ratelimit.Limiter
 	Tap() *telemetry.Tap
 	UpstreamStats() *telemetry.UpstreamStats
+	// PurgeCache writes a purge into the cluster, applying it on this node
+	// at once; it returns the purge's id and how many entries this node
+	// removed.
+	PurgeCache(p cache.Purge) (id string, removed int, err error)
+	// CacheStores are the node's response stores (what they hold now).
+	CacheStores() *cache.Stores
+	// CacheCounts are the node's cache counters, as /metrics has them.
+	CacheCounts() map[string]telemetry.CacheCounts
 }
 
 // Options configure a Server.

@@ -11,7 +11,8 @@
 //	BENCH_JSON           path of the JSON report (default: none)
 //	BENCH_DURATION       length of each wrk (saturation) run (default 10s)
 //	BENCH_ROUNDS         interleaved rounds per suite (default 3; at least 5 in
-//	                     the paired suites auth, transform and tracing unless 1)
+//	                     the paired suites auth, transform, tracing and cache
+//	                     unless 1)
 //	BENCH_RATE           fixed request rate of the latency run, req/s (default 2000)
 //	BENCH_RATE_DURATION  length of each fixed-rate run (default 10s)
 //	BENCH_EDGE           edge binary to measure (default bin/edge)

@@ -21,6 +21,10 @@ type loadEdge struct {
 	adm     string // admin listener (metrics, pprof)
 	proc    *Proc
 	headers []string // wrk -H "Name: value" on every request
+	script  string   // wrk -s: a Lua script of the requests ("": none)
+	// pids lists the processes whose CPU counts for the edge (nil: proc
+	// alone; nginx: its master and children).
+	pids func() []int
 
 	rps, cpuUS []float64 // one per counted run
 	ratios     []float64 // per round: req/s over the baseline's in the pair
@@ -56,7 +60,7 @@ const pairSlices = 5
 func (e *Env) measurePair(ctx context.Context, pair [2]*loadEdge, round int, problems *problemLog) ([2]float64, bool) {
 	var rps [2]float64
 	for _, t := range pair {
-		if _, err := e.runWrk(ctx, t.url, e.Opts.Warmup, t.headers...); err != nil {
+		if _, err := e.wrkEdge(ctx, t, e.Opts.Warmup); err != nil {
 			if ctx.Err() == nil {
 				t.failed = t.died(fmt.Errorf("warm-up: %v", err))
 			}
@@ -100,19 +104,19 @@ func (e *Env) measurePair(ctx context.Context, pair [2]*loadEdge, round int, pro
 // measureSlice is one measured wrk run of d on t, with the edge's CPU
 // ticks around it.
 func (e *Env) measureSlice(ctx context.Context, t *loadEdge, d time.Duration, round int, problems *problemLog) (WrkResult, int64, bool) {
-	cpu0, err := cpuTicks(t.proc.Pid())
+	cpu0, err := t.cpuTicks()
 	if err != nil {
 		t.failed = t.died(err)
 		return WrkResult{}, 0, false
 	}
-	w, err := e.runWrk(ctx, t.url, d, t.headers...)
+	w, err := e.wrkEdge(ctx, t, d)
 	if err != nil {
 		if ctx.Err() == nil {
 			t.failed = t.died(err)
 		}
 		return WrkResult{}, 0, false
 	}
-	cpu1, err := cpuTicks(t.proc.Pid())
+	cpu1, err := t.cpuTicks()
 	if err != nil {
 		t.failed = t.died(err)
 		return WrkResult{}, 0, false
@@ -128,6 +132,14 @@ func (e *Env) measureSlice(ctx context.Context, t *loadEdge, d time.Duration, ro
 		fmt.Fprintf(os.Stderr, "bench: warning: %s round %d: wrk saw %d socket errors\n", t.name, round, w.SocketErrors)
 	}
 	return w, int64(cpu1 - cpu0), true
+}
+
+// cpuTicks is the CPU time of t's processes, in clock ticks.
+func (t *loadEdge) cpuTicks() (int64, error) {
+	if t.pids != nil {
+		return cpuOf(t.pids())
+	}
+	return cpuTicks(t.proc.Pid())
 }
 
 // died is err, or why t's process exited if it did.
@@ -196,7 +208,7 @@ func (e *Env) profileEdge(ctx context.Context, t *loadEdge, dir string) error {
 	secs := int(e.Opts.Duration / time.Second)
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.runWrk(ctx, t.url, e.Opts.Duration+2*time.Second, t.headers...)
+		_, err := e.wrkEdge(ctx, t, e.Opts.Duration+2*time.Second)
 		done <- err
 	}()
 	select { // let the load start
@@ -225,10 +237,23 @@ func (e *Env) profileEdge(ctx context.Context, t *loadEdge, dir string) error {
 	return err
 }
 
+// wrkEdge runs wrk on t: its URL, headers and script.
+func (e *Env) wrkEdge(ctx context.Context, t *loadEdge, d time.Duration) (WrkResult, error) {
+	return e.runWrkScript(ctx, t.url, d, t.script, t.headers...)
+}
+
 // runWrk runs wrk -t1 -c50 on the load-generator core, with request
 // headers ("Name: value") if any.
 func (e *Env) runWrk(ctx context.Context, url string, d time.Duration, headers ...string) (WrkResult, error) {
+	return e.runWrkScript(ctx, url, d, "", headers...)
+}
+
+// runWrkScript is runWrk with a Lua script (wrk -s) unless script is "".
+func (e *Env) runWrkScript(ctx context.Context, url string, d time.Duration, script string, headers ...string) (WrkResult, error) {
 	argv := e.pinned(loadCore, "wrk", "-t1", "-c50", "-d"+durArg(d))
+	if script != "" {
+		argv = append(argv, "-s", script)
+	}
 	for _, h := range headers {
 		argv = append(argv, "-H", h)
 	}

@@ -30,6 +30,7 @@ var suites = []Suite{
 	{Name: "auth", Run: runAuth},
 	{Name: "transform", Run: runTransform},
 	{Name: "aggregate", Run: runAggregate},
+	{Name: "cache", Run: runCache},
 }
 
 // Options are the harness settings read from the environment.

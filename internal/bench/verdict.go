@@ -23,3 +23,16 @@ func atMost(x, limit float64, ok bool) string {
 		return "MISS"
 	}
 }
+
+// atLeast is a table's verdict on a value whose target is a floor: PASS,
+// MISS, or "-" when the value was not measured.
+func atLeast(x, floor float64, ok bool) string {
+	switch {
+	case !ok:
+		return "-"
+	case x >= floor:
+		return "PASS"
+	default:
+		return "MISS"
+	}
+}

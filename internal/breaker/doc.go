@@ -67,5 +67,10 @@
 // endpoint; it exists only as a broadcast. A broadcast message is a version
 // byte (1) and one report; a state (LocalState) is a version byte (1), a
 // count (at most 2048) and that many reports, none a reset. Decoders reject
-// anything else whole.
+// anything else whole — except a later version: a later release may append
+// fields to a message (read up to this release's fields, the rest
+// skipped) and, in a state, a length-prefixed extension after each report
+// (skipped), so that a node of the next release and one of this release
+// share a cluster. A release writes the lowest version that can say what
+// it says (this one: 1); the goldens in testdata pin it.
 package breaker

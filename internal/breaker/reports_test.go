@@ -119,8 +119,9 @@ func TestMalformedMessagesRejected(t *testing.T) {
 		return append(m, 2, 'e', 'p')
 	}
 	msgs := map[string][]byte{
-		"empty":          nil,
-		"version":        append([]byte{2}, good[1:]...),
+		"empty":   nil,
+		"version": append([]byte{0}, good[1:]...), // below this release's: a later one reads as this
+
 		"truncated":      good[:len(good)-1],
 		"trailing":       append(slices.Clone(good), 0),
 		"state":          append([]byte{wireVersion, 3}, good[2:]...),
@@ -139,7 +140,7 @@ func TestMalformedMessagesRejected(t *testing.T) {
 	state := s.reg.LocalState()
 	states := map[string][]byte{
 		"empty":     nil,
-		"version":   {9, 0},
+		"version":   {0, 0},
 		"count":     {wireVersion, 5, 0},
 		"too many":  {wireVersion, 0x81, 0x10},
 		"reset":     encodeState([]report{{state: stateReset, gen: 1, reporter: "p", endpoint: ep}}),

@@ -10,8 +10,12 @@ import (
 
 // The wire format is described in the package doc.
 const (
+	// wireVersion is the version this release writes and knows all of; it
+	// reads any later one (what a later release appends is skipped).
 	wireVersion = 1
-	maxName     = 255
+	// maxExtension bounds what a later release may append to one report.
+	maxExtension = 1 << 10
+	maxName      = 255
 	// maxStateEntries bounds a LocalState (and what MergeState accepts),
 	// and maxStateBytes its size: about 100 KB with typical names.
 	maxStateEntries = 2048
@@ -88,8 +92,11 @@ func readName(rd *wire.Reader, what string) string {
 // decodeMessage reads one broadcast report.
 func decodeMessage(b []byte) (report, error) {
 	rd := wire.NewReader(b)
-	rd.Version(wireVersion)
+	later := rd.AtLeastVersion(wireVersion) > wireVersion
 	r := readReport(rd, true)
+	if later {
+		rd.Rest() // fields a later release appended
+	}
 	if err := rd.Done(); err != nil {
 		return report{}, fmt.Errorf("breaker: message: %w", err)
 	}
@@ -99,7 +106,7 @@ func decodeMessage(b []byte) (report, error) {
 // decodeState reads a LocalState whole: one bad report rejects it all.
 func decodeState(b []byte) ([]report, error) {
 	rd := wire.NewReader(b)
-	rd.Version(wireVersion)
+	later := rd.AtLeastVersion(wireVersion) > wireVersion
 	n := rd.Count(maxStateEntries, minReportSize, "reports")
 	rs := make([]report, 0, n)
 	for range n {
@@ -107,6 +114,9 @@ func decodeState(b []byte) ([]report, error) {
 			break
 		}
 		rs = append(rs, readReport(rd, false))
+		if later {
+			rd.Extension(maxExtension) // each report's, in a later release's state
+		}
 	}
 	if err := rd.Done(); err != nil {
 		return nil, fmt.Errorf("breaker: state: %w", err)

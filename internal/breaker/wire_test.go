@@ -100,3 +100,33 @@ func BenchmarkDecodeState(b *testing.B) {
 		}
 	}
 }
+
+// A node of the next release writes a later version: fields appended to a
+// message, an extension after each report of a state. This release reads
+// what it knows and skips the rest, so the two share a cluster.
+func TestWireNextReleaseIsRead(t *testing.T) {
+	next := byte(wireVersion + 1)
+	for _, g := range goldenReports {
+		b, _ := hex.DecodeString(g.hex)
+		b[0] = next
+		b = append(b, 0x05, 'n', 'e', 'w') // a field this release does not know
+		if r, err := decodeMessage(b); err != nil || !reflect.DeepEqual(r, g.r) {
+			t.Errorf("%s from the next release: decoded %+v, %v", g.name, r, err)
+		}
+	}
+	rs := []report{goldenReports[0].r, goldenReports[1].r}
+	st := []byte{next, byte(len(rs))}
+	for i, r := range rs {
+		st = appendReport(st, r)
+		st = append(append(st, byte(i)), "xyz"[:i]...) // an extension of i bytes
+	}
+	if got, err := decodeState(st); err != nil || !reflect.DeepEqual(got, rs) {
+		t.Errorf("state from the next release: decoded %+v, %v", got, err)
+	}
+	// An extension is bounded like any field.
+	big := append([]byte{next, 1}, appendReport(nil, rs[0])...)
+	big = append(big, 0xff, 0xff, 0x03)
+	if _, err := decodeState(big); err == nil {
+		t.Error("an extension past the bound was accepted")
+	}
+}

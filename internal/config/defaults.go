@@ -1,8 +1,11 @@
 package config
 
 import (
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -36,6 +39,7 @@ const (
 	DefaultTracingRatio         = 0.01
 	DefaultTracingQueueSize     = 2048
 	DefaultTracingExportTimeout = 10 * time.Second
+	DefaultTracingCompression   = "gzip"
 
 	DefaultClockSkew                = 30 * time.Second
 	DefaultConsumerClaim            = "sub"
@@ -120,6 +124,14 @@ func applyDefaults(c *Config) {
 		}
 		setInt(&t.QueueSize, DefaultTracingQueueSize)
 		setDur(&t.ExportTimeout, DefaultTracingExportTimeout)
+		if t.Compression == "" {
+			t.Compression = DefaultTracingCompression
+			if loopbackEndpoint(t.Endpoint) {
+				// An agent beside the node: compressing only costs the
+				// exporter CPU, which it shares with the requests.
+				t.Compression = "none"
+			}
+		}
 	}
 	for i := range c.Routes {
 		if rl := c.Routes[i].RateLimit; rl != nil {
@@ -133,6 +145,14 @@ func applyDefaults(c *Config) {
 		}
 	}
 	applyAuthDefaults(c)
+	if c.Cache.MaxBytes == 0 {
+		c.Cache.MaxBytes = DefaultCacheMaxBytes
+	}
+	for i := range c.Routes {
+		if r := &c.Routes[i]; r.Cache != nil {
+			defaultCache(r.Cache, r.Auth != nil)
+		}
+	}
 	for i := range c.Routes {
 		if t := c.Routes[i].Transform; t != nil {
 			defaultTransform(t)
@@ -317,4 +337,18 @@ func defaultTransform(t *Transform) {
 			setStr(&b.To, BodyJSON)
 		}
 	}
+}
+
+// loopbackEndpoint reports whether a host:port names this machine
+// (localhost or a loopback address).
+func loopbackEndpoint(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -38,6 +38,13 @@ type Fallback struct {
 	Upstream string `yaml:"upstream"`
 	// Response answers when there is no fallback upstream or it fails too.
 	Response *FallbackResponse `yaml:"response"`
+	// Stale is the first choice, before Upstream and Response, on a route
+	// with a cache: a stored response up to this long past its freshness
+	// answers (marked stale in Cache-Status), even past its own
+	// stale-if-error window. Responses that forbid serving stale
+	// (no-cache, must-revalidate, proxy-revalidate, s-maxage) and requests
+	// that refuse it (no-cache, max-age) are still obeyed (RFC 9111 §4.2.4).
+	Stale Duration `yaml:"stale"`
 }
 
 // FallbackResponse is a static answer.

@@ -41,7 +41,8 @@ func TestFallbackErrors(t *testing.T) {
 		line         int
 		want         string
 	}{
-		{"nothing", "on: [timeout]", 10, `route "r": fallback needs an upstream, a response or both`},
+		{"nothing", "on: [timeout]", 10, `route "r": fallback needs stale, an upstream or a response`},
+		{"stale without a cache", "stale: 1h", 10, `route "r": fallback stale answers from the route's cache: add a cache section (routes[].cache)`},
 		{"unknown condition", "on: [timeouts]\nresponse: {}", 10, `unknown fallback condition "timeouts" (circuit-open, no-endpoint, connect-failure, reset, timeout, overloaded, 5xx or a status 500..599)`},
 		{"4xx", "on: [404]\nresponse: {}", 10, "fallback on 404: a 4xx is the upstream's answer to the request, and is never replaced"},
 		{"not 5xx", "on: [302]\nresponse: {}", 10, "fallback on status 302: only 500..599"},

@@ -61,6 +61,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	applyTracingEnv(cfg.Tracing)
+	applyClusterEnv(cfg.Cluster)
 	if cfg.Server.MaxBodyBytes == 0 { // an edge's; a sidecar's has none
 		cfg.Server.MaxBodyBytes = DefaultEdgeMaxBodyBytes
 	}

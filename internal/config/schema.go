@@ -32,6 +32,9 @@ type Config struct {
 	Calls []AggregateCall `yaml:"calls"`
 	// BFF are the Backend-for-Frontend groups routes join with bff.
 	BFF []BFF `yaml:"bff"`
+	// Cache is the node's response store, which routes with a cache
+	// section share.
+	Cache CacheStore `yaml:"cache"`
 }
 
 // Tracing is the node's OpenTelemetry tracing: W3C trace context on every
@@ -69,8 +72,15 @@ type Tracing struct {
 	// QueueSize bounds the spans waiting for export; past it spans are
 	// dropped and counted, never waited for.
 	QueueSize int `yaml:"queue_size"`
-	// ExportTimeout bounds one export call (a batch).
+	// ExportTimeout bounds one export call (a batch), its retries
+	// included.
 	ExportTimeout Duration `yaml:"export_timeout"`
+	// Compression of each export: "gzip" (the default, as the
+	// OpenTelemetry SDKs', for a remote collector) or "none" (the default
+	// for a collector on loopback, an agent on the node, where the link
+	// costs nothing and gzip only costs the exporter CPU: about 4 µs a
+	// span, BenchmarkExportBatch).
+	Compression string `yaml:"compression"`
 
 	// MeshService is the sidecar's service (set by LoadSidecar; empty on an
 	// edge): it makes the node's service.name meshgate-sidecar.
@@ -301,6 +311,9 @@ type Route struct {
 	// Fallback answers in the upstream's place when it fails (another
 	// upstream, then a static response); absent: the error.
 	Fallback *Fallback `yaml:"fallback"`
+	// Cache answers GET and HEAD requests from the node's shared cache
+	// (RFC 9111); absent: no caching.
+	Cache *Cache `yaml:"cache"`
 	// LenientPaths lets the route take paths that lenient backends read as
 	// traversal ("..;", overlong UTF-8; see route.SuspiciousPath), which
 	// are refused with 400 by default.

@@ -117,6 +117,7 @@ func ParseSidecar(name string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	applyTracingEnv(sc.Tracing)
+	applyClusterEnv(sc.Cluster)
 	v := &validator{shape: s}
 	v.sidecar(&sc)
 	if len(s.errs) > 0 {

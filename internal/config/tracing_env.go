@@ -92,6 +92,15 @@ func tracingFromEnv(t *Tracing, getenv func(string) string) []string {
 			t.ExportTimeout = Duration(time.Duration(ms) * time.Millisecond)
 		}
 	}
+	if t.Compression == "" {
+		switch v, from := otelEnv(getenv, "COMPRESSION"); v {
+		case "":
+		case "gzip", "none":
+			t.Compression = v
+		default:
+			bad(from, "compression %q: want gzip or none", v)
+		}
+	}
 	fileServiceName := t.Resource["service.name"] != ""
 	if v := strings.TrimSpace(getenv("OTEL_RESOURCE_ATTRIBUTES")); v != "" {
 		kv, err := parseOTelList(v)

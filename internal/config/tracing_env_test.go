@@ -13,15 +13,17 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 func TestTracingFromEnv(t *testing.T) {
 	tr := &Tracing{Resource: map[string]string{"deployment.environment": "prod"}, Headers: map[string]string{"x-team": "edge"}}
 	problems := tracingFromEnv(tr, envOf(map[string]string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT":        "https://ignored:4317",
-		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector.local:4318/v1/traces",
-		"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/protobuf",
-		"OTEL_EXPORTER_OTLP_HEADERS":         "authorization=Bearer%20abc,x-team=other",
-		"OTEL_EXPORTER_OTLP_TIMEOUT":         "2500",
-		"OTEL_RESOURCE_ATTRIBUTES":           "deployment.environment=dev,k8s.pod.name=edge-7,service.name=from-attrs",
-		"OTEL_SERVICE_NAME":                  "edge-eu",
-		"OTEL_TRACES_SAMPLER":                "parentbased_traceidratio",
-		"OTEL_TRACES_SAMPLER_ARG":            "0.25",
+		"OTEL_EXPORTER_OTLP_ENDPOINT":           "https://ignored:4317",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":    "http://collector.local:4318/v1/traces",
+		"OTEL_EXPORTER_OTLP_PROTOCOL":           "http/protobuf",
+		"OTEL_EXPORTER_OTLP_HEADERS":            "authorization=Bearer%20abc,x-team=other",
+		"OTEL_EXPORTER_OTLP_TIMEOUT":            "2500",
+		"OTEL_EXPORTER_OTLP_COMPRESSION":        "gzip",
+		"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "none",
+		"OTEL_RESOURCE_ATTRIBUTES":              "deployment.environment=dev,k8s.pod.name=edge-7,service.name=from-attrs",
+		"OTEL_SERVICE_NAME":                     "edge-eu",
+		"OTEL_TRACES_SAMPLER":                   "parentbased_traceidratio",
+		"OTEL_TRACES_SAMPLER_ARG":               "0.25",
 	}))
 	if len(problems) > 0 {
 		t.Fatal(problems)
@@ -33,6 +35,8 @@ func TestTracingFromEnv(t *testing.T) {
 		t.Errorf("headers %v", tr.Headers)
 	case tr.ExportTimeout != Duration(2500*time.Millisecond):
 		t.Errorf("timeout %v", tr.ExportTimeout)
+	case tr.Compression != "none":
+		t.Errorf("compression %q", tr.Compression)
 	case tr.Resource["deployment.environment"] != "prod" || tr.Resource["k8s.pod.name"] != "edge-7" || tr.Resource["service.name"] != "edge-eu":
 		t.Errorf("resource %v", tr.Resource)
 	case tr.Sampling.Ratio == nil || *tr.Sampling.Ratio != 0.25:
@@ -41,10 +45,12 @@ func TestTracingFromEnv(t *testing.T) {
 
 	// The file's endpoint, protocol, service name and ratio stay.
 	r := 0.5
-	tr = &Tracing{Endpoint: "file:4317", Protocol: "grpc", Resource: map[string]string{"service.name": "mine"}, Sampling: TracingSampling{Ratio: &r}}
+	tr = &Tracing{Endpoint: "file:4317", Protocol: "grpc", Resource: map[string]string{"service.name": "mine"}, Sampling: TracingSampling{Ratio: &r},
+		Compression: "gzip"}
 	tracingFromEnv(tr, envOf(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-		"OTEL_SERVICE_NAME": "env", "OTEL_TRACES_SAMPLER": "always_on"}))
-	if tr.Endpoint != "file:4317" || tr.Insecure || tr.Protocol != "grpc" || tr.Resource["service.name"] != "mine" || *tr.Sampling.Ratio != 0.5 {
+		"OTEL_SERVICE_NAME": "env", "OTEL_TRACES_SAMPLER": "always_on", "OTEL_EXPORTER_OTLP_COMPRESSION": "none"}))
+	if tr.Endpoint != "file:4317" || tr.Insecure || tr.Protocol != "grpc" || tr.Resource["service.name"] != "mine" || *tr.Sampling.Ratio != 0.5 ||
+		tr.Compression != "gzip" {
 		t.Errorf("the file lost: %+v", tr)
 	}
 
@@ -61,6 +67,7 @@ func TestTracingFromEnv(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://c:1/otlp": "a path is not supported",
 		"OTEL_EXPORTER_OTLP_HEADERS=novalue":          "\"novalue\" is not key=value",
 		"OTEL_EXPORTER_OTLP_TIMEOUT=soon":             "want milliseconds",
+		"OTEL_EXPORTER_OTLP_COMPRESSION=zstd":         "compression \"zstd\": want gzip or none",
 		"OTEL_TRACES_SAMPLER=jaeger_remote":           "meshgate samples parent-based",
 		"OTEL_TRACES_SAMPLER_ARG=2":                   "",
 	} {

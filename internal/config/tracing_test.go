@@ -19,12 +19,20 @@ func TestTracingDefaults(t *testing.T) {
 	}
 	tr := c.Tracing
 	if tr.Protocol != "grpc" || *tr.Sampling.Ratio != DefaultTracingRatio || tr.QueueSize != 2048 ||
-		tr.ExportTimeout.D() != 10*time.Second || tr.Insecure || tr.MeshService != "" {
+		tr.ExportTimeout.D() != 10*time.Second || tr.Insecure || tr.MeshService != "" || tr.Compression != "gzip" {
 		t.Errorf("defaults %+v (ratio %v)", tr, *tr.Sampling.Ratio)
 	}
 	c, err = Parse("f.yaml", []byte(tracingBase+"tracing: {endpoint: \"127.0.0.1:4317\", insecure: true, sampling: {ratio: 0}}\n"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.Tracing.Compression != "none" {
+		t.Errorf("a collector on loopback: compression %q, want none", c.Tracing.Compression)
+	}
+	for ep, want := range map[string]string{"localhost:4317": "none", "[::1]:4317": "none", "10.0.0.1:4317": "gzip", "127.example:4317": "gzip"} {
+		if loopbackEndpoint(ep) != (want == "none") {
+			t.Errorf("%s: loopback %v", ep, loopbackEndpoint(ep))
+		}
 	}
 	if *c.Tracing.Sampling.Ratio != 0 {
 		t.Errorf("ratio 0 became %v", *c.Tracing.Sampling.Ratio)
@@ -65,6 +73,7 @@ func TestTracingErrors(t *testing.T) {
 		{"server name and insecure", "tracing:\n  endpoint: \"c:4317\"\n  insecure: true\n  server_name: collector\n", "f.yaml:5:16: tracing: server_name is verified over TLS; remove insecure"},
 		{"queue", "tracing:\n  endpoint: \"c:4317\"\n  queue_size: -1\n", "f.yaml:4:15: tracing.queue_size -1 must be 1..1048576"},
 		{"timeout", "tracing:\n  endpoint: \"c:4317\"\n  export_timeout: 1h\n", "f.yaml:4:19: tracing.export_timeout 1h0m0s must be at most 5m"},
+		{"compression", "tracing:\n  endpoint: \"c:4317\"\n  compression: zstd\n", "f.yaml:4:16: tracing.compression \"zstd\" must be gzip or none"},
 		{"unknown field", "tracing:\n  endpoint: \"c:4317\"\n  tls: {}\n", "f.yaml:4:3: unknown field \"tls\" in tracing"},
 	}
 	for _, tc := range cases {

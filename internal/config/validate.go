@@ -206,6 +206,7 @@ func (v *validator) validate(c *Config) {
 		}
 	}
 
+	v.cacheStore(c)
 	auth := v.authSections(c)
 	cx := v.compositeSections(c, upstreams)
 	routes := map[string]int{}
@@ -239,6 +240,9 @@ func (v *validator) validate(c *Config) {
 		}
 		if r.Fallback != nil {
 			v.fallback(p+".fallback", r, upstreams)
+		}
+		if r.Cache != nil {
+			v.cache(p+".cache", r, c.Cache)
 		}
 		if r.Auth != nil {
 			v.routeAuth(p+".auth", r, auth)
@@ -736,6 +740,11 @@ func (v *validator) tracing(t *Tracing) {
 	}
 	if t.QueueSize < 0 || t.QueueSize > MaxTracingQueue {
 		v.at("tracing.queue_size", "tracing.queue_size %d must be 1..%d", t.QueueSize, MaxTracingQueue)
+	}
+	switch t.Compression {
+	case "", "gzip", "none":
+	default:
+		v.at("tracing.compression", "tracing.compression %q must be gzip or none", t.Compression)
 	}
 	if d := t.ExportTimeout.D(); d > 5*time.Minute {
 		v.at("tracing.export_timeout", "tracing.export_timeout %s must be at most 5m", d)

@@ -15,8 +15,11 @@ func (v *validator) fallback(p string, r *Route, upstreams map[string]int) {
 		v.at(p, "%s: fallback does not apply to a composite route: mark a call optional (aggregate.calls[].optional) to answer without it", who)
 		return
 	}
-	if f.Upstream == "" && f.Response == nil {
-		v.at(p, "%s: fallback needs an upstream, a response or both", who)
+	if f.Upstream == "" && f.Response == nil && f.Stale == 0 {
+		v.at(p, "%s: fallback needs stale, an upstream or a response", who)
+	}
+	if f.Stale > 0 && r.Cache == nil {
+		v.at(p+".stale", "%s: fallback stale answers from the route's cache: add a cache section (routes[].cache)", who)
 	}
 	for j, on := range f.On {
 		if msg := fallbackCondition(on); msg != "" {

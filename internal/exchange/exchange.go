@@ -66,13 +66,22 @@ type Exchange struct {
 	Reason string
 	Error  *Kind
 	// Fallback is how a route's fallback answered in the upstream's place
-	// ("upstream" or "response"; empty: it did not), and FallbackReason
+	// ("stale", "upstream" or "response"; empty: it did not), and FallbackReason
 	// what called for it (an error name of the table, or "status_503").
 	Fallback       string
 	FallbackReason string
+	// StaleAvailable: the cache stage holds a stored response that may
+	// answer in the upstream's place (within its stale-if-error window or
+	// the route's fallback.stale). A fallback then stands aside for it:
+	// it lets the failure through to the cache and records Fallback
+	// FallbackStale.
+	StaleAvailable bool
 
 	rec recorder // allocated with the exchange
 }
+
+// FallbackStale is Fallback when a stale stored response answered.
+const FallbackStale = "stale"
 
 type exchangeKey struct{}
 

@@ -1,7 +1,9 @@
 // Package fallback is the policy stage that answers in the upstream's
-// place when it fails (routes[].fallback): the request goes to another
-// upstream, then, if that fails too or cannot be tried, a static response
-// is sent; without either, the failure goes out as it came.
+// place when it fails (routes[].fallback): when the route's cache holds a
+// response that may stand in (fallback.stale, or the response's
+// stale-if-error) the cache answers with it; else the request goes to
+// another upstream, then, if that fails too or cannot be tried, a static
+// response is sent; without any, the failure goes out as it came.
 //
 // The stage sits right around the forwarder (policy.Order), so what it
 // answers passes through the route's response transform and the cache
@@ -37,7 +39,9 @@ const maxHeld = 64 << 10
 const (
 	ViaUpstream = "upstream"
 	ViaResponse = "response"
-	viaNone     = "none" // every fallback failed: the failure went out
+	// ViaStale: the route's cache answered with a stored response.
+	ViaStale = exchange.FallbackStale
+	viaNone  = "none" // every fallback failed: the failure went out
 )
 
 // Counter counts fallbacks (telemetry.Metrics in a node).
@@ -169,6 +173,16 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	reason := first.failure
 	span := telemetry.SpanFromContext(r.Context())
+	if x.StaleAvailable {
+		// The cache around this stage holds a response that may answer
+		// (routes[].fallback.stale, or its stale-if-error): a real, if
+		// stale, answer comes before every other fallback. The failure
+		// goes on to the cache, which keeps it from the client.
+		x.Fallback, x.FallbackReason = ViaStale, reason
+		_ = first.held.Send()
+		s.observe(span, x, reason, ViaStale)
+		return
+	}
 	// The failure's record, should every fallback fail.
 	failedErr, failedReason, failedUp, failedEP, failedAttempts := x.Error, x.Reason, x.Upstream, x.Endpoint, x.Attempts
 	if s.backup != nil && (guard == nil || !guard.read) {

@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/hashicorp/memberlist"
 
@@ -29,6 +30,9 @@ type Meta struct {
 	Leaving bool
 }
 
+// metaVersion is the version this release writes and knows all of. A later
+// release may add flags and append fields: this one reads any later version,
+// ignoring both, so nodes of two releases discover each other.
 const metaVersion = 1
 
 // Marshal encodes m; it fails when the result exceeds memberlist's limit.
@@ -58,11 +62,18 @@ func UnmarshalMeta(b []byte) (Meta, error) {
 		return m, errors.New("gossip: empty node metadata")
 	}
 	r := wire.NewReader(b)
-	r.Version(metaVersion)
-	flags := r.UvarintMax(3, "metadata flags")
+	later := r.AtLeastVersion(metaVersion) > metaVersion
+	maxFlags := uint64(3)
+	if later {
+		maxFlags = math.MaxUint64 // flags a later release added mean nothing here
+	}
+	flags := r.UvarintMax(maxFlags, "metadata flags")
 	m.Healthy, m.Leaving = flags&1 != 0, flags&2 != 0
 	for _, f := range []*string{&m.Role, &m.Service, &m.Subset, &m.Inbound, &m.ID} {
 		*f = r.String(memberlist.MetaMaxSize, "metadata field")
+	}
+	if later {
+		r.Rest() // fields a later release appended
 	}
 	if err := r.Done(); err != nil {
 		return Meta{}, fmt.Errorf("gossip: node metadata: %w", err)

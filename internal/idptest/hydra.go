@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/meshtest"
+	"github.com/meshgate/meshgate/internal/testenv"
 )
 
 // rootModule is the module path whose go.mod marks the repository root,
@@ -133,7 +134,7 @@ func hydraBin(t testing.TB) string {
 		if isRootModule(filepath.Join(d, "go.mod")) {
 			p := filepath.Join(d, "bin", "hydra")
 			if _, err := os.Stat(p); err != nil {
-				t.Skipf("idptest: Hydra is not built (%s missing): run `make hydra` (builds Hydra v2.3.0 from internal/tools/hydra)", p)
+				testenv.Unavailable(t, "idptest: Hydra is not built (%s missing): run `make hydra` (builds Hydra v2.3.0 from internal/tools/hydra)", p)
 			}
 			return p
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/meshgate/meshgate/internal/admin"
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/buildinfo"
+	"github.com/meshgate/meshgate/internal/cache"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/ratelimit"
@@ -102,7 +103,12 @@ func (b adminBackend) ApplyResource(kind string, yaml []byte) error {
 func (b adminBackend) DeleteResource(kind, name string) (bool, error) {
 	return b.n.DeleteResource(kind, name)
 }
-func (b adminBackend) Breakers() *breaker.Registry             { return b.n.breakers }
-func (b adminBackend) Limits() *ratelimit.Limiter              { return b.n.limits }
-func (b adminBackend) Tap() *telemetry.Tap                     { return b.n.tap }
-func (b adminBackend) UpstreamStats() *telemetry.UpstreamStats { return b.n.upstats }
+func (b adminBackend) Breakers() *breaker.Registry                   { return b.n.breakers }
+func (b adminBackend) Limits() *ratelimit.Limiter                    { return b.n.limits }
+func (b adminBackend) Tap() *telemetry.Tap                           { return b.n.tap }
+func (b adminBackend) UpstreamStats() *telemetry.UpstreamStats       { return b.n.upstats }
+func (b adminBackend) PurgeCache(p cache.Purge) (string, int, error) { return b.n.PurgeCache(p) }
+func (b adminBackend) CacheStores() *cache.Stores                    { return b.n.caches }
+func (b adminBackend) CacheCounts() map[string]telemetry.CacheCounts {
+	return b.n.metrics.CacheCounts()
+}

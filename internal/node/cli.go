@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -27,6 +28,27 @@ type Runtime struct {
 	// TrimAfterStart drops the executable's pages only start-up touched
 	// (see trimStartupPages), for the same reason.
 	TrimAfterStart bool
+}
+
+// cacheHeadroom is the memory a caching node may take beyond twice its
+// cache: pools, tables, buffers in flight.
+const cacheHeadroom = 64 << 20
+
+// memoryLimit is the soft memory limit of a node whose routes may fill a
+// cache of cacheBytes (0: none). A GCPercent of 400 lets the heap grow to
+// five times what is live: harmless for a proxy's few MiB, but a full cache
+// is live heap too, and 64 MiB of it would let the process grow past 300
+// MiB. So a caching node's limit is twice its cache plus headroom: the
+// collector runs when the heap nears it, which is seldom, as the cache is
+// most of the heap and does not turn into garbage.
+func (rt Runtime) memoryLimit(cacheBytes int64) int64 {
+	if cacheBytes <= 0 {
+		if rt.MemoryLimit > 0 {
+			return rt.MemoryLimit
+		}
+		return math.MaxInt64 // none: the runtime's default
+	}
+	return max(rt.MemoryLimit, 2*cacheBytes+cacheHeadroom)
 }
 
 // EdgeRuntime and SidecarRuntime are the defaults of the two binaries.
@@ -70,8 +92,12 @@ func run(c *cli.Context, name string, load func(string) (*config.Config, error),
 	if os.Getenv("GOGC") == "" && rt.GCPercent > 0 {
 		debug.SetGCPercent(rt.GCPercent)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" && rt.MemoryLimit > 0 {
-		debug.SetMemoryLimit(rt.MemoryLimit)
+	var onCacheSize func(int64)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		if rt.MemoryLimit > 0 {
+			debug.SetMemoryLimit(rt.MemoryLimit)
+		}
+		onCacheSize = func(cacheBytes int64) { debug.SetMemoryLimit(rt.memoryLimit(cacheBytes)) }
 	}
 	path := c.String("config")
 	if path == "" {
@@ -95,7 +121,7 @@ func run(c *cli.Context, name string, load func(string) (*config.Config, error),
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	n, err := New(Options{ConfigPath: path, Load: load, Logger: logger, Role: name})
+	n, err := New(Options{ConfigPath: path, Load: load, Logger: logger, Role: name, OnCacheSize: onCacheSize})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

@@ -85,7 +85,14 @@ func (n *Node) joinCluster(cfg *config.Config) error {
 		return err
 	}
 	m.cluster, m.transport = c, tr
-	m.store = replica.New(replica.Options{Node: name, Send: c.Sender('r'), OnChange: m.changed})
+	// Cache purges are events among the resources (purge.go): applied as
+	// they arrive, expired by their own time, and no cause for a rebuild.
+	m.store = replica.New(replica.Options{Node: name, Send: c.Sender('r'), Expired: purgeExpired(time.Now),
+		OnApplied: func(items []replica.Item) {
+			if n.purges.onApplied(items) {
+				m.changed()
+			}
+		}})
 	c.Register(m.store) // the breakers and limits register in startSharedState, then New starts the cluster
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel

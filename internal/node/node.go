@@ -29,6 +29,7 @@ import (
 	"github.com/meshgate/meshgate/internal/aggregate"
 	"github.com/meshgate/meshgate/internal/auth"
 	"github.com/meshgate/meshgate/internal/breaker"
+	"github.com/meshgate/meshgate/internal/cache"
 	"github.com/meshgate/meshgate/internal/clock"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/dataplane"
@@ -55,8 +56,12 @@ type Options struct {
 	Logger *slog.Logger
 	// AccessLog overrides the file's log.access (tests).
 	AccessLog *telemetry.AccessLog
-	// Clock for upstream state; nil: the real clock.
+	// Clock for upstream state and the HTTP cache; nil: the real clock.
 	Clock clock.Clock
+	// OnCacheSize (may be nil) is told, after every configuration that
+	// applied, the cache.max_bytes the node's routes may fill (0: no route
+	// caches): the binaries size the process's memory limit with it.
+	OnCacheSize func(maxBytes int64)
 	// Identity overrides the file's identity section (tests).
 	Identity Identity
 	// Role is what the node is ("edge" or "sidecar"), as the admin API
@@ -102,6 +107,11 @@ type Node struct {
 	// policyRes keeps policy resources (verifiers, caches) across reloads
 	// that leave their config unchanged.
 	policyRes *policy.Shared
+	// caches are the response stores of routes[].cache, held through
+	// policyRes (one per cache.max_bytes in use).
+	caches *cache.Stores
+	// purges applies the cluster's cache purges to caches.
+	purges *purger
 	// policies build every route's stages; set at start.
 	policies   []policy.Builder
 	stopShared func()
@@ -162,6 +172,11 @@ func New(opts Options) (*Node, error) {
 		n.ownAccess = true
 	}
 	n.startedCluster, n.startedTracing = cfg.Cluster, cfg.Tracing
+	// The stores and their purger come before the cluster, whose store
+	// applies the purges it receives.
+	n.caches = cache.NewStores(n.metrics.CacheEviction, opts.Clock.Now)
+	n.metrics.CacheBytesFrom(n.caches.Bytes)
+	n.purges = newPurger(n.caches, n.log, time.Now)
 	if cfg.Cluster != nil {
 		if err := n.joinCluster(cfg); err != nil {
 			n.closeAll()
@@ -293,7 +308,21 @@ func (n *Node) applyFile(cfg *config.Config) error {
 	n.mu.Lock()
 	n.fileCfg = cfg
 	n.mu.Unlock()
+	if n.opts.OnCacheSize != nil {
+		n.opts.OnCacheSize(cacheBytes(eff))
+	}
 	return nil
+}
+
+// cacheBytes is the store size cfg's routes may fill: cache.max_bytes when
+// a route caches, else 0.
+func cacheBytes(cfg *config.Config) int64 {
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Cache != nil {
+			return int64(cfg.Cache.MaxBytes)
+		}
+	}
+	return 0
 }
 
 // apply builds, binds, swaps and then retires what the old config had.
@@ -641,6 +670,7 @@ func (n *Node) policiesFor(cfg *config.Config) []policy.Builder {
 		auth.Policy(auth.Deps{Auth: cfg.Auth, Consumers: cfg.Consumers, Tiers: cfg.Tiers, Metrics: n.metrics, Logger: n.log}),
 		dataplane.TierLimit(n.limits, cfg.Tiers),
 		dataplane.RateLimit(n.limits),
+		cache.Policy(cache.Deps{Stores: n.caches, MaxBytes: int64(cfg.Cache.MaxBytes), Metrics: n.metrics, Now: n.opts.Clock.Now}),
 		transform.Policy(transform.Deps{Metrics: n.metrics, Logger: n.log}),
 		fallback.Policy(fallback.Deps{Metrics: n.metrics, Logger: n.log}),
 		aggregate.Policy(aggregate.Deps{Calls: cfg.Calls, Metrics: n.metrics, Logger: n.log}),

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/testenv"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 )
 
@@ -30,12 +31,12 @@ func spireBin(t *testing.T, name string) string {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil && filepath.Base(filepath.Dir(d)) != "internal" {
 			p := filepath.Join(d, "bin", name)
 			if _, err := os.Stat(p); err != nil {
-				t.Skipf("SPIRE is not built (%s missing): run `make spire` (builds spire-server and spire-agent v1.13.3 from internal/tools)", p)
+				testenv.Unavailable(t, "SPIRE is not built (%s missing): run `make spire` (builds spire-server and spire-agent v1.13.3 from internal/tools)", p)
 			}
 			return p
 		}
 	}
-	t.Skip("module root not found")
+	testenv.Unavailable(t, "module root not found")
 	return ""
 }
 
@@ -63,7 +64,7 @@ func (s *spire) start(name string, args ...string) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		s.t.Skipf("SPIRE cannot start on this machine: %v", err)
+		testenv.Unavailable(s.t, "SPIRE cannot start on this machine: %v", err)
 	}
 	s.t.Cleanup(func() {
 		cmd.Process.Kill()

@@ -9,18 +9,32 @@ import (
 
 // Wire format of an item (integers are uvarints, strings length-prefixed):
 //
-//	flags (bit 0: deleted) | clock | node | kind | name | value
+//	flags | clock | node | kind | name | value [| extension]
+//
+// flags bit 0: a tombstone; bit 1: an extension follows the value. This
+// release writes neither the extension nor other bits. The extension is
+// how a later release adds fields to an item (a signature, say): a
+// length-prefixed blob this release skips, as it ignores flag bits it does
+// not know, so nodes of two releases share a cluster. The goldens in
+// replica_test.go pin the format.
 //
 // Limits keep a hostile peer from making the store allocate much.
 const (
-	maxName  = 253
-	maxValue = 256 << 10
+	maxName      = 253
+	maxValue     = 256 << 10
+	maxExtension = 16 << 10
+)
+
+// Item flags.
+const (
+	flagDeleted   = 1 << 0
+	flagExtension = 1 << 1
 )
 
 func encodeItem(b []byte, it *Item) []byte {
 	var flags uint64
 	if it.Deleted {
-		flags = 1
+		flags = flagDeleted
 	}
 	b = wire.AppendUvarint(b, flags)
 	b = wire.AppendUvarint(b, it.Version.Clock)
@@ -40,8 +54,8 @@ func encodeState(items map[key]*Item) []byte {
 }
 
 func decodeItem(r *wire.Reader) *Item {
-	flags := r.UvarintMax(1, "flags")
-	it := &Item{Deleted: flags == 1}
+	flags := r.Uvarint() // bits this release does not know are a later one's
+	it := &Item{Deleted: flags&flagDeleted != 0}
 	it.Version.Clock = r.Uvarint()
 	it.Version.Node = name(r, "node")
 	it.Kind = name(r, "kind")
@@ -51,6 +65,9 @@ func decodeItem(r *wire.Reader) *Item {
 			r.Fail(errors.New("tombstone with a value"))
 		}
 		it.Value = append([]byte(nil), v...)
+	}
+	if flags&flagExtension != 0 {
+		r.Extension(maxExtension) // a later release's fields
 	}
 	return it
 }

@@ -62,7 +62,19 @@ type Options struct {
 	Send func(key string, msg []byte)
 	// OnChange is called, outside the store's lock, after a write or merge
 	// changed what the store holds. Calls may come from several goroutines.
-	OnChange     func()
+	OnChange func()
+	// OnApplied (may be nil) is called like OnChange, with copies of the
+	// items the write or merge stored (tombstones included), for owners
+	// that act on an item itself rather than on the whole state.
+	OnApplied func(items []Item)
+	// Expired (may be nil) reports that a live item has served its purpose:
+	// it is dropped without a tombstone when the store collects garbage,
+	// and refused when a peer sends it again, so it cannot come back. It is
+	// for items that record events rather than state (a cache purge), which
+	// would otherwise stay for good; it must tell the same on every node
+	// (decide from the item, not from when this node saw it) and be quick:
+	// it runs under the store's lock.
+	Expired      func(it Item) bool
 	Clock        clock.Clock
 	TombstoneTTL time.Duration // default 24h
 	// MaxItems bounds the store against a peer flooding it (default 10,000).
@@ -158,9 +170,10 @@ func (s *Store) write(kind, name string, value []byte, deleted bool) (Version, e
 	it := &Item{Kind: kind, Name: name, Value: append([]byte(nil), value...), Deleted: deleted,
 		Version: Version{Clock: s.clock, Node: s.opts.Node}, Seen: s.opts.Clock.Now()}
 	s.items[k] = it
+	applied := []Item{*it}
 	s.mu.Unlock()
 	s.broadcast(it)
-	s.changed()
+	s.changed(applied)
 	return it.Version, nil
 }
 
@@ -170,9 +183,12 @@ func (s *Store) broadcast(it *Item) {
 	}
 }
 
-func (s *Store) changed() {
+func (s *Store) changed(applied []Item) {
 	if s.opts.OnChange != nil {
 		s.opts.OnChange()
+	}
+	if s.opts.OnApplied != nil {
+		s.opts.OnApplied(applied)
 	}
 }
 
@@ -226,10 +242,10 @@ func (s *Store) Merge(msg []byte) (relay bool, err error) {
 		return false, err
 	}
 	applied, err := s.apply([]*Item{it})
-	if applied > 0 {
-		s.changed()
+	if len(applied) > 0 {
+		s.changed(applied)
 	}
-	return applied > 0, err
+	return len(applied) > 0, err
 }
 
 // LocalState encodes every item, tombstones included (anti-entropy).
@@ -251,15 +267,16 @@ func (s *Store) MergeState(state []byte) error {
 		return err
 	}
 	applied, err := s.apply(items)
-	if applied > 0 {
-		s.changed()
+	if len(applied) > 0 {
+		s.changed(applied)
 	}
 	return err
 }
 
 // apply stores the items that are newer than what the store holds and
-// advances the Lamport clock past every version seen.
-func (s *Store) apply(items []*Item) (applied int, err error) {
+// advances the Lamport clock past every version seen. It returns copies of
+// the items it stored.
+func (s *Store) apply(items []*Item) (applied []Item, err error) {
 	now := s.opts.Clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -274,7 +291,7 @@ func (s *Store) apply(items []*Item) (applied int, err error) {
 		}
 		k := key{it.Kind, it.Name}
 		cur, ok := s.items[k]
-		if ok && !it.Version.Newer(cur.Version) {
+		if ok && !it.Version.Newer(cur.Version) || s.expired(it) {
 			s.stats.Stale++
 			continue
 		}
@@ -285,18 +302,23 @@ func (s *Store) apply(items []*Item) (applied int, err error) {
 		it.Seen = now
 		s.items[k] = it
 		s.stats.Applied++
-		applied++
+		applied = append(applied, *it)
 	}
 	return applied, err
 }
 
-// gc drops tombstones older than TombstoneTTL.
+// expired reports whether it is a live item that Options.Expired retires.
+func (s *Store) expired(it *Item) bool {
+	return s.opts.Expired != nil && !it.Deleted && s.opts.Expired(*it)
+}
+
+// gc drops tombstones older than TombstoneTTL and expired items.
 func (s *Store) gc() {
 	now := s.opts.Clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, it := range s.items {
-		if it.Deleted && now.Sub(it.Seen) > s.opts.TombstoneTTL {
+		if it.Deleted && now.Sub(it.Seen) > s.opts.TombstoneTTL || s.expired(it) {
 			delete(s.items, k)
 		}
 	}

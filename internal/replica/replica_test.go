@@ -175,10 +175,10 @@ func TestMalformedInputIsRejected(t *testing.T) {
 	s := New(Options{Node: "a", MaxItems: 2})
 	good := encodeItem(nil, &Item{Kind: "route", Name: "r", Value: []byte("v"), Version: Version{1, "b"}})
 	for name, b := range map[string][]byte{
-		"empty":     nil,
-		"truncated": good[:len(good)-1],
-		"trailing":  append(append([]byte(nil), good...), 0),
-		"flags":     append([]byte{7}, good[1:]...),
+		"empty":                      nil,
+		"truncated":                  good[:len(good)-1],
+		"trailing":                   append(append([]byte(nil), good...), 0),
+		"extension flag without one": append([]byte{flagExtension}, good[1:]...),
 		// flags=deleted, clock 1, node "b", kind "k", name "n", value "v"
 		"tombstone with value": {1, 1, 1, 'b', 1, 'k', 1, 'n', 1, 'v'},
 		"empty name":           encodeItem(nil, &Item{Kind: "k", Name: "", Version: Version{1, "b"}}),

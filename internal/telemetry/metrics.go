@@ -34,6 +34,7 @@ type Metrics struct {
 	transforms      *prometheus.CounterVec
 	fallbacks       *prometheus.CounterVec
 	aggregate       aggregateMetrics
+	cache           cacheMetrics
 	clusterApplies  *prometheus.CounterVec // nil until the node joins a cluster
 }
 
@@ -89,6 +90,8 @@ func NewMetrics() *Metrics {
 	}, []string{"route", "reason", "via"})
 	m.aggregate = newAggregateMetrics()
 	m.Registry.MustRegister(m.aggregate.collectors()...)
+	m.cache = newCacheMetrics()
+	m.Registry.MustRegister(m.cache.collectors()...)
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_build_info", Help: "Build information; always 1.",
 	}, []string{"version", "goversion"})
@@ -195,6 +198,7 @@ func (m *Metrics) ForgetRoute(name string) {
 	m.transforms.DeletePartialMatch(prometheus.Labels{"route": name})
 	m.fallbacks.DeletePartialMatch(prometheus.Labels{"route": name})
 	m.aggregate.forget(name)
+	m.cache.forget(name)
 }
 
 // Fallback counts one request a route's fallback handled.

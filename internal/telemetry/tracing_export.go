@@ -18,7 +18,8 @@ import (
 // Ending a span never waits, and nothing waits on the collector but that
 // goroutine. With the OTLP exporter, the ended span's encoding is copied
 // under a short lock onto the end of the batch being filled (a request in
-// OTLP's wire format, see tracing_otlp.go); the span and its buffer go
+// OTLP's wire format, see tracing_otlp.go, which the OpenTelemetry client
+// sends); the span and its buffer go
 // back to their pools at once, still warm in the CPU's cache for the next
 // request. A full batch (maxBatch spans, or maxBatchBytes of them) is
 // handed to the exporter goroutine, which sends it; a batch that is not
@@ -33,7 +34,8 @@ import (
 // reason="queue_full" when there was no room, "export_failed" for the
 // spans of a failed or timed-out export, "rejected" for those the
 // collector refused, "shutdown" for spans ended after Shutdown. Exports go
-// one at a time, each bounded by the export timeout, and by Shutdown's
+// one at a time, each bounded by the export timeout (the client's retries
+// included: a batch not taken within it is export_failed), and by Shutdown's
 // context: when it ends, the export under way is cancelled. Failures are
 // logged at most once per errLogEvery, with the count of failures and
 // spans lost since the last line.
@@ -97,9 +99,9 @@ func (c *batch) add(span []byte) {
 
 // spanEncoder is an exporter whose requests are built from the encodings
 // of ended spans: begin starts one in a buffer, to which the spans are
-// appended, and send finishes and sends it. send must not keep buf when
-// it returns nil; after an error the buffer is not reused (a transport may
-// still be writing it).
+// appended, and send finishes and sends it. send must not keep buf once
+// it returns, error or not (the OTLP exporter decodes it into messages of
+// their own before the upload), so that it is reused for the next batch.
 type spanEncoder interface {
 	begin(buf []byte) []byte
 	send(ctx context.Context, buf []byte) error
@@ -295,9 +297,8 @@ func (p *pipeline) sendBatch(parent context.Context, c *batch) {
 	ctx, cancel := context.WithTimeout(parent, p.timeout)
 	err := p.enc.send(ctx, c.b)
 	cancel()
-	var partial *PartialSuccessError
-	if (err != nil && !errors.As(err, &partial)) || cap(c.b) > keepBatchCap {
-		c.b = nil // a transport may still hold it, or it is too large to keep
+	if cap(c.b) > keepBatchCap {
+		c.b = nil // too large to keep
 	}
 	n := c.n
 	c.n = 0

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -603,30 +604,32 @@ func TestExportOTLPGRPC(t *testing.T) {
 	}
 }
 
-// OTLP/HTTP: POST /v1/traces, protobuf, the configured headers; a server
-// error fails the export.
+// OTLP/HTTP: POST /v1/traces, protobuf, gzip (the default), the
+// configured headers; an error the specification does not call transient
+// (400) fails the export at once.
 func TestExportOTLPHTTP(t *testing.T) {
 	var mu sync.Mutex
 	var got []*collpb.ExportTraceServiceRequest
 	fail := false
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if r.URL.Path != "/v1/traces" || r.Method != "POST" || r.Header.Get("Content-Type") != "application/x-protobuf" || r.Header.Get("Authorization") != "Bearer x" {
+		if r.URL.Path != "/v1/traces" || r.Method != "POST" || r.Header.Get("Content-Type") != "application/x-protobuf" ||
+			r.Header.Get("Authorization") != "Bearer x" || r.Header.Get("Content-Encoding") != "gzip" ||
+			!strings.HasPrefix(r.Header.Get("User-Agent"), "meshgate/") {
 			http.Error(w, "bad request", 400)
+			return
+		}
+		req, err := readOTLPHTTP(r)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		if fail {
-			http.Error(w, "unavailable", 503)
+			http.Error(w, "no", 400)
 			return
 		}
-		var req collpb.ExportTraceServiceRequest
-		if err := proto.Unmarshal(body, &req); err != nil {
-			http.Error(w, err.Error(), 400)
-			return
-		}
-		got = append(got, &req)
+		got = append(got, req)
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	defer srv.Close()
@@ -646,10 +649,35 @@ func TestExportOTLPHTTP(t *testing.T) {
 	}
 	s = tr.StartServer(http.Header{}, time.Now(), false)
 	s.End(time.Now())
+	start := time.Now()
 	_ = tr.ForceFlush(context.Background())
 	if v := counterValue(tr.pipe.droppedFailed); v != 1 {
-		t.Errorf("export_failed %v after a 503", v)
+		t.Errorf("export_failed %v after a 400", v)
 	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("a 400 took %v: retried?", d)
+	}
+}
+
+// readOTLPHTTP decodes an OTLP/HTTP request's body, gzip or not.
+func readOTLPHTTP(r *http.Request) (*collpb.ExportTraceServiceRequest, error) {
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		body = zr
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	var req collpb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(b, &req); err != nil {
+		return nil, err
+	}
+	return &req, nil
 }
 
 // Spans that are not sampled, or not made at all (nil), cost nothing to

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/meshtest"
+	"github.com/meshgate/meshgate/internal/testenv"
 )
 
 // rootModule is the module path whose go.mod marks the repository root,
@@ -85,7 +86,7 @@ func StartJaeger(t testing.TB) *Jaeger {
 			break
 		}
 	}
-	t.Skipf("tracetest: bin/jaeger cannot start here (rebuild it with `make jaeger`): %v", lastErr)
+	testenv.Unavailable(t, "tracetest: bin/jaeger cannot start here (rebuild it with `make jaeger`): %v", lastErr)
 	return nil
 }
 
@@ -96,18 +97,18 @@ func jaegerBin(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Skipf("tracetest: no working directory to find bin/jaeger from: %v", err)
+		testenv.Unavailable(t, "tracetest: no working directory to find bin/jaeger from: %v", err)
 	}
 	for d := dir; ; d = filepath.Dir(d) {
 		if isRootModule(filepath.Join(d, "go.mod")) {
 			p := filepath.Join(d, "bin", "jaeger")
 			if _, err := os.Stat(p); err != nil {
-				t.Skipf("tracetest: Jaeger is not built (%s missing): run `make jaeger` (builds Jaeger v1.76.0 from internal/tools/jaeger)", p)
+				testenv.Unavailable(t, "tracetest: Jaeger is not built (%s missing): run `make jaeger` (builds Jaeger v1.76.0 from internal/tools/jaeger)", p)
 			}
 			return p
 		}
 		if filepath.Dir(d) == d {
-			t.Skipf("tracetest: no go.mod of %s above %s to find bin/jaeger in (run `make jaeger` at the repository root)", rootModule, dir)
+			testenv.Unavailable(t, "tracetest: no go.mod of %s above %s to find bin/jaeger in (run `make jaeger` at the repository root)", rootModule, dir)
 		}
 	}
 }

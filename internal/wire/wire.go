@@ -111,6 +111,34 @@ func (r *Reader) Version(want byte) {
 	}
 }
 
+// AtLeastVersion reads a version byte and records an error wrapping
+// ErrVersion when it is below min; it returns the version. A decoder that
+// reads a version newer than its own reads the fields it knows and skips
+// what a newer release appended (see Extension and Rest): that is how a
+// node of the next release and one of this release share a cluster.
+func (r *Reader) AtLeastVersion(min byte) byte {
+	v := r.Byte()
+	if v < min && r.err == nil {
+		r.Fail(fmt.Errorf("%w %d", ErrVersion, v))
+	}
+	return v
+}
+
+// Extension skips a length-prefixed extension of at most max bytes: the
+// fields a newer release appended to a record of a list, which this one
+// does not know.
+func (r *Reader) Extension(max int) {
+	r.Bytes(max, "extension")
+}
+
+// Rest skips whatever is left of the message: the fields a newer release
+// appended to a message of a single record.
+func (r *Reader) Rest() {
+	if r.err == nil {
+		r.b = nil
+	}
+}
+
 // Byte reads one byte; 0 after an error.
 func (r *Reader) Byte() byte {
 	if len(r.b) == 0 {

@@ -6,7 +6,8 @@
 //	{"server":"127.0.0.1:PORT","pad":"xxx…"}
 //
 // With -delay it waits that long before answering each request (the work of
-// a slower service; requests wait concurrently). The harness starts it pinned
+// a slower service; requests wait concurrently). With -cache-control it
+// sends that Cache-Control field (the cache suite's max-age=3600). The harness starts it pinned
 // to the proxy's core with GOMAXPROCS=1.
 package main
 
@@ -31,6 +32,7 @@ func main() {
 	size := flag.Int("size", 1024, "response body size in bytes")
 	asJSON := flag.Bool("json", false, "answer a JSON object of -size bytes naming the server (application/json)")
 	delay := flag.Duration("delay", 0, "wait this long before answering each request")
+	cacheControl := flag.String("cache-control", "", "send this Cache-Control field (e.g. max-age=3600)")
 	flag.Parse()
 
 	ln, err := net.Listen("tcp", *addr)
@@ -45,6 +47,10 @@ func main() {
 		ctype = "application/json"
 	}
 	length := strconv.Itoa(len(body))
+	var cc []string
+	if *cacheControl != "" {
+		cc = []string{*cacheControl}
+	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Drain any request body so the connection stays reusable.
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -54,11 +60,14 @@ func main() {
 		hdr := w.Header()
 		hdr["Content-Type"] = []string{ctype}
 		hdr["Content-Length"] = []string{length}
+		if cc != nil {
+			hdr["Cache-Control"] = cc
+		}
 		_, _ = w.Write(body)
 	})
 
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
-	fmt.Printf("backend listening on %s (%d bytes of %s, delay %v)\n", ln.Addr(), len(body), ctype, *delay)
+	fmt.Printf("backend listening on %s (%d bytes of %s, delay %v, Cache-Control %q)\n", ln.Addr(), len(body), ctype, *delay, *cacheControl)
 
 	go func() {
 		sig := make(chan os.Signal, 1)

@@ -2198,6 +2198,384 @@ func (x *TransformSideResult) GetResult() string {
 	return ""
 }
 
+type PurgeCacheRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Route string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
+	// mode: "path" (the entries of one path, any query), "prefix" (the
+	// entries whose path starts with value) or "all" (the route's every
+	// entry, value empty).
+	Mode          string `protobuf:"bytes,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	Value         string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeCacheRequest) Reset() {
+	*x = PurgeCacheRequest{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeCacheRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeCacheRequest) ProtoMessage() {}
+
+func (x *PurgeCacheRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeCacheRequest.ProtoReflect.Descriptor instead.
+func (*PurgeCacheRequest) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *PurgeCacheRequest) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *PurgeCacheRequest) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *PurgeCacheRequest) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type PurgeCacheResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // the purge's name in the cluster's state
+	Route         string                 `protobuf:"bytes,2,opt,name=route,proto3" json:"route,omitempty"`
+	Mode          string                 `protobuf:"bytes,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	Value         string                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`                              // the path or prefix, normalized as request paths are
+	AtUnixMs      int64                  `protobuf:"varint,5,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`     // when it was issued, on the answering node's clock
+	Node          string                 `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`                                // the node answering
+	PurgedHere    uint64                 `protobuf:"varint,7,opt,name=purged_here,json=purgedHere,proto3" json:"purged_here,omitempty"` // entries the answering node removed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeCacheResponse) Reset() {
+	*x = PurgeCacheResponse{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeCacheResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeCacheResponse) ProtoMessage() {}
+
+func (x *PurgeCacheResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeCacheResponse.ProtoReflect.Descriptor instead.
+func (*PurgeCacheResponse) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PurgeCacheResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PurgeCacheResponse) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *PurgeCacheResponse) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *PurgeCacheResponse) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *PurgeCacheResponse) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
+func (x *PurgeCacheResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PurgeCacheResponse) GetPurgedHere() uint64 {
+	if x != nil {
+		return x.PurgedHere
+	}
+	return 0
+}
+
+type CacheStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Route         string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"` // empty: every route with a cache or with entries
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheStatsRequest) Reset() {
+	*x = CacheStatsRequest{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheStatsRequest) ProtoMessage() {}
+
+func (x *CacheStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheStatsRequest.ProtoReflect.Descriptor instead.
+func (*CacheStatsRequest) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CacheStatsRequest) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+// CacheRouteStats: entries and bytes are held now; the counters are
+// meshgate_cache_requests_total and meshgate_cache_evictions_total of the
+// node, since it started.
+type CacheRouteStats struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Route             string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
+	Entries           int64                  `protobuf:"varint,2,opt,name=entries,proto3" json:"entries,omitempty"`
+	Bytes             int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Hits              uint64                 `protobuf:"varint,4,opt,name=hits,proto3" json:"hits,omitempty"`
+	Misses            uint64                 `protobuf:"varint,5,opt,name=misses,proto3" json:"misses,omitempty"`
+	Stale             uint64                 `protobuf:"varint,6,opt,name=stale,proto3" json:"stale,omitempty"`
+	Revalidations     uint64                 `protobuf:"varint,7,opt,name=revalidations,proto3" json:"revalidations,omitempty"`
+	Collapsed         uint64                 `protobuf:"varint,8,opt,name=collapsed,proto3" json:"collapsed,omitempty"`
+	Bypass            uint64                 `protobuf:"varint,9,opt,name=bypass,proto3" json:"bypass,omitempty"`
+	Evictions         uint64                 `protobuf:"varint,10,opt,name=evictions,proto3" json:"evictions,omitempty"`                                                                                                                      // every reason
+	EvictionsByReason map[string]uint64      `protobuf:"bytes,11,rep,name=evictions_by_reason,json=evictionsByReason,proto3" json:"evictions_by_reason,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // size, expired, replaced, purged
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CacheRouteStats) Reset() {
+	*x = CacheRouteStats{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheRouteStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheRouteStats) ProtoMessage() {}
+
+func (x *CacheRouteStats) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheRouteStats.ProtoReflect.Descriptor instead.
+func (*CacheRouteStats) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CacheRouteStats) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *CacheRouteStats) GetEntries() int64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *CacheRouteStats) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *CacheRouteStats) GetHits() uint64 {
+	if x != nil {
+		return x.Hits
+	}
+	return 0
+}
+
+func (x *CacheRouteStats) GetMisses() uint64 {
+	if x != nil {
+		return x.Misses
+	}
+	return 0
+}
+
+func (x *CacheRouteStats) GetStale() uint64 {
+	if x != nil {
+		return x.Stale
+	}
+	return 0
+}
+
+func (x *CacheRouteStats) GetRevalidations() uint64 {
+	if x != nil {
+		return x.Revalidations
+	}
+	return 0
+}
+
+func (x *CacheRouteStats) GetCollapsed() uint64 {
+	if x != nil {
+		return x.Collapsed
+	}
+	return 0
+}
+
+func (x *CacheRouteStats) GetBypass() uint64 {
+	if x != nil {
+		return x.Bypass
+	}
+	return 0
+}
+
+func (x *CacheRouteStats) GetEvictions() uint64 {
+	if x != nil {
+		return x.Evictions
+	}
+	return 0
+}
+
+func (x *CacheRouteStats) GetEvictionsByReason() map[string]uint64 {
+	if x != nil {
+		return x.EvictionsByReason
+	}
+	return nil
+}
+
+type CacheStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Routes        []*CacheRouteStats     `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheStatsResponse) Reset() {
+	*x = CacheStatsResponse{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheStatsResponse) ProtoMessage() {}
+
+func (x *CacheStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheStatsResponse.ProtoReflect.Descriptor instead.
+func (*CacheStatsResponse) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CacheStatsResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *CacheStatsResponse) GetRoutes() []*CacheRouteStats {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
 var File_meshgate_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
@@ -2364,7 +2742,42 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\x05notes\x18\f \x03(\tR\x05notes\"A\n" +
 	"\x13TransformSideResult\x12\x12\n" +
 	"\x04side\x18\x01 \x01(\tR\x04side\x12\x16\n" +
-	"\x06result\x18\x02 \x01(\tR\x06result2\xa1\v\n" +
+	"\x06result\x18\x02 \x01(\tR\x06result\"S\n" +
+	"\x11PurgeCacheRequest\x12\x14\n" +
+	"\x05route\x18\x01 \x01(\tR\x05route\x12\x12\n" +
+	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"\xb7\x01\n" +
+	"\x12PurgeCacheResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05route\x18\x02 \x01(\tR\x05route\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\tR\x04mode\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\tR\x05value\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x05 \x01(\x03R\batUnixMs\x12\x12\n" +
+	"\x04node\x18\x06 \x01(\tR\x04node\x12\x1f\n" +
+	"\vpurged_here\x18\a \x01(\x04R\n" +
+	"purgedHere\")\n" +
+	"\x11CacheStatsRequest\x12\x14\n" +
+	"\x05route\x18\x01 \x01(\tR\x05route\"\xc4\x03\n" +
+	"\x0fCacheRouteStats\x12\x14\n" +
+	"\x05route\x18\x01 \x01(\tR\x05route\x12\x18\n" +
+	"\aentries\x18\x02 \x01(\x03R\aentries\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12\x12\n" +
+	"\x04hits\x18\x04 \x01(\x04R\x04hits\x12\x16\n" +
+	"\x06misses\x18\x05 \x01(\x04R\x06misses\x12\x14\n" +
+	"\x05stale\x18\x06 \x01(\x04R\x05stale\x12$\n" +
+	"\rrevalidations\x18\a \x01(\x04R\rrevalidations\x12\x1c\n" +
+	"\tcollapsed\x18\b \x01(\x04R\tcollapsed\x12\x16\n" +
+	"\x06bypass\x18\t \x01(\x04R\x06bypass\x12\x1c\n" +
+	"\tevictions\x18\n" +
+	" \x01(\x04R\tevictions\x12i\n" +
+	"\x13evictions_by_reason\x18\v \x03(\v29.meshgate.admin.v1.CacheRouteStats.EvictionsByReasonEntryR\x11evictionsByReason\x1aD\n" +
+	"\x16EvictionsByReasonEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"d\n" +
+	"\x12CacheStatsResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12:\n" +
+	"\x06routes\x18\x02 \x03(\v2\".meshgate.admin.v1.CacheRouteStatsR\x06routes2\xd7\f\n" +
 	"\x05Admin\x12M\n" +
 	"\x06Health\x12 .meshgate.admin.v1.HealthRequest\x1a!.meshgate.admin.v1.HealthResponse\x12\\\n" +
 	"\vListMembers\x12%.meshgate.admin.v1.ListMembersRequest\x1a&.meshgate.admin.v1.ListMembersResponse\x12b\n" +
@@ -2383,7 +2796,11 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\bSetLimit\x12\".meshgate.admin.v1.SetLimitRequest\x1a\x1b.meshgate.admin.v1.Resource\x12Q\n" +
 	"\vDeleteLimit\x12%.meshgate.admin.v1.DeleteLimitRequest\x1a\x1b.meshgate.admin.v1.Resource\x12C\n" +
 	"\x03Tap\x12\x1d.meshgate.admin.v1.TapRequest\x1a\x1b.meshgate.admin.v1.TapEvent0\x01\x12b\n" +
-	"\rTransformTest\x12'.meshgate.admin.v1.TransformTestRequest\x1a(.meshgate.admin.v1.TransformTestResponseB>Z<github.com/meshgate/meshgate/proto/meshgate/admin/v1;adminv1b\x06proto3"
+	"\rTransformTest\x12'.meshgate.admin.v1.TransformTestRequest\x1a(.meshgate.admin.v1.TransformTestResponse\x12Y\n" +
+	"\n" +
+	"PurgeCache\x12$.meshgate.admin.v1.PurgeCacheRequest\x1a%.meshgate.admin.v1.PurgeCacheResponse\x12Y\n" +
+	"\n" +
+	"CacheStats\x12$.meshgate.admin.v1.CacheStatsRequest\x1a%.meshgate.admin.v1.CacheStatsResponseB>Z<github.com/meshgate/meshgate/proto/meshgate/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_meshgate_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -2397,7 +2814,7 @@ func file_meshgate_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_meshgate_admin_v1_admin_proto_rawDescData
 }
 
-var file_meshgate_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_meshgate_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_meshgate_admin_v1_admin_proto_goTypes = []any{
 	(*HealthRequest)(nil),          // 0: meshgate.admin.v1.HealthRequest
 	(*HealthResponse)(nil),         // 1: meshgate.admin.v1.HealthResponse
@@ -2433,7 +2850,13 @@ var file_meshgate_admin_v1_admin_proto_goTypes = []any{
 	(*TransformTestRequest)(nil),   // 31: meshgate.admin.v1.TransformTestRequest
 	(*TransformTestResponse)(nil),  // 32: meshgate.admin.v1.TransformTestResponse
 	(*TransformSideResult)(nil),    // 33: meshgate.admin.v1.TransformSideResult
-	nil,                            // 34: meshgate.admin.v1.TransformTestRequest.ClaimsEntry
+	(*PurgeCacheRequest)(nil),      // 34: meshgate.admin.v1.PurgeCacheRequest
+	(*PurgeCacheResponse)(nil),     // 35: meshgate.admin.v1.PurgeCacheResponse
+	(*CacheStatsRequest)(nil),      // 36: meshgate.admin.v1.CacheStatsRequest
+	(*CacheRouteStats)(nil),        // 37: meshgate.admin.v1.CacheRouteStats
+	(*CacheStatsResponse)(nil),     // 38: meshgate.admin.v1.CacheStatsResponse
+	nil,                            // 39: meshgate.admin.v1.TransformTestRequest.ClaimsEntry
+	nil,                            // 40: meshgate.admin.v1.CacheRouteStats.EvictionsByReasonEntry
 }
 var file_meshgate_admin_v1_admin_proto_depIdxs = []int32{
 	3,  // 0: meshgate.admin.v1.ListMembersResponse.members:type_name -> meshgate.admin.v1.Member
@@ -2443,46 +2866,52 @@ var file_meshgate_admin_v1_admin_proto_depIdxs = []int32{
 	24, // 4: meshgate.admin.v1.ListLimitsResponse.limits:type_name -> meshgate.admin.v1.Limit
 	30, // 5: meshgate.admin.v1.TransformTestRequest.request_headers:type_name -> meshgate.admin.v1.HeaderField
 	30, // 6: meshgate.admin.v1.TransformTestRequest.response_headers:type_name -> meshgate.admin.v1.HeaderField
-	34, // 7: meshgate.admin.v1.TransformTestRequest.claims:type_name -> meshgate.admin.v1.TransformTestRequest.ClaimsEntry
+	39, // 7: meshgate.admin.v1.TransformTestRequest.claims:type_name -> meshgate.admin.v1.TransformTestRequest.ClaimsEntry
 	30, // 8: meshgate.admin.v1.TransformTestResponse.headers:type_name -> meshgate.admin.v1.HeaderField
 	33, // 9: meshgate.admin.v1.TransformTestResponse.results:type_name -> meshgate.admin.v1.TransformSideResult
-	0,  // 10: meshgate.admin.v1.Admin.Health:input_type -> meshgate.admin.v1.HealthRequest
-	2,  // 11: meshgate.admin.v1.Admin.ListMembers:input_type -> meshgate.admin.v1.ListMembersRequest
-	6,  // 12: meshgate.admin.v1.Admin.ListResources:input_type -> meshgate.admin.v1.ListResourcesRequest
-	8,  // 13: meshgate.admin.v1.Admin.GetResource:input_type -> meshgate.admin.v1.GetResourceRequest
-	9,  // 14: meshgate.admin.v1.Admin.ApplyResource:input_type -> meshgate.admin.v1.ApplyResourceRequest
-	10, // 15: meshgate.admin.v1.Admin.DeleteResource:input_type -> meshgate.admin.v1.DeleteResourceRequest
-	12, // 16: meshgate.admin.v1.Admin.ShiftTraffic:input_type -> meshgate.admin.v1.ShiftTrafficRequest
-	13, // 17: meshgate.admin.v1.Admin.GetTraffic:input_type -> meshgate.admin.v1.GetTrafficRequest
-	16, // 18: meshgate.admin.v1.Admin.UpstreamStats:input_type -> meshgate.admin.v1.UpstreamStatsRequest
-	18, // 19: meshgate.admin.v1.Admin.ListBreakers:input_type -> meshgate.admin.v1.ListBreakersRequest
-	21, // 20: meshgate.admin.v1.Admin.ResetBreaker:input_type -> meshgate.admin.v1.ResetBreakerRequest
-	23, // 21: meshgate.admin.v1.Admin.ListLimits:input_type -> meshgate.admin.v1.ListLimitsRequest
-	26, // 22: meshgate.admin.v1.Admin.SetLimit:input_type -> meshgate.admin.v1.SetLimitRequest
-	27, // 23: meshgate.admin.v1.Admin.DeleteLimit:input_type -> meshgate.admin.v1.DeleteLimitRequest
-	28, // 24: meshgate.admin.v1.Admin.Tap:input_type -> meshgate.admin.v1.TapRequest
-	31, // 25: meshgate.admin.v1.Admin.TransformTest:input_type -> meshgate.admin.v1.TransformTestRequest
-	1,  // 26: meshgate.admin.v1.Admin.Health:output_type -> meshgate.admin.v1.HealthResponse
-	4,  // 27: meshgate.admin.v1.Admin.ListMembers:output_type -> meshgate.admin.v1.ListMembersResponse
-	7,  // 28: meshgate.admin.v1.Admin.ListResources:output_type -> meshgate.admin.v1.ListResourcesResponse
-	5,  // 29: meshgate.admin.v1.Admin.GetResource:output_type -> meshgate.admin.v1.Resource
-	5,  // 30: meshgate.admin.v1.Admin.ApplyResource:output_type -> meshgate.admin.v1.Resource
-	11, // 31: meshgate.admin.v1.Admin.DeleteResource:output_type -> meshgate.admin.v1.DeleteResourceResponse
-	15, // 32: meshgate.admin.v1.Admin.ShiftTraffic:output_type -> meshgate.admin.v1.TrafficSplit
-	15, // 33: meshgate.admin.v1.Admin.GetTraffic:output_type -> meshgate.admin.v1.TrafficSplit
-	17, // 34: meshgate.admin.v1.Admin.UpstreamStats:output_type -> meshgate.admin.v1.UpstreamStatsResponse
-	20, // 35: meshgate.admin.v1.Admin.ListBreakers:output_type -> meshgate.admin.v1.ListBreakersResponse
-	22, // 36: meshgate.admin.v1.Admin.ResetBreaker:output_type -> meshgate.admin.v1.ResetBreakerResponse
-	25, // 37: meshgate.admin.v1.Admin.ListLimits:output_type -> meshgate.admin.v1.ListLimitsResponse
-	5,  // 38: meshgate.admin.v1.Admin.SetLimit:output_type -> meshgate.admin.v1.Resource
-	5,  // 39: meshgate.admin.v1.Admin.DeleteLimit:output_type -> meshgate.admin.v1.Resource
-	29, // 40: meshgate.admin.v1.Admin.Tap:output_type -> meshgate.admin.v1.TapEvent
-	32, // 41: meshgate.admin.v1.Admin.TransformTest:output_type -> meshgate.admin.v1.TransformTestResponse
-	26, // [26:42] is the sub-list for method output_type
-	10, // [10:26] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	40, // 10: meshgate.admin.v1.CacheRouteStats.evictions_by_reason:type_name -> meshgate.admin.v1.CacheRouteStats.EvictionsByReasonEntry
+	37, // 11: meshgate.admin.v1.CacheStatsResponse.routes:type_name -> meshgate.admin.v1.CacheRouteStats
+	0,  // 12: meshgate.admin.v1.Admin.Health:input_type -> meshgate.admin.v1.HealthRequest
+	2,  // 13: meshgate.admin.v1.Admin.ListMembers:input_type -> meshgate.admin.v1.ListMembersRequest
+	6,  // 14: meshgate.admin.v1.Admin.ListResources:input_type -> meshgate.admin.v1.ListResourcesRequest
+	8,  // 15: meshgate.admin.v1.Admin.GetResource:input_type -> meshgate.admin.v1.GetResourceRequest
+	9,  // 16: meshgate.admin.v1.Admin.ApplyResource:input_type -> meshgate.admin.v1.ApplyResourceRequest
+	10, // 17: meshgate.admin.v1.Admin.DeleteResource:input_type -> meshgate.admin.v1.DeleteResourceRequest
+	12, // 18: meshgate.admin.v1.Admin.ShiftTraffic:input_type -> meshgate.admin.v1.ShiftTrafficRequest
+	13, // 19: meshgate.admin.v1.Admin.GetTraffic:input_type -> meshgate.admin.v1.GetTrafficRequest
+	16, // 20: meshgate.admin.v1.Admin.UpstreamStats:input_type -> meshgate.admin.v1.UpstreamStatsRequest
+	18, // 21: meshgate.admin.v1.Admin.ListBreakers:input_type -> meshgate.admin.v1.ListBreakersRequest
+	21, // 22: meshgate.admin.v1.Admin.ResetBreaker:input_type -> meshgate.admin.v1.ResetBreakerRequest
+	23, // 23: meshgate.admin.v1.Admin.ListLimits:input_type -> meshgate.admin.v1.ListLimitsRequest
+	26, // 24: meshgate.admin.v1.Admin.SetLimit:input_type -> meshgate.admin.v1.SetLimitRequest
+	27, // 25: meshgate.admin.v1.Admin.DeleteLimit:input_type -> meshgate.admin.v1.DeleteLimitRequest
+	28, // 26: meshgate.admin.v1.Admin.Tap:input_type -> meshgate.admin.v1.TapRequest
+	31, // 27: meshgate.admin.v1.Admin.TransformTest:input_type -> meshgate.admin.v1.TransformTestRequest
+	34, // 28: meshgate.admin.v1.Admin.PurgeCache:input_type -> meshgate.admin.v1.PurgeCacheRequest
+	36, // 29: meshgate.admin.v1.Admin.CacheStats:input_type -> meshgate.admin.v1.CacheStatsRequest
+	1,  // 30: meshgate.admin.v1.Admin.Health:output_type -> meshgate.admin.v1.HealthResponse
+	4,  // 31: meshgate.admin.v1.Admin.ListMembers:output_type -> meshgate.admin.v1.ListMembersResponse
+	7,  // 32: meshgate.admin.v1.Admin.ListResources:output_type -> meshgate.admin.v1.ListResourcesResponse
+	5,  // 33: meshgate.admin.v1.Admin.GetResource:output_type -> meshgate.admin.v1.Resource
+	5,  // 34: meshgate.admin.v1.Admin.ApplyResource:output_type -> meshgate.admin.v1.Resource
+	11, // 35: meshgate.admin.v1.Admin.DeleteResource:output_type -> meshgate.admin.v1.DeleteResourceResponse
+	15, // 36: meshgate.admin.v1.Admin.ShiftTraffic:output_type -> meshgate.admin.v1.TrafficSplit
+	15, // 37: meshgate.admin.v1.Admin.GetTraffic:output_type -> meshgate.admin.v1.TrafficSplit
+	17, // 38: meshgate.admin.v1.Admin.UpstreamStats:output_type -> meshgate.admin.v1.UpstreamStatsResponse
+	20, // 39: meshgate.admin.v1.Admin.ListBreakers:output_type -> meshgate.admin.v1.ListBreakersResponse
+	22, // 40: meshgate.admin.v1.Admin.ResetBreaker:output_type -> meshgate.admin.v1.ResetBreakerResponse
+	25, // 41: meshgate.admin.v1.Admin.ListLimits:output_type -> meshgate.admin.v1.ListLimitsResponse
+	5,  // 42: meshgate.admin.v1.Admin.SetLimit:output_type -> meshgate.admin.v1.Resource
+	5,  // 43: meshgate.admin.v1.Admin.DeleteLimit:output_type -> meshgate.admin.v1.Resource
+	29, // 44: meshgate.admin.v1.Admin.Tap:output_type -> meshgate.admin.v1.TapEvent
+	32, // 45: meshgate.admin.v1.Admin.TransformTest:output_type -> meshgate.admin.v1.TransformTestResponse
+	35, // 46: meshgate.admin.v1.Admin.PurgeCache:output_type -> meshgate.admin.v1.PurgeCacheResponse
+	38, // 47: meshgate.admin.v1.Admin.CacheStats:output_type -> meshgate.admin.v1.CacheStatsResponse
+	30, // [30:48] is the sub-list for method output_type
+	12, // [12:30] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_meshgate_admin_v1_admin_proto_init() }
@@ -2496,7 +2925,7 @@ func file_meshgate_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgate_admin_v1_admin_proto_rawDesc), len(file_meshgate_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,8 @@ const (
 	Admin_DeleteLimit_FullMethodName    = "/meshgate.admin.v1.Admin/DeleteLimit"
 	Admin_Tap_FullMethodName            = "/meshgate.admin.v1.Admin/Tap"
 	Admin_TransformTest_FullMethodName  = "/meshgate.admin.v1.Admin/TransformTest"
+	Admin_PurgeCache_FullMethodName     = "/meshgate.admin.v1.Admin/PurgeCache"
+	Admin_CacheStats_FullMethodName     = "/meshgate.admin.v1.Admin/CacheStats"
 )
 
 // AdminClient is the client API for Admin service.
@@ -85,6 +87,15 @@ type AdminClient interface {
 	// and runs one side of it on the sample. No upstream is called and
 	// nothing changes.
 	TransformTest(ctx context.Context, in *TransformTestRequest, opts ...grpc.CallOption) (*TransformTestResponse, error)
+	// PurgeCache removes a route's stored responses (one path, a prefix, or
+	// all) on every node of the cluster, each node within about a second.
+	// A node removes only what it stored by the time of the purge, so one
+	// that learns of it late keeps the responses fetched since. Operators
+	// only.
+	PurgeCache(ctx context.Context, in *PurgeCacheRequest, opts ...grpc.CallOption) (*PurgeCacheResponse, error)
+	// CacheStats are the cache of the node answering, per route: what its
+	// stores hold now, and its counters since it started.
+	CacheStats(ctx context.Context, in *CacheStatsRequest, opts ...grpc.CallOption) (*CacheStatsResponse, error)
 }
 
 type adminClient struct {
@@ -264,6 +275,26 @@ func (c *adminClient) TransformTest(ctx context.Context, in *TransformTestReques
 	return out, nil
 }
 
+func (c *adminClient) PurgeCache(ctx context.Context, in *PurgeCacheRequest, opts ...grpc.CallOption) (*PurgeCacheResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeCacheResponse)
+	err := c.cc.Invoke(ctx, Admin_PurgeCache_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) CacheStats(ctx context.Context, in *CacheStatsRequest, opts ...grpc.CallOption) (*CacheStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CacheStatsResponse)
+	err := c.cc.Invoke(ctx, Admin_CacheStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -306,6 +337,15 @@ type AdminServer interface {
 	// and runs one side of it on the sample. No upstream is called and
 	// nothing changes.
 	TransformTest(context.Context, *TransformTestRequest) (*TransformTestResponse, error)
+	// PurgeCache removes a route's stored responses (one path, a prefix, or
+	// all) on every node of the cluster, each node within about a second.
+	// A node removes only what it stored by the time of the purge, so one
+	// that learns of it late keeps the responses fetched since. Operators
+	// only.
+	PurgeCache(context.Context, *PurgeCacheRequest) (*PurgeCacheResponse, error)
+	// CacheStats are the cache of the node answering, per route: what its
+	// stores hold now, and its counters since it started.
+	CacheStats(context.Context, *CacheStatsRequest) (*CacheStatsResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -363,6 +403,12 @@ func (UnimplementedAdminServer) Tap(*TapRequest, grpc.ServerStreamingServer[TapE
 }
 func (UnimplementedAdminServer) TransformTest(context.Context, *TransformTestRequest) (*TransformTestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransformTest not implemented")
+}
+func (UnimplementedAdminServer) PurgeCache(context.Context, *PurgeCacheRequest) (*PurgeCacheResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PurgeCache not implemented")
+}
+func (UnimplementedAdminServer) CacheStats(context.Context, *CacheStatsRequest) (*CacheStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CacheStats not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -666,6 +712,42 @@ func _Admin_TransformTest_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_PurgeCache_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeCacheRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).PurgeCache(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_PurgeCache_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).PurgeCache(ctx, req.(*PurgeCacheRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_CacheStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CacheStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).CacheStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_CacheStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).CacheStats(ctx, req.(*CacheStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -732,6 +814,14 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransformTest",
 			Handler:    _Admin_TransformTest_Handler,
+		},
+		{
+			MethodName: "PurgeCache",
+			Handler:    _Admin_PurgeCache_Handler,
+		},
+		{
+			MethodName: "CacheStats",
+			Handler:    _Admin_CacheStats_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
