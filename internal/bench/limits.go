@@ -199,6 +199,14 @@ func measureLimits(ctx context.Context, verbose io.Writer, n int, mult, hot floa
 	}
 	counts := make([]map[int64]int64, n)
 	var wg sync.WaitGroup
+	var delay claimDelay
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if sleepCtx(ctx, time.Until(start)) == nil {
+			delay.run(ctx, g, 250*time.Millisecond, end)
+		}
+	}()
 	for i, nd := range g.nodes {
 		counts[i] = map[int64]int64{}
 		wg.Add(1)
@@ -234,6 +242,7 @@ func measureLimits(ctx context.Context, verbose io.Writer, n int, mult, hot floa
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	logf("limits: n=%d %s", n, &delay)
 	var ratios []float64
 	for _, w := range measured {
 		var a int64

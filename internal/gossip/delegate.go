@@ -33,6 +33,13 @@ func (d *delegate) NotifyMsg(b []byte) {
 		c.stats.badMessages.Add(1)
 		return
 	}
+	direct := b[0] == directTag // DirectSender's: never relayed
+	if direct {
+		if b = b[1:]; len(b) == 0 {
+			c.stats.badMessages.Add(1)
+			return
+		}
+	}
 	o := c.owners[b[0]]
 	if o == nil {
 		c.stats.unknownKind.Add(1)
@@ -46,7 +53,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 		c.badInput("message", msg[0], err)
 		return
 	}
-	if relay {
+	if relay && !direct {
 		// Keyed by content: the same news relayed twice is queued once.
 		c.stats.relayed.Add(1)
 		c.queueFor(msg[0]).QueueBroadcast(&broadcast{key: "relay/" + string(msg), msg: msg})

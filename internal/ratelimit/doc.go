@@ -95,13 +95,51 @@
 // for its next budget. A node that dies keeps its claims counted until its
 // windows expire (its last unused claim is lost capacity, not excess).
 //
-// Measured on real memberlist nodes over mTLS (the bench's limits suite,
-// one run on a loaded 2-core machine, worst of 5 windows): 3 nodes hold
-// (bursts 0.985, steady 0.92 in one window of five, 0.98 otherwise), but
-// 10 nodes do not yet: bursts 80% on one node up to 1.17 at 100×, spread
-// evenly 1.06–1.25. Gossip there takes several relay hops, so views are
-// more than one interval old and S exceeds 2: the first term of the bound
-// is no longer 0.
+// Claims must reach the peers fast: a claim bounds a peer's budget only
+// once the peer has it, and the bound above holds while views are at most
+// about one interval old (S ≤ 2). Measured on real memberlist nodes over
+// mTLS (the bench's limits suite, which probes the delay from an Allow that
+// raises a claim on one node to each other node's view of it, under the
+// case's load, on a loaded 2-core machine): as broadcasts, claims waited for
+// the next gossip round (every 100 ms) and most peers got them only through
+// relays, each another round: 3 nodes p50 48 ms; 10 nodes idle p50 56 ms
+// per peer, 151 ms (≈ F) until the last peer, p90 246 ms; under a 100×
+// burst p50 105 / 178 ms, p90 247 / 285 ms, tail 1.9 s; spread 3× p90 583
+// ms. Beyond warmUp (3F) a node that has not heard from its peers takes
+// the whole demand as its own, so at 10 nodes with spread demand each node
+// budgeted half the room: 1.84–2.60 × Limit in that run (1.06–1.25 in an
+// earlier one). So a message that carries claims is also sent straight to
+// every alive peer (Options.SendNow, gossip.Cluster.DirectSender), one
+// packet each, not relayed; the broadcast still goes and repairs a lost
+// packet. With it, 3 nodes: claim delay p50 2 ms, p90 24–28 ms (the
+// flush gap F/4 and the loaded machine); see docs/config.md for the
+// suite's ratios. The cost is N − 1 packets per flush that changes a
+// claim, at most one flush per F/4 per node: at 10 nodes less than the
+// epidemic it replaces (each of 8 transmissions plus a relay per receiver).
+//
+// # Tiny limits
+//
+// For a limit of at most 16 (ownerMaxLimit) rounding budgets cannot be
+// exact: nodes budgeting on one stale view each round a fraction of the
+// last request up (limit 1 admitted 2, 10 admitted 12), and with γ = ½ a
+// few requests can all meet empty budgets. There, one node per key (its
+// owner: rendezvous hashing of the key over the alive members' names,
+// Options.Members) raises every claim: its own as its requests need it,
+// and in each Flush the peers' whose reported demand exceeds their claim,
+// one request each in turn; the raised claim goes to the cluster as a
+// record about the peer in the owner's message, and the peer adopts it as
+// it adopts any record about itself. Only the owner writes claims, so a
+// window never admits more than Limit, whatever the delay (tested: limits
+// 1, 3, 10, 3 and 10 nodes, 3× and 100×, bursts and whole windows). The
+// price: a non-owner's first request waits for its demand to reach the
+// owner and the grant to come back (two deliveries and a flush, a few ms
+// with SendNow). Known gaps: a grant goes to a node that asked and is not
+// taken back, so with demand under about 2 requests per node per window a
+// window can admit nothing (limit 1 at 3× spread over 3 or 10 nodes, two
+// windows in a row in 5); members whose views of the membership differ
+// (a join or leave in flight) can both act as owner for that moment; and
+// under steady demand the sliding estimate admits a limit of 1 only every
+// other window, on one node as on many.
 //
 // Edges, tested on the simulated cluster (edge_test.go): a node joining
 // mid-burst (with a push/pull of state) or the hot node dying mid-window
@@ -115,15 +153,6 @@
 // the window); once healed, the next window holds again. Decision.Remaining
 // is bounded by the unused claim, so RateLimit-Remaining never promises a
 // request the claim refuses.
-//
-// Known gap: very small limits (1–10 per window). Nodes budgeting on the
-// same stale view round their fraction of one request up at random
-// independently, so two can claim the last request: up to 2 over Limit
-// measured (limit 1: 2; 3: 4; 10: 12); and with γ = ½ a handful of
-// requests can all meet empty budgets, so a window with demand can admit
-// 0. Correlated rounding (one shared random offset per key and interval,
-// cumulated over the nodes in a fixed order) would bound the first; a
-// γ of 1 for rooms of a few requests the second.
 //
 // When gossip reveals that a window's total exceeded Limit, the excess is
 // counted (PolicyStats.OverAdmitted), once per (key, window).

@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"flag"
 	"fmt"
 	"runtime"
 	"testing"
@@ -11,8 +10,6 @@ import (
 // Edges of the burst shares' design (issue 19): membership changing
 // mid-window, tiny limits, long windows, many keys and partitions, each on
 // the in-process cluster (harness_test.go) and its fake clock.
-
-var smallStrict = flag.Bool("small-limits-strict", false, "TestBurstSmallLimits: check the goal (never over the limit, never 0), not the bound measured now")
 
 // TestBurstJoinMidWindow: a node joins (with memberlist's push/pull of
 // state) while a 3× burst is under way on the two others, and takes part
@@ -74,17 +71,15 @@ func TestBurstLeaveMidWindow(t *testing.T) {
 	}
 }
 
-// TestBurstSmallLimits: limits of 1, 3 and 10 per window, bursts of 3×
-// and 100× skewed and spread, 3 and 10 nodes. The goal is that no window
-// admits more than the limit and none admits nothing while demand exists.
-// Claims do not reach it yet (KNOWN GAP, issue 19): two nodes budgeting on
-// the same stale view each round a fraction of one request up at random
-// and both claim it (limit 1: 2 admitted; 3: 4; 10: 11), and with γ = ½ a
-// demand of only 3 × 1 or 3 × 3 requests can pass every budget unserved
-// (0 admitted; at limit 1 even a 100× burst, in a few windows in 100).
-// What is asserted is the bound measured now: at most two requests over
-// the limit (grants round at random, so runs differ). The
-// strict check runs with -small-limits-strict.
+// TestBurstSmallLimits: limits of 1, 3 and 10 per window, 3 and 10 nodes,
+// demand of 3× and 100× the limit, 80% on one node or spread evenly. Each
+// limit is at most ownerMaxLimit, so the key's owner raises every claim
+// (owner.go): no window may admit more than the limit, whether the demand
+// comes as a burst in the first 10% of the window (after an idle one) or
+// over the whole window; and with demand over the whole window no two
+// windows in a row may admit nothing. (With budgeted claims this failed: limit 1 admitted 2, 3
+// admitted 4, 10 admitted 12, and bursts of a few requests could all meet
+// empty budgets and admit 0.)
 func TestBurstSmallLimits(t *testing.T) {
 	for _, limit := range []int64{1, 3, 10} {
 		for _, nodes := range []int{3, 10} {
@@ -94,17 +89,46 @@ func TestBurstSmallLimits(t *testing.T) {
 					t.Run(name, func(t *testing.T) {
 						t.Parallel()
 						pc := PolicyConfig{Name: "api", Limit: limit, Window: 10 * time.Second}
-						ratios := burstRunPolicy(t, pc, nodes, mult, hot, 5, uint64(nodes)+uint64(limit))
-						lo, hi := 0.0, float64(limit+2)/float64(limit)
-						if *smallStrict {
-							lo, hi = 1/float64(limit)-1e-9, 1
+						seed := uint64(nodes) + uint64(limit)
+						checkRatios(t, name+" burst", burstRunPolicy(t, pc, nodes, mult, hot, 5, seed), 0, 1)
+						whole := steadyRunPolicy(t, pc, nodes, mult, hot, 5, seed)
+						checkRatios(t, name+" whole window", whole, 0, 1)
+						// The sliding estimate itself, on one node too,
+						// admits a limit of 1 or 2 only every other window
+						// under steady demand (the previous window's count
+						// weighs until the window's very end): what must
+						// not happen is two windows in a row with none.
+						for i := 1; i < len(whole); i++ {
+							// KNOWN GAP: demand under 2 requests per node
+							// per window (limit 1 at 3×, spread): a grant
+							// goes to a node that asked once and may not
+							// ask again, and grants are never taken back.
+							sparse := mult*float64(limit)*min(hot, (1-hot)/float64(max(nodes-1, 1))) < 2
+							if whole[i-1]+whole[i] == 0 && sparse {
+								t.Logf("%s whole window: windows %d and %d admitted nothing (sparse demand: known gap)", name, i-1, i)
+							} else if whole[i-1]+whole[i] == 0 {
+								t.Errorf("%s whole window: windows %d and %d admitted nothing", name, i-1, i)
+							}
 						}
-						checkRatios(t, name, ratios, lo, hi)
 					})
 				}
 			}
 		}
 	}
+}
+
+// steadyRunPolicy spreads demand of mult × the limit over whole windows
+// and returns admitted/limit of the 5 windows after the first.
+func steadyRunPolicy(t testing.TB, pc PolicyConfig, nodes int, mult, hot float64, windows int, seed uint64) []float64 {
+	s := newSimNet(t, nodes, seed, Options{}, pc)
+	s.relay = true
+	d := newDemand(s, pc.Name, "tenant", burstRates(mult*float64(pc.Limit)/pc.Window.Seconds(), nodes, hot))
+	d.run(time.Duration(windows+1) * pc.Window)
+	var ratios []float64
+	for i := range int64(windows) {
+		ratios = append(ratios, float64(d.admitted[win(pc, t0)+1+i])/float64(pc.Limit))
+	}
+	return ratios
 }
 
 // TestBurstHourWindow: a 1 h window, a 3× burst within its first minute,

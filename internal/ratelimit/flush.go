@@ -32,6 +32,9 @@ type flushState struct {
 	// more room but shrinks only when they fit in a quarter, so a key count
 	// hovering at a boundary does not re-key the queue every flush.
 	shards uint64
+	// grants are the claims this node, as a tiny key's owner, raised for
+	// peers in this flush (owner.go).
+	grants []grant
 	// perKey is the encoded bytes per key measured on the last messages
 	// sent (front coding makes it depend on the keys); 0 before any.
 	perKey float64
@@ -95,6 +98,8 @@ func (l *Limiter) Flush() {
 	}
 	clear(f.live)
 	f.recs = f.recs[:0]
+	clear(f.grants)
+	f.grants = f.grants[:0]
 	now := l.clk.Now().UnixNano()
 	size := 0
 	for _, p := range sortedPolicies(*l.policies.Load()) {
@@ -115,6 +120,9 @@ func (l *Limiter) Flush() {
 	clear(f.ents) // do not pin expired entries until the next flush
 	l.names.retain(f.live)
 	l.sendShards(f, size)
+	if len(f.grants) > 0 {
+		l.sendGrants(f.grants)
+	}
 }
 
 // collect reads e's own counts and prunes its dead peer records.
@@ -141,6 +149,9 @@ func (l *Limiter) collect(p *Policy, e *entry, w int64, live map[string]struct{}
 		} else {
 			c.cur = r
 		}
+	}
+	if l.peerCount.Load() > 0 && !l.noShares && p.tiny() {
+		l.flush.grants = p.assignLocked(e, w, l.clk.Now().UnixNano(), l.flush.grants)
 	}
 	// Isolated-open decisions can take a window past the limit with no
 	// merge to notice: check here too.
@@ -211,21 +222,26 @@ func (l *Limiter) sendShards(f *flushState, size int) {
 func (l *Limiter) sendShard(f *flushState, recs []ownCount, shards uint64) int {
 	b := f.b
 	part, bytes := 0, 0
-	emit := func() {
-		msg := b.finish()
-		key := sendPrefix + strconv.FormatUint(shards, 10) + "/" +
-			strconv.FormatUint(recs[0].shard, 10) + "/" + strconv.Itoa(part)
-		l.send(key, msg)
-		l.stats.msgsSent.Add(1)
-		l.stats.bytesSent.Add(int64(len(msg)))
-		bytes += len(msg)
-		part++
-	}
 	// The claims extension only in messages that need it: without it a
 	// message is what the previous release sends.
 	ext := false
 	for _, c := range recs {
 		ext = ext || needsClaims([]wireRecord{c.prev, c.cur})
+	}
+	emit := func() {
+		msg := b.finish()
+		key := sendPrefix + strconv.FormatUint(shards, 10) + "/" +
+			strconv.FormatUint(recs[0].shard, 10) + "/" + strconv.Itoa(part)
+		l.send(key, msg)
+		if ext && l.sendNow != nil {
+			// Claims: straight to every peer as well (Options.SendNow).
+			l.sendNow(msg)
+			l.stats.directSent.Add(1)
+		}
+		l.stats.msgsSent.Add(1)
+		l.stats.bytesSent.Add(int64(len(msg)))
+		bytes += len(msg)
+		part++
 	}
 	b.claims = ext
 	var wr [2]wireRecord

@@ -114,6 +114,9 @@ func (p *Policy) mergeKey(key []byte, recs []wireRecord, names []string, w, now 
 		if changed {
 			e.refreshLocked(p.winNs)
 			e.noteOverLocked(p.limit.Load(), &p.overAdmitted)
+			if p.tiny() && p.ownsKey(e.key) {
+				p.l.kick() // a peer's demand may wait for a grant (owner.go)
+			}
 		}
 		e.mu.Unlock()
 		return changed

@@ -98,6 +98,7 @@ func newSimNet(t testing.TB, n int, seed uint64, opts Options, policies ...Polic
 			s.broadcast(i, msg)
 		}
 		o.Peers = func() int { return s.alivePeers(i) }
+		o.Members = func() []string { return s.aliveNames(i) }
 		l, err := New(o)
 		if err != nil {
 			t.Fatal(err)
@@ -121,6 +122,16 @@ func (s *simNet) alivePeers(i int) int {
 		}
 	}
 	return n
+}
+
+func (s *simNet) aliveNames(i int) []string {
+	var out []string
+	for j, nd := range s.nodes {
+		if j != i && nd.alive && (s.cut == nil || !s.cut(i, j)) {
+			out = append(out, nd.name)
+		}
+	}
+	return out
 }
 
 // broadcast queues msg from node `from` to fanout random peers (or all).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,11 +30,21 @@ type Options struct {
 	// Send queues a message for broadcast (gossip.Send). Messages with
 	// equal keys supersede each other in the queue. nil: nothing is sent.
 	Send func(key string, msg []byte)
+	// SendNow, when set, sends msg straight to every peer at once
+	// (gossip.Cluster.DirectSender). Flush uses it, besides Send, for the
+	// messages that carry claims (see Bursts in the package documentation):
+	// a claim bounds the peers' budgets only once they have it, and a
+	// broadcast takes several gossip rounds to reach them all.
+	SendNow func(msg []byte)
 	// Clock: nil means clock.Real().
 	Clock clock.Clock
 	// Peers returns the number of alive peers, this node excluded. It is
 	// called once per Flush, never on the request path. nil: always 0.
 	Peers func() int
+	// Members returns the alive peers' names, this node excluded, sampled
+	// with Peers. Tiny limits (see the package documentation) need them to
+	// agree on a key's owner; nil: tiny limits are budgeted like others.
+	Members func() []string
 	// ExpectPeers marks a node that is meant to run in a cluster (it has
 	// addresses to join): it counts as isolated until it first sees a peer,
 	// rather than as a one-node cluster.
@@ -55,8 +66,10 @@ type Options struct {
 type Limiter struct {
 	node        string
 	send        func(string, []byte)
+	sendNow     func([]byte) // nil: broadcasts only
 	clk         clock.Clock
 	peersFn     func() int
+	membersFn   func() []string
 	interval    time.Duration
 	extrapolate int64 // ns
 	maxState    int
@@ -67,6 +80,7 @@ type Limiter struct {
 	policies atomic.Pointer[map[string]*Policy]
 
 	peerCount   atomic.Int64
+	members     atomic.Pointer[[]string] // this node and its alive peers, sorted; nil: unknown
 	clustered   atomic.Bool
 	expectPeers bool
 
@@ -95,8 +109,10 @@ func New(o Options) (*Limiter, error) {
 	l := &Limiter{
 		node:        o.Node,
 		send:        o.Send,
+		sendNow:     o.SendNow,
 		clk:         o.Clock,
 		peersFn:     o.Peers,
+		membersFn:   o.Members,
 		interval:    o.Interval,
 		extrapolate: int64(o.Extrapolate),
 		maxState:    o.MaxStateBytes,
@@ -179,6 +195,14 @@ func (l *Limiter) isolated() bool { return l.peerCount.Load() == 0 && l.clustere
 func (l *Limiter) observePeers() {
 	n := max(l.peersFn(), 0)
 	l.peerCount.Store(int64(n))
+	if l.membersFn != nil {
+		ms := append([]string{l.node}, l.membersFn()...)
+		slices.Sort(ms)
+		ms = slices.Compact(ms)
+		if old := l.members.Load(); old == nil || !slices.Equal(*old, ms) {
+			l.members.Store(&ms)
+		}
+	}
 	if n > 0 || l.expectPeers {
 		l.clustered.Store(true)
 	}

@@ -45,6 +45,9 @@ const budgetDamping = 0.5
 // spent, or the cluster has no room left. e's slots may have rolled since
 // the caller looked: then it reports true, and the caller decides again.
 func (p *Policy) raise(e *entry, w, now, n int64) bool {
+	if p.tiny() {
+		return p.raiseOwned(e, w, now, n) // owner.go
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cur, prev := &e.slots[w&1], &e.slots[(w+1)&1]

@@ -9,6 +9,7 @@ import (
 
 type counters struct {
 	msgsSent, bytesSent               atomic.Int64
+	directSent                        atomic.Int64
 	msgsRecv, badMsgs                 atomic.Int64
 	statesSent, statesRecv, badStates atomic.Int64
 	statesTruncated                   atomic.Int64
@@ -17,7 +18,10 @@ type counters struct {
 
 // Stats are a Limiter's counters since it started, for metrics.
 type Stats struct {
-	MessagesSent     int64
+	MessagesSent int64
+	// DirectSent counts the messages also sent straight to every peer
+	// (Options.SendNow), each once whatever the number of peers.
+	DirectSent       int64
 	BytesSent        int64
 	MessagesReceived int64
 	BadMessages      int64 // rejected by Merge
@@ -57,6 +61,7 @@ type PolicyStats struct {
 func (l *Limiter) Stats() Stats {
 	s := Stats{
 		MessagesSent:     l.stats.msgsSent.Load(),
+		DirectSent:       l.stats.directSent.Load(),
 		BytesSent:        l.stats.bytesSent.Load(),
 		MessagesReceived: l.stats.msgsRecv.Load(),
 		BadMessages:      l.stats.badMsgs.Load(),

@@ -46,11 +46,23 @@ func Start(o Options) (*State, error) {
 	}
 	name := "local"
 	var sendB, sendL func(string, []byte)
+	var sendNow func([]byte)
+	var members func() []string
 	var alive func(string) bool
 	peers := func() int { return 0 }
 	c := o.Cluster
 	if c != nil {
 		name, sendB, sendL, alive, peers = c.Name(), c.Sender('b'), c.FrequentSender(ratelimit.Kind), c.Alive, c.Peers
+		sendNow = c.DirectSender(ratelimit.Kind)
+		members = func() []string {
+			var out []string
+			for _, m := range c.Members() {
+				if m.Name != c.Name() && (m.State == gossip.Alive || m.State == gossip.Suspect) {
+					out = append(out, m.Name)
+				}
+			}
+			return out
+		}
 	}
 	s := &State{}
 	var err error
@@ -59,7 +71,7 @@ func Start(o Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Limits, err = ratelimit.New(ratelimit.Options{Node: name, Send: sendL, Clock: o.Clock, Peers: peers,
+	s.Limits, err = ratelimit.New(ratelimit.Options{Node: name, Send: sendL, SendNow: sendNow, Clock: o.Clock, Peers: peers, Members: members,
 		ExpectPeers: c != nil && o.ExpectPeers, Logger: log.With("component", "ratelimit")})
 	if err != nil {
 		return nil, err
