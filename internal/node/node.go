@@ -78,12 +78,16 @@ type Options struct {
 
 // Node is a running edge.
 type Node struct {
-	opts    Options
-	log     *slog.Logger
-	metrics *telemetry.Metrics
-	tunnels *proxy.Tunnels
-	ids     *proxy.RequestIDs
-	current atomic.Pointer[dataplane.Snapshot]
+	// watching is closed once Run watches the config file and SIGHUP
+	// (tests wait on it instead of sleeping).
+	watching     chan struct{}
+	watchingOnce sync.Once
+	opts         Options
+	log          *slog.Logger
+	metrics      *telemetry.Metrics
+	tunnels      *proxy.Tunnels
+	ids          *proxy.RequestIDs
+	current      atomic.Pointer[dataplane.Snapshot]
 
 	mu            sync.Mutex // serializes reloads and shutdown
 	listeners     map[string]*listen.Listener
@@ -142,6 +146,7 @@ func New(opts Options) (*Node, error) {
 		opts.Load = config.Load
 	}
 	n := &Node{
+		watching:  make(chan struct{}),
 		opts:      opts,
 		log:       opts.Logger,
 		metrics:   telemetry.NewMetrics(),
