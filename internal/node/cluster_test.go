@@ -156,7 +156,12 @@ func TestClusterRefusesNodeWithoutValidIdentity(t *testing.T) {
 	waitUntil(t, 5*time.Second, "the refusals are counted", func() bool {
 		return metricValue(t, e.node, "meshgate_gossip_rejected_connections_total") >= 2
 	})
-	time.Sleep(500 * time.Millisecond)
+	// The intruder keeps trying to join: once it has been refused again,
+	// a late admission would have shown.
+	refused := metricValue(t, e.node, "meshgate_gossip_rejected_connections_total")
+	waitUntil(t, 10*time.Second, "the intruder refused again", func() bool {
+		return metricValue(t, e.node, "meshgate_gossip_rejected_connections_total") > refused
+	})
 	if p := e.node.Cluster().Peers(); p != 0 {
 		t.Fatalf("the cluster admitted %d peer(s) without a valid SVID", p)
 	}
