@@ -2,7 +2,8 @@
 // hashicorp/memberlist cluster, through which they discover each other
 // (node metadata: role, service, subset, inbound address, SPIFFE ID, app
 // health) and replicate the state of the owners registered with it (routes
-// and upstreams, breakers, rate-limit counts) without knowing its types.
+// and upstreams, breakers, rate-limit counts, upstream stats) without
+// knowing its types.
 //
 // Security is the transport's: the node wires memberlist to the mTLS
 // transport of package gossip/transport, so only holders of a valid SVID

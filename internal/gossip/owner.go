@@ -1,10 +1,11 @@
 package gossip
 
 // An Owner is one kind of replicated state the cluster carries: the route
-// and upstream resources, the breakers' reports, the rate-limit counts.
-// Gossip moves the owner's bytes and never looks inside them, so the owner
-// packages (replica, breaker, ratelimit) do not import this one: they
-// satisfy the interface structurally and are handed a Send function.
+// and upstream resources, the breakers' reports, the rate-limit counts,
+// the upstream stats. Gossip moves the owner's bytes and never looks inside
+// them, so the owner packages (replica, breaker, ratelimit, clusterstats)
+// do not import this one: they satisfy the interface structurally and are
+// handed a Send function.
 //
 // Two paths carry an owner's state, as in memberlist itself:
 //   - news: a small message broadcast through memberlist's

@@ -31,6 +31,7 @@ import (
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/cache"
 	"github.com/meshgate/meshgate/internal/clock"
+	"github.com/meshgate/meshgate/internal/clusterstats"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/dataplane"
 	"github.com/meshgate/meshgate/internal/fallback"
@@ -103,7 +104,8 @@ type Node struct {
 	mesh          *mesh      // nil: not in a cluster
 	tap           *telemetry.Tap
 	upstats       *telemetry.UpstreamStats
-	tracer        *telemetry.Tracer // nil: tracing off
+	clusterStats  *clusterstats.Sharer // upstats and the peers', shared
+	tracer        *telemetry.Tracer    // nil: tracing off
 	adminAPI      *admin.Server
 	adminAPILn    net.Listener
 	breakers      *breaker.Registry
