@@ -24,6 +24,7 @@ import (
 	"github.com/meshgate/meshgate/demo"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/meshtest"
+	"go.uber.org/goleak"
 )
 
 // binDir holds the binaries the tests build, once per run.
@@ -38,6 +39,14 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
+	// As every package's tests (issue 16): no test leaves a goroutine
+	// behind — the tour's runner, its issuer and trace receiver included.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -29,6 +29,7 @@ var td = spiffeid.RequireTrustDomainFromString("example.org")
 // the edge serving the admin API.
 type mesh struct {
 	edge     *node.Node
+	edgeID   string // the edge's identity section
 	public   string
 	ca       *pkitest.CA
 	dir      string
@@ -69,26 +70,30 @@ func startNode(t *testing.T, dir, name, yaml string, load func(string) (*config.
 
 const fastCluster = "gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 2s"
 
+// edgeRoutes are an edge's listener, route and upstream.
+const edgeRoutes = `
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes:
+  - {name: orders, match: {path: {prefix: /}}, upstream: orders, rate_limit: {requests: 100000, window: 1m}}
+upstreams:
+  - {name: orders, service: {name: orders}, breaker: {consecutive_failures: 5}}
+`
+
 func startMesh(t *testing.T) *mesh { return startMeshWith(t, nil) }
 
 // startMeshWith starts the mesh; failing subsets answer 500.
 func startMeshWith(t *testing.T, failing map[string]bool) *mesh {
 	t.Helper()
 	m := &mesh{ca: pkitest.NewCA(t, td), dir: t.TempDir()}
-	edgeID, _ := writeIdentity(t, m.ca, m.dir, "/edge")
+	m.edgeID, _ = writeIdentity(t, m.ca, m.dir, "/edge")
 	_, m.operator = writeIdentity(t, m.ca, m.dir, "/ops")
 	_, m.viewer = writeIdentity(t, m.ca, m.dir, "/viewer")
 	_, m.stranger = writeIdentity(t, m.ca, m.dir, "/stranger")
-	m.edge = startNode(t, m.dir, "edge", edgeID+`
+	m.edge = startNode(t, m.dir, "edge", m.edgeID+`
 log: {access: "off"}
 admin: {api: {address: "127.0.0.1:0", operators: ["spiffe://example.org/ops"], viewers: ["spiffe://example.org/viewer"]}}
 cluster: {bind: "127.0.0.1:0", `+fastCluster+`}
-listeners: [{name: public, address: "127.0.0.1:0"}]
-routes:
-  - {name: orders, match: {path: {prefix: /}}, upstream: orders, rate_limit: {requests: 100000, window: 1m}}
-upstreams:
-  - {name: orders, service: {name: orders}, breaker: {consecutive_failures: 5}}
-`, config.Load, "edge")
+`+edgeRoutes, config.Load, "edge")
 	m.public = "http://" + m.edge.Addr("public")
 	for _, v := range []string{"v1", "v2"} {
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -123,9 +123,13 @@ func shift(c *cli.Context, s *session) error {
 }
 
 // watch polls the subset's upstream for --interval and reports whether it
-// misbehaved: too many errors or too slow, judged on enough requests.
+// misbehaved: too many errors or too slow, judged on enough requests. The
+// figures are the cluster's, merged by the node asked over every node that
+// sent the subset requests (each gossips its own), so a step is judged on
+// all the edges' traffic, not the share that passed through one.
 func watch(c *cli.Context, s *session, upstream string) (bool, string) {
 	deadline := time.Now().Add(c.Duration("interval"))
+	var last *adminv1.UpstreamStatsResponse
 	for time.Now().Before(deadline) {
 		select {
 		case <-c.Context.Done():
@@ -138,18 +142,62 @@ func watch(c *cli.Context, s *session, upstream string) (bool, string) {
 		if err != nil {
 			continue // the next poll may reach it; the step's verdict does not rest on one call
 		}
+		last = st
 		if st.Requests < uint64(c.Int("min-requests")) {
 			continue
 		}
 		rate := float64(st.Errors) / float64(st.Requests)
 		if rate > c.Float64("max-error-rate") {
-			return true, fmt.Sprintf("error rate %.1f%% over %d requests exceeds %.1f%%", 100*rate, st.Requests, 100*c.Float64("max-error-rate"))
+			return true, fmt.Sprintf("error rate %.1f%% over %d requests exceeds %.1f%% (%s)", 100*rate, st.Requests, 100*c.Float64("max-error-rate"), mergedFrom(st))
 		}
 		if p99 := time.Duration(st.P99Ms * float64(time.Millisecond)); p99 > c.Duration("max-p99") {
-			return true, fmt.Sprintf("p99 latency %s exceeds %s", p99.Round(time.Millisecond), c.Duration("max-p99"))
+			return true, fmt.Sprintf("p99 latency %s over %d requests exceeds %s (%s)", p99.Round(time.Millisecond), st.Requests, c.Duration("max-p99"), mergedFrom(st))
 		}
 	}
+	switch {
+	case last == nil:
+		fmt.Fprintf(stdout, "  no stats of %s reached meshctl during the step: not judged\n", upstream)
+	case last.Requests < uint64(c.Int("min-requests")):
+		fmt.Fprintf(stdout, "  %d requests to %s (%s), fewer than --min-requests %d: not judged\n", last.Requests, upstream, mergedFrom(last), c.Int("min-requests"))
+	default:
+		fmt.Fprintf(stdout, "  %d requests to %s, %.1f%% errors, p99 %s (%s)\n", last.Requests, upstream,
+			100*float64(last.Errors)/float64(last.Requests), time.Duration(last.P99Ms*float64(time.Millisecond)).Round(time.Millisecond), mergedFrom(last))
+	}
 	return false, ""
+}
+
+// mergedFrom says whose traffic the figures are: "merged from 2 edges",
+// or "merged from 1 edge and 1 sidecar".
+func mergedFrom(st *adminv1.UpstreamStatsResponse) string {
+	counts := map[string]int{}
+	for _, n := range st.Nodes {
+		counts[n.Role]++
+	}
+	var parts []string
+	for _, role := range []string{"edge", "sidecar"} {
+		if n := counts[role]; n > 0 {
+			parts = append(parts, plural(n, role))
+			delete(counts, role)
+		}
+	}
+	other := 0
+	for _, n := range counts {
+		other += n
+	}
+	if other > 0 {
+		parts = append(parts, plural(other, "node"))
+	}
+	if len(parts) == 0 {
+		return "no node has sent it requests"
+	}
+	return "merged from " + strings.Join(parts, " and ")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 func parseSteps(s string) ([]int, error) {

@@ -37,7 +37,7 @@ func (s *Server) PurgeCache(_ context.Context, r *adminv1.PurgeCacheRequest) (*a
 		if errors.Is(err, replica.ErrFull) || errors.Is(err, cache.ErrPurgeLimit) {
 			code = codes.ResourceExhausted
 		}
-		return nil, status.Error(code, err.Error())
+		return nil, backendError(code, err)
 	}
 	return &adminv1.PurgeCacheResponse{Id: id, Route: p.Route, Mode: p.Mode, Value: p.Value, AtUnixMs: p.At.UnixMilli(),
 		Node: s.b.Info().Name, PurgedHere: uint64(removed)}, nil

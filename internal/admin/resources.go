@@ -195,7 +195,7 @@ func (s *Server) ApplyResource(_ context.Context, r *adminv1.ApplyResourceReques
 				return nil, notFound(config.KindConsumer, key.Consumer, names)
 			}
 		}
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, backendError(codes.InvalidArgument, err)
 	}
 	for _, it := range s.b.ClusterResources(r.Kind) {
 		if it.Name == name {
@@ -257,13 +257,16 @@ func (s *Server) DeleteResource(_ context.Context, r *adminv1.DeleteResourceRequ
 		// come back with a consumer of the same name.
 		for _, id := range s.keysOf(r.Name) {
 			if _, err := s.b.DeleteResource(config.KindAPIKey, id); err != nil {
+				if st, ok := status.FromError(err); ok {
+					return nil, st.Err()
+				}
 				return nil, status.Errorf(codes.FailedPrecondition, "revoking key %s of consumer %s: %v", id, r.Name, err)
 			}
 		}
 	}
 	ok, err := s.b.DeleteResource(r.Kind, r.Name)
 	if err != nil {
-		return nil, status.Error(codes.FailedPrecondition, err.Error())
+		return nil, backendError(codes.FailedPrecondition, err)
 	}
 	return &adminv1.DeleteResourceResponse{Deleted: ok}, nil
 }
@@ -328,4 +331,14 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// backendError is a backend's error as a gRPC status: the backend's own
+// status when it chose one (a node that may not write to the cluster
+// answers FAILED_PRECONDITION, whatever the change), else code.
+func backendError(code codes.Code, err error) error {
+	if st, ok := status.FromError(err); ok {
+		return st.Err()
+	}
+	return status.Error(code, err.Error())
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/meshgate/meshgate/internal/auth/apikey"
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/cache"
+	"github.com/meshgate/meshgate/internal/clusterstats"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/ratelimit"
@@ -67,10 +68,10 @@ func (b *storeBackend) DeleteResource(kind, name string) (bool, error) {
 	_, ok, err := b.store.Delete(kind, name)
 	return ok, err
 }
-func (b *storeBackend) Breakers() *breaker.Registry             { return nil }
-func (b *storeBackend) Limits() *ratelimit.Limiter              { return nil }
-func (b *storeBackend) Tap() *telemetry.Tap                     { return nil }
-func (b *storeBackend) UpstreamStats() *telemetry.UpstreamStats { return nil }
+func (b *storeBackend) Breakers() *breaker.Registry        { return nil }
+func (b *storeBackend) Limits() *ratelimit.Limiter         { return nil }
+func (b *storeBackend) Tap() *telemetry.Tap                { return nil }
+func (b *storeBackend) ClusterStats() *clusterstats.Sharer { return nil }
 func (b *storeBackend) PurgeCache(p cache.Purge) (string, int, error) {
 	return "p-" + p.Route, 0, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/cache"
+	"github.com/meshgate/meshgate/internal/clusterstats"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/ratelimit"
@@ -48,7 +49,9 @@ type Backend interface {
 	Breakers() *breaker.Registry
 	Limits() *ratelimit.Limiter
 	Tap() *telemetry.Tap
-	UpstreamStats() *telemetry.UpstreamStats
+	// ClusterStats are the node's upstream stats and its peers', as
+	// gossiped; nil-safe.
+	ClusterStats() *clusterstats.Sharer
 	// PurgeCache writes a purge into the cluster, applying it on this node
 	// at once; it returns the purge's id and how many entries this node
 	// removed.

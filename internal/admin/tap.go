@@ -1,20 +1,12 @@
 package admin
 
 import (
-	"context"
-	"time"
-
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/meshgate/meshgate/internal/telemetry"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 )
-
-// statsWindow is the span UpstreamStats reports on: long enough to hold a
-// few hundred requests at modest traffic, short enough that a rollout step
-// sees its own subset's behaviour.
-const statsWindow = 30 * time.Second
 
 // Tap implements adminv1.AdminServer: live request summaries until the
 // caller hangs up. The node's tap drops events for a subscriber that
@@ -46,24 +38,4 @@ func (s *Server) Tap(r *adminv1.TapRequest, stream adminv1.Admin_TapServer) erro
 			}
 		}
 	}
-}
-
-// UpstreamStats implements adminv1.AdminServer.
-func (s *Server) UpstreamStats(_ context.Context, r *adminv1.UpstreamStatsRequest) (*adminv1.UpstreamStatsResponse, error) {
-	snap, ok := s.b.UpstreamStats().Snapshot(r.Upstream, statsWindow)
-	if !ok {
-		var names []string
-		if cfg := s.b.Effective(); cfg != nil {
-			for _, u := range cfg.Upstreams {
-				if u.Name == r.Upstream {
-					// Known but idle: no requests in the window.
-					return &adminv1.UpstreamStatsResponse{Upstream: r.Upstream}, nil
-				}
-				names = append(names, u.Name)
-			}
-		}
-		return nil, notFound("upstream", r.Upstream, names)
-	}
-	return &adminv1.UpstreamStatsResponse{Upstream: r.Upstream, Requests: snap.Requests, Errors: snap.Errors,
-		P50Ms: float64(snap.P50.Microseconds()) / 1000, P99Ms: float64(snap.P99.Microseconds()) / 1000}, nil
 }

@@ -216,6 +216,9 @@ func (s *Server) applyRoute(cfg *config.Config, name string, m map[string]any, c
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	if err := s.b.ApplyResource(config.KindRoute, y); err != nil {
+		if st, ok := status.FromError(err); ok {
+			return nil, st.Err()
+		}
 		return nil, status.Errorf(code, "route %q: %v", name, err)
 	}
 	return y, nil
@@ -253,6 +256,9 @@ func (s *Server) ensureSubsetUpstream(cfg *config.Config, base *config.Upstream,
 		return status.Error(codes.Internal, err.Error())
 	}
 	if err := s.b.ApplyResource(config.KindUpstream, y); err != nil {
+		if st, ok := status.FromError(err); ok {
+			return st.Err()
+		}
 		return status.Errorf(codes.FailedPrecondition, "upstream %q: %v", name, err)
 	}
 	return nil

@@ -363,14 +363,17 @@ func TestStaleIfErrorClearsTheError(t *testing.T) {
 // The stage's background revalidations are bounded by the route's timeout.
 func TestPolicyPassesTheRouteTimeout(t *testing.T) {
 	b := Policy(Deps{})
-	h, err := b.Build(&config.Route{Name: "r", Timeout: config.Duration(7 * time.Second), Cache: testCache()}, policy.Env{Route: "r"}, http.NotFoundHandler())
+	scope := policy.NewScope(policy.NewShared()) // holds the store: closing it stops the store
+	t.Cleanup(func() { scope.Close() })
+	env := policy.Env{Route: "r", Scope: scope}
+	h, err := b.Build(&config.Route{Name: "r", Timeout: config.Duration(7 * time.Second), Cache: testCache()}, env, http.NotFoundHandler())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s := h.(*stage); s.timeout != 7*time.Second {
 		t.Errorf("timeout %v", s.timeout)
 	}
-	h, err = b.Build(&config.Route{Name: "r", Cache: testCache()}, policy.Env{Route: "r"}, http.NotFoundHandler())
+	h, err = b.Build(&config.Route{Name: "r", Cache: testCache()}, env, http.NotFoundHandler())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,8 +125,13 @@ type Cluster struct {
 	// Join lists gossip addresses of members to join; retried with backoff.
 	Join []string `yaml:"join"`
 	// Allow lists SPIFFE IDs (patterns) admitted to the cluster; empty: any
-	// SVID of the node's trust domain.
+	// SVID of the node's trust domain except the identities this node's
+	// admin.api names as operators or viewers (unless they are writers).
 	Allow []string `yaml:"allow"`
+	// Writers lists SPIFFE IDs (patterns) whose signed items (routes,
+	// upstreams, tiers, consumers, API keys, cache purges) the node applies;
+	// empty: IDs whose last path segment is "edge" or starts with "edge-".
+	Writers []string `yaml:"writers"`
 	// GossipInterval: how often a node sends queued news to a few others.
 	GossipInterval Duration `yaml:"gossip_interval"`
 	// PushPullInterval: how often a node exchanges its whole state with one

@@ -653,6 +653,11 @@ func (v *validator) cluster(c *Config) {
 			v.at(fmt.Sprintf("cluster.allow[%d]", i), "%v", err)
 		}
 	}
+	for i, a := range cl.Writers {
+		if _, err := pki.ParsePattern(a); err != nil {
+			v.at(fmt.Sprintf("cluster.writers[%d]", i), "%v", err)
+		}
+	}
 }
 
 func (v *validator) rateLimit(p, route string, rl *RateLimit) {

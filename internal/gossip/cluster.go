@@ -2,11 +2,15 @@
 // hashicorp/memberlist cluster, through which they discover each other
 // (node metadata: role, service, subset, inbound address, SPIFFE ID, app
 // health) and replicate the state of the owners registered with it (routes
-// and upstreams, breakers, rate-limit counts) without knowing its types.
+// and upstreams, breakers, rate-limit counts, upstream stats) without
+// knowing its types.
 //
-// Security is the transport's: the node wires memberlist to the mTLS
+// Membership is the transport's: the node wires memberlist to the mTLS
 // transport of package gossip/transport, so only holders of a valid SVID
-// of the trust domain can join or send a byte of state.
+// the join set (cluster.allow) admits can join or send a byte of state.
+// Authorship is not: gossip relays state through every member, so an
+// owner that must know who wrote something signs it (the replicated
+// resources: package replica/itemsig).
 package gossip
 
 import (
@@ -154,6 +158,13 @@ func New(cfg Config) (*Cluster, error) {
 	mc.SuspicionMult = cfg.SuspicionMult
 	mc.PushPullInterval = cfg.PushPullInterval
 	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
+	// memberlist packs broadcasts into packets of UDPBufferSize (1,400 bytes
+	// by default, for UDP) and never sends one that does not fit, leaving it
+	// to push/pull (15 s). A signed replicated item carries its writer's
+	// SVID chain (about 1–2 KiB), so it would not fit: our transport frames
+	// packets on TLS streams of up to transport.MaxFrame (64 KiB), and a
+	// node of an earlier release reads frames that size too.
+	mc.UDPBufferSize = packetSize
 	c.queue = &memberlist.TransmitLimitedQueue{NumNodes: c.numNodes, RetransmitMult: 2 * mc.RetransmitMult}
 	c.frequent = &memberlist.TransmitLimitedQueue{NumNodes: c.numNodes, RetransmitMult: mc.RetransmitMult}
 	// The transport chose the address (port 0 works): advertise it.
@@ -169,6 +180,10 @@ func New(cfg Config) (*Cluster, error) {
 	c.ml = ml
 	return c, nil
 }
+
+// packetSize is the gossip packet size: room for a few signed items a
+// packet, well under transport.MaxFrame.
+const packetSize = 16 << 10
 
 func setDefault(d *time.Duration, v time.Duration) {
 	if *d <= 0 {

@@ -1,10 +1,11 @@
 package gossip
 
 // An Owner is one kind of replicated state the cluster carries: the route
-// and upstream resources, the breakers' reports, the rate-limit counts.
-// Gossip moves the owner's bytes and never looks inside them, so the owner
-// packages (replica, breaker, ratelimit) do not import this one: they
-// satisfy the interface structurally and are handed a Send function.
+// and upstream resources, the breakers' reports, the rate-limit counts,
+// the upstream stats. Gossip moves the owner's bytes and never looks inside
+// them, so the owner packages (replica, breaker, ratelimit, clusterstats)
+// do not import this one: they satisfy the interface structurally and are
+// handed a Send function.
 //
 // Two paths carry an owner's state, as in memberlist itself:
 //   - news: a small message broadcast through memberlist's
@@ -37,7 +38,9 @@ type Owner interface {
 // Messages should fit one packet: keep them under MaxMessage bytes.
 type Send func(key string, msg []byte)
 
-// MaxMessage is the largest message an owner should Send: memberlist packs
-// broadcasts into UDP-sized packets (about 1,400 bytes) alongside its own
-// traffic, and this leaves room for the headers of a compound message.
+// MaxMessage is the largest message an owner of frequent news (counts,
+// reports) should Send, so that many share a packet alongside memberlist's
+// own traffic: it was sized for memberlist's UDP packets (about 1,400
+// bytes). Packets are larger now (packetSize, for signed replicated items,
+// which exceed this), and a message up to that size is still broadcast.
 const MaxMessage = 1200

@@ -142,7 +142,23 @@ func (h *Hydra) RotateKeys(t testing.TB) string {
 	if len(keys.Keys) == 0 || keys.Keys[0].KID != k.Kid {
 		t.Fatalf("idptest: after rotation the key set %s does not list the new key %s first: %+v", AccessTokenKeySet, k.Kid, keys.Keys)
 	}
-	return k.Kid
+	// Relying parties read the public JWKS: return once it serves the new
+	// key, so that a test's next token is checkable at once (a relying
+	// party refetches an unknown kid only so often).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var pub jwks
+		h.do(t, "GET", h.JWKSURL(), "", nil, nil, http.StatusOK, &pub)
+		for _, key := range pub.Keys {
+			if key.KID == k.Kid {
+				return k.Kid
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idptest: the public JWKS does not list the new key %s after 10s", k.Kid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 type jwks struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/buildinfo"
 	"github.com/meshgate/meshgate/internal/cache"
+	"github.com/meshgate/meshgate/internal/clusterstats"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/ratelimit"
@@ -106,7 +107,7 @@ func (b adminBackend) DeleteResource(kind, name string) (bool, error) {
 func (b adminBackend) Breakers() *breaker.Registry                   { return b.n.breakers }
 func (b adminBackend) Limits() *ratelimit.Limiter                    { return b.n.limits }
 func (b adminBackend) Tap() *telemetry.Tap                           { return b.n.tap }
-func (b adminBackend) UpstreamStats() *telemetry.UpstreamStats       { return b.n.upstats }
+func (b adminBackend) ClusterStats() *clusterstats.Sharer            { return b.n.clusterStats }
 func (b adminBackend) PurgeCache(p cache.Purge) (string, int, error) { return b.n.PurgeCache(p) }
 func (b adminBackend) CacheStores() *cache.Stores                    { return b.n.caches }
 func (b adminBackend) CacheCounts() map[string]telemetry.CacheCounts {

@@ -624,12 +624,14 @@ func clientGone(t *testing.T, proto string) {
 	}
 	// The backends close idle connections after 200ms (idle in the edge's
 	// pool, or dialled for a call its client gave up meanwhile), so that
-	// no keep-alive connection outlives the test's wait for goroutines; a
-	// request head may take its time (a loaded machine).
+	// no keep-alive connection outlives the test's wait for goroutines. A
+	// connection the edge dialled for a call given up before it was sent
+	// has no request at all: it closes after ReadHeaderTimeout, 1s — long
+	// enough for a request head on a loaded machine.
 	var backends []string
 	for range 3 {
 		b := httptest.NewUnstartedServer(http.HandlerFunc(block))
-		b.Config.IdleTimeout, b.Config.ReadHeaderTimeout = 200*time.Millisecond, 5*time.Second
+		b.Config.IdleTimeout, b.Config.ReadHeaderTimeout = 200*time.Millisecond, time.Second
 		b.Start()
 		t.Cleanup(b.Close)
 		backends = append(backends, addr(b))
@@ -733,7 +735,7 @@ routes:
 	// cancelled).
 	client.CloseIdleConnections()
 	const slack = 10
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second) // polled: settles in ~1s
 	now := runtime.NumGoroutine()
 	for now > baseline+slack && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/pki/pkitest"
 )
@@ -34,8 +37,9 @@ func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
 }
 
 // An edge and two sidecars of "orders" (v1, v2) in one cluster over mTLS:
-// the edge finds the sidecars by discovery, a route applied through a
-// sidecar reaches the edge, and a sidecar that stops leaves the endpoint set.
+// the edge finds the sidecars by discovery, a route applied through the
+// edge reaches every node, a sidecar (not a writer) may not apply one, and
+// a sidecar that stops leaves the endpoint set.
 func TestClusterDiscoveryAndReplicatedRoutes(t *testing.T) {
 	ca := pkitest.NewCA(t, td)
 	edgeID := ca.ID(t, "/edge")
@@ -79,13 +83,19 @@ inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
 		t.Fatalf("round robin over discovered sidecars: %v", seen)
 	}
 
-	// A route and an upstream applied through a sidecar reach the edge.
+	// A sidecar is not a writer: it refuses to apply rather than write an
+	// item every other node would refuse. Through the edge, a route and an
+	// upstream reach every node.
 	up := []byte("name: orders-v2\nservice: {name: orders, subset: v2}\n")
-	if err := sidecars["v1"].ApplyResource(config.KindUpstream, up); err != nil {
+	if err := sidecars["v1"].ApplyResource(config.KindUpstream, up); status.Code(err) != codes.FailedPrecondition ||
+		!strings.Contains(err.Error(), "this node (spiffe://example.org/orders-v1) is not in cluster.writers: apply through an edge") {
+		t.Fatalf("a sidecar applied: %v", err)
+	}
+	if err := e.node.ApplyResource(config.KindUpstream, up); err != nil {
 		t.Fatal(err)
 	}
 	rt := []byte("name: canary\nlisteners: [public]\nmatch: {path: {prefix: /canary}}\nupstream: orders-v2\nrewrite: {strip_prefix: /canary}\n")
-	if err := sidecars["v1"].ApplyResource(config.KindRoute, rt); err != nil {
+	if err := e.node.ApplyResource(config.KindRoute, rt); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 5*time.Second, "the edge routes /canary", func() bool {
@@ -97,18 +107,18 @@ inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
 			t.Fatalf("canary went to %q", body)
 		}
 	}
-	// An invalid resource is refused where it is applied; one that reaches
-	// a node it does not fit (here written to a sidecar's store directly)
-	// is left out there without holding up the others.
+	// An invalid resource is refused where it is applied; one that gets
+	// into the cluster anyway (here written to the edge's store directly,
+	// past the validation) is left out without holding up the others.
 	bad := []byte("name: bad\nlisteners: [public]\nmatch: {path: {prefix: /bad}}\nupstream: nowhere\n")
 	if err := e.node.ApplyResource(config.KindRoute, bad); err == nil {
 		t.Fatal("route to an unknown upstream accepted")
 	}
-	if _, err := sidecars["v1"].mesh.store.Put(config.KindRoute, "bad", bad); err != nil {
+	if _, err := e.node.mesh.store.Put(config.KindRoute, "bad", bad); err != nil {
 		t.Fatal(err)
 	}
 	rt2 := []byte("name: canary2\nlisteners: [public]\nmatch: {path: {prefix: /canary2}}\nupstream: orders-v2\n")
-	if err := sidecars["v2"].ApplyResource(config.KindRoute, rt2); err != nil {
+	if err := e.node.ApplyResource(config.KindRoute, rt2); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 5*time.Second, "the edge routes /canary2 despite the bad route", func() bool {
@@ -117,6 +127,17 @@ inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
 	})
 	if code, _, _ := get(t, nil, "GET", e.url("public")+"/bad", nil); code != 404 {
 		t.Fatalf("/bad: %d", code)
+	}
+	// Every sidecar holds what the edge wrote: its signature verified.
+	for v, sc := range sidecars {
+		waitUntil(t, 5*time.Second, "sidecar "+v+" holds the edge's routes", func() bool {
+			_, ok1 := sc.mesh.store.Get(config.KindRoute, "canary")
+			_, ok2 := sc.mesh.store.Get(config.KindRoute, "bad")
+			return ok1 && ok2
+		})
+		if st := sc.mesh.store.Stats(); st.Refused != 0 {
+			t.Errorf("sidecar %s refused %d of the edge's items", v, st.Refused)
+		}
 	}
 	// A delete through the edge reaches everyone, the edge included.
 	if ok, err := e.node.DeleteResource(config.KindRoute, "canary"); !ok || err != nil {
@@ -156,7 +177,12 @@ func TestClusterRefusesNodeWithoutValidIdentity(t *testing.T) {
 	waitUntil(t, 5*time.Second, "the refusals are counted", func() bool {
 		return metricValue(t, e.node, "meshgate_gossip_rejected_connections_total") >= 2
 	})
-	time.Sleep(500 * time.Millisecond)
+	// The intruder keeps trying to join: once it has been refused again,
+	// a late admission would have shown.
+	refused := metricValue(t, e.node, "meshgate_gossip_rejected_connections_total")
+	waitUntil(t, 10*time.Second, "the intruder refused again", func() bool {
+		return metricValue(t, e.node, "meshgate_gossip_rejected_connections_total") > refused
+	})
 	if p := e.node.Cluster().Peers(); p != 0 {
 		t.Fatalf("the cluster admitted %d peer(s) without a valid SVID", p)
 	}

@@ -56,6 +56,7 @@ func startNode(tb testing.TB, t *testing.T, yaml string, opts Options) *edge {
 	opts.ConfigPath, opts.Logger, opts.AccessLog = e.path, logger, access
 	n, err := New(opts)
 	if err != nil {
+		access.Close()
 		tb.Fatalf("start node: %v", err)
 	}
 	e.node = n

@@ -19,8 +19,8 @@ import (
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/gossip/transport"
 	"github.com/meshgate/meshgate/internal/replica"
+	"github.com/meshgate/meshgate/internal/replica/itemsig"
 	"github.com/meshgate/meshgate/internal/telemetry"
-	"github.com/meshgate/meshgate/pki"
 )
 
 // mesh is the node's membership of the cluster and the state it shares.
@@ -35,6 +35,22 @@ type mesh struct {
 	// sidecar: the node offers a service. It has no auth, so it applies
 	// routes and upstreams only, not consumers, tiers and API keys.
 	sidecar bool
+	// writers is cluster.writers: whose signed items the node applies.
+	writers itemsig.Writers
+}
+
+// canWrite refuses a write through a node that is not a writer itself
+// (FAILED_PRECONDITION through the admin API): the item would be stored
+// here and refused everywhere else, a change that looks made and is not.
+func (n *Node) canWrite(kind string) error {
+	svid, err := n.identity.GetX509SVID()
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	if n.mesh.writers(kind, svid.ID) != nil {
+		return errNotWriter(svid.ID)
+	}
+	return nil
 }
 
 // kinds are the kinds of cluster resources the node applies.
@@ -56,11 +72,13 @@ func (n *Node) joinCluster(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("cluster: identity: %w", err)
 	}
-	authorize := pki.AllowTrustDomain(svid.ID.TrustDomain())
-	if len(cl.Allow) > 0 {
-		if authorize, err = pki.AllowPatterns(cl.Allow...); err != nil {
-			return fmt.Errorf("cluster.allow: %w", err)
-		}
+	writers, err := writersPolicy(cl.Writers)
+	if err != nil {
+		return err
+	}
+	authorize, err := joinAuthorizer(cfg, svid.ID.TrustDomain(), writers)
+	if err != nil {
+		return err
 	}
 	tr, err := transport.New(transport.Options{BindAddr: cl.Bind, AdvertiseAddr: cl.Advertise,
 		SVIDs: n.identity, Bundles: n.identity, Authorize: authorize, Logger: n.log.With("component", "gossip-transport")})
@@ -77,7 +95,7 @@ func (n *Node) joinCluster(cfg *config.Config) error {
 		meta = gossip.Meta{Role: "sidecar", Service: o.Service, Subset: o.Subset, Inbound: o.Inbound,
 			ID: svid.ID.String(), Healthy: appHealthy(o.App)}
 	}
-	m := &mesh{rebuild: make(chan struct{}, 1), sidecar: cl.Offer != nil}
+	m := &mesh{rebuild: make(chan struct{}, 1), sidecar: cl.Offer != nil, writers: writers}
 	c, err := gossip.New(gossip.Config{Name: name, Transport: tr, Meta: meta, Join: cl.Join, Logger: n.log,
 		GossipInterval: cl.GossipInterval.D(), PushPullInterval: cl.PushPullInterval.D(), ProbeInterval: cl.ProbeInterval.D()})
 	if err != nil {
@@ -87,7 +105,11 @@ func (n *Node) joinCluster(cfg *config.Config) error {
 	m.cluster, m.transport = c, tr
 	// Cache purges are events among the resources (purge.go): applied as
 	// they arrive, expired by their own time, and no cause for a rebuild.
+	// Every item this node writes is signed with its SVID, and a peer's is
+	// applied only when a writer signed it (writers.go, package itemsig).
+	verifier := itemsig.NewVerifier(itemsig.VerifierOptions{Bundles: n.identity, Writers: writers})
 	m.store = replica.New(replica.Options{Node: name, Send: c.Sender('r'), Expired: purgeExpired(time.Now),
+		Sign: itemsig.Signer(n.identity, nil), Verify: verifier.Verify,
 		OnApplied: func(items []replica.Item) {
 			if n.purges.onApplied(items) {
 				m.changed()
@@ -193,6 +215,9 @@ func (n *Node) ApplyResource(kind string, value []byte) error {
 	if err != nil {
 		return err
 	}
+	if err := n.canWrite(kind); err != nil {
+		return err
+	}
 	if !slices.Contains(n.mesh.kinds(), kind) {
 		// Not for this node (a sidecar and a consumer): decoded, and
 		// checked by the edges that apply it.
@@ -226,6 +251,9 @@ func (n *Node) effectiveForChange() *config.Config {
 func (n *Node) DeleteResource(kind, name string) (bool, error) {
 	if n.mesh == nil {
 		return false, fmt.Errorf("this node is not in a cluster")
+	}
+	if err := n.canWrite(kind); err != nil {
+		return false, err
 	}
 	if kind == config.KindTier && slices.Contains(n.mesh.kinds(), kind) {
 		if _, err := config.Overlay(n.effectiveForChange(), []config.Resource{{Kind: kind, Name: name, Deleted: true}}); err != nil {
@@ -307,7 +335,7 @@ func (n *Node) watchCluster() {
 		st, ts := c.Stats(), tr.Stats()
 		out := telemetry.ClusterStats{Members: map[string]int{}, MessagesIn: st.MessagesIn, Relayed: st.Relayed,
 			BadMessages: st.BadMessages, StatesIn: st.StatesIn, BadStates: st.BadStates, UnknownKind: st.UnknownKind,
-			Queued: st.Queued, Rejected: ts.Rejected}
+			Queued: st.Queued, Rejected: ts.Rejected, RefusedItems: n.mesh.store.Stats().Refused}
 		for _, m := range c.Members() {
 			state := m.State.String()
 			if state == "suspect" {

@@ -31,6 +31,7 @@ import (
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/cache"
 	"github.com/meshgate/meshgate/internal/clock"
+	"github.com/meshgate/meshgate/internal/clusterstats"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/dataplane"
 	"github.com/meshgate/meshgate/internal/fallback"
@@ -78,12 +79,16 @@ type Options struct {
 
 // Node is a running edge.
 type Node struct {
-	opts    Options
-	log     *slog.Logger
-	metrics *telemetry.Metrics
-	tunnels *proxy.Tunnels
-	ids     *proxy.RequestIDs
-	current atomic.Pointer[dataplane.Snapshot]
+	// watching is closed once Run watches the config file and SIGHUP
+	// (tests wait on it instead of sleeping).
+	watching     chan struct{}
+	watchingOnce sync.Once
+	opts         Options
+	log          *slog.Logger
+	metrics      *telemetry.Metrics
+	tunnels      *proxy.Tunnels
+	ids          *proxy.RequestIDs
+	current      atomic.Pointer[dataplane.Snapshot]
 
 	mu            sync.Mutex // serializes reloads and shutdown
 	listeners     map[string]*listen.Listener
@@ -99,7 +104,8 @@ type Node struct {
 	mesh          *mesh      // nil: not in a cluster
 	tap           *telemetry.Tap
 	upstats       *telemetry.UpstreamStats
-	tracer        *telemetry.Tracer // nil: tracing off
+	clusterStats  *clusterstats.Sharer // upstats and the peers', shared
+	tracer        *telemetry.Tracer    // nil: tracing off
 	adminAPI      *admin.Server
 	adminAPILn    net.Listener
 	breakers      *breaker.Registry
@@ -142,6 +148,7 @@ func New(opts Options) (*Node, error) {
 		opts.Load = config.Load
 	}
 	n := &Node{
+		watching:  make(chan struct{}),
 		opts:      opts,
 		log:       opts.Logger,
 		metrics:   telemetry.NewMetrics(),

@@ -166,6 +166,9 @@ func (n *Node) PurgeCache(p cache.Purge) (id string, removed int, err error) {
 	if n.mesh == nil {
 		return id, n.purges.apply(id, p), nil
 	}
+	if err := n.canWrite(kindCachePurge); err != nil {
+		return "", 0, err
+	}
 	live, expired := 0, purgeExpired(time.Now)
 	for _, it := range n.mesh.store.List(kindCachePurge) {
 		if !it.Deleted && !expired(it) { // expired ones wait for the store's next collection

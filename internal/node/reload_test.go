@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -173,7 +174,7 @@ func TestRunReloadsOnSignalAndFileChange(t *testing.T) {
 	}
 
 	// File watch: write the file; the node picks it up by itself.
-	time.Sleep(50 * time.Millisecond) // the watcher is being set up
+	<-e.node.watching
 	start := reloads(e.node, "ok")
 	e.write(simpleConfig(addr(b), ""))
 	eventually(t, 5*time.Second, "file change to be applied", func() bool { return backendName() == "b" })
@@ -211,8 +212,8 @@ func TestRunReloadsOnSignalAndFileChange(t *testing.T) {
 // A request in flight when the drain starts completes; new connections are
 // refused.
 func TestDrainFinishesInFlight(t *testing.T) {
-	release := make(chan struct{})
-	slow := newSlowBackend(t, release)
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
+	slow := newSlowBackend(t, release, arrived)
 	e := startEdge(t, simpleConfig(slow, ""))
 	base := e.url("public")
 	result := make(chan int, 1)
@@ -226,13 +227,20 @@ func TestDrainFinishesInFlight(t *testing.T) {
 		resp.Body.Close()
 		result <- resp.StatusCode
 	}()
-	time.Sleep(100 * time.Millisecond) // the request reaches the backend
+	<-arrived // the request is at the backend
 	shut := make(chan struct{})
 	go func() {
 		_ = e.node.Shutdown(context.Background())
 		close(shut)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// The drain has begun once the listener takes no new connection.
+	eventually(t, 5*time.Second, "the listener closed", func() bool {
+		c, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
 	close(release)
 	if got := <-result; got != 200 {
 		t.Fatalf("in-flight request got %d", got)
@@ -240,9 +248,15 @@ func TestDrainFinishesInFlight(t *testing.T) {
 	<-shut
 }
 
-func newSlowBackend(t *testing.T, release chan struct{}) string {
+// newSlowBackend answers once release is closed, telling arrived (if it
+// has room) when a request is in.
+func newSlowBackend(t *testing.T, release, arrived chan struct{}) string {
 	s := echoBackend(t, "slow")
 	s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
 		<-release
 		_, _ = w.Write([]byte("done"))
 	})

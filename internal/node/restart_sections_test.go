@@ -28,8 +28,10 @@ func TestReloadWarnsOfSectionsReadAtStart(t *testing.T) {
 	}
 	write("0.5")
 	var logs meshtest.SyncBuffer
+	access := telemetry.NewAccessLog(io.Discard, io.NopCloser(nil))
+	defer access.Close() // after the node's Shutdown below (defers run last first)
 	n, err := New(Options{ConfigPath: path, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		AccessLog: telemetry.NewAccessLog(io.Discard, io.NopCloser(nil)), TraceExporter: newSpanSink()})
+		AccessLog: access, TraceExporter: newSpanSink()})
 	if err != nil {
 		t.Fatal(err)
 	}

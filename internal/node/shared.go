@@ -7,11 +7,12 @@ import (
 	"github.com/meshgate/meshgate/internal/telemetry"
 )
 
-// startSharedState creates the node's circuit breakers and rate limiter:
-// wired to the cluster when the node is in one (registered as owners, so
-// their state travels with gossip), node-local otherwise.
+// startSharedState creates the node's circuit breakers, rate limiter and
+// shared upstream stats: wired to the cluster when the node is in one
+// (registered as owners, so their state travels with gossip), node-local
+// otherwise.
 func (n *Node) startSharedState(cfg *config.Config) error {
-	o := sharedstate.Options{Clock: n.opts.Clock, Logger: n.log, OnBreakerChange: n.breakerChanged}
+	o := sharedstate.Options{Clock: n.opts.Clock, Logger: n.log, OnBreakerChange: n.breakerChanged, UpstreamStats: n.upstats}
 	if n.mesh != nil {
 		o.Cluster = n.mesh.cluster
 		o.ExpectPeers = cfg.Cluster != nil && len(cfg.Cluster.Join) > 0
@@ -20,7 +21,7 @@ func (n *Node) startSharedState(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	n.breakers, n.limits, n.stopShared = s.Breakers, s.Limits, s.Stop
+	n.breakers, n.limits, n.clusterStats, n.stopShared = s.Breakers, s.Limits, s.Stats, s.Stop
 	n.metrics.WatchSharedState(n.breakerView, n.limitView)
 	return nil
 }

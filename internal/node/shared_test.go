@@ -151,8 +151,10 @@ routes:
 				})
 				return
 			}
-			// Give the report time to arrive, then b must still get through.
-			time.Sleep(500 * time.Millisecond)
+			// Once a's report has reached b, b must still get through.
+			waitUntil(t, 5*time.Second, "b receives a's report", func() bool {
+				return b.node.breakers.Stats().ReportsReceived >= 1
+			})
 			for i := 0; i < 5; i++ {
 				if code, _, body := get(t, nil, "GET", b.url("public")+"/x", nil); code != 200 {
 					t.Fatalf("b (%s): %d %q", tc.description, code, body)

@@ -195,7 +195,11 @@ upstreams:
 		}()
 	}
 	eventually(t, 5*time.Second, "two requests at the backend", func() bool { return inflight.Load() == 2 })
-	time.Sleep(50 * time.Millisecond) // the third is queued
+	eventually(t, 5*time.Second, "the third request queued", func() bool {
+		e.node.mu.Lock()
+		defer e.node.mu.Unlock()
+		return e.node.clusters["u"].cluster.Upstream.Queued() == 1
+	})
 	status, _, body := get(t, nil, "GET", e.url("public")+"/", nil)
 	if status != 503 || !strings.Contains(body, "overloaded") {
 		t.Fatalf("over the limit: %d %s", status, body)

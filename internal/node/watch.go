@@ -25,6 +25,7 @@ func (n *Node) Run(ctx context.Context) error {
 	changed := make(chan struct{}, 1)
 	stopWatch := n.watch(ctx, changed)
 	defer stopWatch()
+	n.watchingOnce.Do(func() { close(n.watching) })
 
 	for {
 		select {

@@ -180,10 +180,15 @@ func TestH1PoolEarlyCloseDoesNotPoolDirtyConn(t *testing.T) {
 }
 
 func TestH1PoolDeadline(t *testing.T) {
+	done := make(chan struct{})
 	addr, _ := rawServer(t, func(_, n int, _ *http.Request) string {
-		time.Sleep(2 * time.Second)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
 		return ok("late")
 	})
+	t.Cleanup(func() { close(done) }) // runs first (cleanups are LIFO): the handler ends with the test
 	p := newTestPool()
 	start := time.Now()
 	_, err := p.roundTripUntil(getReq(t, addr, "/"), start.Add(50*time.Millisecond))

@@ -11,12 +11,14 @@ import (
 //
 //	flags | clock | node | kind | name | value [| extension]
 //
-// flags bit 0: a tombstone; bit 1: an extension follows the value. This
-// release writes neither the extension nor other bits. The extension is
-// how a later release adds fields to an item (a signature, say): a
-// length-prefixed blob this release skips, as it ignores flag bits it does
-// not know, so nodes of two releases share a cluster. The goldens in
-// replica_test.go pin the format.
+// flags bit 0: a tombstone; bit 1: an extension follows the value. The
+// extension is Item.Ext, a length-prefixed blob the store keeps and relays
+// as it came: the writer's signature (package itemsig defines its content,
+// itself versioned so that a later release can add fields to it). An
+// unsigned item (Ext empty) is written without the bit and the blob, in
+// the bytes of the release before signatures; that release skipped the
+// blob and still reads a signed item. Flag bits this release does not know
+// are ignored. The goldens in codec_test.go pin the format.
 //
 // Limits keep a hostile peer from making the store allocate much.
 const (
@@ -36,12 +38,19 @@ func encodeItem(b []byte, it *Item) []byte {
 	if it.Deleted {
 		flags = flagDeleted
 	}
+	if len(it.Ext) > 0 {
+		flags |= flagExtension
+	}
 	b = wire.AppendUvarint(b, flags)
 	b = wire.AppendUvarint(b, it.Version.Clock)
 	b = wire.AppendString(b, it.Version.Node)
 	b = wire.AppendString(b, it.Kind)
 	b = wire.AppendString(b, it.Name)
-	return wire.AppendBytes(b, it.Value)
+	b = wire.AppendBytes(b, it.Value)
+	if len(it.Ext) > 0 {
+		b = wire.AppendBytes(b, it.Ext)
+	}
+	return b
 }
 
 // encodeState is the count of items, then each item.
@@ -67,7 +76,11 @@ func decodeItem(r *wire.Reader) *Item {
 		it.Value = append([]byte(nil), v...)
 	}
 	if flags&flagExtension != 0 {
-		r.Extension(maxExtension) // a later release's fields
+		// Kept whole, even the fields this release does not know, so a
+		// relayed signature verifies on a node of any release.
+		if ext := r.Bytes(maxExtension, "extension"); len(ext) > 0 {
+			it.Ext = append([]byte(nil), ext...)
+		}
 	}
 	return it
 }

@@ -15,9 +15,17 @@
 // The store carries opaque values; the node decodes and validates them (a
 // peer's bytes are outside input) and keeps serving its current snapshot
 // when one is invalid.
+//
+// Who wrote an item is not the store's business either, but it makes room
+// for the answer: an item carries an opaque extension (Item.Ext), set by
+// Options.Sign when this node writes it and stored and relayed verbatim, and
+// a peer's item is applied only once Options.Verify accepts it. The node
+// puts its writer's signature there (package itemsig): gossip relays items
+// through every member, so without it any member could write any resource.
 package replica
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -51,6 +59,10 @@ type Item struct {
 	Value   []byte
 	Deleted bool
 	Version Version
+	// Ext is the item's extension, opaque to the store: set by Options.Sign
+	// on a write, stored and relayed with the item byte for byte (a
+	// signature must reach every node as it was made), nil when unsigned.
+	Ext []byte
 	// Seen is when this node stored the version (local time; tombstone GC).
 	Seen time.Time
 }
@@ -74,7 +86,20 @@ type Options struct {
 	// would otherwise stay for good; it must tell the same on every node
 	// (decide from the item, not from when this node saw it) and be quick:
 	// it runs under the store's lock.
-	Expired      func(it Item) bool
+	Expired func(it Item) bool
+	// Sign (may be nil) is called by a write with the new item, before it
+	// is stored or sent, to set its Ext (the writer's signature); an error
+	// fails the write.
+	Sign func(it *Item) error
+	// Verify (may be nil) decides whether a peer's item may be applied: an
+	// error refuses it (counted in Stats.Refused and returned, wrapping
+	// ErrRefused, by Merge and MergeState, which the cluster logs at a
+	// bounded rate). It is called only for items the store would apply —
+	// newer than what it holds, not expired, within MaxClockJump — so a
+	// push/pull of a state the node already has costs no verification, and
+	// outside the store's lock, so a slow check blocks no reader. It may be
+	// called from several goroutines at once.
+	Verify       func(it Item) error
 	Clock        clock.Clock
 	TombstoneTTL time.Duration // default 24h
 	// MaxItems bounds the store against a peer flooding it (default 10,000).
@@ -96,6 +121,8 @@ type key struct{ kind, name string }
 type Stats struct {
 	Items, Tombstones   int
 	Applied, Stale, Bad uint64 // merged items: newer, not newer, malformed
+	// Refused counts peers' items that Options.Verify refused.
+	Refused uint64
 }
 
 // MaxClockJump bounds how far past the highest clock a node has seen a
@@ -111,6 +138,9 @@ var ErrFull = errors.New("replica: store full")
 // ErrClockJump is returned for a peer's version more than MaxClockJump past
 // the highest clock this node has seen (the item is refused).
 var ErrClockJump = errors.New("replica: version clock jumps too far ahead")
+
+// ErrRefused wraps Options.Verify's error for a refused item.
+var ErrRefused = errors.New("replica: item refused")
 
 // ErrClockExhausted is returned by a write when the clock has no successor
 // (it is never wrapped to a version that would lose to every other).
@@ -166,9 +196,18 @@ func (s *Store) write(kind, name string, value []byte, deleted bool) (Version, e
 		s.mu.Unlock()
 		return Version{}, ErrClockExhausted
 	}
-	s.clock++
 	it := &Item{Kind: kind, Name: name, Value: append([]byte(nil), value...), Deleted: deleted,
-		Version: Version{Clock: s.clock, Node: s.opts.Node}, Seen: s.opts.Clock.Now()}
+		Version: Version{Clock: s.clock + 1, Node: s.opts.Node}, Seen: s.opts.Clock.Now()}
+	if s.opts.Sign != nil {
+		// Under the lock: the version must be the one the store holds
+		// next, and signing (one ECDSA signature, ~30 µs) is cheap next to
+		// the admin API call that asked for it.
+		if err := s.opts.Sign(it); err != nil {
+			s.mu.Unlock()
+			return Version{}, fmt.Errorf("replica: sign %s/%s: %w", kind, name, err)
+		}
+	}
+	s.clock++
 	s.items[k] = it
 	applied := []Item{*it}
 	s.mu.Unlock()
@@ -273,38 +312,82 @@ func (s *Store) MergeState(state []byte) error {
 	return err
 }
 
-// apply stores the items that are newer than what the store holds and
-// advances the Lamport clock past every version seen. It returns copies of
-// the items it stored.
+// apply stores the items that are newer than what the store holds, once
+// Options.Verify accepts them, and advances the Lamport clock past every
+// version it stores. It returns copies of the items it stored.
+//
+// Verification runs between two passes under the lock: the first picks
+// the items that would be applied (the others are counted and need no
+// check), the second applies those verified, checking again, since a write
+// or another merge may have come in between.
 func (s *Store) apply(items []*Item) (applied []Item, err error) {
+	s.mu.Lock()
+	candidates := items[:0:0]
+	for _, it := range items {
+		ok, e := s.admissible(it, true)
+		err = cmp.Or(err, e)
+		if ok {
+			candidates = append(candidates, it)
+		}
+	}
+	s.mu.Unlock()
+	if s.opts.Verify != nil && len(candidates) > 0 {
+		verified := candidates[:0]
+		var refused uint64
+		for _, it := range candidates {
+			if verr := s.opts.Verify(*it); verr != nil {
+				refused++
+				err = cmp.Or(err, fmt.Errorf("%w: %s/%s at %v: %w", ErrRefused, it.Kind, it.Name, it.Version, verr))
+				continue
+			}
+			verified = append(verified, it)
+		}
+		candidates = verified
+		if refused > 0 {
+			s.mu.Lock()
+			s.stats.Refused += refused
+			s.mu.Unlock()
+		}
+	}
+	if len(candidates) == 0 {
+		return nil, err
+	}
 	now := s.opts.Clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, it := range items {
-		if it.Version.Clock > s.clock {
-			if it.Version.Clock-s.clock > MaxClockJump {
-				s.stats.Bad++
-				err = fmt.Errorf("%w: %s/%s at %v, this node's clock %d", ErrClockJump, it.Kind, it.Name, it.Version, s.clock)
-				continue
-			}
-			s.clock = it.Version.Clock
-		}
-		k := key{it.Kind, it.Name}
-		cur, ok := s.items[k]
-		if ok && !it.Version.Newer(cur.Version) || s.expired(it) {
-			s.stats.Stale++
+	for _, it := range candidates {
+		if ok, e := s.admissible(it, false); !ok {
+			err = cmp.Or(err, e)
 			continue
 		}
-		if !ok && len(s.items) >= s.opts.MaxItems {
-			err = ErrFull
-			continue
-		}
+		s.clock = max(s.clock, it.Version.Clock)
 		it.Seen = now
-		s.items[k] = it
+		s.items[key{it.Kind, it.Name}] = it
 		s.stats.Applied++
 		applied = append(applied, *it)
 	}
 	return applied, err
+}
+
+// admissible reports whether the store would apply it now (s.mu held), and
+// why not when that is an error; count says whether to count a refusal
+// (the first pass does; the second counts only what changed in between).
+func (s *Store) admissible(it *Item, count bool) (bool, error) {
+	if it.Version.Clock > s.clock && it.Version.Clock-s.clock > MaxClockJump {
+		if count {
+			s.stats.Bad++
+		}
+		return false, fmt.Errorf("%w: %s/%s at %v, this node's clock %d", ErrClockJump, it.Kind, it.Name, it.Version, s.clock)
+	}
+	cur, ok := s.items[key{it.Kind, it.Name}]
+	if ok && !it.Version.Newer(cur.Version) || s.expired(it) {
+		s.stats.Stale++
+		return false, nil
+	}
+	if !ok && len(s.items) >= s.opts.MaxItems {
+		return false, ErrFull
+	}
+	return true, nil
 }
 
 // expired reports whether it is a live item that Options.Expired retires.

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -283,5 +284,82 @@ func TestClockDoesNotWrap(t *testing.T) {
 	s.clock = ^uint64(0)
 	if _, err := s.Put("route", "r", []byte("v")); err == nil {
 		t.Fatal("a write past the largest clock was stamped")
+	}
+}
+
+// Sign sets each written item's extension, which reaches the peers as it
+// was made (broadcast and push/pull); Verify refuses an item before it is
+// stored, relayed or able to move the clock, counts it, and is asked only
+// about items the store would apply.
+func TestSignAndVerifyHooks(t *testing.T) {
+	var verified []string
+	hooks := func(name string) Options {
+		return Options{Node: name,
+			Sign: func(it *Item) error { it.Ext = []byte("by " + name); return nil },
+			Verify: func(it Item) error {
+				verified = append(verified, it.Name)
+				if string(it.Ext) != "by edge" {
+					return errors.New("not a writer")
+				}
+				return nil
+			}}
+	}
+	edge, mallory, peer := New(hooks("edge")), New(hooks("mallory")), New(hooks("peer"))
+	if _, err := edge.Put("route", "orders", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mallory.Put("route", "orders", []byte("hijack")); err != nil { // (1, mallory) > (1, edge)
+		t.Fatal(err)
+	}
+	if _, err := mallory.Put("route", "admin", []byte("hijack")); err != nil {
+		t.Fatal(err)
+	}
+	if it, _ := edge.Get("route", "orders"); string(it.Ext) != "by edge" {
+		t.Fatalf("written item's Ext: %q", it.Ext)
+	}
+	// Broadcasts.
+	for _, it := range mallory.List("route") {
+		relay, err := peer.Merge(encodeItem(nil, &it))
+		if relay || !errors.Is(err, ErrRefused) {
+			t.Fatalf("mallory's %s: relay %v, %v", it.Name, relay, err)
+		}
+	}
+	if relay, err := peer.Merge(edge.LocalState()[1:]); !relay || err != nil {
+		t.Fatalf("edge's item: relay %v, %v", relay, err)
+	}
+	// Push/pull: mallory's newer orders and its admin are refused, the
+	// edge's items (already held) are not verified again.
+	verified = nil
+	if err := peer.MergeState(mallory.LocalState()); !errors.Is(err, ErrRefused) {
+		t.Fatalf("mallory's state: %v", err)
+	}
+	if err := peer.MergeState(edge.LocalState()); err != nil {
+		t.Fatal(err)
+	}
+	if len(verified) != 2 {
+		t.Errorf("verified %v: want only mallory's two items", verified)
+	}
+	if v := value(t, peer, "route", "orders"); v != "v1" {
+		t.Errorf("orders = %q", v)
+	}
+	if _, ok := peer.Get("route", "admin"); ok {
+		t.Error("mallory's admin route was stored")
+	}
+	if st := peer.Stats(); st.Refused != 4 || st.Applied != 1 || st.Items != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	// A refused item does not advance the clock: the next write is 2.
+	if v, err := peer.Put("route", "x", nil); err != nil || v.Clock != 2 {
+		t.Errorf("next write %v, %v", v, err)
+	}
+	// A signing failure fails the write; nothing is stored or sent.
+	sent := 0
+	failing := New(Options{Node: "n", Send: func(string, []byte) { sent++ },
+		Sign: func(*Item) error { return errors.New("no key") }})
+	if _, err := failing.Put("route", "r", []byte("v")); err == nil || sent != 0 || failing.Stats().Items != 0 {
+		t.Errorf("a write that could not be signed: %v, sent %d", err, sent)
+	}
+	if v, err := failing.Put("route", "r", []byte("v")); err == nil || v.Clock != 0 {
+		t.Error("the clock moved for a failed write")
 	}
 }

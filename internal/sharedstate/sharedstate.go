@@ -1,7 +1,7 @@
-// Package sharedstate wires the policy state a node shares with the
-// cluster, its circuit breakers and its rate limiter, to the node's gossip
-// cluster: one piece of code for every node and for the benchmarks that
-// stand nodes up in one process.
+// Package sharedstate wires the state a node shares with the cluster, its
+// circuit breakers, its rate limiter and its upstream stats, to the node's
+// gossip cluster: one piece of code for every node and for the benchmarks
+// that stand nodes up in one process.
 package sharedstate
 
 import (
@@ -11,8 +11,10 @@ import (
 
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/clock"
+	"github.com/meshgate/meshgate/internal/clusterstats"
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/ratelimit"
+	"github.com/meshgate/meshgate/internal/telemetry"
 )
 
 // Options configures Start.
@@ -26,14 +28,19 @@ type Options struct {
 	Logger      *slog.Logger
 	// OnBreakerChange is called on every breaker state change.
 	OnBreakerChange func(endpoint string, from, to breaker.State, cause string)
+	// UpstreamStats, when set, are shared with the cluster (State.Stats),
+	// so that a traffic shift asked of any node sees every node's traffic.
+	UpstreamStats *telemetry.UpstreamStats
 }
 
-// State is a node's breakers and limiter, running.
+// State is a node's breakers, limiter and shared stats, running.
 type State struct {
 	Breakers *breaker.Registry
 	Limits   *ratelimit.Limiter
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// Stats is nil without Options.UpstreamStats.
+	Stats  *clusterstats.Sharer
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // Start creates the breakers and the limiter and, with a cluster,
@@ -45,7 +52,7 @@ func Start(o Options) (*State, error) {
 		log = slog.Default()
 	}
 	name := "local"
-	var sendB, sendL func(string, []byte)
+	var sendB, sendL, sendS func(string, []byte)
 	var sendNow func([]byte)
 	var members func() []string
 	var alive func(string) bool
@@ -62,6 +69,11 @@ func Start(o Options) (*State, error) {
 				}
 			}
 			return out
+		}
+		if o.UpstreamStats != nil {
+			// Frequent: a window is re-sent whenever it changes, so a
+			// lost copy is soon superseded.
+			sendS = c.FrequentSender(clusterstats.Kind)
 		}
 	}
 	s := &State{}
@@ -80,6 +92,16 @@ func Start(o Options) (*State, error) {
 	s.cancel = cancel
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.Limits.Run(ctx) }()
+	if o.UpstreamStats != nil {
+		// On the stats' own clock (not o.Clock): the windows it reads are
+		// counted on it.
+		s.Stats = clusterstats.New(clusterstats.Options{Node: name, Stats: o.UpstreamStats, Send: sendS, Alive: alive})
+		if c != nil {
+			c.Register(s.Stats)
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); s.Stats.Run(ctx) }()
+		}
+	}
 	if c != nil {
 		c.Register(s.Breakers)
 		c.Register(s.Limits)
@@ -99,7 +121,7 @@ func Start(o Options) (*State, error) {
 	return s, nil
 }
 
-// Stop ends the limiter's flushing and the membership watch.
+// Stop ends the limiter's and the stats' flushing and the membership watch.
 func (s *State) Stop() {
 	s.cancel()
 	s.wg.Wait()

@@ -10,11 +10,14 @@ type ClusterStats struct {
 	StatesIn, BadStates, UnknownKind uint64
 	Queued                           int
 	Rejected                         uint64 // connections refused by the mTLS transport
+	// RefusedItems are peers' replicated items not applied: unsigned, not
+	// signed by a writer of their kind, or a signature that does not verify.
+	RefusedItems uint64
 }
 
 type clusterCollector struct {
-	read                                        func() ClusterStats
-	members, messages, states, queued, rejected *prometheus.Desc
+	read                                                 func() ClusterStats
+	members, messages, states, queued, rejected, refused *prometheus.Desc
 }
 
 // WatchCluster exports the cluster's state and counters. Call it once,
@@ -32,6 +35,7 @@ func (m *Metrics) WatchCluster(read func() ClusterStats) {
 		states:   prometheus.NewDesc("meshgate_gossip_states_total", "Push/pull states received, by result (ok, bad).", []string{"result"}, nil),
 		queued:   prometheus.NewDesc("meshgate_gossip_queued_broadcasts", "Broadcasts waiting to be sent.", nil, nil),
 		rejected: prometheus.NewDesc("meshgate_gossip_rejected_connections_total", "Gossip connections refused: no valid SVID, not allowed, or malformed.", nil, nil),
+		refused:  prometheus.NewDesc("meshgate_cluster_items_refused_total", "Peers' replicated items not applied: unsigned, not signed by one of cluster.writers, or a signature that does not verify.", nil, nil),
 	})
 }
 
@@ -48,7 +52,7 @@ func (m *Metrics) ClusterApply(ok bool) {
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.members, c.messages, c.states, c.queued, c.rejected} {
+	for _, d := range []*prometheus.Desc{c.members, c.messages, c.states, c.queued, c.rejected, c.refused} {
 		ch <- d
 	}
 }
@@ -65,4 +69,5 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.states, prometheus.CounterValue, float64(s.BadStates), "bad")
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(s.Queued))
 	ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(s.Rejected))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedItems))
 }

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"math"
 	"math/bits"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,9 +36,12 @@ type UpstreamSnapshot struct {
 	Window   time.Duration
 	Requests uint64
 	Errors   uint64 // responses with status ≥ 500
-	// P50 and P99 are latency percentiles, estimated from the histogram
-	// (within one bucket, a factor of √2); 0 without requests.
+	// P50 and P99 are latency percentiles, estimated from Hist (within
+	// one bucket, a factor of √2); 0 without requests.
 	P50, P99 time.Duration
+	// Hist is the window's latency histogram: what snapshots of several
+	// nodes are merged by (percentiles do not add up).
+	Hist LatencyHistogram
 }
 
 // ErrorRate is Errors/Requests, 0 without requests.
@@ -229,7 +233,7 @@ func (s *UpstreamStats) Snapshot(upstream string, window time.Duration) (Upstrea
 	n := int64((window + time.Second - 1) / time.Second)
 	n = min(max(n, 1), statsSeconds-1)
 	out := UpstreamSnapshot{Window: time.Duration(n) * time.Second}
-	var hist [latencyBuckets]uint64
+	hist := &out.Hist
 	now := s.second()
 	for sec := now; sec > now-n && sec >= 0; sec-- {
 		b := &r.buckets[sec%statsSeconds]
@@ -242,36 +246,25 @@ func (s *UpstreamStats) Snapshot(upstream string, window time.Duration) (Upstrea
 			hist[i] += uint64(b.hist[i].Load())
 		}
 	}
-	out.P50 = percentile(&hist, 0.50)
-	out.P99 = percentile(&hist, 0.99)
+	out.P50 = hist.Quantile(0.50)
+	out.P99 = hist.Quantile(0.99)
 	return out, true
 }
 
-// percentile estimates the q-quantile of the histogram, interpolating
-// linearly inside the bucket that holds it.
-func percentile(hist *[latencyBuckets]uint64, q float64) time.Duration {
-	var total uint64
-	for _, c := range hist {
-		total += c
+// Upstreams names the upstreams with a request in the last minute or so
+// (those with a ring), sorted.
+func (s *UpstreamStats) Upstreams() []string {
+	if s == nil {
+		return nil
 	}
-	if total == 0 {
-		return 0
+	m := *s.rings.Load()
+	out := make([]string, 0, len(m))
+	for name := range m {
+		out = append(out, name)
 	}
-	rank := uint64(math.Ceil(q * float64(total))) // 1-based
-	rank = min(max(rank, 1), total)
-	var below uint64
-	for i, c := range hist {
-		if below+c < rank {
-			below += c
-			continue
-		}
-		lo := latencyLow[i]
-		if i == latencyBuckets-1 {
-			return time.Duration(lo) // unbounded above: its least value
-		}
-		hi := latencyLow[i+1]
-		frac := (float64(rank-below) - 0.5) / float64(c)
-		return time.Duration(float64(lo) + frac*float64(hi-lo))
-	}
-	return time.Duration(latencyLow[latencyBuckets-1])
+	sort.Strings(out)
+	return out
 }
+
+// Clock is the clock the stats count their seconds on.
+func (s *UpstreamStats) Clock() clock.Clock { return s.clock }

@@ -41,6 +41,13 @@ func (u *Upstream) Acquire(ctx context.Context) (release func(), err error) {
 	return l.acquireSlow(ctx, u)
 }
 
+// Queued is how many requests wait for a slot (at most MaxPending).
+func (u *Upstream) Queued() int {
+	u.lim.mu.Lock()
+	defer u.lim.mu.Unlock()
+	return len(u.lim.queue)
+}
+
 // TryAcquire is Acquire without waiting: ok is false when every slot is
 // taken (then call Acquire to queue). It never allocates.
 func (u *Upstream) TryAcquire() (release func(), ok bool) {

@@ -934,8 +934,10 @@ func (x *TrafficSplit) GetTargets() []*TrafficTarget {
 }
 
 type UpstreamStatsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Upstream      string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Upstream string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	// local: the answering node's own figures only.
+	Local         bool `protobuf:"varint,2,opt,name=local,proto3" json:"local,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -977,13 +979,27 @@ func (x *UpstreamStatsRequest) GetUpstream() string {
 	return ""
 }
 
+func (x *UpstreamStatsRequest) GetLocal() bool {
+	if x != nil {
+		return x.Local
+	}
+	return false
+}
+
+// The figures are merged over nodes: counts summed, percentiles of the
+// summed latency histograms.
 type UpstreamStatsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Upstream      string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
-	Requests      uint64                 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
-	Errors        uint64                 `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"` // 5xx and failures the proxy generated
-	P50Ms         float64                `protobuf:"fixed64,4,opt,name=p50_ms,json=p50Ms,proto3" json:"p50_ms,omitempty"`
-	P99Ms         float64                `protobuf:"fixed64,5,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Upstream string                 `protobuf:"bytes,1,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	Requests uint64                 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	Errors   uint64                 `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"` // 5xx and failures the proxy generated
+	P50Ms    float64                `protobuf:"fixed64,4,opt,name=p50_ms,json=p50Ms,proto3" json:"p50_ms,omitempty"`
+	P99Ms    float64                `protobuf:"fixed64,5,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
+	// nodes are the members merged: the answering node first (zeros if
+	// it sent the upstream no request), then every live member that sent
+	// it a request in the window.
+	Nodes         []*NodeUpstreamStats `protobuf:"bytes,6,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	WindowMs      int64                `protobuf:"varint,7,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1053,6 +1069,114 @@ func (x *UpstreamStatsResponse) GetP99Ms() float64 {
 	return 0
 }
 
+func (x *UpstreamStatsResponse) GetNodes() []*NodeUpstreamStats {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *UpstreamStatsResponse) GetWindowMs() int64 {
+	if x != nil {
+		return x.WindowMs
+	}
+	return 0
+}
+
+type NodeUpstreamStats struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Node     string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Role     string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"` // edge or sidecar
+	Requests uint64                 `protobuf:"varint,3,opt,name=requests,proto3" json:"requests,omitempty"`
+	Errors   uint64                 `protobuf:"varint,4,opt,name=errors,proto3" json:"errors,omitempty"`
+	P50Ms    float64                `protobuf:"fixed64,5,opt,name=p50_ms,json=p50Ms,proto3" json:"p50_ms,omitempty"`
+	P99Ms    float64                `protobuf:"fixed64,6,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
+	// age_ms: how long ago the node's latest figures arrived; 0 for the
+	// answering node, read when asked.
+	AgeMs         int64 `protobuf:"varint,7,opt,name=age_ms,json=ageMs,proto3" json:"age_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeUpstreamStats) Reset() {
+	*x = NodeUpstreamStats{}
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeUpstreamStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeUpstreamStats) ProtoMessage() {}
+
+func (x *NodeUpstreamStats) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeUpstreamStats.ProtoReflect.Descriptor instead.
+func (*NodeUpstreamStats) Descriptor() ([]byte, []int) {
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *NodeUpstreamStats) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *NodeUpstreamStats) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *NodeUpstreamStats) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *NodeUpstreamStats) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *NodeUpstreamStats) GetP50Ms() float64 {
+	if x != nil {
+		return x.P50Ms
+	}
+	return 0
+}
+
+func (x *NodeUpstreamStats) GetP99Ms() float64 {
+	if x != nil {
+		return x.P99Ms
+	}
+	return 0
+}
+
+func (x *NodeUpstreamStats) GetAgeMs() int64 {
+	if x != nil {
+		return x.AgeMs
+	}
+	return 0
+}
+
 type ListBreakersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1061,7 +1185,7 @@ type ListBreakersRequest struct {
 
 func (x *ListBreakersRequest) Reset() {
 	*x = ListBreakersRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1197,7 @@ func (x *ListBreakersRequest) String() string {
 func (*ListBreakersRequest) ProtoMessage() {}
 
 func (x *ListBreakersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1210,7 @@ func (x *ListBreakersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBreakersRequest.ProtoReflect.Descriptor instead.
 func (*ListBreakersRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 type Breaker struct {
@@ -1103,7 +1227,7 @@ type Breaker struct {
 
 func (x *Breaker) Reset() {
 	*x = Breaker{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1239,7 @@ func (x *Breaker) String() string {
 func (*Breaker) ProtoMessage() {}
 
 func (x *Breaker) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1252,7 @@ func (x *Breaker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Breaker.ProtoReflect.Descriptor instead.
 func (*Breaker) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Breaker) GetEndpoint() string {
@@ -1182,7 +1306,7 @@ type ListBreakersResponse struct {
 
 func (x *ListBreakersResponse) Reset() {
 	*x = ListBreakersResponse{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1318,7 @@ func (x *ListBreakersResponse) String() string {
 func (*ListBreakersResponse) ProtoMessage() {}
 
 func (x *ListBreakersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1331,7 @@ func (x *ListBreakersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBreakersResponse.ProtoReflect.Descriptor instead.
 func (*ListBreakersResponse) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListBreakersResponse) GetBreakers() []*Breaker {
@@ -1226,7 +1350,7 @@ type ResetBreakerRequest struct {
 
 func (x *ResetBreakerRequest) Reset() {
 	*x = ResetBreakerRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1362,7 @@ func (x *ResetBreakerRequest) String() string {
 func (*ResetBreakerRequest) ProtoMessage() {}
 
 func (x *ResetBreakerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1375,7 @@ func (x *ResetBreakerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetBreakerRequest.ProtoReflect.Descriptor instead.
 func (*ResetBreakerRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResetBreakerRequest) GetEndpoint() string {
@@ -1269,7 +1393,7 @@ type ResetBreakerResponse struct {
 
 func (x *ResetBreakerResponse) Reset() {
 	*x = ResetBreakerResponse{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1405,7 @@ func (x *ResetBreakerResponse) String() string {
 func (*ResetBreakerResponse) ProtoMessage() {}
 
 func (x *ResetBreakerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1418,7 @@ func (x *ResetBreakerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetBreakerResponse.ProtoReflect.Descriptor instead.
 func (*ResetBreakerResponse) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 type ListLimitsRequest struct {
@@ -1305,7 +1429,7 @@ type ListLimitsRequest struct {
 
 func (x *ListLimitsRequest) Reset() {
 	*x = ListLimitsRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1441,7 @@ func (x *ListLimitsRequest) String() string {
 func (*ListLimitsRequest) ProtoMessage() {}
 
 func (x *ListLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1454,7 @@ func (x *ListLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLimitsRequest.ProtoReflect.Descriptor instead.
 func (*ListLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 type Limit struct {
@@ -1348,7 +1472,7 @@ type Limit struct {
 
 func (x *Limit) Reset() {
 	*x = Limit{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1484,7 @@ func (x *Limit) String() string {
 func (*Limit) ProtoMessage() {}
 
 func (x *Limit) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1497,7 @@ func (x *Limit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limit.ProtoReflect.Descriptor instead.
 func (*Limit) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Limit) GetRoute() string {
@@ -1434,7 +1558,7 @@ type ListLimitsResponse struct {
 
 func (x *ListLimitsResponse) Reset() {
 	*x = ListLimitsResponse{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1570,7 @@ func (x *ListLimitsResponse) String() string {
 func (*ListLimitsResponse) ProtoMessage() {}
 
 func (x *ListLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1583,7 @@ func (x *ListLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLimitsResponse.ProtoReflect.Descriptor instead.
 func (*ListLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListLimitsResponse) GetLimits() []*Limit {
@@ -1481,7 +1605,7 @@ type SetLimitRequest struct {
 
 func (x *SetLimitRequest) Reset() {
 	*x = SetLimitRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1617,7 @@ func (x *SetLimitRequest) String() string {
 func (*SetLimitRequest) ProtoMessage() {}
 
 func (x *SetLimitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1630,7 @@ func (x *SetLimitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimitRequest.ProtoReflect.Descriptor instead.
 func (*SetLimitRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetLimitRequest) GetRoute() string {
@@ -1546,7 +1670,7 @@ type DeleteLimitRequest struct {
 
 func (x *DeleteLimitRequest) Reset() {
 	*x = DeleteLimitRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1682,7 @@ func (x *DeleteLimitRequest) String() string {
 func (*DeleteLimitRequest) ProtoMessage() {}
 
 func (x *DeleteLimitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1695,7 @@ func (x *DeleteLimitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteLimitRequest.ProtoReflect.Descriptor instead.
 func (*DeleteLimitRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteLimitRequest) GetRoute() string {
@@ -1594,7 +1718,7 @@ type TapRequest struct {
 
 func (x *TapRequest) Reset() {
 	*x = TapRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1730,7 @@ func (x *TapRequest) String() string {
 func (*TapRequest) ProtoMessage() {}
 
 func (x *TapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1743,7 @@ func (x *TapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapRequest.ProtoReflect.Descriptor instead.
 func (*TapRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TapRequest) GetRoute() string {
@@ -1678,7 +1802,7 @@ type TapEvent struct {
 
 func (x *TapEvent) Reset() {
 	*x = TapEvent{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1814,7 @@ func (x *TapEvent) String() string {
 func (*TapEvent) ProtoMessage() {}
 
 func (x *TapEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1827,7 @@ func (x *TapEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TapEvent.ProtoReflect.Descriptor instead.
 func (*TapEvent) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TapEvent) GetTimeUnixMs() int64 {
@@ -1808,7 +1932,7 @@ type HeaderField struct {
 
 func (x *HeaderField) Reset() {
 	*x = HeaderField{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +1944,7 @@ func (x *HeaderField) String() string {
 func (*HeaderField) ProtoMessage() {}
 
 func (x *HeaderField) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +1957,7 @@ func (x *HeaderField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderField.ProtoReflect.Descriptor instead.
 func (*HeaderField) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HeaderField) GetName() string {
@@ -1885,7 +2009,7 @@ type TransformTestRequest struct {
 
 func (x *TransformTestRequest) Reset() {
 	*x = TransformTestRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2021,7 @@ func (x *TransformTestRequest) String() string {
 func (*TransformTestRequest) ProtoMessage() {}
 
 func (x *TransformTestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2034,7 @@ func (x *TransformTestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformTestRequest.ProtoReflect.Descriptor instead.
 func (*TransformTestRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TransformTestRequest) GetRoute() string {
@@ -2034,7 +2158,7 @@ type TransformTestResponse struct {
 
 func (x *TransformTestResponse) Reset() {
 	*x = TransformTestResponse{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2170,7 @@ func (x *TransformTestResponse) String() string {
 func (*TransformTestResponse) ProtoMessage() {}
 
 func (x *TransformTestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2183,7 @@ func (x *TransformTestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformTestResponse.ProtoReflect.Descriptor instead.
 func (*TransformTestResponse) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TransformTestResponse) GetRoute() string {
@@ -2156,7 +2280,7 @@ type TransformSideResult struct {
 
 func (x *TransformSideResult) Reset() {
 	*x = TransformSideResult{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +2292,7 @@ func (x *TransformSideResult) String() string {
 func (*TransformSideResult) ProtoMessage() {}
 
 func (x *TransformSideResult) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +2305,7 @@ func (x *TransformSideResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformSideResult.ProtoReflect.Descriptor instead.
 func (*TransformSideResult) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TransformSideResult) GetSide() string {
@@ -2212,7 +2336,7 @@ type PurgeCacheRequest struct {
 
 func (x *PurgeCacheRequest) Reset() {
 	*x = PurgeCacheRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2348,7 @@ func (x *PurgeCacheRequest) String() string {
 func (*PurgeCacheRequest) ProtoMessage() {}
 
 func (x *PurgeCacheRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2361,7 @@ func (x *PurgeCacheRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeCacheRequest.ProtoReflect.Descriptor instead.
 func (*PurgeCacheRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PurgeCacheRequest) GetRoute() string {
@@ -2276,7 +2400,7 @@ type PurgeCacheResponse struct {
 
 func (x *PurgeCacheResponse) Reset() {
 	*x = PurgeCacheResponse{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +2412,7 @@ func (x *PurgeCacheResponse) String() string {
 func (*PurgeCacheResponse) ProtoMessage() {}
 
 func (x *PurgeCacheResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +2425,7 @@ func (x *PurgeCacheResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeCacheResponse.ProtoReflect.Descriptor instead.
 func (*PurgeCacheResponse) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PurgeCacheResponse) GetId() string {
@@ -2362,7 +2486,7 @@ type CacheStatsRequest struct {
 
 func (x *CacheStatsRequest) Reset() {
 	*x = CacheStatsRequest{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2374,7 +2498,7 @@ func (x *CacheStatsRequest) String() string {
 func (*CacheStatsRequest) ProtoMessage() {}
 
 func (x *CacheStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2387,7 +2511,7 @@ func (x *CacheStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheStatsRequest.ProtoReflect.Descriptor instead.
 func (*CacheStatsRequest) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CacheStatsRequest) GetRoute() string {
@@ -2419,7 +2543,7 @@ type CacheRouteStats struct {
 
 func (x *CacheRouteStats) Reset() {
 	*x = CacheRouteStats{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2555,7 @@ func (x *CacheRouteStats) String() string {
 func (*CacheRouteStats) ProtoMessage() {}
 
 func (x *CacheRouteStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2568,7 @@ func (x *CacheRouteStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheRouteStats.ProtoReflect.Descriptor instead.
 func (*CacheRouteStats) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CacheRouteStats) GetRoute() string {
@@ -2534,7 +2658,7 @@ type CacheStatsResponse struct {
 
 func (x *CacheStatsResponse) Reset() {
 	*x = CacheStatsResponse{}
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2546,7 +2670,7 @@ func (x *CacheStatsResponse) String() string {
 func (*CacheStatsResponse) ProtoMessage() {}
 
 func (x *CacheStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_meshgate_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2559,7 +2683,7 @@ func (x *CacheStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheStatsResponse.ProtoReflect.Descriptor instead.
 func (*CacheStatsResponse) Descriptor() ([]byte, []int) {
-	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_meshgate_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CacheStatsResponse) GetNode() string {
@@ -2638,15 +2762,26 @@ const file_meshgate_admin_v1_admin_proto_rawDesc = "" +
 	"\fTrafficSplit\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12:\n" +
-	"\atargets\x18\x03 \x03(\v2 .meshgate.admin.v1.TrafficTargetR\atargets\"2\n" +
+	"\atargets\x18\x03 \x03(\v2 .meshgate.admin.v1.TrafficTargetR\atargets\"H\n" +
 	"\x14UpstreamStatsRequest\x12\x1a\n" +
-	"\bupstream\x18\x01 \x01(\tR\bupstream\"\x95\x01\n" +
+	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x14\n" +
+	"\x05local\x18\x02 \x01(\bR\x05local\"\xee\x01\n" +
 	"\x15UpstreamStatsResponse\x12\x1a\n" +
 	"\bupstream\x18\x01 \x01(\tR\bupstream\x12\x1a\n" +
 	"\brequests\x18\x02 \x01(\x04R\brequests\x12\x16\n" +
 	"\x06errors\x18\x03 \x01(\x04R\x06errors\x12\x15\n" +
 	"\x06p50_ms\x18\x04 \x01(\x01R\x05p50Ms\x12\x15\n" +
-	"\x06p99_ms\x18\x05 \x01(\x01R\x05p99Ms\"\x15\n" +
+	"\x06p99_ms\x18\x05 \x01(\x01R\x05p99Ms\x12:\n" +
+	"\x05nodes\x18\x06 \x03(\v2$.meshgate.admin.v1.NodeUpstreamStatsR\x05nodes\x12\x1b\n" +
+	"\twindow_ms\x18\a \x01(\x03R\bwindowMs\"\xb4\x01\n" +
+	"\x11NodeUpstreamStats\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1a\n" +
+	"\brequests\x18\x03 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06errors\x18\x04 \x01(\x04R\x06errors\x12\x15\n" +
+	"\x06p50_ms\x18\x05 \x01(\x01R\x05p50Ms\x12\x15\n" +
+	"\x06p99_ms\x18\x06 \x01(\x01R\x05p99Ms\x12\x15\n" +
+	"\x06age_ms\x18\a \x01(\x03R\x05ageMs\"\x15\n" +
 	"\x13ListBreakersRequest\"\xb2\x01\n" +
 	"\aBreaker\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x14\n" +
@@ -2814,7 +2949,7 @@ func file_meshgate_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_meshgate_admin_v1_admin_proto_rawDescData
 }
 
-var file_meshgate_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_meshgate_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_meshgate_admin_v1_admin_proto_goTypes = []any{
 	(*HealthRequest)(nil),          // 0: meshgate.admin.v1.HealthRequest
 	(*HealthResponse)(nil),         // 1: meshgate.admin.v1.HealthResponse
@@ -2834,84 +2969,86 @@ var file_meshgate_admin_v1_admin_proto_goTypes = []any{
 	(*TrafficSplit)(nil),           // 15: meshgate.admin.v1.TrafficSplit
 	(*UpstreamStatsRequest)(nil),   // 16: meshgate.admin.v1.UpstreamStatsRequest
 	(*UpstreamStatsResponse)(nil),  // 17: meshgate.admin.v1.UpstreamStatsResponse
-	(*ListBreakersRequest)(nil),    // 18: meshgate.admin.v1.ListBreakersRequest
-	(*Breaker)(nil),                // 19: meshgate.admin.v1.Breaker
-	(*ListBreakersResponse)(nil),   // 20: meshgate.admin.v1.ListBreakersResponse
-	(*ResetBreakerRequest)(nil),    // 21: meshgate.admin.v1.ResetBreakerRequest
-	(*ResetBreakerResponse)(nil),   // 22: meshgate.admin.v1.ResetBreakerResponse
-	(*ListLimitsRequest)(nil),      // 23: meshgate.admin.v1.ListLimitsRequest
-	(*Limit)(nil),                  // 24: meshgate.admin.v1.Limit
-	(*ListLimitsResponse)(nil),     // 25: meshgate.admin.v1.ListLimitsResponse
-	(*SetLimitRequest)(nil),        // 26: meshgate.admin.v1.SetLimitRequest
-	(*DeleteLimitRequest)(nil),     // 27: meshgate.admin.v1.DeleteLimitRequest
-	(*TapRequest)(nil),             // 28: meshgate.admin.v1.TapRequest
-	(*TapEvent)(nil),               // 29: meshgate.admin.v1.TapEvent
-	(*HeaderField)(nil),            // 30: meshgate.admin.v1.HeaderField
-	(*TransformTestRequest)(nil),   // 31: meshgate.admin.v1.TransformTestRequest
-	(*TransformTestResponse)(nil),  // 32: meshgate.admin.v1.TransformTestResponse
-	(*TransformSideResult)(nil),    // 33: meshgate.admin.v1.TransformSideResult
-	(*PurgeCacheRequest)(nil),      // 34: meshgate.admin.v1.PurgeCacheRequest
-	(*PurgeCacheResponse)(nil),     // 35: meshgate.admin.v1.PurgeCacheResponse
-	(*CacheStatsRequest)(nil),      // 36: meshgate.admin.v1.CacheStatsRequest
-	(*CacheRouteStats)(nil),        // 37: meshgate.admin.v1.CacheRouteStats
-	(*CacheStatsResponse)(nil),     // 38: meshgate.admin.v1.CacheStatsResponse
-	nil,                            // 39: meshgate.admin.v1.TransformTestRequest.ClaimsEntry
-	nil,                            // 40: meshgate.admin.v1.CacheRouteStats.EvictionsByReasonEntry
+	(*NodeUpstreamStats)(nil),      // 18: meshgate.admin.v1.NodeUpstreamStats
+	(*ListBreakersRequest)(nil),    // 19: meshgate.admin.v1.ListBreakersRequest
+	(*Breaker)(nil),                // 20: meshgate.admin.v1.Breaker
+	(*ListBreakersResponse)(nil),   // 21: meshgate.admin.v1.ListBreakersResponse
+	(*ResetBreakerRequest)(nil),    // 22: meshgate.admin.v1.ResetBreakerRequest
+	(*ResetBreakerResponse)(nil),   // 23: meshgate.admin.v1.ResetBreakerResponse
+	(*ListLimitsRequest)(nil),      // 24: meshgate.admin.v1.ListLimitsRequest
+	(*Limit)(nil),                  // 25: meshgate.admin.v1.Limit
+	(*ListLimitsResponse)(nil),     // 26: meshgate.admin.v1.ListLimitsResponse
+	(*SetLimitRequest)(nil),        // 27: meshgate.admin.v1.SetLimitRequest
+	(*DeleteLimitRequest)(nil),     // 28: meshgate.admin.v1.DeleteLimitRequest
+	(*TapRequest)(nil),             // 29: meshgate.admin.v1.TapRequest
+	(*TapEvent)(nil),               // 30: meshgate.admin.v1.TapEvent
+	(*HeaderField)(nil),            // 31: meshgate.admin.v1.HeaderField
+	(*TransformTestRequest)(nil),   // 32: meshgate.admin.v1.TransformTestRequest
+	(*TransformTestResponse)(nil),  // 33: meshgate.admin.v1.TransformTestResponse
+	(*TransformSideResult)(nil),    // 34: meshgate.admin.v1.TransformSideResult
+	(*PurgeCacheRequest)(nil),      // 35: meshgate.admin.v1.PurgeCacheRequest
+	(*PurgeCacheResponse)(nil),     // 36: meshgate.admin.v1.PurgeCacheResponse
+	(*CacheStatsRequest)(nil),      // 37: meshgate.admin.v1.CacheStatsRequest
+	(*CacheRouteStats)(nil),        // 38: meshgate.admin.v1.CacheRouteStats
+	(*CacheStatsResponse)(nil),     // 39: meshgate.admin.v1.CacheStatsResponse
+	nil,                            // 40: meshgate.admin.v1.TransformTestRequest.ClaimsEntry
+	nil,                            // 41: meshgate.admin.v1.CacheRouteStats.EvictionsByReasonEntry
 }
 var file_meshgate_admin_v1_admin_proto_depIdxs = []int32{
 	3,  // 0: meshgate.admin.v1.ListMembersResponse.members:type_name -> meshgate.admin.v1.Member
 	5,  // 1: meshgate.admin.v1.ListResourcesResponse.resources:type_name -> meshgate.admin.v1.Resource
 	14, // 2: meshgate.admin.v1.TrafficSplit.targets:type_name -> meshgate.admin.v1.TrafficTarget
-	19, // 3: meshgate.admin.v1.ListBreakersResponse.breakers:type_name -> meshgate.admin.v1.Breaker
-	24, // 4: meshgate.admin.v1.ListLimitsResponse.limits:type_name -> meshgate.admin.v1.Limit
-	30, // 5: meshgate.admin.v1.TransformTestRequest.request_headers:type_name -> meshgate.admin.v1.HeaderField
-	30, // 6: meshgate.admin.v1.TransformTestRequest.response_headers:type_name -> meshgate.admin.v1.HeaderField
-	39, // 7: meshgate.admin.v1.TransformTestRequest.claims:type_name -> meshgate.admin.v1.TransformTestRequest.ClaimsEntry
-	30, // 8: meshgate.admin.v1.TransformTestResponse.headers:type_name -> meshgate.admin.v1.HeaderField
-	33, // 9: meshgate.admin.v1.TransformTestResponse.results:type_name -> meshgate.admin.v1.TransformSideResult
-	40, // 10: meshgate.admin.v1.CacheRouteStats.evictions_by_reason:type_name -> meshgate.admin.v1.CacheRouteStats.EvictionsByReasonEntry
-	37, // 11: meshgate.admin.v1.CacheStatsResponse.routes:type_name -> meshgate.admin.v1.CacheRouteStats
-	0,  // 12: meshgate.admin.v1.Admin.Health:input_type -> meshgate.admin.v1.HealthRequest
-	2,  // 13: meshgate.admin.v1.Admin.ListMembers:input_type -> meshgate.admin.v1.ListMembersRequest
-	6,  // 14: meshgate.admin.v1.Admin.ListResources:input_type -> meshgate.admin.v1.ListResourcesRequest
-	8,  // 15: meshgate.admin.v1.Admin.GetResource:input_type -> meshgate.admin.v1.GetResourceRequest
-	9,  // 16: meshgate.admin.v1.Admin.ApplyResource:input_type -> meshgate.admin.v1.ApplyResourceRequest
-	10, // 17: meshgate.admin.v1.Admin.DeleteResource:input_type -> meshgate.admin.v1.DeleteResourceRequest
-	12, // 18: meshgate.admin.v1.Admin.ShiftTraffic:input_type -> meshgate.admin.v1.ShiftTrafficRequest
-	13, // 19: meshgate.admin.v1.Admin.GetTraffic:input_type -> meshgate.admin.v1.GetTrafficRequest
-	16, // 20: meshgate.admin.v1.Admin.UpstreamStats:input_type -> meshgate.admin.v1.UpstreamStatsRequest
-	18, // 21: meshgate.admin.v1.Admin.ListBreakers:input_type -> meshgate.admin.v1.ListBreakersRequest
-	21, // 22: meshgate.admin.v1.Admin.ResetBreaker:input_type -> meshgate.admin.v1.ResetBreakerRequest
-	23, // 23: meshgate.admin.v1.Admin.ListLimits:input_type -> meshgate.admin.v1.ListLimitsRequest
-	26, // 24: meshgate.admin.v1.Admin.SetLimit:input_type -> meshgate.admin.v1.SetLimitRequest
-	27, // 25: meshgate.admin.v1.Admin.DeleteLimit:input_type -> meshgate.admin.v1.DeleteLimitRequest
-	28, // 26: meshgate.admin.v1.Admin.Tap:input_type -> meshgate.admin.v1.TapRequest
-	31, // 27: meshgate.admin.v1.Admin.TransformTest:input_type -> meshgate.admin.v1.TransformTestRequest
-	34, // 28: meshgate.admin.v1.Admin.PurgeCache:input_type -> meshgate.admin.v1.PurgeCacheRequest
-	36, // 29: meshgate.admin.v1.Admin.CacheStats:input_type -> meshgate.admin.v1.CacheStatsRequest
-	1,  // 30: meshgate.admin.v1.Admin.Health:output_type -> meshgate.admin.v1.HealthResponse
-	4,  // 31: meshgate.admin.v1.Admin.ListMembers:output_type -> meshgate.admin.v1.ListMembersResponse
-	7,  // 32: meshgate.admin.v1.Admin.ListResources:output_type -> meshgate.admin.v1.ListResourcesResponse
-	5,  // 33: meshgate.admin.v1.Admin.GetResource:output_type -> meshgate.admin.v1.Resource
-	5,  // 34: meshgate.admin.v1.Admin.ApplyResource:output_type -> meshgate.admin.v1.Resource
-	11, // 35: meshgate.admin.v1.Admin.DeleteResource:output_type -> meshgate.admin.v1.DeleteResourceResponse
-	15, // 36: meshgate.admin.v1.Admin.ShiftTraffic:output_type -> meshgate.admin.v1.TrafficSplit
-	15, // 37: meshgate.admin.v1.Admin.GetTraffic:output_type -> meshgate.admin.v1.TrafficSplit
-	17, // 38: meshgate.admin.v1.Admin.UpstreamStats:output_type -> meshgate.admin.v1.UpstreamStatsResponse
-	20, // 39: meshgate.admin.v1.Admin.ListBreakers:output_type -> meshgate.admin.v1.ListBreakersResponse
-	22, // 40: meshgate.admin.v1.Admin.ResetBreaker:output_type -> meshgate.admin.v1.ResetBreakerResponse
-	25, // 41: meshgate.admin.v1.Admin.ListLimits:output_type -> meshgate.admin.v1.ListLimitsResponse
-	5,  // 42: meshgate.admin.v1.Admin.SetLimit:output_type -> meshgate.admin.v1.Resource
-	5,  // 43: meshgate.admin.v1.Admin.DeleteLimit:output_type -> meshgate.admin.v1.Resource
-	29, // 44: meshgate.admin.v1.Admin.Tap:output_type -> meshgate.admin.v1.TapEvent
-	32, // 45: meshgate.admin.v1.Admin.TransformTest:output_type -> meshgate.admin.v1.TransformTestResponse
-	35, // 46: meshgate.admin.v1.Admin.PurgeCache:output_type -> meshgate.admin.v1.PurgeCacheResponse
-	38, // 47: meshgate.admin.v1.Admin.CacheStats:output_type -> meshgate.admin.v1.CacheStatsResponse
-	30, // [30:48] is the sub-list for method output_type
-	12, // [12:30] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	18, // 3: meshgate.admin.v1.UpstreamStatsResponse.nodes:type_name -> meshgate.admin.v1.NodeUpstreamStats
+	20, // 4: meshgate.admin.v1.ListBreakersResponse.breakers:type_name -> meshgate.admin.v1.Breaker
+	25, // 5: meshgate.admin.v1.ListLimitsResponse.limits:type_name -> meshgate.admin.v1.Limit
+	31, // 6: meshgate.admin.v1.TransformTestRequest.request_headers:type_name -> meshgate.admin.v1.HeaderField
+	31, // 7: meshgate.admin.v1.TransformTestRequest.response_headers:type_name -> meshgate.admin.v1.HeaderField
+	40, // 8: meshgate.admin.v1.TransformTestRequest.claims:type_name -> meshgate.admin.v1.TransformTestRequest.ClaimsEntry
+	31, // 9: meshgate.admin.v1.TransformTestResponse.headers:type_name -> meshgate.admin.v1.HeaderField
+	34, // 10: meshgate.admin.v1.TransformTestResponse.results:type_name -> meshgate.admin.v1.TransformSideResult
+	41, // 11: meshgate.admin.v1.CacheRouteStats.evictions_by_reason:type_name -> meshgate.admin.v1.CacheRouteStats.EvictionsByReasonEntry
+	38, // 12: meshgate.admin.v1.CacheStatsResponse.routes:type_name -> meshgate.admin.v1.CacheRouteStats
+	0,  // 13: meshgate.admin.v1.Admin.Health:input_type -> meshgate.admin.v1.HealthRequest
+	2,  // 14: meshgate.admin.v1.Admin.ListMembers:input_type -> meshgate.admin.v1.ListMembersRequest
+	6,  // 15: meshgate.admin.v1.Admin.ListResources:input_type -> meshgate.admin.v1.ListResourcesRequest
+	8,  // 16: meshgate.admin.v1.Admin.GetResource:input_type -> meshgate.admin.v1.GetResourceRequest
+	9,  // 17: meshgate.admin.v1.Admin.ApplyResource:input_type -> meshgate.admin.v1.ApplyResourceRequest
+	10, // 18: meshgate.admin.v1.Admin.DeleteResource:input_type -> meshgate.admin.v1.DeleteResourceRequest
+	12, // 19: meshgate.admin.v1.Admin.ShiftTraffic:input_type -> meshgate.admin.v1.ShiftTrafficRequest
+	13, // 20: meshgate.admin.v1.Admin.GetTraffic:input_type -> meshgate.admin.v1.GetTrafficRequest
+	16, // 21: meshgate.admin.v1.Admin.UpstreamStats:input_type -> meshgate.admin.v1.UpstreamStatsRequest
+	19, // 22: meshgate.admin.v1.Admin.ListBreakers:input_type -> meshgate.admin.v1.ListBreakersRequest
+	22, // 23: meshgate.admin.v1.Admin.ResetBreaker:input_type -> meshgate.admin.v1.ResetBreakerRequest
+	24, // 24: meshgate.admin.v1.Admin.ListLimits:input_type -> meshgate.admin.v1.ListLimitsRequest
+	27, // 25: meshgate.admin.v1.Admin.SetLimit:input_type -> meshgate.admin.v1.SetLimitRequest
+	28, // 26: meshgate.admin.v1.Admin.DeleteLimit:input_type -> meshgate.admin.v1.DeleteLimitRequest
+	29, // 27: meshgate.admin.v1.Admin.Tap:input_type -> meshgate.admin.v1.TapRequest
+	32, // 28: meshgate.admin.v1.Admin.TransformTest:input_type -> meshgate.admin.v1.TransformTestRequest
+	35, // 29: meshgate.admin.v1.Admin.PurgeCache:input_type -> meshgate.admin.v1.PurgeCacheRequest
+	37, // 30: meshgate.admin.v1.Admin.CacheStats:input_type -> meshgate.admin.v1.CacheStatsRequest
+	1,  // 31: meshgate.admin.v1.Admin.Health:output_type -> meshgate.admin.v1.HealthResponse
+	4,  // 32: meshgate.admin.v1.Admin.ListMembers:output_type -> meshgate.admin.v1.ListMembersResponse
+	7,  // 33: meshgate.admin.v1.Admin.ListResources:output_type -> meshgate.admin.v1.ListResourcesResponse
+	5,  // 34: meshgate.admin.v1.Admin.GetResource:output_type -> meshgate.admin.v1.Resource
+	5,  // 35: meshgate.admin.v1.Admin.ApplyResource:output_type -> meshgate.admin.v1.Resource
+	11, // 36: meshgate.admin.v1.Admin.DeleteResource:output_type -> meshgate.admin.v1.DeleteResourceResponse
+	15, // 37: meshgate.admin.v1.Admin.ShiftTraffic:output_type -> meshgate.admin.v1.TrafficSplit
+	15, // 38: meshgate.admin.v1.Admin.GetTraffic:output_type -> meshgate.admin.v1.TrafficSplit
+	17, // 39: meshgate.admin.v1.Admin.UpstreamStats:output_type -> meshgate.admin.v1.UpstreamStatsResponse
+	21, // 40: meshgate.admin.v1.Admin.ListBreakers:output_type -> meshgate.admin.v1.ListBreakersResponse
+	23, // 41: meshgate.admin.v1.Admin.ResetBreaker:output_type -> meshgate.admin.v1.ResetBreakerResponse
+	26, // 42: meshgate.admin.v1.Admin.ListLimits:output_type -> meshgate.admin.v1.ListLimitsResponse
+	5,  // 43: meshgate.admin.v1.Admin.SetLimit:output_type -> meshgate.admin.v1.Resource
+	5,  // 44: meshgate.admin.v1.Admin.DeleteLimit:output_type -> meshgate.admin.v1.Resource
+	30, // 45: meshgate.admin.v1.Admin.Tap:output_type -> meshgate.admin.v1.TapEvent
+	33, // 46: meshgate.admin.v1.Admin.TransformTest:output_type -> meshgate.admin.v1.TransformTestResponse
+	36, // 47: meshgate.admin.v1.Admin.PurgeCache:output_type -> meshgate.admin.v1.PurgeCacheResponse
+	39, // 48: meshgate.admin.v1.Admin.CacheStats:output_type -> meshgate.admin.v1.CacheStatsResponse
+	31, // [31:49] is the sub-list for method output_type
+	13, // [13:31] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_meshgate_admin_v1_admin_proto_init() }
@@ -2925,7 +3062,7 @@ func file_meshgate_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgate_admin_v1_admin_proto_rawDesc), len(file_meshgate_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -67,8 +67,9 @@ type AdminClient interface {
 	ShiftTraffic(ctx context.Context, in *ShiftTrafficRequest, opts ...grpc.CallOption) (*TrafficSplit, error)
 	// GetTraffic shows how a route's requests are split.
 	GetTraffic(ctx context.Context, in *GetTrafficRequest, opts ...grpc.CallOption) (*TrafficSplit, error)
-	// UpstreamStats are an upstream's request counts and latency on the
-	// node answering, for watching a rollout.
+	// UpstreamStats are an upstream's request counts and latency over the
+	// last 30 s, merged over every live node that sent requests to it (each
+	// node gossips its own), for watching a rollout.
 	UpstreamStats(ctx context.Context, in *UpstreamStatsRequest, opts ...grpc.CallOption) (*UpstreamStatsResponse, error)
 	ListBreakers(ctx context.Context, in *ListBreakersRequest, opts ...grpc.CallOption) (*ListBreakersResponse, error)
 	// ResetBreaker closes an endpoint's breaker on every node. Operators only.
@@ -317,8 +318,9 @@ type AdminServer interface {
 	ShiftTraffic(context.Context, *ShiftTrafficRequest) (*TrafficSplit, error)
 	// GetTraffic shows how a route's requests are split.
 	GetTraffic(context.Context, *GetTrafficRequest) (*TrafficSplit, error)
-	// UpstreamStats are an upstream's request counts and latency on the
-	// node answering, for watching a rollout.
+	// UpstreamStats are an upstream's request counts and latency over the
+	// last 30 s, merged over every live node that sent requests to it (each
+	// node gossips its own), for watching a rollout.
 	UpstreamStats(context.Context, *UpstreamStatsRequest) (*UpstreamStatsResponse, error)
 	ListBreakers(context.Context, *ListBreakersRequest) (*ListBreakersResponse, error)
 	// ResetBreaker closes an endpoint's breaker on every node. Operators only.
