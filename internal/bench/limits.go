@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +35,9 @@ import (
 // fixed windows.
 //
 // Environment: BENCH_LIMITS_WINDOWS=5 (windows per case),
-// BENCH_LIMITS_VERBOSE=1 (the cluster's warnings on stderr).
+// BENCH_LIMITS_CASES=burst_n10,spread (only the cases whose names start
+// with one of these; default all), BENCH_LIMITS_VERBOSE=1 (the cluster's
+// warnings on stderr). A ratio whose cases were all left out is 0.
 
 const (
 	limLimit  = 1000
@@ -77,9 +80,16 @@ func runLimits(ctx context.Context, env *Env) (json.RawMessage, error) {
 		{"burst_n10_3x", 10, 3, 0.8, false}, {"burst_n10_100x", 10, 100, 0.8, false},
 		{"spread_n10_3x", 10, 3, 0.1, false}, {"spread_n10_100x", 10, 100, 0.1, false},
 	}
+	var only []string
+	if v := os.Getenv("BENCH_LIMITS_CASES"); v != "" {
+		only = strings.Split(v, ",")
+	}
 	for _, c := range cases {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if only != nil && !slices.ContainsFunc(only, func(p string) bool { return strings.HasPrefix(c.name, strings.TrimSpace(p)) }) {
+			continue
 		}
 		ratios, err := measureLimits(ctx, verbose, c.nodes, c.mult, c.hot, c.steady, windows)
 		if err != nil {
