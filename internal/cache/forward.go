@@ -30,11 +30,14 @@ func (s *stage) forwardOr(w http.ResponseWriter, q *request, fwd string, sb *sta
 	t := newTee(w, s, q, fwd)
 	defer t.standBy(sb)()
 	s.next.ServeHTTP(t, q.r)
-	if t.heldError != 0 {
-		s.serveOnError(w, q, sb.e, fwd, t.heldError)
+	if code := t.heldError; code != 0 {
+		t.release()
+		s.serveOnError(w, q, sb.e, fwd, code)
 		return nil
 	}
-	return t.finish()
+	e := t.finish()
+	t.release()
+	return e
 }
 
 // miss forwards a request nothing stored can answer, collapsed with the
@@ -53,7 +56,8 @@ func (s *stage) miss(w http.ResponseWriter, q *request, fwd string) {
 		// request's lookup and now.
 		if e := s.lookup(q); e != nil {
 			now := s.now()
-			if age, life := s.ageOf(e, now), s.lifetime(e.Status, e.Header); life > age {
+			f := factsOf(e)
+			if age, life := ageOf(e, f, now), s.lifetime(f); life > age {
 				s.count.CacheRequest(s.route, ResultHit)
 				s.serve(w, q.r, e, age, httpcache.CacheStatus{Hit: true, TTL: life - age})
 				return e, nil
@@ -67,7 +71,8 @@ func (s *stage) miss(w http.ResponseWriter, q *request, fwd string) {
 	}
 	if err == nil && e != nil && s.answers(e, q) {
 		now := s.now()
-		age, life := s.ageOf(e, now), s.lifetime(e.Status, e.Header)
+		f := factsOf(e)
+		age, life := ageOf(e, f, now), s.lifetime(f)
 		s.count.CacheRequest(s.route, ResultCollapsed)
 		s.serve(w, q.r, e, age, httpcache.CacheStatus{Fwd: fwd, FwdStatus: e.Status, TTL: life - age, Collapsed: true})
 		return
@@ -84,7 +89,7 @@ func (s *stage) answers(e *cachestore.Entry, q *request) bool {
 		return false
 	}
 	k, ok := httpcache.VaryKey(e.Vary, q.r.Header)
-	return ok && k == e.Secondary && (!q.authorized || sharable(e.Header))
+	return ok && k == e.Secondary && (!q.authorized || sharable(factsOf(e)))
 }
 
 // revalidate asks the upstream whether the stored e is still current with
@@ -94,27 +99,31 @@ func (s *stage) answers(e *cachestore.Entry, q *request) bool {
 // it may be).
 func (s *stage) revalidate(w http.ResponseWriter, q *request, e *cachestore.Entry, fwd string, sb *standby) {
 	r2 := q.r.Clone(q.r.Context())
-	setValidators(r2.Header, e.Header)
+	setValidators(r2.Header, headerOf(e))
 	q2 := *q
 	q2.r = r2
 	t := newTee(w, s, &q2, fwd)
 	t.revalidating = true
 	defer t.standBy(sb)()
 	s.next.ServeHTTP(t, r2)
-	if t.heldError != 0 {
+	if code := t.heldError; code != 0 {
+		t.release()
 		s.count.CacheRequest(s.route, ResultStale)
-		s.serveOnError(w, q, sb.e, fwd, t.heldError)
+		s.serveOnError(w, q, sb.e, fwd, code)
 		return
 	}
 	if !t.got304 {
 		s.count.CacheRequest(s.route, ResultStale)
 		t.finish()
+		t.release()
 		return
 	}
 	fresh, stored := s.freshen(e, t.header, q.start)
+	t.release()
 	now := s.now()
-	life := s.lifetime(fresh.Status, fresh.Header)
-	age := s.ageOf(fresh, now)
+	f := factsOf(fresh)
+	life := s.lifetime(f)
+	age := ageOf(fresh, f, now)
 	s.count.CacheRequest(s.route, ResultRevalidated)
 	s.serve(w, q.r, fresh, age, httpcache.CacheStatus{Fwd: fwd, FwdStatus: http.StatusNotModified, TTL: life - age, Stored: stored})
 }
@@ -136,11 +145,12 @@ func setValidators(h, stored http.Header) {
 func (s *stage) freshen(e *cachestore.Entry, h304 http.Header, start time.Time) (*cachestore.Entry, bool) {
 	now := s.now()
 	httpcache.EnsureDate(h304, now)
-	h := e.Header.Clone()
+	h := headerOf(e).Clone()
 	httpcache.UpdateStored(h, h304)
-	fresh := &cachestore.Entry{Status: e.Status, Header: h, Body: e.Body, RequestTime: start, ResponseTime: now,
+	fresh := &cachestore.Entry{Status: e.Status, Packed: httpcache.Pack(h), Body: e.Body, RequestTime: start, ResponseTime: now,
 		Route: s.route, Path: e.Path, Vary: e.Vary}
-	fresh.TTL = s.keep(s.lifetime(fresh.Status, h), h)
+	fresh.Facts = httpcache.NewFacts(fresh.Status, h, start, now)
+	fresh.TTL = s.keepFor(s.lifetime(fresh.Facts), fresh.Facts)
 	stored := fresh.TTL > 0 && s.store.Put(e.Key, e.Secondary, fresh)
 	fresh.Key, fresh.Secondary = e.Key, e.Secondary
 	return fresh, stored

@@ -14,8 +14,8 @@ import (
 // r's conditions match it, else e itself (without a body for HEAD).
 func (s *stage) serve(w http.ResponseWriter, r *http.Request, e *cachestore.Entry, age time.Duration, cs httpcache.CacheStatus) {
 	h := w.Header()
-	if httpcache.NotModified(r.Header, e.Header) {
-		for k, v := range httpcache.NotModifiedHeaders(e.Header) {
+	if conditional(r.Header) && httpcache.NotModified(r.Header, headerOf(e)) {
+		for k, v := range httpcache.NotModifiedHeaders(headerOf(e)) {
 			h[k] = v
 		}
 		setAge(h, age)
@@ -29,6 +29,9 @@ func (s *stage) serve(w http.ResponseWriter, r *http.Request, e *cachestore.Entr
 	// own end so that an Add reallocates rather than overwrite the next.
 	head := isHEADEntry(e)
 	n := 3 // Content-Length, Age, Cache-Status
+	if e.Header == nil {
+		n += e.Packed.Values()
+	}
 	for _, v := range e.Header {
 		n += len(v)
 	}
@@ -38,14 +41,23 @@ func (s *stage) serve(w http.ResponseWriter, r *http.Request, e *cachestore.Entr
 		vals = append(vals, v...)
 		return vals[i:len(vals):len(vals)]
 	}
+	// Cache-Status is the stored response's upstream's, about another
+	// request; Age is set below, and so is Content-Length but on a stored
+	// HEAD response.
+	skip := func(k string) bool {
+		return k == "Cache-Status" || k == "Age" || (k == "Content-Length" && !head)
+	}
+	if e.Header == nil {
+		vals = e.Packed.AppendFields(vals, func(k string, v []string) {
+			if !skip(k) {
+				h[k] = v
+			}
+		})
+	}
 	for k, v := range e.Header {
-		// Cache-Status is the stored response's upstream's, about another
-		// request; Age is set below, and so is Content-Length but on a
-		// stored HEAD response.
-		if k == "Cache-Status" || k == "Age" || (k == "Content-Length" && !head) {
-			continue
+		if !skip(k) {
+			h[k] = field(v...)
 		}
-		h[k] = field(v...)
 	}
 	if !head {
 		h["Content-Length"] = field(contentLength(e))
@@ -67,12 +79,35 @@ func (s *stage) serve(w http.ResponseWriter, r *http.Request, e *cachestore.Entr
 // it says so (as it does when the upstream sent one), without formatting
 // it again.
 func contentLength(e *cachestore.Entry) string {
-	if v := e.Header["Content-Length"]; len(v) == 1 && canonicalDecimal(v[0]) {
-		if n, err := strconv.Atoi(v[0]); err == nil && n == len(e.Body) {
-			return v[0]
+	v, n := "", 0
+	if e.Header != nil {
+		if vs := e.Header["Content-Length"]; len(vs) > 0 {
+			v, n = vs[0], len(vs)
+		}
+	} else {
+		v, n = e.Packed.First("Content-Length")
+	}
+	if n == 1 && canonicalDecimal(v) {
+		if n, err := strconv.Atoi(v); err == nil && n == len(e.Body) {
+			return v
 		}
 	}
 	return strconv.Itoa(len(e.Body))
+}
+
+// headerOf is e's header: its Header, or its Packed header unpacked (a new
+// map, which the caller may change).
+func headerOf(e *cachestore.Entry) http.Header {
+	if e.Header != nil {
+		return e.Header
+	}
+	return e.Packed.Header()
+}
+
+// conditional reports whether a request header h has the conditions
+// httpcache.NotModified evaluates; without them it is false.
+func conditional(h http.Header) bool {
+	return len(h["If-None-Match"]) > 0 || len(h["If-Modified-Since"]) > 0
 }
 
 // canonicalDecimal reports whether s is what strconv.Itoa makes of a

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshgate/meshgate/internal/cachestore"
@@ -128,6 +129,10 @@ type stage struct {
 	timeout time.Duration
 	// bg counts the background revalidations in flight (tests wait on it).
 	bg sync.WaitGroup
+	// dates holds the Date value of the last second one was added in.
+	dates atomic.Pointer[dateLine]
+	// lastDate is the last Date value a response came with, parsed.
+	lastDate atomic.Pointer[parsedDate]
 }
 
 // New returns the cache stage of c (defaults applied) around next.
@@ -184,15 +189,16 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	age, life := s.ageOf(e, now), s.lifetime(e.Status, e.Header)
+	f := factsOf(e)
+	age, life := ageOf(e, f, now), s.lifetime(f)
 	reqDir := httpcache.RequestDirectives(r.Header)
-	validate := httpcache.RequiresValidation(httpcache.ResponseDirectives(e.Header))
+	validate := f.NoCache // httpcache.RequiresValidation
 	if !validate && httpcache.UsableFresh(reqDir, age, life) {
 		s.count.CacheRequest(s.route, ResultHit)
 		s.serve(w, r, e, age, httpcache.CacheStatus{Hit: true, TTL: life - age})
 		return
 	}
-	resp := s.staleDirectives(e.Header)
+	resp := s.staleDirectives(f)
 	if reqDir.OnlyIfCached {
 		// The client wants no request upstream (RFC 9111 §5.2.1.7): a
 		// stored response its own max-stale accepts, else 504.
@@ -224,7 +230,7 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if when := s.mayStandIn(resp, reqDir, age, life); when != never {
 		sb = &standby{e: e, when: when}
 	}
-	if hasValidator(e.Header) {
+	if f.HasValidator {
 		s.revalidate(w, q, e, fwd, sb)
 		return
 	}
@@ -293,7 +299,7 @@ func (s *stage) key(method, host, target, consumer string) string {
 func (s *stage) lookup(q *request) *cachestore.Entry {
 	match := func(e *cachestore.Entry) bool {
 		k, ok := httpcache.VaryKey(e.Vary, q.r.Header)
-		return ok && k == e.Secondary && (!q.authorized || sharable(e.Header))
+		return ok && k == e.Secondary && (!q.authorized || sharable(factsOf(e)))
 	}
 	if e, ok := s.store.Lookup(q.key, match); ok {
 		return e
@@ -306,13 +312,8 @@ func (s *stage) lookup(q *request) *cachestore.Entry {
 	return nil
 }
 
-// sharable reports whether a response may answer a request with
-// credentials from a shared cache (RFC 9111 §3.5).
-func sharable(h http.Header) bool {
-	d := httpcache.ResponseDirectives(h)
-	return d.Public || d.HasSMaxAge || d.MustRevalidate
-}
-
-func hasValidator(h http.Header) bool {
-	return h.Get("ETag") != "" || h.Get("Last-Modified") != ""
+// sharable reports whether a response (f its facts) may answer a request
+// with credentials from a shared cache (RFC 9111 §3.5).
+func sharable(f httpcache.Facts) bool {
+	return f.Public || f.HasSMaxAge || f.MustRevalidate
 }

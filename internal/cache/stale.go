@@ -25,7 +25,8 @@ func (s *stage) serveOnError(w http.ResponseWriter, q *request, e *cachestore.En
 		x.Error = nil
 	}
 	now := s.now()
-	age, life := s.ageOf(e, now), s.lifetime(e.Status, e.Header)
+	f := factsOf(e)
+	age, life := ageOf(e, f, now), s.lifetime(f)
 	s.serve(w, q.r, e, age, httpcache.CacheStatus{Fwd: fwd, FwdStatus: status, TTL: life - age})
 }
 
@@ -51,7 +52,7 @@ func (s *stage) refresh(q *request, e *cachestore.Entry) {
 	if isHEADEntry(e) {
 		r2.Method = http.MethodHead
 	}
-	setValidators(r2.Header, e.Header)
+	setValidators(r2.Header, headerOf(e))
 	q2 := *q
 	q2.r, q2.key, q2.getKey = r2, e.Key, ""
 
@@ -88,11 +89,12 @@ func (s *stage) revalidateInBackground(q *request, e *cachestore.Entry) *cachest
 	q.start = s.now()
 	s.count.CacheRequest(s.route, ResultRevalidated)
 	t := newTee(&discard{h: http.Header{}}, s, q, httpcache.FwdStale)
-	t.revalidating = hasValidator(e.Header)
+	t.revalidating = factsOf(e).HasValidator
 	// A failure keeps the stale entry, and a fallback inside stands aside
 	// for it (nobody gets its answer).
 	defer t.standBy(&standby{e: e, when: onError})()
 	s.next.ServeHTTP(t, q.r)
+	defer t.release() // before the deferred disarm of standBy, which holds x, not t
 	if t.got304 {
 		fresh, stored := s.freshen(e, t.header, q.start)
 		if !stored {

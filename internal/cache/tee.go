@@ -2,7 +2,9 @@ package cache
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/meshgate/meshgate/internal/cachestore"
 	"github.com/meshgate/meshgate/internal/exchange"
@@ -40,14 +42,39 @@ type tee struct {
 	heldError    int
 	x            *exchange.Exchange // the request's; nil: none
 
-	entry     *cachestore.Entry // the response being stored; nil: not storing
+	// storing: the response is being stored, as entry, its body copied to
+	// body. Both are held by value, so that a miss allocates them with the
+	// tee rather than on their own.
+	storing   bool
+	entry     cachestore.Entry
 	secondary string
-	body      *cachestore.BodyWriter
+	body      cachestore.BodyWriter
 	failed    bool // a write to the client failed: the copy may be short
 }
 
+// teePool holds released tees, with their header maps: a miss makes one,
+// and the map keeps the slots the last response's fields needed.
+var teePool = sync.Pool{New: func() any { return &tee{header: http.Header{}} }}
+
 func newTee(w http.ResponseWriter, s *stage, q *request, fwd string) *tee {
-	return &tee{w: w, s: s, q: q, cs: httpcache.CacheStatus{Fwd: fwd}, header: http.Header{}, x: exchange.From(q.r.Context())}
+	t := teePool.Get().(*tee)
+	*t = tee{w: w, s: s, q: q, cs: httpcache.CacheStatus{Fwd: fwd}, header: t.header, x: exchange.From(q.r.Context())}
+	return t
+}
+
+// release returns t to teePool once the next stage has returned and t's
+// results (finish, got304 with header, heldError) have been used: nothing
+// may use t, its header map or the entry it built afterwards. finish hands
+// out the store's copy of the entry, never t's. A tee whose next stage
+// panicked is not released.
+func (t *tee) release() {
+	if t.storing {
+		t.body.Discard() // no-op once Bytes took the body
+	}
+	h := t.header
+	clear(h)
+	*t = tee{header: h}
+	teePool.Put(t)
 }
 
 // standBy arms t to hold the failures the stored response of sb answers
@@ -59,11 +86,12 @@ func (t *tee) standBy(sb *standby) func() {
 	}
 	t.holdErrors = sb.when == onError
 	t.holdFallback = true
-	if t.x == nil {
+	x := t.x // not t, which may be released before the function runs
+	if x == nil {
 		return func() {}
 	}
-	t.x.StaleAvailable = true
-	return func() { t.x.StaleAvailable = false }
+	x.StaleAvailable = true
+	return func() { x.StaleAvailable = false }
 }
 
 // holds reports whether a response of status code is a failure a stored
@@ -129,7 +157,8 @@ func (t *tee) decide(code int) {
 		reqHeader = reqHeader.Clone()
 		reqHeader.Set("Authorization", "consumer")
 	}
-	ok, _ := httpcache.Storable(r.Method, reqHeader, code, t.header,
+	dir := httpcache.ResponseDirectives(t.header)
+	ok, _ := httpcache.StorableWith(r.Method, reqHeader, code, t.header, dir,
 		httpcache.StoreOptions{StoreSetCookie: s.setCookie, MaxBodyBytes: s.maxBody})
 	if !ok {
 		return
@@ -140,17 +169,32 @@ func (t *tee) decide(code int) {
 		return
 	}
 	now := s.now()
-	stored := t.header.Clone()
-	stored.Del("Cache-Status") // an upstream cache's, about another request
-	httpcache.EnsureDate(stored, now)
-	ttl := s.keep(s.lifetime(code, stored), stored)
+	// The stored header is the response's but for Cache-Status (an
+	// upstream cache's, about another request), with a Date
+	// (httpcache.EnsureDate, its value made once a second). The response's
+	// own serves when it needs neither change: it is packed now, before
+	// anything outside can change it.
+	stored := t.header
+	date, dated := s.dateOf(stored)
+	if _, upstream := stored["Cache-Status"]; upstream || !dated {
+		stored = stored.Clone()
+		stored.Del("Cache-Status")
+		if !dated {
+			d := s.date(now)
+			stored["Date"], date, dated = d.v, d.t, true
+		}
+	}
+	// Cache-Control is as it came: dir holds for stored too.
+	f := httpcache.FactsWith(dir, code, stored, date, dated, t.q.start, now)
+	ttl := s.keepFor(s.lifetime(f), f)
 	if ttl <= 0 {
 		return
 	}
-	t.entry = &cachestore.Entry{Status: code, Header: stored, RequestTime: t.q.start, ResponseTime: now,
-		Route: s.route, Path: t.q.path, Vary: stored.Values("Vary"), TTL: ttl}
+	t.entry = cachestore.Entry{Status: code, Packed: httpcache.Pack(stored), RequestTime: t.q.start, ResponseTime: now,
+		Route: s.route, Path: t.q.path, Vary: slices.Clone(vary), TTL: ttl, Facts: f}
 	t.secondary = sec
-	t.body = cachestore.NewWriter(s.maxBody)
+	t.storing = true
+	t.body.Init(s.maxBody)
 	// Stored is claimed only when the length is known to fit: a body of
 	// unknown length may yet pass max_body.
 	if n, err := strconv.ParseInt(t.header.Get("Content-Length"), 10, 64); err == nil && n <= s.maxBody {
@@ -169,7 +213,7 @@ func (t *tee) Write(p []byte) (int, error) {
 	if err != nil {
 		t.failed = true
 	}
-	if t.body != nil {
+	if t.storing {
 		_, _ = t.body.Write(p[:n])
 	}
 	return n, err
@@ -190,25 +234,22 @@ func (t *tee) Flush() {
 func (t *tee) Unwrap() http.ResponseWriter { return t.w }
 
 // finish stores the response once the next stage has returned, if it was
-// storable and came whole, and returns the stored entry (nil: none).
+// storable and came whole, and returns the stored entry (nil: none): the
+// store's copy, which outlives t.
 func (t *tee) finish() *cachestore.Entry {
-	if t.body == nil || t.held() {
+	if !t.storing || t.held() {
 		return nil
 	}
 	body, ok := t.body.Bytes()
-	e := t.entry
+	e := &t.entry
 	if !ok || t.failed || t.q.r.Context().Err() != nil {
 		return nil
 	}
 	if t.q.r.Method == http.MethodHead {
 		body = nil // whatever was written, a HEAD response has no content
-	} else if n, err := strconv.ParseInt(e.Header.Get("Content-Length"), 10, 64); err == nil && n != int64(len(body)) {
+	} else if n, err := strconv.ParseInt(e.Packed.Get("Content-Length"), 10, 64); err == nil && n != int64(len(body)) {
 		return nil // cut short
 	}
 	e.Body = body
-	if !t.s.store.Put(t.q.key, t.secondary, e) {
-		return nil
-	}
-	e.Key, e.Secondary = t.q.key, t.secondary // as on the stored copy, for collapsed waiters
-	return e
+	return t.s.store.Insert(t.q.key, t.secondary, e) // nil: refused
 }

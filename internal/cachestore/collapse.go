@@ -37,6 +37,9 @@ type Collapser struct {
 // call is one leader's run. e and err are written before done is closed and
 // read only after it.
 type call struct {
+	// done is closed when the run ends. The first waiter makes it, under
+	// Collapser.mu, so that a run nobody waits for (the usual miss) costs
+	// no channel.
 	done    chan struct{}
 	e       *Entry
 	err     error
@@ -65,10 +68,14 @@ func (c *Collapser) Do(key string, maxWait time.Duration, fn func() (*Entry, err
 	c.mu.Lock()
 	if cl, ok := c.calls[key]; ok {
 		cl.waiters++
+		if cl.done == nil {
+			cl.done = make(chan struct{})
+		}
+		done := cl.done
 		c.mu.Unlock()
-		return wait(cl, maxWait)
+		return wait(cl, done, maxWait)
 	}
-	cl := &call{done: make(chan struct{})}
+	cl := &call{}
 	if c.calls == nil {
 		c.calls = make(map[string]*call)
 	}
@@ -104,24 +111,29 @@ func (c *Collapser) lead(key string, cl *call, fn func() (*Entry, error)) (e *En
 }
 
 // finish forgets the call, so the next caller leads, and wakes its waiters.
+// Once it is forgotten nobody new waits for it, so a call without done by
+// then has no waiter to wake.
 func (c *Collapser) finish(key string, cl *call) {
 	c.mu.Lock()
 	if c.calls[key] == cl {
 		delete(c.calls, key)
 	}
+	done := cl.done
 	c.mu.Unlock()
-	close(cl.done)
+	if done != nil {
+		close(done)
+	}
 }
 
-// wait waits for cl up to maxWait.
-func wait(cl *call, maxWait time.Duration) (*Entry, bool, error) {
+// wait waits for cl, whose done is done, up to maxWait.
+func wait(cl *call, done chan struct{}, maxWait time.Duration) (*Entry, bool, error) {
 	if maxWait <= 0 {
 		return nil, false, ErrWaitTimeout
 	}
 	t := time.NewTimer(maxWait)
 	defer t.Stop()
 	select {
-	case <-cl.done:
+	case <-done:
 	case <-t.C:
 		return nil, false, ErrWaitTimeout
 	}

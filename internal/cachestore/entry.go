@@ -4,6 +4,8 @@ import (
 	"math"
 	"net/http"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/httpcache"
 )
 
 // Entry is one stored response. The caller fills the exported fields and
@@ -14,8 +16,12 @@ import (
 type Entry struct {
 	// Status is the response's status code.
 	Status int
-	// Header is the stored response header.
+	// Header is the stored response header; nil when it is Packed.
 	Header http.Header
+	// Packed is the stored response header packed in one string, which
+	// costs the garbage collector less than a Header: a caller sets one or
+	// the other. The store does not interpret it.
+	Packed httpcache.PackedHeader
 	// Body is the whole response body.
 	Body []byte
 	// RequestTime and ResponseTime are the request_time and response_time of
@@ -38,6 +44,11 @@ type Entry struct {
 	// lifetime plus any stale window the policy may serve it in. Put refuses
 	// an entry whose TTL is not positive.
 	TTL time.Duration
+	// Facts are the caller's reading of Header (and of RequestTime and
+	// ResponseTime), made once when the response is stored rather than on
+	// every request it answers. The store does not interpret them; an
+	// entry whose Facts are not Parsed has its reader compute them.
+	Facts httpcache.Facts
 
 	// Key is the primary key the entry is stored under (set by Put).
 	Key string
@@ -70,6 +81,7 @@ func (e *Entry) ExpiresAt() time.Time {
 //	weight = cap(Body)
 //	       + Σ header fields (len(name) + HeaderFieldOverhead
 //	                          + Σ values (len(value) + HeaderValueOverhead))
+//	       + len(Packed)
 //	       + Σ Vary names (len(name) + HeaderValueOverhead)
 //	       + len(primary) + len(secondary) + len(Route) + len(Path)
 //	       + EntryOverhead
@@ -80,7 +92,7 @@ func (e *Entry) ExpiresAt() time.Time {
 // them, which overstates rather than understates.
 const (
 	// EntryOverhead is the fixed cost of one stored variant: the Entry
-	// struct (208 bytes on 64-bit, a 208-byte allocation), otter's node and
+	// struct (272 bytes on 64-bit, a 288-byte allocation), otter's node and
 	// hash-table slot (about 90), the variant set's share (about 50) and the
 	// route/path index record (about 80), rounded up. A test keeps it above
 	// the struct's size plus otter's node.
@@ -97,7 +109,7 @@ const (
 // than overflows; anything near that is refused by MaxEntryBytes anyway.
 func weigh(e *Entry) int64 {
 	w := int64(cap(e.Body)) + EntryOverhead +
-		int64(len(e.Key)+len(e.Secondary)+len(e.Route)+len(e.Path))
+		int64(len(e.Key)+len(e.Secondary)+len(e.Route)+len(e.Path)+e.Packed.Len())
 	for name, values := range e.Header {
 		w += int64(len(name)) + HeaderFieldOverhead
 		for _, v := range values {

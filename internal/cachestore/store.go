@@ -76,15 +76,21 @@ func (s *Store) Get(primary, secondary string) (*Entry, bool) {
 // MaxVariants. If the store is then over MaxBytes, Put runs otter's
 // maintenance before returning (see the package doc for the bound).
 func (s *Store) Put(primary, secondary string, e *Entry) bool {
+	return s.Insert(primary, secondary, e) != nil
+}
+
+// Insert is Put returning the stored copy of e (nil: refused), which is
+// immutable like every stored entry.
+func (s *Store) Insert(primary, secondary string, e *Entry) *Entry {
 	if e == nil || e.TTL <= 0 {
-		return false
+		return nil
 	}
 	stored := new(Entry)
 	*stored = *e
 	stored.Key, stored.Secondary = primary, secondary
 	stored.weight = weigh(stored)
 	if stored.weight > s.lim.maxEntry {
-		return false
+		return nil
 	}
 	now := s.now()
 	stored.storedAt = now
@@ -114,7 +120,7 @@ func (s *Store) Put(primary, secondary string, e *Entry) bool {
 		// one writer) by the time Put returns.
 		s.cache.CleanUp()
 	}
-	return true
+	return stored
 }
 
 // Delete removes every variant of primary and returns how many it removed

@@ -377,3 +377,23 @@ func TestEvictionReasons(t *testing.T) {
 		})
 	}
 }
+
+// Insert is Put that returns the stored copy: keyed, weighed, not e.
+func TestInsertReturnsTheStoredCopy(t *testing.T) {
+	s := New(Options{MaxBytes: 1 << 20})
+	t.Cleanup(s.Close)
+	e := entry("r", "/p", 10)
+	got := s.Insert("k", "v", e)
+	if got == nil || got == e || got.Key != "k" || got.Secondary != "v" || got.Weight() == 0 {
+		t.Fatalf("Insert = %+v", got)
+	}
+	if cur, ok := s.Get("k", "v"); !ok || cur != got {
+		t.Fatalf("Get = %p, want %p", cur, got)
+	}
+	if e.Key != "" || e.Weight() != 0 {
+		t.Error("Insert changed its argument")
+	}
+	if s.Insert("k", "", &Entry{}) != nil {
+		t.Error("an entry without TTL inserted")
+	}
+}

@@ -37,11 +37,15 @@ var chunkPool = sync.Pool{New: func() any { return new([chunkSize]byte) }}
 // them to a package-wide pool; the slice Bytes returns is freshly allocated
 // (cap == len), owned by the caller and safe to store. Every writer must end
 // with Bytes or Discard, or its chunks are left to the garbage collector
-// instead of the pool. A BodyWriter is not safe for concurrent use.
+// instead of the pool. A BodyWriter is not safe for concurrent use, and
+// must not be copied once Init (or NewWriter) has made it.
 type BodyWriter struct {
-	limit      int64
-	n          int64
-	chunks     []*[chunkSize]byte
+	limit  int64
+	n      int64
+	chunks []*[chunkSize]byte
+	// first backs chunks for a body of one chunk, the usual size, so that
+	// such a body costs the writer no allocation of its own.
+	first      [1]*[chunkSize]byte
 	overflowed bool
 	finished   bool
 	body       []byte
@@ -50,7 +54,17 @@ type BodyWriter struct {
 
 // NewWriter returns a BodyWriter that keeps at most limit bytes.
 func NewWriter(limit int64) *BodyWriter {
-	return &BodyWriter{limit: max(limit, 0)}
+	w := new(BodyWriter)
+	w.Init(limit)
+	return w
+}
+
+// Init makes w an empty BodyWriter that keeps at most limit bytes, as
+// NewWriter does, for a writer held by value inside another struct. A
+// writer that was in use must have been finished (Bytes or Discard) first.
+func (w *BodyWriter) Init(limit int64) {
+	*w = BodyWriter{limit: max(limit, 0)}
+	w.chunks = w.first[:0]
 }
 
 // Write copies p, or drops it once the total would pass the limit. It

@@ -26,7 +26,7 @@ var (
 	BadPath = &Kind{400, "bad_path", "malformed request path: …",
 		"the path cannot be [normalized](#path-normalization)"}
 	BadBody = &Kind{400, "bad_body", "malformed or truncated request body",
-		"the client's body was malformed (bad chunked encoding) or ended early while being forwarded; the connection is closed (`Connection: close`)"}
+		"the client's body was malformed (bad chunked encoding) or ended early; within its first 16 KiB nothing was sent upstream, past them the upstream request was aborted (see [Strict HTTP/1.x](#strict-http1x)); the connection is closed (`Connection: close`)"}
 	InvalidBody = &Kind{400, "invalid_body", "invalid request body: …",
 		"a route's `transform` could not read the request body (not JSON, not well-formed XML, bad gzip data); the reason names what and where, never the body"}
 	InvalidRequest = &Kind{400, "invalid_request", "invalid request: several Authorization headers",

@@ -185,8 +185,14 @@ func (s *stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The failure's record, should every fallback fail.
 	failedErr, failedReason, failedUp, failedEP, failedAttempts := x.Error, x.Reason, x.Upstream, x.Endpoint, x.Attempts
-	if s.backup != nil && (guard == nil || !guard.read) {
-		if guard != nil {
+	// The forwarder may have held a small body whole (proxy.BufferedBody):
+	// that one can be sent again.
+	replayable := false
+	if rb, ok := r.Body.(interface{ Replayable() bool }); ok {
+		replayable = rb.Replayable()
+	}
+	if s.backup != nil && (guard == nil || !guard.read || replayable) {
+		if guard != nil && !replayable {
 			r.Body = guard.ReadCloser
 		}
 		x.Error, x.Reason, x.Attempts, x.Endpoint = nil, "", 0, ""

@@ -61,6 +61,22 @@ func readsBody(k *exchange.Kind) http.Handler {
 	})
 }
 
+// holdsBody reads the request body whole and leaves it in its place as a
+// replayable body, as the forwarder does with a small one
+// (proxy.BufferedBody), then fails with k.
+func holdsBody(k *exchange.Kind) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		r.Body = heldBody{strings.NewReader(string(b))}
+		failWith(k).ServeHTTP(w, r)
+	})
+}
+
+type heldBody struct{ *strings.Reader }
+
+func (heldBody) Close() error     { return nil }
+func (heldBody) Replayable() bool { return true }
+
 type harness struct {
 	t      *testing.T
 	h      http.Handler
@@ -151,6 +167,12 @@ func TestFallback(t *testing.T) {
 		{name: "body read, no static: the first failure", fb: config.Fallback{Upstream: "standby"},
 			primary: readsBody(exchange.ConnectionReset), backup: answer(200, "from standby"), method: "POST", body: `{"amount":1}`,
 			status: 502, wantBody: "upstream connection reset", count: "pay/connection_reset/none"},
+		{name: "body held whole: backup gets it", fb: config.Fallback{Upstream: "standby", Response: degraded},
+			primary: holdsBody(exchange.ConnectionReset), method: "POST", body: `{"amount":1}`,
+			backup: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				answer(201, "stored "+string(b)).ServeHTTP(w, r)
+			}), status: 201, wantBody: `stored {"amount":1}`, via: ViaUpstream, count: "pay/connection_reset/upstream"},
 		{name: "body not read: backup gets it", fb: config.Fallback{Upstream: "standby"},
 			primary: failWith(exchange.CircuitOpen), method: "POST", body: `{"amount":1}`,
 			backup: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -40,7 +40,13 @@ var heuristicallyCacheable = map[int]bool{
 // without a Last-Modified and a Date it has nothing to go on and the
 // lifetime is 0, not heuristic. Lifetimes are clamped to [0, MaxDelta].
 func FreshnessLifetime(resp ResponseInfo, shared bool) (lifetime time.Duration, heuristic bool) {
-	d := ResponseDirectives(resp.Header)
+	date, dateOK := dateOf(resp.Header)
+	return freshnessLifetime(ResponseDirectives(resp.Header), resp.Status, resp.Header, date, dateOK, shared)
+}
+
+// freshnessLifetime is FreshnessLifetime with the response's directives
+// and Date (dateOK: valid) parsed.
+func freshnessLifetime(d Directives, status int, h http.Header, date time.Time, dateOK bool, shared bool) (lifetime time.Duration, heuristic bool) {
 	if shared && d.HasSMaxAge {
 		return d.SMaxAge, false
 	}
@@ -48,23 +54,21 @@ func FreshnessLifetime(resp ResponseInfo, shared bool) (lifetime time.Duration, 
 		// §5.3: max-age overrides Expires.
 		return d.MaxAge, false
 	}
-	if v, ok := firstValue(resp.Header.Values("Expires")); ok {
+	if v, ok := firstValue(h.Values("Expires")); ok {
 		expires, err := http.ParseTime(v)
-		date, dateOK := dateOf(resp.Header)
 		if err != nil || !dateOK {
 			return 0, false
 		}
 		return clampDelta(expires.Sub(date)), false
 	}
-	if !heuristicallyCacheable[resp.Status] && !d.Public {
+	if !heuristicallyCacheable[status] && !d.Public {
 		return 0, false
 	}
-	v, ok := firstValue(resp.Header.Values("Last-Modified"))
+	v, ok := firstValue(h.Values("Last-Modified"))
 	if !ok {
 		return 0, false
 	}
 	lastModified, err := http.ParseTime(v)
-	date, dateOK := dateOf(resp.Header)
 	if err != nil || !dateOK {
 		return 0, false
 	}
@@ -88,15 +92,20 @@ func FreshnessLifetime(resp ResponseInfo, shared bool) (lifetime time.Duration, 
 // MaxDelta (§1.2.2).
 func CurrentAge(resp ResponseInfo, requestTime, responseTime, now time.Time) time.Duration {
 	date, ok := dateOf(resp.Header)
-	if !ok {
+	return CurrentAgeFrom(initialAge(resp.Header, date, ok, requestTime, responseTime), responseTime, now)
+}
+
+// initialAge is corrected_initial_age (see CurrentAge), with the
+// response's Date parsed (dateOK: valid).
+func initialAge(h http.Header, date time.Time, dateOK bool, requestTime, responseTime time.Time) time.Duration {
+	if !dateOK {
 		date = responseTime
 	}
 	apparentAge := clampDelta(responseTime.Sub(date))
 	responseDelay := clampDelta(responseTime.Sub(requestTime))
-	correctedAgeValue := ageOf(resp.Header) + responseDelay
-	residentTime := clampDelta(now.Sub(responseTime))
-	// Each term is at most MaxDelta, so the sums cannot overflow.
-	return clampDelta(max(apparentAge, correctedAgeValue) + residentTime)
+	correctedAgeValue := ageOf(h) + responseDelay
+	// Each term is at most MaxDelta, so the sum cannot overflow.
+	return clampDelta(max(apparentAge, correctedAgeValue))
 }
 
 // EnsureDate gives h a Date of received when it has none, or an invalid one.
@@ -107,6 +116,12 @@ func EnsureDate(h http.Header, received time.Time) {
 	if _, ok := dateOf(h); !ok {
 		h.Set("Date", received.UTC().Format(http.TimeFormat))
 	}
+}
+
+// DateOf is h's Date, its first field line parsed as an HTTP-date; ok is
+// false when there is none or it is invalid (EnsureDate replaces it then).
+func DateOf(h http.Header) (date time.Time, ok bool) {
+	return dateOf(h)
 }
 
 // dateOf parses the first Date field line.

@@ -82,6 +82,12 @@ var understoodStatus = map[int]bool{
 // no-cache does not prevent storage; it requires validation on each reuse
 // (see RequiresValidation).
 func Storable(method string, reqHeader http.Header, status int, respHeader http.Header, opts StoreOptions) (ok bool, reason string) {
+	return StorableWith(method, reqHeader, status, respHeader, ResponseDirectives(respHeader), opts)
+}
+
+// StorableWith is Storable with the response's directives already parsed
+// (resp is ResponseDirectives(respHeader)).
+func StorableWith(method string, reqHeader http.Header, status int, respHeader http.Header, resp Directives, opts StoreOptions) (ok bool, reason string) {
 	if method != http.MethodGet && method != http.MethodHead {
 		return false, ReasonMethod
 	}
@@ -89,7 +95,6 @@ func Storable(method string, reqHeader http.Header, status int, respHeader http.
 		return false, ReasonStatus
 	}
 	req := RequestDirectives(reqHeader)
-	resp := ResponseDirectives(respHeader)
 	if req.NoStore || (resp.NoStore && !resp.MustUnderstand) {
 		return false, ReasonNoStore
 	}
@@ -141,6 +146,12 @@ func contentLength(h http.Header) (n int64, present, valid bool) {
 	if len(values) == 0 {
 		return 0, false, false
 	}
+	if len(values) == 1 && digits(values[0]) {
+		// The usual field, one plain number: what the loop below makes of
+		// it, without splitting it.
+		n, err := strconv.ParseInt(values[0], 10, 64)
+		return n, true, err == nil
+	}
 	first := ""
 	for _, v := range values {
 		members := splitPlain(v)
@@ -155,11 +166,22 @@ func contentLength(h http.Header) (n int64, present, valid bool) {
 			}
 		}
 	}
-	for i := 0; i < len(first); i++ {
-		if first[i] < '0' || first[i] > '9' {
-			return 0, true, false
-		}
+	if !digits(first) {
+		return 0, true, false
 	}
 	n, err := strconv.ParseInt(first, 10, 64)
 	return n, true, err == nil
+}
+
+// digits reports whether s is one or more ASCII digits.
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

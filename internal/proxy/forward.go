@@ -212,12 +212,14 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x != nil {
 		x.Upstream = f.cluster.Upstream.Name()
 	}
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	bb, buffered := r.Body.(*BufferedBody) // read whole by an earlier forwarder (fallback)
 	if f.maxBody > 0 {
-		if r.ContentLength > f.maxBody {
+		if r.ContentLength > f.maxBody || buffered && int64(bb.Len()) > f.maxBody {
 			exchange.Write(w, x, exchange.BodyTooLarge)
 			return
 		}
-		if r.Body != nil && r.Body != http.NoBody {
+		if hasBody && !buffered {
 			r.Body = http.MaxBytesReader(w, r.Body, f.maxBody)
 		}
 	}
@@ -228,6 +230,18 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isUpgrade(r) {
 		f.serveUpgrade(w, r, x, parent)
 		return
+	}
+	// A body is read up to RequestBufferBytes before the upstream is
+	// contacted, so that a malformed one never reaches it; gRPC streams.
+	if hasBody && !buffered && !(x != nil && x.GRPC) && !isGRPC(r) {
+		pre, fail := bufferBody(r, x)
+		if fail != nil {
+			f.answer(w, x, fail)
+			return
+		}
+		if pre != nil {
+			defer pre.release() // after finish: the attempts are over
+		}
 	}
 	resp, finish, fail := f.forward(r, x, parent, false)
 	if fail != nil {
@@ -377,6 +391,11 @@ func (c *call) prepare() {
 	f, r, x := c.f, c.r, c.x
 	c.out = f.outboundHeader(r, x)
 	c.body = newReplayGuard(r.Body, f.retry.afterResponse)
+	if bb, ok := r.Body.(*BufferedBody); ok {
+		// Held whole: every attempt sends it from its start.
+		c.body.kept, c.body.complete = bb.data, true
+		c.body.n.Store(int64(len(bb.data)))
+	}
 	c.hashKey, _ = c.up.HashKey(r, x.ClientIP)
 	c.path = f.rw.Path(x.Path, &x.Match.Params)
 	// A policy's calls (detached) must end with their context (a
@@ -718,14 +737,7 @@ func (f *Forwarder) clientFault(r *http.Request, err error, body *replayGuard) *
 		return clientClosed
 	}
 	if rerr := body.readErr.Load(); rerr != nil {
-		if errors.As(*rerr, &mbe) {
-			return exchange.BodyTooLarge
-		}
-		var te interface{ Timeout() bool }
-		if errors.As(*rerr, &te) && te.Timeout() {
-			return exchange.BodyTimeout
-		}
-		return exchange.BadBody
+		return bodyFault(r, *rerr)
 	}
 	return nil
 }
@@ -841,7 +853,8 @@ func drainAndClose(rc io.ReadCloser) {
 }
 
 // replayGuard lets a request be retried only while its body is untouched:
-// bodies are streamed, never buffered, so a consumed body cannot be replayed.
+// a body larger than RequestBufferBytes is streamed, so once consumed it
+// cannot be replayed (one held whole, a *BufferedBody, always can).
 // It also keeps the transport from closing the client's body between
 // attempts.
 //
