@@ -119,7 +119,14 @@ func (p *Policy) decide(e *entry, key string, now, n int64) Decision {
 			// The claim, not the estimate, is what this node may still
 			// admit without news: promising more would make a client's
 			// RateLimit-Remaining lie.
-			d.Remaining = max(min(d.Remaining, cur.claim.Load()-local-ask), 0)
+			rest := cur.claim.Load() - local - ask
+			if rest < d.Remaining && p.tiny() && p.ownsKey(key) {
+				// A tiny key's owner claims as its requests need it
+				// (owner.go): what it may still admit without news is
+				// its claim's rest and the room no claim holds.
+				rest += max(p.freeLocked(cur, prev, now, w), 0)
+			}
+			d.Remaining = max(min(d.Remaining, rest), 0)
 		}
 		return d
 	}

@@ -261,3 +261,35 @@ func TestRemainingWithinClaim(t *testing.T) {
 }
 
 const limKeyForTest = "tenant"
+
+// TestTinyOwnerAmongHolders: a tiny limit defined on one node only (a tier
+// on the edge; the sidecars lack the policy and never grant). The owner of
+// a key must be chosen among the nodes that have the policy, so the one
+// node with demand admits up to the limit from its first request, then
+// refuses. (Owners hashed over every member made a sidecar the owner and
+// the edge refused every request: the demo tour's step 5b.)
+func TestTinyOwnerAmongHolders(t *testing.T) {
+	pc := PolicyConfig{Name: "tier-free", Limit: 5, Window: time.Minute}
+	s := newSimNet(t, 7, 1, Options{}, pc)
+	for _, nd := range s.nodes[1:] {
+		if err := nd.l.SetPolicies(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.run(5*time.Second, 10*time.Millisecond) // the cluster has formed
+	edge := s.nodes[0].l.Policy(pc.Name)
+	for _, key := range []string{"free-app", "free-app-2", "k3"} {
+		for i := range 5 {
+			d := edge.Decide(key, 1)
+			if !d.Allowed {
+				t.Fatalf("%s: request %d refused (%+v); want admitted up to the limit", key, i+1, d)
+			}
+			if d.Remaining != int64(4-i) {
+				t.Errorf("%s: request %d: Remaining %d, want %d", key, i+1, d.Remaining, 4-i)
+			}
+		}
+		if edge.Allow(key) {
+			t.Fatalf("%s: request 6 admitted over the limit of 5", key)
+		}
+	}
+}

@@ -81,6 +81,7 @@ type Limiter struct {
 
 	peerCount   atomic.Int64
 	members     atomic.Pointer[[]string] // this node and its alive peers, sorted; nil: unknown
+	holdMu      sync.Mutex               // guards every Policy's holders (owner.go)
 	clustered   atomic.Bool
 	expectPeers bool
 
@@ -201,6 +202,7 @@ func (l *Limiter) observePeers() {
 		ms = slices.Compact(ms)
 		if old := l.members.Load(); old == nil || !slices.Equal(*old, ms) {
 			l.members.Store(&ms)
+			l.noteMembers(ms)
 		}
 	}
 	if n > 0 || l.expectPeers {

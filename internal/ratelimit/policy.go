@@ -89,6 +89,11 @@ type Policy struct {
 	retiredAdmit  atomic.Int64 // admitted/denied of expired keys
 	retiredDeny   atomic.Int64
 	warnedOverWin atomic.Int64 // window of the last key-cap warning
+
+	// holders are the peers known to have this policy: they sent a message
+	// about it, or a message named them with a live count for it (owner.go).
+	// Guarded by Limiter.holdMu.
+	holders map[string]struct{}
 }
 
 func newPolicy(l *Limiter, c PolicyConfig) *Policy {
