@@ -135,18 +135,11 @@ func runAggregate(ctx context.Context, env *Env) (json.RawMessage, error) {
 		started = append(started, p)
 	}
 	listen, admin := addr(len(aggregateParts)), addr(len(aggregateParts)+1)
-	cfg := filepath.Join(env.Tmp, "aggregate-edge.yaml")
-	if err := os.WriteFile(cfg, []byte(aggregateEdgeConfig(listen, admin, partAddrs)), 0o644); err != nil {
-		return nil, err
-	}
-	edge, err := env.start("aggregate-edge", []string{"GOMAXPROCS=1"}, env.pinned(serverCore, bin, "--config", cfg)...)
+	edge, err := env.startEdge(ctx, "aggregate-edge", bin, aggregateEdgeConfig(listen, admin, partAddrs), "http://"+admin+"/readyz")
 	if err != nil {
 		return nil, err
 	}
 	started = append(started, edge)
-	if err := waitHTTP(ctx, edge, "http://"+admin+"/readyz", readyWait); err != nil {
-		return nil, fmt.Errorf("aggregate-edge failed to start: %v\n%s", err, indent(edge.LogTail(15)))
-	}
 
 	r := &aggregateRun{rate: rate, problemLog: problemLog{scope: "aggregate"}}
 	r.direct, r.composite, r.sequential = aggregateTargets("http://"+listen, partAddrs, started[:len(partAddrs)], edge)

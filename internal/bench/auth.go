@@ -149,21 +149,14 @@ func runAuth(ctx context.Context, env *Env) (json.RawMessage, error) {
 			t.headers = []string{t.header}
 		}
 		r.targets = append(r.targets, t)
-		cfg := filepath.Join(env.Tmp, t.name+".yaml")
-		if err := os.WriteFile(cfg, []byte(authEdgeConfig(listen, admin, backendAddr, s.defs, s.routeAuth)), 0o644); err != nil {
-			return nil, err
-		}
-		p, err := env.start(t.name, []string{"GOMAXPROCS=1"}, env.pinned(serverCore, bin, "--config", cfg)...)
+		// Ready: the admin listener's readyz (the route itself answers
+		// 401 without a credential).
+		p, err := env.startEdge(ctx, t.name, bin, authEdgeConfig(listen, admin, backendAddr, s.defs, s.routeAuth), t.adm+"/readyz")
 		if err != nil {
 			return nil, err
 		}
 		started = append(started, p)
 		t.proc = p
-		// Ready: the admin listener's readyz (the route itself answers
-		// 401 without a credential).
-		if err := waitHTTP(ctx, p, t.adm+"/readyz", readyWait); err != nil {
-			return nil, fmt.Errorf("%s failed to start: %v\n%s", t.name, err, indent(p.LogTail(15)))
-		}
 	}
 	for _, t := range r.targets {
 		if err := checkCredential(ctx, t); err != nil {

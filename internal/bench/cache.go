@@ -155,19 +155,12 @@ func runCache(ctx context.Context, env *Env) (json.RawMessage, error) {
 	for i, t := range []*cacheTarget{r.hitEdge, r.missEdge, r.plain} {
 		listen, admin := addr(1+2*i), addr(2+2*i)
 		t.url, t.adm = "http://"+listen+cachePath, "http://"+admin
-		cfg := filepath.Join(env.Tmp, t.name+".yaml")
-		if err := os.WriteFile(cfg, []byte(cacheEdgeConfig(listen, admin, backendAddr, t != r.plain)), 0o644); err != nil {
-			return nil, err
-		}
-		p, err := env.start(t.name, []string{"GOMAXPROCS=1"}, env.pinned(serverCore, bin, "--config", cfg)...)
+		p, err := env.startEdge(ctx, t.name, bin, cacheEdgeConfig(listen, admin, backendAddr, t != r.plain), t.adm+"/readyz")
 		if err != nil {
 			return nil, err
 		}
 		started = append(started, p)
 		t.proc = p
-		if err := waitHTTP(ctx, p, t.adm+"/readyz", readyWait); err != nil {
-			return nil, fmt.Errorf("%s failed to start: %v\n%s", t.name, err, indent(p.LogTail(15)))
-		}
 	}
 
 	// nginx, its cache on a tmpfs.

@@ -353,6 +353,26 @@ func peakRSS(pid int) (int64, error) {
 
 func parseVmHWM(r io.Reader) (int64, error) { return parseStatusKB(r, "VmHWM") }
 
+// startEdge writes yaml to NAME.yaml and runs the edge binary bin on it
+// (GOMAXPROCS=1, pinned to the servers' core), and waits until ready
+// answers (an admin /readyz, or a URL of the edge). The caller stops the
+// process; one that never got ready is stopped here.
+func (e *Env) startEdge(ctx context.Context, name, bin, yaml, ready string) (*Proc, error) {
+	cfg := filepath.Join(e.Tmp, name+".yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := e.start(name, []string{"GOMAXPROCS=1"}, e.pinned(serverCore, bin, "--config", cfg)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, p, ready, readyWait); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("%s failed to start: %v\n%s", name, err, indent(p.LogTail(15)))
+	}
+	return p, nil
+}
+
 // startBackend runs the suites' 1 KiB keep-alive backend (GOMAXPROCS=1,
 // pinned to the servers' core) on addr, with extra flags if any (-json,
 // -delay), and waits until it answers. The binary is built by the first

@@ -86,20 +86,12 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 
 	r := &tracingRun{problemLog: problemLog{scope: "tracing"}}
 	startOne := func(name, listen, admin, tracing string) (*loadEdge, error) {
-		cfg := filepath.Join(env.Tmp, name+".yaml")
-		if err := os.WriteFile(cfg, []byte(tracingEdgeConfig(listen, admin, backendAddr, tracing)), 0o644); err != nil {
-			return nil, err
-		}
-		p, err := env.start(name, []string{"GOMAXPROCS=1"}, env.pinned(serverCore, bin, "--config", cfg)...)
+		p, err := env.startEdge(ctx, name, bin, tracingEdgeConfig(listen, admin, backendAddr, tracing), "http://"+listen+"/")
 		if err != nil {
 			return nil, err
 		}
 		started = append(started, p)
-		t := &loadEdge{name: name, url: "http://" + listen + "/", adm: "http://" + admin, proc: p}
-		if err := waitHTTP(ctx, p, t.url, readyWait); err != nil {
-			return nil, fmt.Errorf("%s failed to start: %v\n%s", name, err, indent(p.LogTail(15)))
-		}
-		return t, nil
+		return &loadEdge{name: name, url: "http://" + listen + "/", adm: "http://" + admin, proc: p}, nil
 	}
 	if r.off, err = startOne("edge-untraced", addr(1), addr(2), ""); err != nil {
 		return nil, err

@@ -371,19 +371,12 @@ func runTransform(ctx context.Context, env *Env) (json.RawMessage, error) {
 		listen, admin := addr(1+2*i), addr(2+2*i)
 		t.url, t.adm = "http://"+listen+"/orders/8f3a2c71", "http://"+admin
 		r.targets = append(r.targets, t)
-		cfg := filepath.Join(env.Tmp, t.name+".yaml")
-		if err := os.WriteFile(cfg, []byte(transformEdgeConfig(listen, admin, backendAddr, t.transform)), 0o644); err != nil {
-			return nil, err
-		}
-		p, err := env.start(t.name, []string{"GOMAXPROCS=1"}, env.pinned(serverCore, bin, "--config", cfg)...)
+		p, err := env.startEdge(ctx, t.name, bin, transformEdgeConfig(listen, admin, backendAddr, t.transform), t.adm+"/readyz")
 		if err != nil {
 			return nil, err
 		}
 		started = append(started, p)
 		t.proc = p
-		if err := waitHTTP(ctx, p, t.adm+"/readyz", readyWait); err != nil {
-			return nil, fmt.Errorf("%s failed to start: %v\n%s", t.name, err, indent(p.LogTail(15)))
-		}
 	}
 	for _, t := range r.targets {
 		if err := checkTransform(ctx, t); err != nil {

@@ -536,7 +536,7 @@ service: {name: %s, app: %q}
 inbound: {address: "127.0.0.1:0", allow: [%q]}
 `, svc, apps[svc].addr(), allow))
 	}
-	waitUntil(t, 10*time.Second, "the edge discovers the three sidecars", func() bool {
+	eventually(t, 10*time.Second, "the edge discovers the three sidecars", func() bool {
 		for _, svc := range []string{"catalog", "pricing", "secret"} {
 			if len(e.node.Cluster().Service(svc, "").Endpoints()) != 1 {
 				return false

@@ -25,17 +25,6 @@ func fastCluster(join string) string {
 	return fmt.Sprintf("cluster: {bind: \"127.0.0.1:0\", gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 2s%s}\n", j)
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // An edge and two sidecars of "orders" (v1, v2) in one cluster over mTLS:
 // the edge finds the sidecars by discovery, a route applied through the
 // edge reaches every node, a sidecar (not a writer) may not apply one, and
@@ -67,7 +56,7 @@ service: {name: orders, subset: %s, app: %q}
 inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
 `, v, addr(apps[v])))
 	}
-	waitUntil(t, 10*time.Second, "the edge discovers both sidecars", func() bool {
+	eventually(t, 10*time.Second, "the edge discovers both sidecars", func() bool {
 		return len(e.node.Cluster().Service("orders", "").Endpoints()) == 2
 	})
 
@@ -98,7 +87,7 @@ inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
 	if err := e.node.ApplyResource(config.KindRoute, rt); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "the edge routes /canary", func() bool {
+	eventually(t, 5*time.Second, "the edge routes /canary", func() bool {
 		code, _, _ := get(t, nil, "GET", e.url("public")+"/canary/x", nil)
 		return code == 200
 	})
@@ -121,7 +110,7 @@ inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
 	if err := e.node.ApplyResource(config.KindRoute, rt2); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "the edge routes /canary2 despite the bad route", func() bool {
+	eventually(t, 5*time.Second, "the edge routes /canary2 despite the bad route", func() bool {
 		code, _, _ := get(t, nil, "GET", e.url("public")+"/canary2", nil)
 		return code == 200
 	})
@@ -130,7 +119,7 @@ inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
 	}
 	// Every sidecar holds what the edge wrote: its signature verified.
 	for v, sc := range sidecars {
-		waitUntil(t, 5*time.Second, "sidecar "+v+" holds the edge's routes", func() bool {
+		eventually(t, 5*time.Second, "sidecar "+v+" holds the edge's routes", func() bool {
 			_, ok1 := sc.mesh.store.Get(config.KindRoute, "canary")
 			_, ok2 := sc.mesh.store.Get(config.KindRoute, "bad")
 			return ok1 && ok2
@@ -143,14 +132,14 @@ inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
 	if ok, err := e.node.DeleteResource(config.KindRoute, "canary"); !ok || err != nil {
 		t.Fatalf("delete: %v %v", ok, err)
 	}
-	waitUntil(t, 5*time.Second, "/canary is gone", func() bool {
+	eventually(t, 5*time.Second, "/canary is gone", func() bool {
 		code, _, _ := get(t, nil, "GET", e.url("public")+"/canary/x", nil)
 		return code == 404
 	})
 
 	// A sidecar whose app is down is withdrawn; one that stops is dropped.
 	apps["v2"].Close()
-	waitUntil(t, 10*time.Second, "the unhealthy v2 sidecar is withdrawn", func() bool {
+	eventually(t, 10*time.Second, "the unhealthy v2 sidecar is withdrawn", func() bool {
 		eps := e.node.Cluster().Service("orders", "").Endpoints()
 		return len(eps) == 1
 	})
@@ -174,13 +163,13 @@ func TestClusterRefusesNodeWithoutValidIdentity(t *testing.T) {
 	if err := intruder.node.ApplyResource(config.KindRoute, []byte("name: hijack\nlisteners: [public]\nmatch: {path: {prefix: /}}\nupstream: u\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "the refusals are counted", func() bool {
+	eventually(t, 5*time.Second, "the refusals are counted", func() bool {
 		return metricValue(t, e.node, "meshgate_gossip_rejected_connections_total") >= 2
 	})
 	// The intruder keeps trying to join: once it has been refused again,
 	// a late admission would have shown.
 	refused := metricValue(t, e.node, "meshgate_gossip_rejected_connections_total")
-	waitUntil(t, 10*time.Second, "the intruder refused again", func() bool {
+	eventually(t, 10*time.Second, "the intruder refused again", func() bool {
 		return metricValue(t, e.node, "meshgate_gossip_rejected_connections_total") > refused
 	})
 	if p := e.node.Cluster().Peers(); p != 0 {

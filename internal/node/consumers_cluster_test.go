@@ -54,7 +54,7 @@ upstreams: [{name: b, endpoints: [{address: %q}]}]
 		}
 		edges = append(edges, e)
 	}
-	waitUntil(t, 10*time.Second, "the three edges see each other", func() bool {
+	eventually(t, 10*time.Second, "the three edges see each other", func() bool {
 		for _, e := range edges {
 			if e.node.Cluster().Peers() != 2 {
 				return false
@@ -119,11 +119,11 @@ func TestAPIKeysAndConsumersAcrossTheCluster(t *testing.T) {
 	var worst time.Duration
 	for round := 1; round <= 3; round++ {
 		key, id := issueKey(t, admins[0], "acme")
-		waitUntil(t, 5*time.Second, "the key issued through edge 1 works on edge 3", func() bool {
+		eventually(t, 5*time.Second, "the key issued through edge 1 works on edge 3", func() bool {
 			code, _ := keyStatus(t, edges[2], key)
 			return code == 200
 		})
-		waitUntil(t, 5*time.Second, "the key works on every edge", func() bool {
+		eventually(t, 5*time.Second, "the key works on every edge", func() bool {
 			for _, e := range edges {
 				if code, _ := keyStatus(t, e, key); code != 200 {
 					return false
@@ -174,7 +174,7 @@ func TestAPIKeysAndConsumersAcrossTheCluster(t *testing.T) {
 	// A new tier and acme moved to it through edge 3: every edge sends
 	// the upstream X-Meshgate-Tier: gold.
 	key, _ := issueKey(t, admins[0], "acme")
-	waitUntil(t, 5*time.Second, "acme is free everywhere", func() bool {
+	eventually(t, 5*time.Second, "acme is free everywhere", func() bool {
 		for _, e := range edges {
 			if _, tier := keyStatus(t, e, key); tier != "free" {
 				return false
@@ -190,7 +190,7 @@ func TestAPIKeysAndConsumersAcrossTheCluster(t *testing.T) {
 		Yaml: "name: acme\ntier: gold\n"}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "acme is gold on every edge, with its key", func() bool {
+	eventually(t, 5*time.Second, "acme is gold on every edge, with its key", func() bool {
 		for _, e := range edges {
 			if code, tier := keyStatus(t, e, key); code != 200 || tier != "gold" {
 				return false

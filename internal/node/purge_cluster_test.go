@@ -58,7 +58,7 @@ routes:
 		}
 		edges = append(edges, e)
 	}
-	waitUntil(t, 10*time.Second, "the edges see each other", func() bool {
+	eventually(t, 10*time.Second, "the edges see each other", func() bool {
 		return edges[0].node.Cluster().Peers() == 1 && edges[1].node.Cluster().Peers() == 1
 	})
 	client := func(path string) adminv1.AdminClient {
@@ -122,7 +122,7 @@ func TestCachePurgeReachesEveryEdge(t *testing.T) {
 	}
 	// Watched through the stores, not by requests, which would store the
 	// path again.
-	waitUntil(t, purgeBound, "the other edge applies the purge", func() bool {
+	eventually(t, purgeBound, "the other edge applies the purge", func() bool {
 		return edges[1].node.caches.Stats()["pages"].Entries == 1
 	})
 	t.Logf("purge applied on the other edge after %v", time.Since(start))
@@ -159,7 +159,7 @@ func TestCachePurgeLateOrAgainSparesNewerEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, purgeBound, "the other edge applies the purge", func() bool {
+	eventually(t, purgeBound, "the other edge applies the purge", func() bool {
 		return other.node.caches.Stats()["pages"].Entries == 0
 	})
 	cacheStatus(t, other, "/pages/a") // stored again, after the purge

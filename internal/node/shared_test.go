@@ -42,7 +42,7 @@ listeners: [{name: public, address: "127.0.0.1:0"}]
 	}
 	a = start("a", "")
 	b = start("b", a.node.Cluster().Addr())
-	waitUntil(t, 10*time.Second, "the edges see each other", func() bool { return a.node.Cluster().Peers() == 1 && b.node.Cluster().Peers() == 1 })
+	eventually(t, 10*time.Second, "the edges see each other", func() bool { return a.node.Cluster().Peers() == 1 && b.node.Cluster().Peers() == 1 })
 	return a, b
 }
 
@@ -85,7 +85,7 @@ routes:
 		// is about the counts being shared at all.)
 		// (Agreeing, not equal to admitted: a minute boundary starts both
 		// over.)
-		waitUntil(t, 10*time.Second, "both edges count every admission", func() bool {
+		eventually(t, 10*time.Second, "both edges count every admission", func() bool {
 			return clusterCount(a.node, "api") == clusterCount(b.node, "api")
 		})
 	}
@@ -145,14 +145,14 @@ routes:
 				t.Fatal("an open breaker let a request through to the backend")
 			}
 			if tc.bAdoptsOpen {
-				waitUntil(t, 3*time.Second, "b adopts the open breaker", func() bool {
+				eventually(t, 3*time.Second, "b adopts the open breaker", func() bool {
 					code, _, _ := get(t, nil, "GET", b.url("public")+"/x", nil)
 					return code == 503
 				})
 				return
 			}
 			// Once a's report has reached b, b must still get through.
-			waitUntil(t, 5*time.Second, "b receives a's report", func() bool {
+			eventually(t, 5*time.Second, "b receives a's report", func() bool {
 				return b.node.breakers.Stats().ReportsReceived >= 1
 			})
 			for i := 0; i < 5; i++ {

@@ -251,7 +251,7 @@ upstreams: [{name: b, endpoints: [{address: %q}]}]
 		}
 		edges = append(edges, startEdge(t, identityFiles(t, ca, ca.ID(t, "/edge-"+name))+cluster(join)+cfg))
 	}
-	waitUntil(t, 15*time.Second, "the three edges see each other", func() bool {
+	eventually(t, 15*time.Second, "the three edges see each other", func() bool {
 		for _, e := range edges {
 			if e.node.Cluster().Peers() != 2 {
 				return false

@@ -42,7 +42,7 @@ func TestNonWriterMemberCannotWrite(t *testing.T) {
 	e2 := startEdge(t, identityFiles(t, ca, ca.ID(t, "/edge-2"))+fastCluster(seed)+writersListen)
 	workerSVID := ca.SVID(t, ca.ID(t, "/ns/prod/sa/worker"))
 	w := startEdge(t, identityFiles(t, ca, workerSVID.ID)+fastCluster(seed)+writersListen+admin)
-	waitUntil(t, 10*time.Second, "three members", func() bool {
+	eventually(t, 10*time.Second, "three members", func() bool {
 		return e1.node.Cluster().Peers() == 2 && e2.node.Cluster().Peers() == 2 && w.node.Cluster().Peers() == 2
 	})
 
@@ -63,7 +63,7 @@ func TestNonWriterMemberCannotWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, n := range []*edge{e1, e2, w} {
-		waitUntil(t, 5*time.Second, fmt.Sprintf("node %d applies the edge's route", i), func() bool {
+		eventually(t, 5*time.Second, fmt.Sprintf("node %d applies the edge's route", i), func() bool {
 			_, ok := n.node.mesh.store.Get(config.KindRoute, "orders")
 			return ok
 		})
@@ -96,7 +96,7 @@ func TestNonWriterMemberCannotWrite(t *testing.T) {
 
 	// Refused by broadcast and again by push/pull (every 2 s here), counted.
 	for i, n := range []*edge{e1, e2} {
-		waitUntil(t, 10*time.Second, fmt.Sprintf("edge %d refuses the items, by broadcast and push/pull", i+1), func() bool {
+		eventually(t, 10*time.Second, fmt.Sprintf("edge %d refuses the items, by broadcast and push/pull", i+1), func() bool {
 			return n.node.mesh.store.Stats().Refused >= 6 && metricValue(t, n.node, "meshgate_cluster_items_refused_total") >= 6
 		})
 		if _, ok := n.node.mesh.store.Get(config.KindRoute, "hijack"); ok {
@@ -133,7 +133,7 @@ func TestClusterWritersExplicit(t *testing.T) {
 	writers := "cluster: {bind: \"127.0.0.1:0\", gossip_interval: 50ms, probe_interval: 200ms, writers: [\"spiffe://example.org/ns/*/sa/worker\"]%s}\n"
 	e := startEdge(t, identityFiles(t, ca, ca.ID(t, "/edge"))+fmt.Sprintf(writers, "")+writersListen)
 	w := startEdge(t, identityFiles(t, ca, ca.ID(t, "/ns/prod/sa/worker"))+fmt.Sprintf(writers, fmt.Sprintf(", join: [%q]", e.node.Cluster().Addr()))+writersListen)
-	waitUntil(t, 10*time.Second, "two members", func() bool { return e.node.Cluster().Peers() == 1 })
+	eventually(t, 10*time.Second, "two members", func() bool { return e.node.Cluster().Peers() == 1 })
 	route := []byte("name: r\nlisteners: [public]\nmatch: {path: {prefix: /r}}\nupstream: u\n")
 	if err := e.node.ApplyResource(config.KindRoute, route); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("the edge, not a writer here, applied: %v", err)
@@ -141,7 +141,7 @@ func TestClusterWritersExplicit(t *testing.T) {
 	if err := w.node.ApplyResource(config.KindRoute, route); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "the edge applies the writer's route", func() bool {
+	eventually(t, 5*time.Second, "the edge applies the writer's route", func() bool {
 		_, ok := e.node.mesh.store.Get(config.KindRoute, "r")
 		return ok
 	})
@@ -158,7 +158,7 @@ func TestAdminIdentitiesCannotJoinByDefault(t *testing.T) {
 	for _, path := range []string{"/viewer", "/ops"} {
 		n := startEdge(t, identityFiles(t, ca, ca.ID(t, path))+fastCluster(seed)+writersListen)
 		before := metricValue(t, e.node, "meshgate_gossip_rejected_connections_total")
-		waitUntil(t, 5*time.Second, path+"'s connections are refused", func() bool {
+		eventually(t, 5*time.Second, path+"'s connections are refused", func() bool {
 			return metricValue(t, e.node, "meshgate_gossip_rejected_connections_total") >= before+1
 		})
 		time.Sleep(300 * time.Millisecond)
@@ -172,7 +172,7 @@ func TestAdminIdentitiesCannotJoinByDefault(t *testing.T) {
 	}
 	// Another workload of the trust domain joins (and may not write).
 	w := startEdge(t, identityFiles(t, ca, ca.ID(t, "/payments"))+fastCluster(seed)+writersListen)
-	waitUntil(t, 10*time.Second, "a workload joins", func() bool { return e.node.Cluster().Peers() == 1 && w.node.Cluster().Peers() == 1 })
+	eventually(t, 10*time.Second, "a workload joins", func() bool { return e.node.Cluster().Peers() == 1 && w.node.Cluster().Peers() == 1 })
 	if _, ok := e.node.mesh.store.Get(config.KindRoute, "x"); ok {
 		t.Error("an admin identity's route reached the edge")
 	}

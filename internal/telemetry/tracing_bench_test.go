@@ -103,23 +103,7 @@ func BenchmarkTracedRequestUnsampled(b *testing.B) {
 func BenchmarkOTLPEncode(b *testing.B) {
 	d := &discard{}
 	tr := benchTracer(b, d.post)
-	in := http.Header{}
-	spans := make([]*Span, 512)
-	now := time.Now()
-	for i := range spans {
-		s := tr.StartServer(in, now, false)
-		s.SetName("GET", "all")
-		for _, a := range []Attr{AttrHTTPMethod, AttrURLScheme, AttrServerAddress, AttrNetworkPeerAddress, AttrNetworkProtocolVersion,
-			AttrUserAgent, AttrClientAddress, AttrURLPath, AttrHTTPRoute, AttrRoute, AttrUpstream} {
-			s.Set(a, "some value")
-		}
-		s.SetInt64(AttrServerPort, 8080)
-		s.SetInt64(AttrHTTPStatusCode, 200)
-		s.end = now
-		s.buf = appendWellKnown(s.buf, &s.std)
-		s.buf = putLen(appendSpanTail(s.buf, s), spanHeader, spanHeader-1) // as End does
-		spans[i] = s
-	}
+	spans := benchSpans(tr, 512)
 	p := tr.pipe
 	c := &batch{}
 	ctx := context.Background()
