@@ -10,10 +10,11 @@ import (
 type Decision struct {
 	Allowed bool
 	Limit   int64
-	// Remaining is how many more requests this node admits now, after this
-	// one: what the estimate leaves, and with peers no more than the rest
-	// of this node's claim (share.go). It may under-promise (the claim can
-	// grow at the next request) but never promises what would be refused.
+	// Remaining is how many more requests this node may admit, after this
+	// one: what the estimate leaves and, with peers, no more than the rest
+	// of this node's claim plus the room no node has claimed (share.go).
+	// Peers claiming that room meanwhile make it over-promise by what they
+	// claim, as any limiter's Remaining does while others take requests.
 	Remaining int64
 	// Reset is the time until the current window ends.
 	Reset time.Duration
@@ -116,14 +117,14 @@ func (p *Policy) decide(e *entry, key string, now, n int64) Decision {
 		d.Allowed = true
 		d.Remaining = int64(float64(limit) - est - float64(ask) + epsilon)
 		if shared {
-			// The claim, not the estimate, is what this node may still
-			// admit without news: promising more would make a client's
-			// RateLimit-Remaining lie.
+			// What this node may still admit: the rest of its claim and
+			// the room no claim holds (which it can claim as its requests
+			// need it), no more than the estimate leaves. The claim alone
+			// under-promised wildly (a paid tier of 10,000 said 0 after its
+			// first request: the claim grows a chunk at a time). A tiny
+			// key's non-owner cannot claim: only its claim's rest counts.
 			rest := cur.claim.Load() - local - ask
-			if rest < d.Remaining && p.tiny() && p.ownsKey(key) {
-				// A tiny key's owner claims as its requests need it
-				// (owner.go): what it may still admit without news is
-				// its claim's rest and the room no claim holds.
+			if !p.tiny() || p.ownsKey(key) {
 				rest += max(p.freeLocked(cur, prev, now, w), 0)
 			}
 			d.Remaining = max(min(d.Remaining, rest), 0)

@@ -134,23 +134,37 @@
 // exact: nodes budgeting on one stale view each round a fraction of the
 // last request up (limit 1 admitted 2, 10 admitted 12), and with γ = ½ a
 // few requests can all meet empty budgets. There, one node per key (its
-// owner: rendezvous hashing of the key over the alive members' names,
-// Options.Members) raises every claim: its own as its requests need it,
-// and in each Flush the peers' whose reported demand exceeds their claim,
-// one request each in turn; the raised claim goes to the cluster as a
-// record about the peer in the owner's message, and the peer adopts it as
-// it adopts any record about itself. Only the owner writes claims, so a
-// window never admits more than Limit, whatever the delay (tested: limits
-// 1, 3, 10, 3 and 10 nodes, 3× and 100×, bursts and whole windows). The
-// price: a non-owner's first request waits for its demand to reach the
-// owner and the grant to come back (two deliveries and a flush, a few ms
-// with SendNow). Known gaps: a grant goes to a node that asked and is not
-// taken back, so with demand under about 2 requests per node per window a
-// window can admit nothing (limit 1 at 3× spread over 3 or 10 nodes, two
-// windows in a row in 5); members whose views of the membership differ
-// (a join or leave in flight) can both act as owner for that moment; and
-// under steady demand the sliding estimate admits a limit of 1 only every
-// other window, on one node as on many.
+// owner: rendezvous hashing of the key over the alive members that hold
+// the policy, Options.Members) raises every claim: its own as its requests
+// need it, and in each Flush the peers' whose reported demand exceeds
+// their claim, one request each in turn; the raised claim goes to the
+// cluster as a record about the peer in the owner's message, and the peer
+// adopts it as it adopts any record about itself. Only the owner writes
+// claims, so a window never admits more than Limit, whatever the delay
+// (tested: limits 1, 3, 10, 3 and 10 nodes, 3× and 100×, bursts and whole
+// windows, from a cold start). The price: a non-owner's first request
+// waits for its demand to reach the owner and the grant to come back (two
+// deliveries and a flush, a few ms with SendNow).
+//
+// Who holds a policy is announced, not guessed from traffic (a node that
+// had heard from nobody owned every key, and at a cold start every node
+// did: limit 3 admitted 12 at 10 nodes). Each node sends the list of the
+// tiny policies it holds (name and window) when it sees a new member or
+// the list changes, straight to every peer and as a broadcast, and again
+// every 20 flushes as a broadcast. A member that has not announced is
+// presumed to hold every policy for warmUp (3F) after it was first seen,
+// so nodes starting together agree on owners at once; past that, a member
+// that never announces (the previous release, or a process without the
+// limiter) holds none. A wrong presumption costs at most warmUp of
+// refusals on the keys the silent member would own.
+//
+// Known gaps: a grant goes to a node that asked and is not taken back, so
+// with demand under about 2 requests per node per window a window can
+// admit nothing (limit 1 at 3× spread over 3 or 10 nodes, two windows in a
+// row in 5); members whose views of the membership differ (a join or leave
+// in flight) can both act as owner for that moment; and under steady
+// demand the sliding estimate admits a limit of 1 only every other window,
+// on one node as on many.
 //
 // Edges, tested on the simulated cluster (edge_test.go): a node joining
 // mid-burst (with a push/pull of state) or the hot node dying mid-window
@@ -246,7 +260,11 @@
 // The previous release reads a claims group as one of a policy it does not
 // have, ignores it and counts its keys in Stats.ForeignKeys; this release
 // merges it into the group before it and rejects a claims group that
-// breaks these rules. A payload without claims (no peers, or nothing
+// breaks these rules. Holdings (see Tiny limits) travel the same way: a
+// message whose only group is named "\x00holds" (window 1, base 0), its
+// keys the ids "<policy>/<window ms>" of the sender's tiny policies, each
+// with no records; the previous release ignores it and counts its keys in
+// Stats.ForeignKeys. A payload without claims (no peers, or nothing
 // claimed or denied) has no claims groups: byte for byte what the previous
 // release writes. During an upgrade the previous release's nodes still
 // admit on the estimate alone, so bursts can exceed the limit by their

@@ -230,33 +230,30 @@ func TestMemoryPerKey(t *testing.T) {
 	}
 }
 
-// TestRemainingWithinClaim: with peers, Decision.Remaining (the
-// RateLimit-Remaining header) never promises a request the claim refuses:
-// while it says r > 0, the next request is admitted.
-func TestRemainingWithinClaim(t *testing.T) {
+// TestRemainingCountsUnclaimedRoom: with peers, Decision.Remaining (the
+// RateLimit-Remaining header) is the rest of this node's claim plus the room
+// no node has claimed, within what the estimate leaves. The claim alone said
+// 0 after a paid tier's first request (claims grow a chunk at a time), and
+// room a peer has claimed must not be promised.
+func TestRemainingCountsUnclaimedRoom(t *testing.T) {
 	s := newSingle(t, Options{Node: "self"}, tenSecLimit)
 	s.setPeers(2)
 	p := s.l.Policy(tenSecLimit.Name)
-	promised, admitted := 0, 0
-	for range 200 {
-		d := p.Decide(limKeyForTest, 1)
-		if promised > 0 && !d.Allowed {
-			t.Fatalf("denied after Remaining %d was promised (admitted %d so far)", promised, admitted)
-		}
-		if d.Allowed {
-			admitted++
-			if e := p.keys.get(limKeyForTest); e != nil {
-				sl := &e.slots[win(tenSecLimit, s.clk.Now())&1]
-				if room := sl.claim.Load() - sl.local.Load(); d.Remaining > room {
-					t.Fatalf("Remaining %d, claim leaves %d", d.Remaining, room)
-				}
-			}
-		}
-		promised = int(d.Remaining)
-		s.clk.Advance(time.Millisecond)
+	d := p.Decide(limKeyForTest, 1)
+	if !d.Allowed || d.Remaining != tenSecLimit.Limit-1 {
+		t.Fatalf("first request: %+v, want admitted with Remaining %d", d, tenSecLimit.Limit-1)
 	}
-	if admitted == 0 {
-		t.Fatal("nothing admitted")
+	// A peer claims 300 without having used any of it yet.
+	w := win(tenSecLimit, s.clk.Now())
+	b := newBuilder(maxMessage, []string{"peer"})
+	b.claims = true
+	b.add(tenSecLimit.Name, tenSecLimit.Window.Milliseconds(), w, limKeyForTest,
+		[]wireRecord{{node: 0, win: w, count: 1, reserve: 300}})
+	mustMerge(t, s.l, b.finish())
+	d = p.Decide(limKeyForTest, 1)
+	if want := tenSecLimit.Limit - 2 - 1 - 300; !d.Allowed || d.Remaining != want {
+		t.Fatalf("after the peer's claim: %+v, want admitted with Remaining %d (the estimate leaves %d)",
+			d, want, tenSecLimit.Limit-3)
 	}
 }
 

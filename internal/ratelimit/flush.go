@@ -35,6 +35,10 @@ type flushState struct {
 	// grants are the claims this node, as a tiny key's owner, raised for
 	// peers in this flush (owner.go).
 	grants []grant
+	// announced is the holdings list last sent, sinceAnnounce the flushes
+	// since (holds.go).
+	announced     []string
+	sinceAnnounce int
 	// perKey is the encoded bytes per key measured on the last messages
 	// sent (front coding makes it depend on the keys); 0 before any.
 	perKey float64
@@ -92,6 +96,7 @@ func (l *Limiter) Flush() {
 	defer l.flushMu.Unlock()
 	l.observePeers()
 	f := &l.flush
+	l.announce(f)
 	if f.live == nil {
 		f.live = map[string]struct{}{}
 		f.b = newBuilder(maxMessage, []string{l.node})

@@ -50,8 +50,14 @@ func (l *Limiter) apply(m *message) (newer bool) {
 	}
 	set := *l.policies.Load()
 	k := 0
-	var held []string
 	for _, g := range m.groups {
+		if string(g.policy) == holdsGroup {
+			if len(names) > 0 && names[0] != "" {
+				l.noteHoldings(names[0], m, k, g.keysEnd)
+			}
+			k = g.keysEnd
+			continue
+		}
 		p := set[string(g.policy)]
 		if p == nil || p.winNs != g.windowMs*1e6 {
 			l.stats.foreign.Add(int64(g.keysEnd - k))
@@ -63,18 +69,6 @@ func (l *Limiter) apply(m *message) (newer bool) {
 		if k > 0 {
 			r = m.keys[k-1].recsEnd
 		}
-		// The sender (the first node named) and every node with a live
-		// count here have the policy: candidates for owning its tiny keys.
-		held = held[:0]
-		if len(names) > 0 {
-			held = append(held, names[0])
-		}
-		for _, rec := range m.recs[r:lastRec(m, g.keysEnd)] {
-			if rec.count+rec.reserve+rec.denied > 0 && int(rec.node) < len(names) {
-				held = append(held, names[rec.node])
-			}
-		}
-		p.noteHolders(held)
 		for ; k < g.keysEnd; k++ {
 			key := m.keys[k]
 			recs := m.recs[r:key.recsEnd]

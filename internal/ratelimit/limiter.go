@@ -81,7 +81,10 @@ type Limiter struct {
 
 	peerCount   atomic.Int64
 	members     atomic.Pointer[[]string] // this node and its alive peers, sorted; nil: unknown
-	holdMu      sync.Mutex               // guards every Policy's holders (owner.go)
+	holdMu      sync.Mutex               // guards firstSeen and holdings (holds.go)
+	firstSeen   map[string]int64         // alive peers: when this node first saw each
+	holdings    map[string]holding       // the tiny policies each peer announced
+	joined      atomic.Bool              // a member is new since the last announcement
 	clustered   atomic.Bool
 	expectPeers bool
 
@@ -140,6 +143,8 @@ func New(o Options) (*Limiter, error) {
 		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.names.m = map[string]string{}
+	l.firstSeen = map[string]int64{}
+	l.holdings = map[string]holding{}
 	l.kicks = make(chan struct{}, 1)
 	l.decoded.New = func() any { return new(message) }
 	empty := map[string]*Policy{}
@@ -202,7 +207,9 @@ func (l *Limiter) observePeers() {
 		ms = slices.Compact(ms)
 		if old := l.members.Load(); old == nil || !slices.Equal(*old, ms) {
 			l.members.Store(&ms)
-			l.noteMembers(ms)
+			if l.noteMembers(ms) {
+				l.joined.Store(true)
+			}
 		}
 	}
 	if n > 0 || l.expectPeers {

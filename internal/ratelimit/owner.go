@@ -36,58 +36,24 @@ func (p *Policy) tiny() bool {
 // ownsKey reports whether this node is key's owner: rendezvous hashing over
 // the candidates among the alive members, so that every node that sees the
 // same candidates agrees, and a member leaving moves only its own keys. The
-// candidates are this node and the peers known to have the policy (holders:
-// they sent a message about it, or a message named them with a live count
-// for it). A peer without the policy never grants, so hashing over every
-// member left a node whose owner was such a peer unable to admit anything
-// (a tier defined on the edge only, sidecars in the cluster: the first
-// request got 429).
+// candidates are this node and the peers that hold the policy (holds.go): a
+// peer without it never grants, so hashing over every member left a node
+// whose owner was such a peer unable to admit anything (a tier defined on
+// the edge only, sidecars in the cluster: the first request got 429).
 func (p *Policy) ownsKey(key string) bool {
 	best, owner := uint64(0), ""
+	now := p.l.clk.Now().UnixNano()
 	p.l.holdMu.Lock()
 	defer p.l.holdMu.Unlock()
 	for _, n := range *p.l.members.Load() {
-		if n != p.l.node {
-			if _, held := p.holders[n]; !held {
-				continue
-			}
+		if n != p.l.node && !p.l.holdsLocked(n, p.holdID, now) {
+			continue
 		}
 		if h := rendezvous(n, p.name, key); h > best || h == best && n < owner {
 			best, owner = h, n
 		}
 	}
 	return owner == p.l.node
-}
-
-// noteMembers forgets the holders that are no longer alive members (one
-// that rejoins must tell of its policies again).
-func (l *Limiter) noteMembers(ms []string) {
-	l.holdMu.Lock()
-	defer l.holdMu.Unlock()
-	for _, p := range *l.policies.Load() {
-		for n := range p.holders {
-			if _, ok := slices.BinarySearch(ms, n); !ok {
-				delete(p.holders, n)
-			}
-		}
-	}
-}
-
-// noteHolders records that the peers named are known to have policy p.
-func (p *Policy) noteHolders(names []string) {
-	p.l.holdMu.Lock()
-	defer p.l.holdMu.Unlock()
-	for _, n := range names {
-		if n == "" {
-			continue
-		}
-		if _, ok := p.holders[n]; !ok {
-			if p.holders == nil {
-				p.holders = map[string]struct{}{}
-			}
-			p.holders[n] = struct{}{}
-		}
-	}
 }
 
 func rendezvous(node, policy, key string) uint64 {

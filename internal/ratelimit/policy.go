@@ -90,14 +90,13 @@ type Policy struct {
 	retiredDeny   atomic.Int64
 	warnedOverWin atomic.Int64 // window of the last key-cap warning
 
-	// holders are the peers known to have this policy: they sent a message
-	// about it, or a message named them with a live count for it (owner.go).
-	// Guarded by Limiter.holdMu.
-	holders map[string]struct{}
+	// holdID names the policy in holdings (holds.go).
+	holdID string
 }
 
 func newPolicy(l *Limiter, c PolicyConfig) *Policy {
 	p := &Policy{l: l, name: c.Name, window: c.Window, winNs: int64(c.Window), keys: newKeyMap()}
+	p.holdID = holdID(c.Name, p.winNs)
 	p.update(c)
 	return p
 }
