@@ -82,18 +82,23 @@ func (v *Verifier) endRound() {
 
 // requestRefresh returns the round to wait for: the pending one if any
 // (concurrent callers share one fetch); else a new one if the last demand
-// was at least UnknownKidInterval ago; else the fetch in flight, if any,
+// of its kind (no set yet, or a kid the set lacks) was at least
+// UnknownKidInterval ago; else the fetch in flight, if any,
 // which may still bring the key; else nil (no fetch: do not wait).
 func (v *Verifier) requestRefresh() *round {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	last := &v.lastDemand
+	if v.keys.Load() == nil {
+		last = &v.lastKeyless
+	}
 	switch now := v.clk.Now(); {
 	case v.stopped:
 		return nil
 	case v.pending != nil:
 		return v.pending
-	case v.lastDemand.IsZero() || now.Sub(v.lastDemand) >= v.opts.Refresh.UnknownKidInterval:
-		v.lastDemand = now
+	case last.IsZero() || now.Sub(*last) >= v.opts.Refresh.UnknownKidInterval:
+		*last = now
 		v.pending = newRound()
 		select {
 		case v.kick <- struct{}{}:

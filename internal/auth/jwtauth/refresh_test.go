@@ -301,3 +301,31 @@ func TestCacheMaxAge(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyVerifyLeavesUnknownKidBudget: a request that arrives before the
+// first key set (the edge just started) waits for that fetch, and must not
+// use up the refetch allowed for an unknown kid: a key rotated in soon
+// after is still fetched at once. (It did: the early request counted as
+// the unknown-kid demand, and a rotation within UnknownKidInterval got 401
+// "unknown signing key" — TestAuthJWTFromHydra, now and then.)
+func TestEarlyVerifyLeavesUnknownKidBudget(t *testing.T) {
+	p := newIDP(t, rsaA())
+	release := make(chan struct{})
+	p.set(func(p *idp) { p.hold = release })
+	v, _ := start(t, p, nil)
+	eventually(t, "the initial fetch to start", func() bool { return p.fetches.Load() == 1 })
+	done := make(chan error, 1)
+	go func() { _, err := v.Verify(context.Background(), rsaA().sign(t, claims(nil), nil)); done <- err }()
+	eventually(t, "Verify to find no set and ask for a fetch", func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return v.pending != nil
+	})
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("early Verify: %v", err)
+	}
+	eventually(t, "ready", v.Ready)
+	p.serve(rsaA(), rsaB()) // the IdP rotates in a new key, at once
+	mustVerify(t, v, rsaB().sign(t, claims(nil), nil))
+}

@@ -35,11 +35,17 @@ type Verifier struct {
 	kick      chan struct{} // Verify asks run for a fetch
 	closeOnce sync.Once
 
-	mu         sync.Mutex
-	pending    *round    // the next fetch, which Verify calls wait for
-	inflight   *round    // the fetch running now
-	lastDemand time.Time // when Verify last caused a fetch
-	stopped    bool      // run has returned: no round will be served
+	mu       sync.Mutex
+	pending  *round // the next fetch, which Verify calls wait for
+	inflight *round // the fetch running now
+	// lastDemand is when Verify last caused a fetch for a kid the loaded
+	// set lacks, lastKeyless when it last caused one with no set loaded
+	// yet: each bounds its own kind to one per UnknownKidInterval, so that
+	// the requests of a starting edge leave the unknown-kid refetch to a
+	// key rotated in afterwards.
+	lastDemand  time.Time
+	lastKeyless time.Time
+	stopped     bool // run has returned: no round will be served
 
 	// Owned by run.
 	backoff time.Duration
