@@ -54,7 +54,7 @@ func (n *Node) limitView() []telemetry.LimitView {
 	var out []telemetry.LimitView
 	for _, p := range n.limits.Stats().Policies {
 		out = append(out, telemetry.LimitView{Route: p.Policy, Admitted: p.Admitted, Denied: p.Denied,
-			OverAdmitted: p.OverAdmitted, Keys: p.Keys})
+			OverAdmitted: p.OverAdmitted, Keys: p.Keys, Evicted: p.Evicted})
 	}
 	return out
 }

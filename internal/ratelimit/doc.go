@@ -219,8 +219,17 @@
 //
 // A key expires when it had no traffic here and no report from a peer for
 // two windows; peers' records expire with their windows; node names no
-// record uses are forgotten. A policy holds at most MaxKeys keys: beyond,
-// new keys (and keys over 512 bytes) are counted together under OverflowKey
+// record uses are forgotten. A policy holds at most MaxKeys keys: at the
+// cap a new key takes the place of the coldest of 8 sampled keys (the least
+// activity in this and the previous window: asked for here, reported by
+// peers), counted in PolicyStats.Evicted. A flood of distinct keys seen
+// once each then churns among itself, and a key with traffic goes only
+// when all 8 sampled are busier; sharing one overflow budget among all new
+// keys, as before, let such a flood starve every consumer after it. An
+// evicted key that returns starts from what peers still report of it (this
+// node's own count is lost: its limit can be exceeded by what this node
+// had admitted, once per eviction). Keys over 512 bytes, and new keys when
+// no sampled key could be removed, are counted together under OverflowKey
 // with one budget of Limit, a warning is logged once per window, and
 // PolicyStats.Overflowed counts them; peers' keys beyond the cap are
 // dropped and counted. Decoders bound every count by the bytes left.

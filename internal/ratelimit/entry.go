@@ -300,3 +300,16 @@ func (e *entry) noteOverLocked(limit int64, counter *atomic.Int64) {
 		}
 	}
 }
+
+// activity is what a key saw in windows w−1 and w, on this node (asked
+// for, admitted or not) and as its peers reported it: how much evicting it
+// would forget.
+func (e *entry) activity(w int64) int64 {
+	var a int64
+	for i := range e.slots {
+		if s := &e.slots[i]; s.win.Load() >= w-1 {
+			a += max(s.local.Load(), s.offered.Load()) + max(s.peers.Load(), s.peerOffered.Load())
+		}
+	}
+	return a
+}

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"hash/maphash"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 )
@@ -103,3 +104,36 @@ func (k *keyMap) removeIf(e *entry, idle func(*entry) bool) bool {
 }
 
 func (k *keyMap) len() int { return int(k.n.Load()) }
+
+// evictSamples is how many keys evictColdest compares.
+const evictSamples = 8
+
+// evictColdest removes the key with the least activity in windows w−1 and
+// w (activity) among evictSamples keys from shards visited from a random
+// one, the overflow key excepted, so that a new key can take its place. A
+// flood of distinct keys, each seen once, then churns among itself, while a
+// key with traffic here or elsewhere in the cluster is evicted only when
+// every key sampled is busier. It reports whether it removed one.
+func (k *keyMap) evictColdest(w int64) bool {
+	var cold *entry
+	coldAct := int64(0)
+	seen := 0
+	start := rand.IntN(keyShards)
+	for i := 0; i < keyShards && seen < evictSamples; i++ {
+		s := &k.shards[(start+i)%keyShards]
+		s.mu.RLock()
+		for key, e := range s.m { // map order is random: a fresh sample each time
+			if key == OverflowKey {
+				continue
+			}
+			if a := e.activity(w); cold == nil || a < coldAct {
+				cold, coldAct = e, a
+			}
+			if seen++; seen == evictSamples {
+				break
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return cold != nil && k.removeIf(cold, func(e *entry) bool { return e.activity(w) == coldAct })
+}

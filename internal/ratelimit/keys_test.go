@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,8 +66,9 @@ func TestExpiredEntryNotLost(t *testing.T) {
 	}
 }
 
-// TestKeyCap: beyond MaxKeys, new keys (and keys too long to gossip) share
-// the overflow key's budget; peers' new keys are dropped and counted.
+// TestKeyCap: at MaxKeys a new key takes the place of a cold one; keys too
+// long to gossip share the overflow key's budget; peers' new keys are
+// dropped and counted.
 func TestKeyCap(t *testing.T) {
 	pc := short
 	pc.MaxKeys = 3
@@ -77,21 +79,27 @@ func TestKeyCap(t *testing.T) {
 			t.Fatalf("%s denied", k)
 		}
 	}
+	for _, k := range []string{"d", "e", "f", "g", "h", "i"} {
+		if d := p.Decide(k, 1); !d.Allowed || d.Remaining != pc.Limit-1 {
+			t.Fatalf("new key %s at the cap: %+v, want its own budget", k, d)
+		}
+	}
+	long := strings.Repeat("x", maxKeyLen+1)
 	admitted := 0
-	for _, k := range []string{"d", "e", strings.Repeat("x", maxKeyLen+1), "f", "g", "h", "i"} {
-		if p.Allow(k) {
+	for range 7 {
+		if p.Allow(long) {
 			admitted++
 		}
 	}
 	if admitted != 5 {
-		t.Errorf("overflow keys admitted %d together, want the limit 5", admitted)
+		t.Errorf("an over-long key admitted %d, want the overflow key's limit 5", admitted)
 	}
 	mustMerge(t, s.l, countsMsg("peer", pc, "z", map[int64]int64{win(pc, t0): 1}))
 	st := p.Stats()
-	if st.Keys != 4 || st.Overflowed != 7 || st.DroppedPeerKeys != 1 {
-		t.Fatalf("stats %+v, want 4 keys (3 + overflow), 7 overflowed, 1 dropped", st)
+	if st.Keys != 4 || st.Evicted != 6 || st.Overflowed != 7 || st.DroppedPeerKeys != 1 {
+		t.Fatalf("stats %+v, want 4 keys (3 + overflow), 6 evicted, 7 overflowed, 1 dropped", st)
 	}
-	if got := keyNames(p); got != OverflowKey+",a,b,c" {
+	if got := keyNames(p); !strings.HasPrefix(got, OverflowKey+",") {
 		t.Fatalf("keys %q", got)
 	}
 }
@@ -102,4 +110,36 @@ func keyNames(p *Policy) string {
 		names = append(names, k.Key)
 	}
 	return strings.Join(names, ",")
+}
+
+// TestKeyFloodDoesNotStarveConsumers (issue 15): a flood of distinct keys,
+// one request each, past MaxKeys must not take the budget of consumers who
+// come after it (all new keys shared the overflow key's one budget: the
+// flood used it up and every new consumer got 429), nor the counts of the
+// consumers who were there before (a consumer at its limit stays limited).
+// The coldest of a sample of keys gives way to a new one.
+func TestKeyFloodDoesNotStarveConsumers(t *testing.T) {
+	pc := PolicyConfig{Name: "tenant", Limit: 5, Window: time.Minute, MaxKeys: 200}
+	s := newSingle(t, Options{}, pc)
+	p := s.l.Policy(pc.Name)
+	for range pc.Limit {
+		if !p.Allow("alice") {
+			t.Fatal("alice denied within her limit")
+		}
+	}
+	for i := range 20_000 {
+		p.Allow("flood-" + strconv.Itoa(i))
+	}
+	if p.Allow("alice") {
+		t.Error("alice admitted past her limit: the flood evicted her count")
+	}
+	for i := range 50 {
+		if d := p.Decide("late-"+strconv.Itoa(i), 1); !d.Allowed || d.Remaining != pc.Limit-1 {
+			t.Fatalf("a consumer arriving after the flood: %+v, want admitted with its own budget", d)
+		}
+	}
+	st := p.Stats()
+	if st.Keys > pc.MaxKeys+keyShards || st.Evicted < int64(20_000-pc.MaxKeys) {
+		t.Fatalf("stats %+v: want at most %d keys and the flood's keys evicted", st, pc.MaxKeys)
+	}
 }

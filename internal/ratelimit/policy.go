@@ -85,6 +85,7 @@ type Policy struct {
 
 	overAdmitted  atomic.Int64
 	overflowed    atomic.Int64
+	evicted       atomic.Int64
 	droppedPeer   atomic.Int64
 	retiredAdmit  atomic.Int64 // admitted/denied of expired keys
 	retiredDeny   atomic.Int64
@@ -128,7 +129,13 @@ func (p *Policy) entry(key string, w int64) *entry {
 		return e
 	}
 	limit := p.maxKeys.Load()
-	if len(key) <= maxKeyLen && key != OverflowKey && int64(p.keys.len()) < limit {
+	if len(key) <= maxKeyLen && key != OverflowKey {
+		// At the cap the coldest of a sample of keys gives way: sharing
+		// one overflow budget among every new key let a flood of distinct
+		// keys starve every consumer that came after it.
+		if int64(p.keys.len()) >= limit && p.keys.evictColdest(w) {
+			p.evicted.Add(1)
+		}
 		if e := p.keys.create(key, limit); e != nil {
 			return e
 		}

@@ -48,9 +48,11 @@ type PolicyStats struct {
 	// figure is the maximum over nodes, not the sum.
 	OverAdmitted int64
 	Keys         int
-	// Overflowed counts requests decided under OverflowKey (key cap reached
-	// or key too long).
+	// Overflowed counts requests decided under OverflowKey (a key too long,
+	// or the cap reached and no key could give way).
 	Overflowed int64
+	// Evicted counts keys removed at the cap to make room for a new one.
+	Evicted int64
 	// DroppedPeerKeys counts peers' keys not tracked because the cap was
 	// reached.
 	DroppedPeerKeys int64
@@ -86,6 +88,7 @@ func (p *Policy) Stats() PolicyStats {
 		OverAdmitted:    p.overAdmitted.Load(),
 		Keys:            p.keys.len(),
 		Overflowed:      p.overflowed.Load(),
+		Evicted:         p.evicted.Load(),
 		DroppedPeerKeys: p.droppedPeer.Load(),
 	}
 	for _, e := range p.keys.appendAll(nil) {

@@ -14,6 +14,7 @@ type LimitView struct {
 	Route                          string
 	Admitted, Denied, OverAdmitted int64
 	Keys                           int
+	Evicted                        int64 // keys that gave way at the key cap
 }
 
 type sharedCollector struct {
@@ -21,7 +22,7 @@ type sharedCollector struct {
 	limits   func() []LimitView
 
 	brkState, brkTrans, brkReports *prometheus.Desc
-	decisions, over, keys          *prometheus.Desc
+	decisions, over, keys, evicted *prometheus.Desc
 }
 
 // WatchSharedState exports the circuit breakers and the rate limits. Call
@@ -34,11 +35,12 @@ func (m *Metrics) WatchSharedState(breakers func() BreakerView, limits func() []
 		decisions:  prometheus.NewDesc("meshgate_ratelimit_decisions_total", "Rate-limit decisions, by route and result (admitted, limited).", []string{"route", "result"}, nil),
 		over:       prometheus.NewDesc("meshgate_ratelimit_over_admitted_total", "Admissions found afterwards to exceed the cluster-wide limit (gossip delay), by route.", []string{"route"}, nil),
 		keys:       prometheus.NewDesc("meshgate_ratelimit_keys", "Keys counted, by route.", []string{"route"}, nil),
+		evicted:    prometheus.NewDesc("meshgate_ratelimit_keys_evicted_total", "Keys forgotten at the key cap to make room for a new one (the coldest of a sample), by route.", []string{"route"}, nil),
 	})
 }
 
 func (c *sharedCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.brkState, c.brkTrans, c.brkReports, c.decisions, c.over, c.keys} {
+	for _, d := range []*prometheus.Desc{c.brkState, c.brkTrans, c.brkReports, c.decisions, c.over, c.keys, c.evicted} {
 		ch <- d
 	}
 }
@@ -59,5 +61,6 @@ func (c *sharedCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.decisions, prometheus.CounterValue, float64(l.Denied), l.Route, "limited")
 		ch <- prometheus.MustNewConstMetric(c.over, prometheus.CounterValue, float64(l.OverAdmitted), l.Route)
 		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(l.Keys), l.Route)
+		ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(l.Evicted), l.Route)
 	}
 }
