@@ -233,10 +233,20 @@ func (c *Cluster) DirectSender(kind byte) func(msg []byte) {
 		b := make([]byte, 2+len(msg))
 		b[0], b[1] = directTag, kind
 		copy(b[2:], msg)
-		for _, m := range c.ml.Members() {
-			if m.Name != c.cfg.Name {
-				_ = c.ml.SendBestEffort(m, b) // the broadcast repairs a loss
+		// Addresses from this package's member table, copied when
+		// memberlist reported the member: the *Node values ml.Members()
+		// returns are memberlist's own, which it rewrites without a lock
+		// the caller can take (a data race with an alive message).
+		c.mu.Lock()
+		to := make([]memberlist.Address, 0, len(c.members))
+		for _, m := range c.members {
+			if m.Name != c.cfg.Name && m.State == Alive {
+				to = append(to, memberlist.Address{Addr: m.Addr, Name: m.Name})
 			}
+		}
+		c.mu.Unlock()
+		for _, a := range to {
+			_ = c.ml.SendToAddress(a, b) // the broadcast repairs a loss
 		}
 	}
 }
