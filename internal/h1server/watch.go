@@ -44,10 +44,12 @@ var ErrClientGone = errors.New("h1server: client closed the connection")
 // has taken a byte (the start of a pipelined request, kept for the next
 // request) the client's leaving is no longer noticed, as with net/http.
 //
-// stop ends the watch; it is idempotent. Call it before writing the response
-// and before any later call touches the connection's reads: it interrupts the
-// background read, waits for it to return, and hands a byte it read to the
-// next request. When the handler returns (or hijacks) a watch it did not stop
+// stop ends the watch; it is idempotent. Call it before any later call
+// touches the connection's reads: it interrupts the background read, waits
+// for it to return, and hands a byte it read to the next request. Writing
+// the response while the watch runs is fine (the watch only reads; a proxy
+// relaying a stream keeps watching so that a client leaving between events
+// ends it at once). When the handler returns (or hijacks) a watch it did not stop
 // is stopped for it. ctx itself stays valid after stop, until the handler
 // returns: then it is canceled, like r.Context() under net/http. A client
 // that went away also makes the connection close after this response.

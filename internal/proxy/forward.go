@@ -21,6 +21,7 @@ import (
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/exchange"
+	"github.com/meshgate/meshgate/internal/h1server"
 	"github.com/meshgate/meshgate/internal/rewrite"
 	"github.com/meshgate/meshgate/internal/route"
 	"github.com/meshgate/meshgate/internal/telemetry"
@@ -243,13 +244,13 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer pre.release() // after finish: the attempts are over
 		}
 	}
-	resp, finish, fail := f.forward(r, x, parent, false)
+	resp, finish, fail := f.forward(w, r, x, parent, false)
 	if fail != nil {
 		f.answer(w, x, fail)
 		return
 	}
 	defer finish()
-	f.copyResponse(w, resp, x)
+	f.copyResponse(w, r, resp, x)
 }
 
 // RoundTrip makes a policy's call: req goes to the cluster as a forwarded
@@ -283,7 +284,7 @@ func (f *Forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// Detached: a policy may make several calls at once under the one
 	// server span, so each attempt's span ends by itself.
-	resp, finish, fail := f.forward(req, x, span, true)
+	resp, finish, fail := f.forward(nil, req, x, span, true)
 	if fail != nil {
 		return nil, &CallError{Kind: fail, Endpoint: x.Endpoint}
 	}
@@ -336,13 +337,15 @@ var clientClosed = &exchange.Kind{Status: 499, Name: "client_closed", Text: "cli
 // once the response's body is done with, releases the slot and the
 // attempt's resources. detached: the attempts' client spans end when their
 // response headers (or failure) arrive, not with the parent span (a
-// policy's calls, several of which may run at once under it).
-func (f *Forwarder) forward(r *http.Request, x *exchange.Exchange, parent *telemetry.Span, detached bool) (resp *http.Response, finish func(), fail *exchange.Kind) {
-	c := call{f: f, r: r, x: x, parent: parent, detached: detached, up: f.cluster.Upstream, start: time.Now()}
+// policy's calls, several of which may run at once under it). w is the
+// client's writer (nil for a policy's call): a client that leaves while the
+// request waits for a slot or an upstream ends it (see watchClient).
+func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, x *exchange.Exchange, parent *telemetry.Span, detached bool) (resp *http.Response, finish func(), fail *exchange.Kind) {
+	c := call{f: f, w: w, r: r, x: x, parent: parent, detached: detached, up: f.cluster.Upstream, start: time.Now()}
 	if f.timeout > 0 {
 		c.deadline = c.start.Add(f.timeout)
 	}
-	if c.release, fail = f.admitRequest(r, c.up, c.deadline); fail != nil {
+	if c.release, fail = c.admitRequest(); fail != nil {
 		return nil, nil, fail
 	}
 	// Outside c: a pointer into c from c itself would move c to the heap.
@@ -361,6 +364,7 @@ func (f *Forwarder) forward(r *http.Request, x *exchange.Exchange, parent *telem
 // on forward's stack: nothing may keep a pointer to it.
 type call struct {
 	f      *Forwarder
+	w      http.ResponseWriter // the client's; nil for a policy's call
 	r      *http.Request
 	x      *exchange.Exchange
 	parent *telemetry.Span // the server span, when tracing
@@ -376,6 +380,10 @@ type call struct {
 	tried        []*upstream.Endpoint
 	path         string // rewritten
 	fast         bool   // the fast HTTP/1.1 pool takes the request
+
+	// watched is r's context canceled when the client leaves, once
+	// watchClient has started watching; nil before.
+	watched context.Context
 
 	retrying bool // the budget's RetryAllowed was granted for this attempt
 	// retryConnect: the retry granted retries a connect failure, under
@@ -432,7 +440,7 @@ func (c *call) attempt(n int) (resp *http.Response, finish func(), fail *exchang
 	resp, err, expired, done := c.send(outreq, c.attemptDeadline(start))
 	outcome := c.record(ep, ticket, start, resp, err, expired)
 	if err != nil {
-		if k := c.f.clientFault(c.r, err, c.body); k != nil {
+		if k := c.f.clientFault(c.r, err, c.body, c.watched); k != nil {
 			done()
 			c.end()
 			return nil, nil, k, false
@@ -511,10 +519,28 @@ func (c *call) attemptDeadline(start time.Time) time.Time {
 // body is finished.
 func (c *call) send(outreq *http.Request, deadline time.Time) (resp *http.Response, err error, expired bool, done func()) {
 	if c.fast {
-		resp, err = c.f.cluster.fast.roundTripUntil(outreq, deadline)
+		// The fast pool watches the client itself, only if the head is
+		// slow to come.
+		resp, err = c.f.cluster.fast.roundTripWatching(outreq, deadline, c.w)
 		return resp, err, errors.Is(err, os.ErrDeadlineExceeded), func() {}
 	}
-	return c.f.roundTripStd(c.r.Context(), outreq, deadline, c.grpcDeadline)
+	return c.f.roundTripStd(c.watchClient(), outreq, deadline, c.grpcDeadline)
+}
+
+// watchClient returns r's context, canceled as soon as the client leaves:
+// h1server.WatchClient for an HTTP/1.x client (one goroutine and one read
+// of its connection for the rest of the request; HTTP/2's server cancels
+// r.Context() by itself). Without it the standard transport's request and
+// body, and a wait for an admission slot, outlived their client until the
+// route's timeout, holding the slot.
+func (c *call) watchClient() context.Context {
+	if c.watched == nil {
+		c.watched = c.r.Context()
+		if c.w != nil {
+			c.watched, _ = h1server.WatchClient(c.w, c.watched)
+		}
+	}
+	return c.watched
 }
 
 // record accounts for an attempt's outcome: the endpoint's latency and
@@ -535,7 +561,7 @@ func (c *call) record(ep *upstream.Endpoint, ticket breaker.Ticket, start time.T
 			c.live = nil
 		}
 	}
-	if err != nil && c.r.Context().Err() != nil {
+	if err != nil && (c.r.Context().Err() != nil || clientGone(err, c.watched)) {
 		ticket.Skip() // the client left: no verdict on the endpoint
 	} else {
 		upstream.Finish(ticket, outcome)
@@ -625,22 +651,25 @@ func (c *call) finisher(done func()) func() {
 }
 
 // admitRequest takes one of the upstream's admission slots, waiting in its
-// pending queue within the deadline when all are taken.
-func (f *Forwarder) admitRequest(r *http.Request, up *upstream.Upstream, deadline time.Time) (release func(), fail *exchange.Kind) {
-	release, ok := up.TryAcquire()
+// pending queue within the deadline when all are taken (and while the
+// client stays).
+func (c *call) admitRequest() (release func(), fail *exchange.Kind) {
+	release, ok := c.up.TryAcquire()
 	if ok {
 		return release, nil
 	}
 	// The common case above builds no context.
-	ctx, cancel := r.Context(), context.CancelFunc(func() {})
-	if !deadline.IsZero() {
-		ctx, cancel = context.WithDeadline(ctx, deadline)
+	ctx, cancel := c.watchClient(), context.CancelFunc(func() {})
+	if !c.deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, c.deadline)
 	}
 	defer cancel()
-	release, err := up.Acquire(ctx)
+	release, err := c.up.Acquire(ctx)
 	switch {
 	case errors.Is(err, upstream.ErrOverloaded):
 		return nil, exchange.Overloaded
+	case err != nil && c.watched.Err() != nil:
+		return nil, clientClosed
 	case err != nil:
 		return nil, exchange.PendingTimeout
 	}
@@ -728,18 +757,25 @@ func (f *Forwarder) roundTripStd(parent context.Context, outreq *http.Request, a
 // clientFault tells errors caused by the client rather than the upstream: a
 // body over the limit, a malformed body, a client gone away (nil: the
 // upstream's fault).
-func (f *Forwarder) clientFault(r *http.Request, err error, body *replayGuard) *exchange.Kind {
+func (f *Forwarder) clientFault(r *http.Request, err error, body *replayGuard, watched context.Context) *exchange.Kind {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return exchange.BodyTooLarge
 	}
-	if r.Context().Err() != nil {
+	if r.Context().Err() != nil || clientGone(err, watched) {
 		return clientClosed
 	}
 	if rerr := body.readErr.Load(); rerr != nil {
 		return bodyFault(r, *rerr)
 	}
 	return nil
+}
+
+// clientGone reports whether err ended an attempt because the client left:
+// the fast pool says so (h1server.ErrClientGone), the standard transport by
+// its context, watched (nil: not watched).
+func clientGone(err error, watched context.Context) bool {
+	return errors.Is(err, h1server.ErrClientGone) || watched != nil && watched.Err() != nil
 }
 
 func (f *Forwarder) shouldRetry(attempt int, r *http.Request, resp *http.Response, err error, outcome upstream.Outcome, body *replayGuard) bool {
@@ -793,7 +829,7 @@ func (f *Forwarder) outboundHeader(r *http.Request, x *exchange.Exchange) http.H
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-func (f *Forwarder) copyResponse(w http.ResponseWriter, resp *http.Response, x *exchange.Exchange) {
+func (f *Forwarder) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, x *exchange.Exchange) {
 	defer resp.Body.Close()
 	removeHopHeaders(resp.Header)
 	h := w.Header()
@@ -813,6 +849,16 @@ func (f *Forwarder) copyResponse(w http.ResponseWriter, resp *http.Response, x *
 	// Stream without delay when the length is unknown (SSE, gRPC, chunked
 	// progress); otherwise let the server's buffer coalesce writes.
 	flush := resp.ContentLength < 0 || isGRPCResponse(resp)
+	if hb, ok := resp.Body.(*h1Body); ok && flush {
+		// A stream may idle for long (SSE): a client that leaves must end
+		// it now, not at the next event's failed write. (The standard
+		// transport's body ends with the watched context it was sent
+		// under.)
+		parent := r.Context()
+		if ctx, _ := h1server.WatchClient(w, parent); ctx != parent {
+			defer context.AfterFunc(ctx, hb.interrupt)()
+		}
+	}
 	rc := http.NewResponseController(w)
 	bp := copyBufs.Get().(*[]byte)
 	buf := *bp

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/h1server"
 )
 
 // h1Pool is a purpose-built HTTP/1.1 client for requests without a body
@@ -67,18 +69,38 @@ var errStale = errors.New("idle upstream connection closed by the server")
 // request's context is not consulted: the deadline is set on the socket,
 // which costs no allocation and no goroutine.
 func (p *h1Pool) roundTripUntil(req *http.Request, deadline time.Time) (*http.Response, error) {
+	return p.roundTripWatching(req, deadline, nil)
+}
+
+// roundTripWatching is roundTripUntil for a request that client (the
+// writer of the exchange it forwards; nil: none) answers: once the head has
+// been awaited for watchAfter, the client's connection is watched
+// (h1server.WatchClient) and its leaving ends the wait at once with an
+// error wrapping h1server.ErrClientGone. A head that arrives sooner, as most
+// do, costs no goroutine.
+func (p *h1Pool) roundTripWatching(req *http.Request, deadline time.Time, client http.ResponseWriter) (*http.Response, error) {
 	for {
 		c, err := p.get(req.URL.Host, deadline)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.roundTrip(p, req, deadline)
+		resp, err := c.roundTrip(p, req, deadline, client)
 		if errors.Is(err, errStale) {
 			continue // a fresh connection next: stale ones are dropped
 		}
 		return resp, err
 	}
 }
+
+// watchAfter is how long a request awaits its response head before its
+// client's connection is watched: long enough that a quick upstream never
+// pays for the watch (a goroutine and a read), short enough that a client
+// leaving a slow one cancels it within 100 ms.
+const watchAfter = 50 * time.Millisecond
+
+// interrupted is a read deadline in the past: setting it makes a blocked
+// read return at once.
+var interrupted = time.Unix(1, 0)
 
 func (p *h1Pool) get(addr string, deadline time.Time) (*h1Conn, error) {
 	now := time.Now()
@@ -196,7 +218,7 @@ func (p *h1Pool) closeIdle(final bool) {
 	}
 }
 
-func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request, deadline time.Time) (*http.Response, error) {
+func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request, deadline time.Time, client http.ResponseWriter) (*http.Response, error) {
 	fail := func(err error) (*http.Response, error) {
 		c.nc.Close()
 		return nil, err
@@ -213,7 +235,10 @@ func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request, deadline time.Time) (*h
 		}
 		return fail(err)
 	}
-	if _, err := c.br.Peek(1); err != nil {
+	if err := c.awaitHead(req, deadline, client); err != nil {
+		if errors.Is(err, h1server.ErrClientGone) {
+			return fail(err)
+		}
 		// The server closed a reused connection: usually its idle close
 		// raced our request, which it then never saw. It may also have
 		// read the request and died, so only an idempotent request is
@@ -239,8 +264,9 @@ func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request, deadline time.Time) (*h
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("unexpected 101 response to a request without Upgrade"))
 	}
-	if !deadline.IsZero() {
-		// Headers are in: the body streams without the deadline.
+	if !deadline.IsZero() || client != nil {
+		// Headers are in: the body streams without the deadline (or
+		// awaitHead's first one).
 		if err := c.nc.SetDeadline(time.Time{}); err != nil {
 			return fail(err)
 		}
@@ -256,6 +282,43 @@ func (c *h1Conn) roundTrip(p *h1Pool, req *http.Request, deadline time.Time) (*h
 	resp.Body = b
 	return resp, nil
 }
+
+// awaitHead waits until the response's first byte is readable, before
+// deadline. For a request that client answers, a wait past watchAfter
+// watches the client, whose leaving interrupts the read.
+func (c *h1Conn) awaitHead(req *http.Request, deadline time.Time, client http.ResponseWriter) error {
+	if client != nil {
+		if first := time.Now().Add(watchAfter); deadline.IsZero() || first.Before(deadline) {
+			if err := c.nc.SetReadDeadline(first); err != nil {
+				return err
+			}
+			_, err := c.br.Peek(1)
+			if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			if err := c.nc.SetReadDeadline(deadline); err != nil {
+				return err
+			}
+			parent := req.Context()
+			if ctx, _ := h1server.WatchClient(client, parent); ctx != parent {
+				// The watch is stopped when the handler returns.
+				stop := context.AfterFunc(ctx, func() { _ = c.nc.SetReadDeadline(interrupted) })
+				_, err = c.br.Peek(1)
+				stop()
+				if ctx.Err() != nil {
+					return context.Cause(ctx)
+				}
+				return err
+			}
+		}
+	}
+	_, err := c.br.Peek(1)
+	return err
+}
+
+// interrupt makes a read of the body blocked now (or the next one) return
+// an error: its client has gone. Safe from any goroutine.
+func (b *h1Body) interrupt() { _ = b.c.nc.SetReadDeadline(interrupted) }
 
 // release returns the connection to the pool once its response is done.
 func (c *h1Conn) release(p *h1Pool, keep bool) {

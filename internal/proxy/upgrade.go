@@ -98,7 +98,7 @@ func (f *Forwarder) serveUpgrade(w http.ResponseWriter, r *http.Request, x *exch
 		return
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		f.copyResponse(w, resp, x)
+		f.copyResponse(w, r, resp, x)
 		return
 	}
 	f.tunnel(w, r, resp, x, cancel)
