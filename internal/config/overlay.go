@@ -14,6 +14,9 @@ const (
 	KindConsumer = "consumer"
 	KindTier     = "tier"
 	KindAPIKey   = "apikey"
+	// KindCachePurge is a cache purge: an event among the resources, never
+	// part of a config (see the node's purge.go).
+	KindCachePurge = "cache-purge"
 )
 
 // Kinds are the kinds of resources, in the order they are applied: a route

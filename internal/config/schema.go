@@ -132,6 +132,14 @@ type Cluster struct {
 	// upstreams, tiers, consumers, API keys, cache purges) the node applies;
 	// empty: IDs whose last path segment is "edge" or starts with "edge-".
 	Writers []string `yaml:"writers"`
+	// KindWriters replaces Writers for the kinds it names (route, upstream,
+	// tier, consumer, apikey, cache-purge): API keys from a key service
+	// only, cache purges from a publishing pipeline too.
+	KindWriters map[string][]string `yaml:"kind_writers"`
+	// AcceptUnsigned applies peers' unsigned items (written by a release
+	// before signatures), counted and logged, for the time of an upgrade;
+	// a signed item is still verified. Off by default.
+	AcceptUnsigned bool `yaml:"accept_unsigned"`
 	// GossipInterval: how often a node sends queued news to a few others.
 	GossipInterval Duration `yaml:"gossip_interval"`
 	// PushPullInterval: how often a node exchanges its whole state with one

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -656,6 +657,22 @@ func (v *validator) cluster(c *Config) {
 	for i, a := range cl.Writers {
 		if _, err := pki.ParsePattern(a); err != nil {
 			v.at(fmt.Sprintf("cluster.writers[%d]", i), "%v", err)
+		}
+	}
+	writable := append(slices.Clone(Kinds), KindCachePurge)
+	for kind, ps := range cl.KindWriters {
+		p := "cluster.kind_writers." + kind
+		if !slices.Contains(writable, kind) {
+			v.at(p, "cluster.kind_writers: unknown kind %q (kinds: %s)", kind, strings.Join(writable, ", "))
+			continue
+		}
+		if len(ps) == 0 {
+			v.at(p, "cluster.kind_writers.%s is empty: nobody could write %s (list its writers, or leave the kind out to use cluster.writers)", kind, kind)
+		}
+		for i, a := range ps {
+			if _, err := pki.ParsePattern(a); err != nil {
+				v.at(fmt.Sprintf("%s[%d]", p, i), "%v", err)
+			}
 		}
 	}
 }

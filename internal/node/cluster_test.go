@@ -77,7 +77,7 @@ inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
 	// upstream reach every node.
 	up := []byte("name: orders-v2\nservice: {name: orders, subset: v2}\n")
 	if err := sidecars["v1"].ApplyResource(config.KindUpstream, up); status.Code(err) != codes.FailedPrecondition ||
-		!strings.Contains(err.Error(), "this node (spiffe://example.org/orders-v1) is not in cluster.writers: apply through an edge") {
+		!strings.Contains(err.Error(), "this node (spiffe://example.org/orders-v1) may not write a ") {
 		t.Fatalf("a sidecar applied: %v", err)
 	}
 	if err := e.node.ApplyResource(config.KindUpstream, up); err != nil {

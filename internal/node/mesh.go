@@ -3,13 +3,16 @@ package node
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -37,6 +40,9 @@ type mesh struct {
 	sidecar bool
 	// writers is cluster.writers: whose signed items the node applies.
 	writers itemsig.Writers
+	// unsigned counts peers' unsigned items applied under
+	// cluster.accept_unsigned.
+	unsigned atomic.Uint64
 }
 
 // canWrite refuses a write through a node that is not a writer itself
@@ -47,8 +53,8 @@ func (n *Node) canWrite(kind string) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	if n.mesh.writers(kind, svid.ID) != nil {
-		return errNotWriter(svid.ID)
+	if err := n.mesh.writers(kind, svid.ID); err != nil {
+		return errNotWriter(svid.ID, kind, err)
 	}
 	return nil
 }
@@ -72,7 +78,7 @@ func (n *Node) joinCluster(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("cluster: identity: %w", err)
 	}
-	writers, err := writersPolicy(cl.Writers)
+	writers, err := writersPolicy(cl.Writers, cl.KindWriters)
 	if err != nil {
 		return err
 	}
@@ -108,8 +114,12 @@ func (n *Node) joinCluster(cfg *config.Config) error {
 	// Every item this node writes is signed with its SVID, and a peer's is
 	// applied only when a writer signed it (writers.go, package itemsig).
 	verifier := itemsig.NewVerifier(itemsig.VerifierOptions{Bundles: n.identity, Writers: writers})
+	verify := verifier.Verify
+	if cl.AcceptUnsigned {
+		verify = m.acceptUnsigned(verify, n.log)
+	}
 	m.store = replica.New(replica.Options{Node: name, Send: c.Sender('r'), Expired: purgeExpired(time.Now),
-		Sign: itemsig.Signer(n.identity, nil), Verify: verifier.Verify,
+		Sign: itemsig.Signer(n.identity, nil), Verify: verify,
 		OnApplied: func(items []replica.Item) {
 			if n.purges.onApplied(items) {
 				m.changed()
@@ -127,6 +137,27 @@ func (n *Node) joinCluster(cfg *config.Config) error {
 	}
 	n.log.Info("cluster started", "node", name, "gossip", c.Addr(), "join", cl.Join, "role", meta.Role)
 	return nil
+}
+
+// acceptUnsigned wraps verify to apply unsigned items (cluster.accept_unsigned):
+// during an upgrade from a release without signatures, the resources that
+// release's nodes wrote (and still write) keep applying, counted and logged
+// at most once a minute. A signed item is verified as always.
+func (m *mesh) acceptUnsigned(verify func(replica.Item) error, log *slog.Logger) func(replica.Item) error {
+	var lastLog atomic.Int64
+	return func(it replica.Item) error {
+		err := verify(it)
+		if !errors.Is(err, itemsig.ErrUnsigned) {
+			return err
+		}
+		m.unsigned.Add(1)
+		now := time.Now().UnixNano()
+		if last := lastLog.Load(); now-last > int64(time.Minute) && lastLog.CompareAndSwap(last, now) {
+			log.Warn("applied an unsigned cluster item (cluster.accept_unsigned): turn it off once every node signs",
+				"kind", it.Kind, "name", it.Name, "unsigned_total", m.unsigned.Load())
+		}
+		return nil
+	}
 }
 
 // offerBoundInbound corrects the offered inbound address when the listener
@@ -335,7 +366,8 @@ func (n *Node) watchCluster() {
 		st, ts := c.Stats(), tr.Stats()
 		out := telemetry.ClusterStats{Members: map[string]int{}, MessagesIn: st.MessagesIn, Relayed: st.Relayed,
 			BadMessages: st.BadMessages, StatesIn: st.StatesIn, BadStates: st.BadStates, UnknownKind: st.UnknownKind,
-			Queued: st.Queued, Rejected: ts.Rejected, RefusedItems: n.mesh.store.Stats().Refused}
+			Queued: st.Queued, Rejected: ts.Rejected, RefusedItems: n.mesh.store.Stats().Refused,
+			UnsignedItems: n.mesh.unsigned.Load()}
 		for _, m := range c.Members() {
 			state := m.State.String()
 			if state == "suspect" {

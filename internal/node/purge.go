@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/cache"
+	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/replica"
 )
 
@@ -36,7 +37,7 @@ import (
 // misses the purges made meanwhile; its entries still expire by their own
 // lifetimes.
 const (
-	kindCachePurge = "cache-purge"
+	kindCachePurge = config.KindCachePurge
 	// purgeRetention is how long a purge stays in the cluster's state: far
 	// beyond the second a broadcast takes, long enough for a partition to
 	// heal or a node to restart and rejoin through push/pull.

@@ -32,25 +32,60 @@ import (
 // the trust domain issues, and meshctl's identities. A deployment whose
 // edges are named otherwise lists them in cluster.writers.
 
-// writersPolicy is cluster.writers as itemsig.Writers. Every kind has the
-// same writers today; the policy is asked per kind so that a per-kind list
-// can be added without touching the verification.
-func writersPolicy(patterns []string) (itemsig.Writers, error) {
+// writersPolicy is cluster.writers, with cluster.kind_writers replacing it
+// for the kinds that names, as itemsig.Writers. The kind "" (who may join:
+// joinAuthorizer) is a writer of any kind.
+func writersPolicy(patterns []string, byKind map[string][]string) (itemsig.Writers, error) {
+	all, err := writerRule(patterns, "cluster.writers")
+	if err != nil {
+		return nil, err
+	}
+	if len(byKind) == 0 {
+		return all, nil
+	}
+	rules := make(map[string]itemsig.Writers, len(byKind))
+	for kind, ps := range byKind {
+		if rules[kind], err = writerRule(ps, "cluster.kind_writers."+kind); err != nil {
+			return nil, err
+		}
+	}
+	return func(kind string, id spiffeid.ID) error {
+		if kind == "" {
+			if all(kind, id) == nil {
+				return nil
+			}
+			for _, r := range rules {
+				if r(kind, id) == nil {
+					return nil
+				}
+			}
+			return fmt.Errorf("not a writer of any kind")
+		}
+		if r, ok := rules[kind]; ok {
+			return r(kind, id)
+		}
+		return all(kind, id)
+	}, nil
+}
+
+// writerRule is one list of writer patterns (field names it in errors);
+// empty: the default, the edges.
+func writerRule(patterns []string, field string) (itemsig.Writers, error) {
 	if len(patterns) == 0 {
 		return func(_ string, id spiffeid.ID) error {
 			if isEdgeID(id) {
 				return nil
 			}
-			return fmt.Errorf("not in cluster.writers (default: IDs whose last path segment is edge or edge-…)")
+			return fmt.Errorf("not in %s (default: IDs whose last path segment is edge or edge-…)", field)
 		}, nil
 	}
 	allow, err := pki.AllowPatterns(patterns...)
 	if err != nil {
-		return nil, fmt.Errorf("cluster.writers: %w", err)
+		return nil, fmt.Errorf("%s: %w", field, err)
 	}
 	return func(_ string, id spiffeid.ID) error {
 		if allow(id, nil) != nil {
-			return fmt.Errorf("not in cluster.writers")
+			return fmt.Errorf("not in %s", field)
 		}
 		return nil
 	}, nil
@@ -114,6 +149,6 @@ func joinAuthorizer(cfg *config.Config, td spiffeid.TrustDomain, writers itemsig
 
 // errNotWriter refuses a write through a node whose own identity is not a
 // writer: every other node would refuse the item it signed.
-func errNotWriter(id spiffeid.ID) error {
-	return status.Errorf(codes.FailedPrecondition, "this node (%s) is not in cluster.writers: apply through an edge", id)
+func errNotWriter(id spiffeid.ID, kind string, why error) error {
+	return status.Errorf(codes.FailedPrecondition, "this node (%s) may not write a %s (%v): apply through a node that may (an edge, by default)", id, kind, why)
 }

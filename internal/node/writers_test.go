@@ -115,7 +115,7 @@ func TestNonWriterMemberCannotWrite(t *testing.T) {
 	_, err := wops.ApplyResource(ctx, &adminv1.ApplyResourceRequest{Kind: config.KindRoute,
 		Yaml: "name: x\nlisteners: [public]\nmatch: {path: {prefix: /x}}\nupstream: u\n"})
 	if status.Code(err) != codes.FailedPrecondition ||
-		!strings.Contains(err.Error(), "this node (spiffe://example.org/ns/prod/sa/worker) is not in cluster.writers: apply through an edge") {
+		!strings.Contains(err.Error(), "this node (spiffe://example.org/ns/prod/sa/worker) may not write a ") {
 		t.Errorf("a non-writer's admin API applied: %v", err)
 	}
 	if _, err := wops.DeleteResource(ctx, &adminv1.DeleteResourceRequest{Kind: config.KindRoute, Name: "orders"}); status.Code(err) != codes.FailedPrecondition {
@@ -199,5 +199,73 @@ func TestIsEdgeID(t *testing.T) {
 		if got := isEdgeID(spiffeid.RequireFromString(id)); got != want {
 			t.Errorf("%s: %v", id, got)
 		}
+	}
+}
+
+// cluster.kind_writers replaces cluster.writers for the kinds it names: here
+// a key service writes API keys and only it; the edge still writes routes
+// but no longer keys. A member that writes one kind may join.
+func TestKindWriters(t *testing.T) {
+	ca := pkitest.NewCA(t, td)
+	cl := "cluster: {bind: \"127.0.0.1:0\", gossip_interval: 50ms, probe_interval: 200ms, kind_writers: {apikey: [\"spiffe://example.org/keysvc\"]}%s}\n"
+	auth := "tiers: [{name: free, limits: [{requests: 5, window: 1m}]}]\n"
+	e := startEdge(t, identityFiles(t, ca, ca.ID(t, "/edge"))+fmt.Sprintf(cl, "")+writersListen+auth)
+	k := startEdge(t, identityFiles(t, ca, ca.ID(t, "/keysvc"))+fmt.Sprintf(cl, fmt.Sprintf(", join: [%q]", e.node.Cluster().Addr()))+writersListen+auth)
+	eventually(t, 10*time.Second, "two members", func() bool { return e.node.Cluster().Peers() == 1 })
+
+	consumer := []byte("name: acme\ntier: free\n")
+	if err := e.node.ApplyResource(config.KindConsumer, consumer); err != nil {
+		t.Fatalf("the edge writes consumers (cluster.writers' default): %v", err)
+	}
+	key := []byte("consumer: acme\nhash: sha256:" + strings.Repeat("ab", 32) + "\n")
+	if err := e.node.ApplyResource(config.KindAPIKey, key); status.Code(err) != codes.FailedPrecondition ||
+		!strings.Contains(err.Error(), "not in cluster.kind_writers.apikey") {
+		t.Fatalf("the edge wrote an API key, kind_writers.apikey names only the key service: %v", err)
+	}
+	if err := k.node.ApplyResource(config.KindRoute, []byte("name: r\nlisteners: [public]\nmatch: {path: {prefix: /r}}\nupstream: u\n")); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("the key service wrote a route: %v", err)
+	}
+	eventually(t, 5*time.Second, "the key service has the edge's consumer", func() bool {
+		_, ok := k.node.mesh.store.Get(config.KindConsumer, "acme")
+		return ok
+	})
+	if err := k.node.ApplyResource(config.KindAPIKey, key); err != nil {
+		t.Fatalf("the key service may write keys: %v", err)
+	}
+	eventually(t, 5*time.Second, "the edge applies the key service's key", func() bool {
+		return len(e.node.mesh.store.List(config.KindAPIKey)) == 1
+	})
+}
+
+// cluster.accept_unsigned applies a peer's unsigned item (a release before
+// signatures wrote it) and counts it; without it the item is refused. A
+// signed item by a non-writer is refused either way.
+func TestAcceptUnsigned(t *testing.T) {
+	ca := pkitest.NewCA(t, td)
+	for _, accept := range []bool{false, true} {
+		t.Run(fmt.Sprint("accept_unsigned=", accept), func(t *testing.T) {
+			cl := fmt.Sprintf("cluster: {bind: \"127.0.0.1:0\", accept_unsigned: %v}\n", accept)
+			e := startEdge(t, identityFiles(t, ca, ca.ID(t, "/edge"))+cl+writersListen)
+			old := replica.New(replica.Options{Node: "old-edge"}) // no Sign: an unsigned item
+			if _, err := old.Put(config.KindRoute, "legacy", []byte("name: legacy\nlisteners: [public]\nmatch: {path: {prefix: /legacy}}\nupstream: u\n")); err != nil {
+				t.Fatal(err)
+			}
+			err := e.node.mesh.store.MergeState(old.LocalState())
+			_, applied := e.node.mesh.store.Get(config.KindRoute, "legacy")
+			unsigned := metricValue(t, e.node, "meshgate_cluster_items_unsigned_total")
+			if accept != applied || accept != (err == nil) || accept != (unsigned == 1) {
+				t.Fatalf("applied %v (merge: %v), unsigned_total %v", applied, err, unsigned)
+			}
+			worker := ca.SVID(t, ca.ID(t, "/ns/prod/sa/worker"))
+			forged := replica.New(replica.Options{Node: "worker", Sign: func(it *replica.Item) error {
+				return itemsig.Sign(it, worker.PrivateKey, worker.ID.String(), worker.Certificates, time.Now())
+			}})
+			if _, err := forged.Put(config.KindRoute, "w", []byte("name: w\nlisteners: [public]\nmatch: {path: {prefix: /w}}\nupstream: u\n")); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.node.mesh.store.MergeState(forged.LocalState()); !errors.Is(err, replica.ErrRefused) {
+				t.Fatalf("a non-writer's signed item: %v", err)
+			}
+		})
 	}
 }

@@ -13,11 +13,15 @@ type ClusterStats struct {
 	// RefusedItems are peers' replicated items not applied: unsigned, not
 	// signed by a writer of their kind, or a signature that does not verify.
 	RefusedItems uint64
+	// UnsignedItems are peers' unsigned items applied all the same
+	// (cluster.accept_unsigned, for an upgrade).
+	UnsignedItems uint64
 }
 
 type clusterCollector struct {
 	read                                                 func() ClusterStats
 	members, messages, states, queued, rejected, refused *prometheus.Desc
+	unsigned                                             *prometheus.Desc
 }
 
 // WatchCluster exports the cluster's state and counters. Call it once,
@@ -36,6 +40,7 @@ func (m *Metrics) WatchCluster(read func() ClusterStats) {
 		queued:   prometheus.NewDesc("meshgate_gossip_queued_broadcasts", "Broadcasts waiting to be sent.", nil, nil),
 		rejected: prometheus.NewDesc("meshgate_gossip_rejected_connections_total", "Gossip connections refused: no valid SVID, not allowed, or malformed.", nil, nil),
 		refused:  prometheus.NewDesc("meshgate_cluster_items_refused_total", "Peers' replicated items not applied: unsigned, not signed by one of cluster.writers, or a signature that does not verify.", nil, nil),
+		unsigned: prometheus.NewDesc("meshgate_cluster_items_unsigned_total", "Peers' unsigned replicated items applied under cluster.accept_unsigned (an upgrade from a release without signatures).", nil, nil),
 	})
 }
 
@@ -52,7 +57,7 @@ func (m *Metrics) ClusterApply(ok bool) {
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.members, c.messages, c.states, c.queued, c.rejected, c.refused} {
+	for _, d := range []*prometheus.Desc{c.members, c.messages, c.states, c.queued, c.rejected, c.refused, c.unsigned} {
 		ch <- d
 	}
 }
@@ -70,4 +75,5 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(s.Queued))
 	ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(s.Rejected))
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedItems))
+	ch <- prometheus.MustNewConstMetric(c.unsigned, prometheus.CounterValue, float64(s.UnsignedItems))
 }
