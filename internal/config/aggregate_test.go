@@ -516,7 +516,7 @@ func TestDefaultCall(t *testing.T) {
 	set := AggregateCall{Name: "p", Method: "POST", MaxBody: 5, Into: ".", Retry: shared}
 	got = DefaultCall(set)
 	if got.Method != "POST" || got.MaxBody != 5 || got.Into != "." || got.Retry.Attempts != 3 ||
-		!slices.Equal(got.Retry.On, []string{"connect-failure", "reset", "503"}) || got.Retry == shared || shared.On != nil {
+		!slices.Equal(got.Retry.On, []string{"connect-failure", "reset", "503", "per-try-timeout"}) || got.Retry == shared || shared.On != nil {
 		t.Errorf("DefaultCall of a set call = %+v (retry %+v), shared %+v", got, got.Retry, shared)
 	}
 }

@@ -94,8 +94,10 @@ func applyDefaults(c *Config) {
 			r.MaxBodyBytes = s.MaxBodyBytes
 		}
 		if r.Retry == nil && r.Aggregate == nil { // a composite retries per call
-			// Retrying a request that never reached the upstream is always safe.
-			r.Retry = &Retry{Attempts: 2, On: []string{"connect-failure"}}
+			// Retrying a request that never reached the upstream is always
+			// safe; so is retrying an idempotent one whose endpoint did not
+			// answer within its per-try timeout (a hung host).
+			r.Retry = &Retry{Attempts: 2, On: []string{"connect-failure", "per-try-timeout"}}
 		}
 		if r.Retry != nil {
 			DefaultRetry(r.Retry)
@@ -220,7 +222,7 @@ func DefaultUpstream(u *Upstream) {
 func DefaultRetry(rt *Retry) {
 	setInt(&rt.Attempts, 2)
 	if rt.On == nil {
-		rt.On = []string{"connect-failure", "reset", "503"}
+		rt.On = []string{"connect-failure", "reset", "503", "per-try-timeout"}
 	}
 	setDur(&rt.BackoffBase, DefaultBackoffBase)
 	setDur(&rt.BackoffMax, DefaultBackoffMax)

@@ -52,7 +52,8 @@ var paramRE = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}`)
 // RetryConditions are the accepted values of retry.on.
 var RetryConditions = map[string]bool{
 	"connect-failure": true, "reset": true, "5xx": true, "502": true, "503": true, "504": true,
-	"grpc-cancelled": true, "grpc-deadline-exceeded": true, "grpc-resource-exhausted": true,
+	"per-try-timeout": true,
+	"grpc-cancelled":  true, "grpc-deadline-exceeded": true, "grpc-resource-exhausted": true,
 	"grpc-unavailable": true, "grpc-internal": true,
 }
 

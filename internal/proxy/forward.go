@@ -43,13 +43,19 @@ type Forwarder struct {
 	cluster *Cluster
 	timeout time.Duration
 	perTry  time.Duration
-	maxBody int64
-	retry   retryPolicy
-	hooks   Hooks
-	tunnels *Tunnels
-	log     *slog.Logger
-	tracing bool
-	caller  bool // a policy's calls (NewCaller): their spans carry meshgate.call
+	// idempotentTry is the per-try timeout of an idempotent request when
+	// perTry is not set and the route retries per-try-timeout: a third
+	// of the route's timeout, so that a request sent to a hung endpoint
+	// (its host stopped, its connection open) is retried on another in
+	// time, instead of waiting out the whole timeout and failing.
+	idempotentTry time.Duration
+	maxBody       int64
+	retry         retryPolicy
+	hooks         Hooks
+	tunnels       *Tunnels
+	log           *slog.Logger
+	tracing       bool
+	caller        bool // a policy's calls (NewCaller): their spans carry meshgate.call
 }
 
 // ForwarderOptions are what a Forwarder needs besides its route.
@@ -98,6 +104,9 @@ func newForwarder(name string, timeout, perTry time.Duration, retry *config.Retr
 	if f.hooks.Retry == nil {
 		f.hooks.Retry = func(string) {}
 	}
+	if perTry == 0 && f.retry.perTryTimeout && f.retry.attempts > 1 {
+		f.idempotentTry = timeout / DefaultPerTryDivisor
+	}
 	if f.hooks.BudgetExhausted == nil {
 		f.hooks.BudgetExhausted = func(string) {}
 	}
@@ -112,6 +121,7 @@ type retryPolicy struct {
 	connectFailure bool
 	reset          bool
 	timeout        bool // per-try timeout counts as 504
+	perTryTimeout  bool // on: per-try-timeout (also sets the default per-try timeout)
 	statuses       [600]bool
 	grpcCodes      map[string]bool
 	nonIdempotent  bool
@@ -151,6 +161,8 @@ func compileRetry(c *config.Retry) retryPolicy {
 		case "504":
 			p.statuses[504] = true
 			p.timeout = true
+		case "per-try-timeout":
+			p.perTryTimeout = true
 		default:
 			if code, ok := grpcCodeNames[on]; ok {
 				p.grpcCodes[code] = true
@@ -502,12 +514,25 @@ func (c *call) startSpan(outreq *http.Request, ep *upstream.Endpoint, n int, sta
 	}
 }
 
+// DefaultPerTryDivisor: an idempotent request's default per-try timeout is
+// the route's timeout divided by it (Forwarder.idempotentTry).
+const DefaultPerTryDivisor = 3
+
 // attemptDeadline is the route's deadline, or per_try_timeout from the
-// attempt's start if sooner.
+// attempt's start if sooner (for an idempotent request without one, the
+// default per-try timeout while an untried endpoint is left).
 func (c *call) attemptDeadline(start time.Time) time.Time {
 	d := c.deadline
-	if c.f.perTry > 0 {
-		if t := start.Add(c.f.perTry); d.IsZero() || t.Before(d) {
+	perTry := c.f.perTry
+	if perTry == 0 && c.f.idempotentTry > 0 && idempotent(c.r.Method) && len(c.up.Endpoints()) > len(c.tried) {
+		// Only while another endpoint is left to retry on: a retry on the
+		// same one would just split the wait (a one-endpoint upstream
+		// would see two timeouts per request, and its breaker open twice
+		// as fast).
+		perTry = c.f.idempotentTry
+	}
+	if perTry > 0 {
+		if t := start.Add(perTry); d.IsZero() || t.Before(d) {
 			d = t
 		}
 	}
@@ -789,7 +814,7 @@ func (f *Forwarder) shouldRetry(attempt int, r *http.Request, resp *http.Respons
 			// Nothing reached the upstream: safe for any method.
 			return p.connectFailure
 		case upstream.Timeout:
-			return p.timeout && (idempotent(r.Method) || p.nonIdempotent)
+			return (p.timeout || p.perTryTimeout) && (idempotent(r.Method) || p.nonIdempotent)
 		default:
 			return p.reset && (idempotent(r.Method) || p.nonIdempotent)
 		}
