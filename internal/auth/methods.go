@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/meshgate/meshgate/internal/auth/apikey"
@@ -75,7 +76,7 @@ func openJWT(sc *policy.Scope, def *config.JWTAuth, log *slog.Logger) (*jwtMetho
 				UnknownKidInterval: def.Refresh.UnknownKIDInterval.D()},
 			Logger: log.With("auth", def.Name),
 		})
-		return closerFunc[*jwtauth.Verifier]{v: v, close: func() { v.Close() }}, err
+		return closerFunc[*jwtauth.Verifier]{v: v, close: func() { v.Close() }, kind: "jwt", name: def.Name}, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("auth %q: %w", def.Name, err)
@@ -96,7 +97,7 @@ func openIntrospection(sc *policy.Scope, def *config.IntrospectionAuth, log *slo
 			CacheMax: def.CacheMax.D(), InactiveTTL: def.InactiveTTL.D(), Timeout: def.Timeout.D(),
 			Logger: log.With("auth", def.Name),
 		})
-		return closerFunc[*introspect.Introspector]{v: in, close: func() { in.Close() }}, err
+		return closerFunc[*introspect.Introspector]{v: in, close: func() { in.Close() }, kind: "introspection", name: def.Name}, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("auth %q: %w", def.Name, err)
@@ -104,13 +105,41 @@ func openIntrospection(sc *policy.Scope, def *config.IntrospectionAuth, log *slo
 	return &introspectMethod{in: in.v, claim: def.ConsumerClaim}, nil
 }
 
-// closerFunc adapts a resource with a Close of its own signature.
+// closerFunc adapts a resource with a Close of its own signature; kind
+// and name (the auth definition's) label its token cache's metrics.
 type closerFunc[T any] struct {
-	v     T
-	close func()
+	v          T
+	close      func()
+	kind, name string
 }
 
 func (c closerFunc[T]) Close() error { c.close(); return nil }
+
+// TokenCache is what a method's cache of verified tokens holds: it is keyed
+// by client-supplied tokens, so its bound and its evictions are watched.
+type TokenCache struct {
+	Kind, Name string // "jwt" or "introspection", the auth definition
+	Entries    int
+	Evictions  uint64
+}
+
+// TokenCacheOf reports the token cache of a shared auth resource (one that
+// policy.Shared holds), ok false for any other resource.
+func TokenCacheOf(r io.Closer) (TokenCache, bool) {
+	type cacheStats interface{ CacheStats() (int, uint64) }
+	var st cacheStats
+	var kind, name string
+	switch c := r.(type) {
+	case closerFunc[*jwtauth.Verifier]:
+		st, kind, name = c.v, c.kind, c.name
+	case closerFunc[*introspect.Introspector]:
+		st, kind, name = c.v, c.kind, c.name
+	default:
+		return TokenCache{}, false
+	}
+	n, ev := st.CacheStats()
+	return TokenCache{Kind: kind, Name: name, Entries: n, Evictions: ev}, true
+}
 
 // resourceKey names a shared resource by its kind and whole definition.
 func resourceKey(kind string, def any) (string, error) {

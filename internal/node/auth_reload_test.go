@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +101,38 @@ upstreams: [{name: b, endpoints: [{address: %q}]}]
 	}
 	if n := runtime.NumGoroutine(); n > before+2 {
 		t.Errorf("%d goroutines after 50 reloads, %d before", n, before)
+	}
+}
+
+// The cache of verified tokens, keyed by what clients send, is exported:
+// its size per auth definition (and its evictions), read from the verifier
+// the current snapshot shares.
+func TestTokenCacheMetrics(t *testing.T) {
+	iss := newTestIssuer(t)
+	b := echoBackend(t, "b")
+	e := startEdge(t, fmt.Sprintf(`
+log: {access: "off"}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+auth:
+  jwt:
+    - {name: test, issuer: "https://issuer.test/", jwks_uri: %q, audiences: [api], algorithms: [ES256]}
+routes:
+  - {name: r, match: {path: {prefix: /}}, upstream: b, auth: {methods: [test]}}
+upstreams: [{name: b, endpoints: [{address: %q}]}]
+`, iss.srv.URL, addr(b)))
+	for _, sub := range []string{"a", "b", "c"} {
+		tok := iss.token(t, sub, "api")
+		for range 2 {
+			if code, _, body := get(t, nil, "GET", e.url("public")+"/x", bearerHdr(tok)); code != 200 {
+				t.Fatalf("%d %s", code, body)
+			}
+		}
+	}
+	m := scrape(t, e)
+	for _, want := range []string{`meshgate_auth_token_cache_entries{auth="test",kind="jwt"} 3`,
+		`meshgate_auth_token_cache_evictions_total{auth="test",kind="jwt"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

@@ -196,6 +196,7 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.policyRes = policy.NewShared()
+	n.metrics.WatchTokenCaches(n.tokenCacheView)
 	if n.mesh != nil {
 		n.mesh.cluster.Start() // every owner is registered
 	}

@@ -1,6 +1,9 @@
 package node
 
 import (
+	"io"
+
+	"github.com/meshgate/meshgate/internal/auth"
 	"github.com/meshgate/meshgate/internal/breaker"
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/sharedstate"
@@ -55,6 +58,35 @@ func (n *Node) limitView() []telemetry.LimitView {
 	for _, p := range n.limits.Stats().Policies {
 		out = append(out, telemetry.LimitView{Route: p.Policy, Admitted: p.Admitted, Denied: p.Denied,
 			OverAdmitted: p.OverAdmitted, Keys: p.Keys, Evicted: p.Evicted})
+	}
+	return out
+}
+
+// tokenCacheView sums the token caches of the auth resources held, per
+// definition: during a reload that changes one, its old and new verifier
+// both live for a moment under the same name.
+func (n *Node) tokenCacheView() []telemetry.TokenCacheView {
+	type id struct{ kind, name string }
+	sums := map[id]*telemetry.TokenCacheView{}
+	var order []id
+	n.policyRes.Each(func(r io.Closer) {
+		tc, ok := auth.TokenCacheOf(r)
+		if !ok {
+			return
+		}
+		k := id{tc.Kind, tc.Name}
+		v := sums[k]
+		if v == nil {
+			v = &telemetry.TokenCacheView{Kind: tc.Kind, Auth: tc.Name}
+			sums[k] = v
+			order = append(order, k)
+		}
+		v.Entries += tc.Entries
+		v.Evictions += tc.Evictions
+	})
+	out := make([]telemetry.TokenCacheView, 0, len(order))
+	for _, k := range order {
+		out = append(out, *sums[k])
 	}
 	return out
 }

@@ -57,6 +57,16 @@ func (s *Shared) Len() int {
 	return len(s.m)
 }
 
+// Each calls f with every resource held (under the registry's lock: f must
+// be quick and must not Acquire), for metrics read at scrape time.
+func (s *Shared) Each(f func(io.Closer)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.m {
+		f(e.v)
+	}
+}
+
 // Acquire returns the resource named key for the scope's snapshot: the one
 // already held under key, or a new one from open. Either way the scope
 // releases it when it closes, and the last release closes the resource. key

@@ -32,5 +32,14 @@ func (i *Introspector) evict() {
 	}
 	if found {
 		delete(i.cache, victim)
+		i.evictions++
 	}
+}
+
+// CacheStats reports the answers cached and those evicted to make room
+// (the cache is keyed by client-supplied tokens: its bound is MaxEntries).
+func (i *Introspector) CacheStats() (entries int, evictions uint64) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return len(i.cache), i.evictions
 }

@@ -96,6 +96,9 @@ func TestCacheBounded(t *testing.T) {
 			t.Fatalf("%d entries cached", c)
 		}
 	}
+	if n, ev := in.CacheStats(); n != 3 || ev != 17 {
+		t.Errorf("CacheStats = %d entries, %d evictions; want 3, 17", n, ev)
+	}
 }
 
 // A full cache evicts the entry expiring first: here the inactive answer,

@@ -29,11 +29,12 @@ type Introspector struct {
 	cancel    context.CancelFunc
 	calls     sync.WaitGroup
 
-	mu       sync.Mutex
-	closed   bool
-	cache    map[key]entry
-	inflight map[key]*call
-	logGate  logGate
+	mu        sync.Mutex
+	closed    bool
+	cache     map[key]entry
+	evictions uint64 // cache entries evicted to make room
+	inflight  map[key]*call
+	logGate   logGate
 
 	onWait func() // test hook: a caller is about to wait for a call
 }

@@ -16,10 +16,11 @@ const evictScan = 32
 // the token's SHA-256, so it holds no credential; an entry lives until the
 // token's exp and at most MaxTTL. A nil cache (disabled) caches nothing.
 type tokenCache struct {
-	mu      sync.RWMutex
-	entries map[cacheKey]cacheEntry
-	max     int
-	ttl     time.Duration
+	mu        sync.RWMutex
+	entries   map[cacheKey]cacheEntry
+	max       int
+	ttl       time.Duration
+	evictions uint64 // guarded by mu
 }
 
 type cacheEntry struct {
@@ -101,7 +102,18 @@ func (c *tokenCache) evict(now time.Time) {
 	}
 	if !dropped {
 		delete(c.entries, victim)
+		c.evictions++
 	}
+}
+
+// stats reports the entries held and the live ones evicted to make room.
+func (c *tokenCache) stats() (entries int, evictions uint64) {
+	if c == nil {
+		return 0, 0
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries), c.evictions
 }
 
 // purge empties the cache: the key set changed.

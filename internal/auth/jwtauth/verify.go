@@ -81,6 +81,11 @@ func NewVerifier(o IssuerOptions) (*Verifier, error) {
 // Ready reports whether the Verifier has a key set.
 func (v *Verifier) Ready() bool { return v.keys.Load() != nil }
 
+// CacheStats reports the verified tokens cached and those evicted to make
+// room (the cache is keyed by client-supplied tokens: its bound is
+// CacheOptions.MaxEntries).
+func (v *Verifier) CacheStats() (entries int, evictions uint64) { return v.cache.stats() }
+
 // Close stops the refresher and waits for it; Verify then returns
 // ErrClosed. Close may be called more than once.
 func (v *Verifier) Close() {
