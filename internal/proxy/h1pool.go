@@ -318,7 +318,16 @@ func (c *h1Conn) awaitHead(req *http.Request, deadline time.Time, client http.Re
 
 // interrupt makes a read of the body blocked now (or the next one) return
 // an error: its client has gone. Safe from any goroutine.
-func (b *h1Body) interrupt() { _ = b.c.nc.SetReadDeadline(interrupted) }
+// Once the body has handed its connection back (to the pool, where another
+// request may take it), it does nothing: that connection is not the body's
+// to interrupt any more.
+func (b *h1Body) interrupt() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.released {
+		_ = b.c.nc.SetReadDeadline(interrupted)
+	}
+}
 
 // release returns the connection to the pool once its response is done.
 func (c *h1Conn) release(p *h1Pool, keep bool) {
@@ -338,6 +347,20 @@ type h1Body struct {
 	p    *h1Pool
 	keep bool
 	done bool
+
+	// mu orders the hand-back of the connection (released) with
+	// interrupt, which a client's watch may call from its goroutine.
+	mu       sync.Mutex
+	released bool
+}
+
+// finish hands the connection back: to the pool if keep, else closed.
+func (b *h1Body) finish(keep bool) {
+	b.done = true
+	b.mu.Lock()
+	b.released = true
+	b.mu.Unlock()
+	b.c.release(b.p, keep)
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
@@ -346,20 +369,14 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	}
 	n, err := b.body.Read(p)
 	if err != nil {
-		b.done = true
-		if err == io.EOF {
-			b.c.release(b.p, b.keep)
-		} else {
-			b.c.release(b.p, false)
-		}
+		b.finish(err == io.EOF && b.keep)
 	}
 	return n, err
 }
 
 func (b *h1Body) Close() error {
 	if !b.done {
-		b.done = true
-		b.c.release(b.p, false)
+		b.finish(false)
 	}
 	return nil
 }

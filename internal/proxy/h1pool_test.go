@@ -307,3 +307,35 @@ func TestH1PoolSweepsIdleConnections(t *testing.T) {
 		t.Fatalf("%d expired connections of an unused endpoint kept", left)
 	}
 }
+
+// A client's watch may interrupt a streamed body after the body handed its
+// connection back to the pool (the client leaves between the body's end and
+// the handler's return): the interrupt must not reach the pooled
+// connection, whose next request would fail at once with a timeout.
+func TestH1BodyInterruptAfterReleaseSparesThePool(t *testing.T) {
+	addr, conns := rawServer(t, func(_, _ int, _ *http.Request) string { return ok("x") })
+	p := newTestPool()
+	resp, err := p.roundTripUntil(getReq(t, addr, "/"), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := resp.Body.(*h1Body)
+	if got := readAll(t, resp); got != "x" {
+		t.Fatalf("body %q", got)
+	}
+	hb.interrupt() // late: the connection is the pool's now
+	c, err := p.get(addr, time.Time{})
+	if err != nil || !c.reused {
+		t.Fatalf("the pooled connection: %v (reused %v)", err, c != nil && c.reused)
+	}
+	if _, err := c.nc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		t.Fatalf("the next request on the pooled connection: %v", err)
+	}
+	c.nc.Close()
+	if conns.Load() != 1 {
+		t.Fatalf("connections = %d", conns.Load())
+	}
+}
