@@ -57,3 +57,22 @@ upstreams:
 		t.Error("no POST reached the hung endpoint: the balancer skipped it (the test shows nothing)")
 	}
 }
+
+// The default per-try timeout only cuts an attempt that a retry can
+// follow: with every endpoint slow (700 ms, past the 500 ms default), the
+// first attempt is cut and retried, and the last one waits for its answer
+// within the route's timeout instead of becoming a 504.
+func TestDefaultPerTryNeverCutsTheLastAttempt(t *testing.T) {
+	slow := func() string {
+		return echoBackendFunc(t, func(*http.Request) { time.Sleep(700 * time.Millisecond) })
+	}
+	e := startEdge(t, fmt.Sprintf(`
+log: {access: "off"}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes: [{name: r, match: {path: {prefix: /}}, upstream: u, timeout: 1500ms}]
+upstreams: [{name: u, endpoints: [{address: %q}, {address: %q}, {address: %q}]}]
+`, slow(), slow(), slow()))
+	if code, _, body := get(t, nil, "GET", e.url("public")+"/x", nil); code != 200 {
+		t.Fatalf("%d %s: want the second attempt's slow 200", code, body)
+	}
+}

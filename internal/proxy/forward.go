@@ -449,7 +449,7 @@ func (c *call) attempt(n int) (resp *http.Response, finish func(), fail *exchang
 		c.startSpan(outreq, ep, n, start)
 	}
 	ep.Begin()
-	resp, err, expired, done := c.send(outreq, c.attemptDeadline(start))
+	resp, err, expired, done := c.send(outreq, c.attemptDeadline(n, start))
 	outcome := c.record(ep, ticket, start, resp, err, expired)
 	if err != nil {
 		if k := c.f.clientFault(c.r, err, c.body, c.watched); k != nil {
@@ -519,16 +519,20 @@ func (c *call) startSpan(outreq *http.Request, ep *upstream.Endpoint, n int, sta
 const DefaultPerTryDivisor = 3
 
 // attemptDeadline is the route's deadline, or per_try_timeout from the
-// attempt's start if sooner (for an idempotent request without one, the
-// default per-try timeout while an untried endpoint is left).
-func (c *call) attemptDeadline(start time.Time) time.Time {
+// attempt's start if sooner (for attempt n of an idempotent request without
+// one, the default per-try timeout when a retry on another endpoint can
+// follow).
+func (c *call) attemptDeadline(n int, start time.Time) time.Time {
 	d := c.deadline
 	perTry := c.f.perTry
-	if perTry == 0 && c.f.idempotentTry > 0 && idempotent(c.r.Method) && len(c.up.Endpoints()) > len(c.tried) {
-		// Only while another endpoint is left to retry on: a retry on the
-		// same one would just split the wait (a one-endpoint upstream
-		// would see two timeouts per request, and its breaker open twice
-		// as fast).
+	if perTry == 0 && c.f.idempotentTry > 0 && n < c.f.retry.attempts && idempotent(c.r.Method) &&
+		len(c.up.Endpoints()) > len(c.tried) && c.up.RetryLikely() {
+		// Only when this attempt can be retried, on another endpoint: a
+		// cut with no retry after it would turn a slow answer into a 504
+		// (the last attempt, the retry budget spent), and a retry on the
+		// same endpoint would just split the wait (a one-endpoint
+		// upstream would see two timeouts per request, and its breaker
+		// open twice as fast).
 		perTry = c.f.idempotentTry
 	}
 	if perTry > 0 {
@@ -879,10 +883,8 @@ func (f *Forwarder) copyResponse(w http.ResponseWriter, r *http.Request, resp *h
 		// it now, not at the next event's failed write. (The standard
 		// transport's body ends with the watched context it was sent
 		// under.)
-		parent := r.Context()
-		if ctx, _ := h1server.WatchClient(w, parent); ctx != parent {
-			defer context.AfterFunc(ctx, hb.interrupt)()
-		}
+		ctx, _ := h1server.WatchClient(w, r.Context()) // HTTP/2: r.Context() ends with the stream
+		defer context.AfterFunc(ctx, hb.interrupt)()
 	}
 	rc := http.NewResponseController(w)
 	bp := copyBufs.Get().(*[]byte)

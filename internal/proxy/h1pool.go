@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -299,21 +300,30 @@ func (c *h1Conn) awaitHead(req *http.Request, deadline time.Time, client http.Re
 			if err := c.nc.SetReadDeadline(deadline); err != nil {
 				return err
 			}
-			parent := req.Context()
-			if ctx, _ := h1server.WatchClient(client, parent); ctx != parent {
-				// The watch is stopped when the handler returns.
-				stop := context.AfterFunc(ctx, func() { _ = c.nc.SetReadDeadline(interrupted) })
-				_, err = c.br.Peek(1)
-				stop()
-				if ctx.Err() != nil {
-					return context.Cause(ctx)
-				}
-				return err
+			// An HTTP/1.x client is watched from now on (the watch stops
+			// when the handler returns); an HTTP/2 client's leaving
+			// cancels the request's context by itself.
+			ctx, _ := h1server.WatchClient(client, req.Context())
+			stop := context.AfterFunc(ctx, func() { _ = c.nc.SetReadDeadline(interrupted) })
+			_, err = c.br.Peek(1)
+			stop()
+			if ctx.Err() != nil {
+				return clientGoneErr(ctx)
 			}
+			return err
 		}
 	}
 	_, err := c.br.Peek(1)
 	return err
+}
+
+// clientGoneErr is the error of a wait ended by its client's leaving: it
+// wraps h1server.ErrClientGone whichever server noticed.
+func clientGoneErr(ctx context.Context) error {
+	if err := context.Cause(ctx); errors.Is(err, h1server.ErrClientGone) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", h1server.ErrClientGone, context.Cause(ctx))
 }
 
 // interrupt makes a read of the body blocked now (or the next one) return

@@ -164,19 +164,34 @@ func (b *retryBudget) init(c config.RetryBudget, clk clock.Clock) {
 // beyond that.
 func (u *Upstream) RetryAllowed() bool {
 	b := &u.budget
-	active := u.lim.active.Load()
-	sec := b.clk.Now().Unix()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if sec != b.second {
+	if !u.retryRoomLocked() {
+		return false
+	}
+	b.count++
+	b.inflight.Add(1)
+	return true
+}
+
+// retryRoomLocked reports whether the budget has room for a retry now
+// (b.mu held): retries in flight under its percentage of the requests in
+// flight, or fewer this second than its floor.
+func (u *Upstream) retryRoomLocked() bool {
+	b := &u.budget
+	if sec := b.clk.Now().Unix(); sec != b.second {
 		b.second, b.count = sec, 0
 	}
-	if b.inflight.Load() < b.percent*active/100 || b.count < b.minPerSec {
-		b.count++
-		b.inflight.Add(1)
-		return true
-	}
-	return false
+	return b.inflight.Load() < b.percent*u.lim.active.Load()/100 || b.count < b.minPerSec
+}
+
+// RetryLikely reports, without counting anything, whether RetryAllowed
+// would allow a retry now: for choices made before an attempt (whether to
+// give it a default per-try timeout that only a retry makes worth having).
+func (u *Upstream) RetryLikely() bool {
+	u.budget.mu.Lock()
+	defer u.budget.mu.Unlock()
+	return u.retryRoomLocked()
 }
 
 // RetryDone ends a retry that RetryAllowed allowed.
