@@ -228,7 +228,9 @@
 // keys, as before, let such a flood starve every consumer after it. An
 // evicted key that returns starts from what peers still report of it (this
 // node's own count is lost: its limit can be exceeded by what this node
-// had admitted, once per eviction). Keys over 512 bytes, and new keys when
+// had admitted, once per eviction; a key at its limit is as evictable as
+// any, since by its counts it cannot be told from a flood's). An evicted
+// key's decisions stay in PolicyStats' totals. Keys over 512 bytes, and new keys when
 // no sampled key could be removed, are counted together under OverflowKey
 // with one budget of Limit, a warning is logged once per window, and
 // PolicyStats.Overflowed counts them; peers' keys beyond the cap are

@@ -110,11 +110,15 @@ const evictSamples = 8
 
 // evictColdest removes the key with the least activity in windows w−1 and
 // w (activity) among evictSamples keys from shards visited from a random
-// one, the overflow key excepted, so that a new key can take its place. A
-// flood of distinct keys, each seen once, then churns among itself, while a
-// key with traffic here or elsewhere in the cluster is evicted only when
-// every key sampled is busier. It reports whether it removed one.
-func (k *keyMap) evictColdest(w int64) bool {
+// one, the overflow key excepted, so that a new key can take its place,
+// and returns it (nil: none removed). A flood of distinct keys, each seen
+// once, then churns among itself, while a key with traffic here or
+// elsewhere in the cluster is evicted only when every key sampled is
+// busier. A key at its limit is no exception: by its counts it cannot be
+// told from a flood's key (with a limit of 1 every key is at it), and
+// refusing to evict it would send every new key to the overflow budget
+// again.
+func (k *keyMap) evictColdest(w int64) *entry {
 	var cold *entry
 	coldAct := int64(0)
 	seen := 0
@@ -135,5 +139,8 @@ func (k *keyMap) evictColdest(w int64) bool {
 		}
 		s.mu.RUnlock()
 	}
-	return cold != nil && k.removeIf(cold, func(e *entry) bool { return e.activity(w) == coldAct })
+	if cold == nil || !k.removeIf(cold, func(e *entry) bool { return e.activity(w) == coldAct }) {
+		return nil
+	}
+	return cold
 }

@@ -142,4 +142,8 @@ func TestKeyFloodDoesNotStarveConsumers(t *testing.T) {
 	if st.Keys > pc.MaxKeys+keyShards || st.Evicted < int64(20_000-pc.MaxKeys) {
 		t.Fatalf("stats %+v: want at most %d keys and the flood's keys evicted", st, pc.MaxKeys)
 	}
+	// Evicted keys' decisions stay in the totals (exported as counters).
+	if st.Admitted != 5+20_000+50 || st.Denied != 1 {
+		t.Fatalf("totals: %d admitted, %d denied; want %d and 1", st.Admitted, st.Denied, 5+20_000+50)
+	}
 }

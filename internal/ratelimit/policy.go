@@ -87,7 +87,7 @@ type Policy struct {
 	overflowed    atomic.Int64
 	evicted       atomic.Int64
 	droppedPeer   atomic.Int64
-	retiredAdmit  atomic.Int64 // admitted/denied of expired keys
+	retiredAdmit  atomic.Int64 // admitted/denied of expired and evicted keys
 	retiredDeny   atomic.Int64
 	warnedOverWin atomic.Int64 // window of the last key-cap warning
 
@@ -133,8 +133,12 @@ func (p *Policy) entry(key string, w int64) *entry {
 		// At the cap the coldest of a sample of keys gives way: sharing
 		// one overflow budget among every new key let a flood of distinct
 		// keys starve every consumer that came after it.
-		if int64(p.keys.len()) >= limit && p.keys.evictColdest(w) {
-			p.evicted.Add(1)
+		if int64(p.keys.len()) >= limit {
+			if old := p.keys.evictColdest(w); old != nil {
+				p.evicted.Add(1)
+				p.retiredAdmit.Add(old.admitted.Load()) // the totals stay counters
+				p.retiredDeny.Add(old.denied.Load())
+			}
 		}
 		if e := p.keys.create(key, limit); e != nil {
 			return e
