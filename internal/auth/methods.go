@@ -121,6 +121,9 @@ type TokenCache struct {
 	Kind, Name string // "jwt" or "introspection", the auth definition
 	Entries    int
 	Evictions  uint64
+	// Source identifies the cache (its verifier or introspector), so that
+	// a reader can carry a closed one's evictions on.
+	Source any
 }
 
 // TokenCacheOf reports the token cache of a shared auth resource (one that
@@ -138,7 +141,7 @@ func TokenCacheOf(r io.Closer) (TokenCache, bool) {
 		return TokenCache{}, false
 	}
 	n, ev := st.CacheStats()
-	return TokenCache{Kind: kind, Name: name, Entries: n, Evictions: ev}, true
+	return TokenCache{Kind: kind, Name: name, Entries: n, Evictions: ev, Source: st}, true
 }
 
 // resourceKey names a shared resource by its kind and whole definition.

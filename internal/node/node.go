@@ -113,6 +113,11 @@ type Node struct {
 	// policyRes keeps policy resources (verifiers, caches) across reloads
 	// that leave their config unchanged.
 	policyRes *policy.Shared
+	// Token caches seen at the last scrape, and the evictions of the ones
+	// closed since (tokenCacheView): the evictions metric is a counter.
+	tokenCacheMu   sync.Mutex
+	tokenCacheLive map[any]tokenCacheSeen
+	tokenEvicted   map[[2]string]uint64
 	// caches are the response stores of routes[].cache, held through
 	// policyRes (one per cache.max_bytes in use).
 	caches *cache.Stores

@@ -64,16 +64,19 @@ func (n *Node) limitView() []telemetry.LimitView {
 
 // tokenCacheView sums the token caches of the auth resources held, per
 // definition: during a reload that changes one, its old and new verifier
-// both live for a moment under the same name.
+// both live for a moment under the same name. Evictions are a counter: a
+// cache that closes leaves its count to its definition's (tokenEvicted).
 func (n *Node) tokenCacheView() []telemetry.TokenCacheView {
 	type id struct{ kind, name string }
 	sums := map[id]*telemetry.TokenCacheView{}
 	var order []id
+	live := map[any]tokenCacheSeen{}
 	n.policyRes.Each(func(r io.Closer) {
 		tc, ok := auth.TokenCacheOf(r)
 		if !ok {
 			return
 		}
+		live[tc.Source] = tokenCacheSeen{tc.Kind, tc.Name, tc.Evictions}
 		k := id{tc.Kind, tc.Name}
 		v := sums[k]
 		if v == nil {
@@ -84,9 +87,36 @@ func (n *Node) tokenCacheView() []telemetry.TokenCacheView {
 		v.Entries += tc.Entries
 		v.Evictions += tc.Evictions
 	})
+	n.tokenCacheMu.Lock()
+	defer n.tokenCacheMu.Unlock()
+	if n.tokenEvicted == nil {
+		n.tokenEvicted = map[[2]string]uint64{}
+	}
+	for src, seen := range n.tokenCacheLive {
+		if _, ok := live[src]; !ok { // closed since the last scrape
+			n.tokenEvicted[[2]string{seen.kind, seen.name}] += seen.evictions
+		}
+	}
+	n.tokenCacheLive = live
+	for key, ev := range n.tokenEvicted {
+		k := id{key[0], key[1]}
+		v := sums[k]
+		if v == nil {
+			v = &telemetry.TokenCacheView{Kind: k.kind, Auth: k.name}
+			sums[k] = v
+			order = append(order, k)
+		}
+		v.Evictions += ev
+	}
 	out := make([]telemetry.TokenCacheView, 0, len(order))
 	for _, k := range order {
 		out = append(out, *sums[k])
 	}
 	return out
+}
+
+// tokenCacheSeen is a token cache as the last scrape saw it.
+type tokenCacheSeen struct {
+	kind, name string
+	evictions  uint64
 }
