@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -92,8 +93,15 @@ func (s *ServiceSource) IDs() []string {
 
 func (s *ServiceSource) offers(m Member) bool {
 	return m.State == Alive && m.MetaErr == nil && m.Meta.Role == "sidecar" && m.Meta.Healthy &&
-		m.Meta.Service == s.service && (s.subset == "" || m.Meta.Subset == s.subset) && m.Meta.Inbound != "" &&
+		m.Meta.Service == s.service && (s.subset == "" || m.Meta.Subset == s.subset) && bound(m.Meta.Inbound) &&
 		ServesService(m.Meta.ID, s.service)
+}
+
+// bound reports whether addr is an inbound address one can connect to: a
+// sidecar bound to port 0 publishes "ip:0" until its listener has its port.
+func bound(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port != "0" && port != ""
 }
 
 // ServesService reports whether a sidecar with SPIFFE ID id may serve
