@@ -42,7 +42,7 @@ type Config struct {
 
 	GossipInterval   time.Duration // default 100ms
 	ProbeInterval    time.Duration // default 1s
-	ProbeTimeout     time.Duration // default 500ms
+	ProbeTimeout     time.Duration // default 500ms, at most half of ProbeInterval
 	SuspicionMult    int           // default 4
 	PushPullInterval time.Duration // default 15s
 	// ReconnectInterval is how often a node tries to rejoin a failed member
@@ -134,7 +134,11 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	setDefault(&cfg.GossipInterval, 100*time.Millisecond)
 	setDefault(&cfg.ProbeInterval, time.Second)
-	setDefault(&cfg.ProbeTimeout, 500*time.Millisecond)
+	// A probe's ack wait must end well inside its interval: with the
+	// ack wait longer than the interval (500 ms against a 200 ms
+	// probe_interval) memberlist's probes overlapped their rounds and a
+	// host whose link went down was declared dead after 8–9 s instead of 3.
+	setDefault(&cfg.ProbeTimeout, min(500*time.Millisecond, cfg.ProbeInterval/2))
 	setDefault(&cfg.PushPullInterval, 15*time.Second)
 	setDefault(&cfg.ReconnectInterval, 5*time.Second)
 	setDefault(&cfg.ReconnectTimeout, time.Hour)
