@@ -143,9 +143,11 @@ type retryBudget struct {
 	// connectInflight counts retries of connect failures (ConnectRetryAllowed).
 	connectInflight atomic.Int64
 
+	// Written under mu; atomics so that RetryLikely reads them without
+	// it (it runs before every attempt).
 	mu     sync.Mutex
-	second int64 // the clock's current Unix second
-	count  int64 // retries allowed during it
+	second atomic.Int64 // the clock's current Unix second
+	count  atomic.Int64 // retries allowed during it
 }
 
 func (b *retryBudget) init(c config.RetryBudget, clk clock.Clock) {
@@ -169,29 +171,39 @@ func (u *Upstream) RetryAllowed() bool {
 	if !u.retryRoomLocked() {
 		return false
 	}
-	b.count++
+	b.count.Add(1)
 	b.inflight.Add(1)
 	return true
 }
 
 // retryRoomLocked reports whether the budget has room for a retry now
-// (b.mu held): retries in flight under its percentage of the requests in
-// flight, or fewer this second than its floor.
+// (b.mu held), starting the count of a new second.
 func (u *Upstream) retryRoomLocked() bool {
 	b := &u.budget
-	if sec := b.clk.Now().Unix(); sec != b.second {
-		b.second, b.count = sec, 0
+	if sec := b.clk.Now().Unix(); sec != b.second.Load() {
+		b.second.Store(sec)
+		b.count.Store(0)
 	}
-	return b.inflight.Load() < b.percent*u.lim.active.Load()/100 || b.count < b.minPerSec
+	return u.retryRoom(b.second.Load())
 }
 
-// RetryLikely reports, without counting anything, whether RetryAllowed
-// would allow a retry now: for choices made before an attempt (whether to
-// give it a default per-try timeout that only a retry makes worth having).
+// retryRoom is the budget's rule: retries in flight under its percentage
+// of the requests in flight, or fewer in second sec than its floor (none
+// counted yet when sec is not the budget's current second).
+func (u *Upstream) retryRoom(sec int64) bool {
+	b := &u.budget
+	if b.inflight.Load() < b.percent*u.lim.active.Load()/100 {
+		return true
+	}
+	return sec != b.second.Load() || b.count.Load() < b.minPerSec
+}
+
+// RetryLikely reports, without counting anything or taking the budget's
+// lock, whether RetryAllowed would allow a retry now: for choices made
+// before an attempt (whether to give it a default per-try timeout that only
+// a retry makes worth having), on the request path.
 func (u *Upstream) RetryLikely() bool {
-	u.budget.mu.Lock()
-	defer u.budget.mu.Unlock()
-	return u.retryRoomLocked()
+	return u.retryRoom(u.budget.clk.Now().Unix())
 }
 
 // RetryDone ends a retry that RetryAllowed allowed.
