@@ -125,7 +125,7 @@ func (p *Policy) decide(e *entry, key string, now, n int64) Decision {
 			// key's non-owner cannot claim: only its claim's rest counts.
 			rest := cur.claim.Load() - local - ask
 			if !p.tiny() || p.ownsKey(key) {
-				rest += max(p.freeLocked(cur, prev, now, w), 0)
+				rest += max(p.unclaimedRoom(cur, prev, now, w), 0)
 			}
 			d.Remaining = max(min(d.Remaining, rest), 0)
 		}

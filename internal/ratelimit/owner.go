@@ -66,9 +66,11 @@ func rendezvous(node, policy, key string) uint64 {
 	return h.Sum64()
 }
 
-// freeLocked is what the cluster's claims leave of the limit in window w
-// (slots cur, prev), in whole requests, as the owner sees it.
-func (p *Policy) freeLocked(cur, prev *slot, now, w int64) int64 {
+// unclaimedRoom is what the cluster's claims leave of the limit in window w
+// (slots cur, prev), in whole requests, as this node sees it. It reads
+// atomics only: the owner calls it under the key's lock to raise claims,
+// and decide without it for RateLimit-Remaining.
+func (p *Policy) unclaimedRoom(cur, prev *slot, now, w int64) int64 {
 	frac := float64(now-w*p.winNs) / float64(p.winNs)
 	prevTotal := float64(prev.local.Load() + prev.peers.Load())
 	own := max(cur.claim.Load(), cur.local.Load())
@@ -87,7 +89,7 @@ func (p *Policy) raiseOwned(e *entry, w, now, n int64) bool {
 		return true
 	}
 	p.l.kick()
-	if !p.ownsKey(e.key) || p.freeLocked(cur, prev, now, w) < n {
+	if !p.ownsKey(e.key) || p.unclaimedRoom(cur, prev, now, w) < n {
 		return false
 	}
 	cur.claim.Store(max(cur.claim.Load(), cur.local.Load()) + n)
@@ -113,7 +115,7 @@ func (p *Policy) assignLocked(e *entry, w, now int64, out []grant) []grant {
 	if cur.win.Load() != w || prev.win.Load() != w-1 || !p.ownsKey(e.key) {
 		return out
 	}
-	free := p.freeLocked(cur, prev, now, w)
+	free := p.unclaimedRoom(cur, prev, now, w)
 	type want struct{ i, n int64 }
 	var wants []want
 	for i := range e.peers {
