@@ -53,8 +53,22 @@ func TestHostsInNetns(t *testing.T) {
 	}
 	root := t.TempDir()
 	profiles := map[string]hosts.Profile{}
+	// MESHGATE_LAB_PROBE_INTERVAL=1s measures failure detection at the
+	// cluster's default timings (gossip 100 ms, push/pull 15 s) with that
+	// probe interval, instead of the Fast profile's (probes every 200 ms).
+	probe, err := labProbeInterval()
+	if err != nil {
+		t.Fatal(err)
+	}
+	detectBound := 6 * time.Second
+	if probe > 0 {
+		detectBound = 25 * time.Second
+	}
 	for _, h := range hosts.Topology() {
 		p := hosts.Fast(ips, filepath.Join(root, h.Name, "etc", "meshgate"))
+		if probe > 0 {
+			p.GossipInterval, p.ProbeInterval, p.PushPullInterval = 100*time.Millisecond, probe, 15*time.Second
+		}
 		profiles[h.Name] = p
 		files, err := hosts.Render(p, h.Name)
 		if err != nil {
@@ -192,7 +206,7 @@ func TestHostsInNetns(t *testing.T) {
 	l.unplug("svc2")
 	// Probes every 200 ms (the Fast profile): 3 s measured, 8–9 s when the
 	// probes' ack wait (500 ms) outlasted their interval.
-	eventually(t, l, 6*time.Second, "payments on svc2 fails fast", failsFast(quickEdge, public+"/payments/p-2", ""))
+	eventually(t, l, detectBound, "payments on svc2 fails fast", failsFast(quickEdge, public+"/payments/p-2", ""))
 	t.Logf("svc2 unplugged: the edge answers payments 503 after %.1fs", time.Since(down).Seconds())
 	eventually(t, l, 10*time.Second, "orders v2 on svc2 fails fast", failsFast(quickEdge, public+"/orders", "", "X-Api-Version", "2"))
 	eventually(t, l, 10*time.Second, "orders is served by v1 on svc1 alone", func() error {
@@ -276,6 +290,19 @@ func withTimeout(c *http.Client, d time.Duration) *http.Client {
 
 // binaries returns the paths of the repository's bin/NAME, skipping the
 // test when one is missing.
+// labProbeInterval is MESHGATE_LAB_PROBE_INTERVAL, 0 when unset.
+func labProbeInterval() (time.Duration, error) {
+	v := os.Getenv("MESHGATE_LAB_PROBE_INTERVAL")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("MESHGATE_LAB_PROBE_INTERVAL=%q: want a positive duration", v)
+	}
+	return d, nil
+}
+
 func binaries(t *testing.T, names ...string) map[string]string {
 	t.Helper()
 	dir, err := filepath.Abs("../../bin")
