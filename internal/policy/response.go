@@ -182,12 +182,21 @@ func (b *Buffered) SetBody(p []byte) {
 	b.Body = *bytes.NewBuffer(p)
 }
 
-// maxReusedBody bounds a body buffer kept for the next response.
-const maxReusedBody = 64 << 10
+// SwapBody makes p the held body, taken as it is (p must not be used
+// after but through Body), and returns the storage of the body it held,
+// emptied, for the caller to reuse.
+func (b *Buffered) SwapBody(p []byte) []byte {
+	old := b.Body.Bytes()[:0]
+	b.Body = *bytes.NewBuffer(p)
+	return old
+}
+
+// MaxReusedBody bounds a body buffer kept for the next response.
+const MaxReusedBody = 64 << 10
 
 // Reusable reports whether b is worth keeping for another response (Reset):
 // its body buffer is not larger than a typical response needs.
-func (b *Buffered) Reusable() bool { return b.Body.Cap() <= maxReusedBody }
+func (b *Buffered) Reusable() bool { return b.Body.Cap() <= MaxReusedBody }
 
 // Reset makes b hold a new response to w, reusing its header map and body
 // buffer. The previous response must be over (sent or spilled).

@@ -211,6 +211,14 @@ func (m *Metrics) Transform(route, side, result string) {
 	m.transforms.WithLabelValues(route, side, result).Inc()
 }
 
+// TransformCounter is the series Transform(route, side, result) counts,
+// resolved once for a route's stage. A series of a route that is gone is
+// deleted by ForgetRoute; a stage of it still finishing counts into a
+// series no longer exported.
+func (m *Metrics) TransformCounter(route, side, result string) interface{ Inc() } {
+	return m.transforms.WithLabelValues(route, side, result)
+}
+
 var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // TierRequest counts a finished request of a consumer of tier on route.

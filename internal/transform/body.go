@@ -181,11 +181,29 @@ func (b *bodyProg) toJSON(in []byte) ([]byte, *bodyError) {
 
 // reshape runs the mapping and jq on a JSON document.
 func (b *bodyProg) reshape(ctx context.Context, doc []byte, v *vars) ([]byte, *bodyError) {
+	var mv jsonx.Vars
 	if b.mapping != nil {
 		vc := *v // what jsonx keeps escapes: a copy, so that v stays on its stack
-		out, err := b.mapping.Apply(doc, &vc, jsonx.Limits{MaxBytes: b.limit})
+		mv = &vc
+	}
+	return b.reshapeWith(ctx, nil, doc, v, mv)
+}
+
+// reshapeWith is reshape with the mapping reading mv (v itself when v is on
+// the heap already, else a copy) and writing into *dst, a buffer to reuse
+// (nil: a new one), which it leaves holding the mapping's output.
+func (b *bodyProg) reshapeWith(ctx context.Context, dst *[]byte, doc []byte, v *vars, mv jsonx.Vars) ([]byte, *bodyError) {
+	if b.mapping != nil {
+		var into []byte
+		if dst != nil {
+			into = (*dst)[:0]
+		}
+		out, err := b.mapping.AppendApply(into, doc, mv, jsonx.Limits{MaxBytes: b.limit})
 		if err != nil {
 			return nil, classify(err)
+		}
+		if dst != nil && out != nil {
+			*dst = out
 		}
 		doc = out
 	}

@@ -34,6 +34,25 @@ func (c *counts) Transform(route, side, result string) {
 	c.m[side+"/"+result]++
 }
 
+// TransformCounter makes counts a Binder: the stages the tests build count
+// through the series they bound, as with the node's metrics.
+func (c *counts) TransformCounter(route, side, result string) Incrementer {
+	return countInc{c, route, side, result}
+}
+
+type countInc struct {
+	c                   *counts
+	route, side, result string
+}
+
+func (i countInc) Inc() { i.c.Transform(i.route, i.side, i.result) }
+
+// unbound is a Counter that is not a Binder (the admin's dry run counts
+// so): every count goes through Transform.
+type unbound struct{ c *counts }
+
+func (u unbound) Transform(route, side, result string) { u.c.Transform(route, side, result) }
+
 func (c *counts) get(key string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -36,10 +36,13 @@ type respState struct {
 	w  http.ResponseWriter // the client's
 	// hook is w with the header ops (and the status rules that need no
 	// body) applied as the status line goes out.
-	hook    http.ResponseWriter
-	buf     *policy.Buffered
-	v       vars     // the request as it reached the stage
-	hvals   []string // the header templates' values
+	hook  http.ResponseWriter
+	buf   *policy.Buffered
+	v     vars     // the request as it reached the stage
+	hvals []string // the header templates' values
+	// scratch is the buffer a mapping writes the body into: it becomes the
+	// held body, and the body's storage the next scratch (pooled with rs).
+	scratch []byte
 	toXML   bool
 	xmlType string
 	mode    uint8
@@ -54,7 +57,7 @@ type respState struct {
 func (s *stage) prepareResponse(w http.ResponseWriter, r *http.Request, x *exchange.Exchange, v *vars) *respState {
 	sd := s.resp
 	rs := respStates.Get().(*respState)
-	*rs = respState{s: s, sd: sd, x: x, r: r, w: w, hook: w, buf: rs.buf}
+	*rs = respState{s: s, sd: sd, x: x, r: r, w: w, hook: w, buf: rs.buf, scratch: rs.scratch}
 	rs.hvals = sd.headers.values(v, rs.hvals[:0])
 	rs.v = *v
 	if s.respReadsHeaders {
@@ -81,9 +84,13 @@ func (rs *respState) release() {
 	if rs.buf != nil && !rs.buf.Reusable() {
 		rs.buf = nil
 	}
+	scratch := rs.scratch[:0]
+	if cap(scratch) > policy.MaxReusedBody {
+		scratch = nil
+	}
 	hvals := rs.hvals[:0]
 	clear(rs.hvals)
-	*rs = respState{buf: rs.buf, hvals: hvals}
+	*rs = respState{buf: rs.buf, hvals: hvals, scratch: scratch}
 	respStates.Put(rs)
 }
 
@@ -387,7 +394,8 @@ func (rs *respState) finish() {
 		return
 	}
 	if berr == nil && b.reshapes() && status >= 200 && status < 300 {
-		doc, berr = b.reshape(rs.r.Context(), doc, &rs.v)
+		// rs is on the heap: the mapping reads rs.v without a copy.
+		doc, berr = b.reshapeWith(rs.r.Context(), &rs.scratch, doc, &rs.v, &rs.v)
 	}
 	var out []byte
 	if berr == nil {
@@ -424,7 +432,11 @@ func (rs *respState) finish() {
 	if b.to == formatAccept {
 		addVary(h, "Accept")
 	}
-	buf.SetBody(out)
+	if len(out) > 0 && len(rs.scratch) > 0 && &out[0] == &rs.scratch[0] {
+		rs.scratch = buf.SwapBody(out) // the mapping's output, as it is
+	} else {
+		buf.SetBody(out)
+	}
 	buf.Status = status
 	rs.send()
 	observe(resultApplied, "")

@@ -1,10 +1,12 @@
 package transform
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -364,5 +366,80 @@ func TestPrefersXML(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { prefersXML([]string{"text/xml;q=0.5, application/json;q=0.4, */*;q=0.1"}) }); n != 0 {
 		t.Errorf("prefersXML allocates %v times", n)
+	}
+}
+
+// A Counter that is not a Binder counts every request through Transform;
+// a Binder's series are resolved once, at build, and counted into.
+func TestCounterBoundOrNot(t *testing.T) {
+	for _, bound := range []bool{true, false} {
+		c := &counts{}
+		var count Counter = c
+		if !bound {
+			count = unbound{c}
+		}
+		b := &backend{header: map[string]string{"Content-Type": "application/json"}, body: []byte(`{"id": 7, "secret": "s"}`)}
+		h := build(t, `{response: {body: {deny: [secret]}}}`, b, count)
+		for range 3 {
+			if w, _ := do(t, h, "GET", "/orders/9", nil, nil); w.Code != 200 {
+				t.Fatalf("bound %v: code %d", bound, w.Code)
+			}
+		}
+		if got := c.get("response/applied"); got != 3 {
+			t.Errorf("bound %v: counted %v, want response/applied 3", bound, c.m)
+		}
+		if _, ok := count.(Binder); ok != bound {
+			t.Errorf("bound %v: the counter is a Binder: %v", bound, ok)
+		}
+	}
+}
+
+// A mapped body is sent from the buffer the mapping wrote, and the held
+// body's storage is the next response's buffer: responses of every size,
+// one after another and at once, each get their own document whole.
+func TestMappedBodiesReuseBuffers(t *testing.T) {
+	doc := func(n int) string {
+		return fmt.Sprintf(`{"id":%d,"pad":%q,"secret":"s","items":[{"sku":"A","cost":%d}]}`, n, strings.Repeat("x", n*97%3000), n)
+	}
+	want := func(n int) string {
+		return fmt.Sprintf(`{"order_id":%d,"pad":%q,"items":[{"sku":"A"}]}`, n, strings.Repeat("x", n*97%3000))
+	}
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(doc(n)))
+	})
+	h := build(t, `{response: {body: {deny: [secret, "items[].cost"], map: [{op: rename, path: id, key: order_id}]}}}`, next, nil)
+	check := func(n int) error {
+		w, _ := do(t, h, "GET", "/orders/9?n="+strconv.Itoa(n), nil, nil)
+		if got := w.Body.String(); w.Code != 200 || got != want(n) {
+			return fmt.Errorf("n=%d: %d %q, want %q", n, w.Code, got, want(n))
+		}
+		if cl := w.Header().Get("Content-Length"); cl != strconv.Itoa(len(want(n))) {
+			return fmt.Errorf("n=%d: Content-Length %s, body %d bytes", n, cl, len(want(n)))
+		}
+		return nil
+	}
+	for n := range 60 {
+		if err := check(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for n := g; n < 200; n += 8 {
+				if err := check(n); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

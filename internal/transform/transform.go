@@ -32,6 +32,21 @@ type Counter interface {
 	Transform(route, side, result string)
 }
 
+// A Binder is a Counter that can resolve a route's series once, when its
+// stage is built, so that a request increments a counter instead of
+// looking up its labels (which cost more than the rest of a header-only
+// transform).
+type Binder interface {
+	Counter
+	TransformCounter(route, side, result string) Incrementer
+}
+
+// The node's metrics bind.
+var _ Binder = (*telemetry.Metrics)(nil)
+
+// Incrementer is one series of meshgate_transforms_total.
+type Incrementer = interface{ Inc() }
+
 // Results counted.
 const (
 	resultApplied = "applied"
@@ -123,10 +138,13 @@ type statusRule struct {
 
 // stage is the transform stage of one route.
 type stage struct {
-	next    http.Handler
-	route   string
-	log     *slog.Logger
-	count   Counter
+	next  http.Handler
+	route string
+	log   *slog.Logger
+	count Counter
+	// counts are the route's series, [side][result] (sideIndex,
+	// resultIndex), when count is a Binder.
+	counts  *[2][3]Incrementer
 	maxBody int
 	// routeMaxBody is the route's max_body_bytes (0: none): a request body
 	// over it is refused (413) whatever on_too_large says.
@@ -142,6 +160,14 @@ type stage struct {
 
 func newStage(c *config.Transform, route string, next http.Handler, count Counter, log *slog.Logger) (*stage, error) {
 	s := &stage{next: next, route: route, log: log, count: count, maxBody: int(c.MaxBody)}
+	if b, ok := count.(Binder); ok {
+		s.counts = new([2][3]Incrementer)
+		for i, sd := range [2]string{sideRequest, sideResponse} {
+			for j, res := range [3]string{resultApplied, resultFailed, resultSkipped} {
+				s.counts[i][j] = b.TransformCounter(route, sd, res)
+			}
+		}
+	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
@@ -513,7 +539,11 @@ func readUpTo(r io.Reader, limit int, size int64) ([]byte, error) {
 
 // observe counts one side's transform and adds its event to the trace.
 func (s *stage) observe(span *telemetry.Span, side, result, reason string, start time.Time) {
-	s.count.Transform(s.route, side, result)
+	if s.counts != nil {
+		s.counts[sideIndex(side)][resultIndex(result)].Inc()
+	} else {
+		s.count.Transform(s.route, side, result)
+	}
 	if !span.Recording() {
 		return
 	}
@@ -524,6 +554,24 @@ func (s *stage) observe(span *telemetry.Span, side, result, reason string, start
 		kv = append(kv, "meshgate.reason", reason)
 	}
 	span.AddEvent("meshgate.transform", now, kv...)
+}
+
+// sideIndex and resultIndex place a side and a result in stage.counts.
+func sideIndex(side string) int {
+	if side == sideRequest {
+		return 0
+	}
+	return 1
+}
+
+func resultIndex(result string) int {
+	switch result {
+	case resultApplied:
+		return 0
+	case resultFailed:
+		return 1
+	}
+	return 2
 }
 
 func requestID(x *exchange.Exchange) string {

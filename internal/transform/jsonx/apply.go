@@ -1,7 +1,6 @@
 package jsonx
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"slices"
@@ -26,6 +25,13 @@ const maxPooledNodes = 1 << 16
 // because of the document's shape: a path that is missing or runs into a
 // value of another type is a no-op.
 func (p *Program) Apply(body []byte, vars Vars, limits Limits) ([]byte, error) {
+	return p.AppendApply(nil, body, vars, limits)
+}
+
+// AppendApply is Apply that appends the result to dst and returns the
+// extended slice (nil, as Apply, for an absent document), so that a caller
+// with a buffer to reuse allocates nothing. dst must not overlap body.
+func (p *Program) AppendApply(dst, body []byte, vars Vars, limits Limits) ([]byte, error) {
 	if limits.MaxBytes > 0 && len(body) > limits.MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), limits.MaxBytes)
 	}
@@ -48,7 +54,10 @@ func (p *Program) Apply(body []byte, vars Vars, limits Limits) ([]byte, error) {
 	if limits.MaxBytes > 0 && len(out) > limits.MaxBytes {
 		return nil, fmt.Errorf("%w: output over the limit of %d bytes", ErrTooLarge, limits.MaxBytes)
 	}
-	return bytes.Clone(out), nil
+	if dst == nil { // Apply: a slice of its own, never nil for a present document
+		dst = make([]byte, 0, len(out))
+	}
+	return append(dst, out...), nil
 }
 
 // apply runs p on body and returns the result, in d's buffers; nil: an

@@ -478,3 +478,23 @@ func TestConcurrentApply(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// AppendApply appends what Apply returns, keeps dst's bytes, and with
+// room in dst allocates nothing.
+func TestAppendApply(t *testing.T) {
+	p := MustCompile(Spec{Deny: []string{"b"}})
+	dst := append(make([]byte, 0, 64), "kept:"...)
+	out, err := p.AppendApply(dst, []byte(`{"a":1,"b":2}`), nil, Limits{})
+	if err != nil || string(out) != `kept:{"a":1}` {
+		t.Fatalf("AppendApply = %q, %v", out, err)
+	}
+	if want, _ := p.Apply([]byte(`{"a":1,"b":2}`), nil, Limits{}); string(out[len("kept:"):]) != string(want) {
+		t.Errorf("AppendApply %q, Apply %q", out, want)
+	}
+	buf, body := make([]byte, 0, 64), []byte(`{"a":1,"b":2}`)
+	if n := testing.AllocsPerRun(100, func() {
+		buf, _ = p.AppendApply(buf[:0], body, nil, Limits{})
+	}); n != 0 {
+		t.Errorf("%v allocations a run with room in dst", n)
+	}
+}
