@@ -151,6 +151,7 @@ func (s *Snapshot) hold() { s.refs.Add(1) }
 // Retire marks a snapshot replaced (or the node stopped): its resources are
 // released once no request runs on it. Call it once, after the swap.
 func (s *Snapshot) Retire() {
+	s.scope.Retire() // what only it holds is not handed to a later snapshot
 	s.retired.Store(true)
 	if s.refs.Load() == 0 {
 		s.scope.Close()

@@ -35,6 +35,55 @@ func TestAcquireSharesUntilTheLastScopeCloses(t *testing.T) {
 	}
 }
 
+// A resource that the current snapshot dropped is not handed to a later
+// one while a retired snapshot still finishes requests with it: a cache
+// store dropped with its last route comes back empty, not with what it
+// held (the node's cache reload test caught this under load).
+func TestRetiredScopeResourcesAreNotReused(t *testing.T) {
+	shared := NewShared()
+	opened := 0
+	open := func() (*closer, error) { opened++; return &closer{}, nil }
+	old := NewScope(shared)
+	x, _ := Acquire(old, "cache:store:1", open)
+	kept, _ := Acquire(old, "jwt:issuer", open)
+
+	current := NewScope(shared) // a config without the store
+	if k, _ := Acquire(current, "jwt:issuer", open); k != kept {
+		t.Fatal("a resource both snapshots use was opened again")
+	}
+	old.Retire() // a request still runs on it
+
+	next := NewScope(shared) // the store is back
+	y, _ := Acquire(next, "cache:store:1", open)
+	if y == x || opened != 3 {
+		t.Fatalf("the retired snapshot's store was handed on (opened %d)", opened)
+	}
+	if k, _ := Acquire(next, "jwt:issuer", open); k != kept {
+		t.Fatal("a resource the current snapshot holds was opened again")
+	}
+	old.Close() // its last request ended
+	if x.closed != 1 || y.closed != 0 || kept.closed != 0 {
+		t.Fatalf("closed: retired store %d, new store %d, kept %d", x.closed, y.closed, kept.closed)
+	}
+	failed := NewScope(shared) // a reload whose build failed
+	if k, _ := Acquire(failed, "cache:store:1", open); k != y {
+		t.Fatal("the current store was opened again")
+	}
+	failed.Close()
+	current.Retire()
+	next.Retire()
+	again := NewScope(shared) // neither current nor failed scopes hold the store now
+	if z, _ := Acquire(again, "cache:store:1", open); z == y {
+		t.Fatal("a store no current snapshot holds was handed on after a failed build")
+	}
+	again.Close()
+	current.Close()
+	next.Close()
+	if y.closed != 1 || kept.closed != 1 || shared.Len() != 0 {
+		t.Fatalf("closed: new store %d, kept %d; %d left", y.closed, kept.closed, shared.Len())
+	}
+}
+
 func TestSortedFollowsOrder(t *testing.T) {
 	mk := func(name string) Builder {
 		return Of(name, func(*config.Route) *struct{} { return nil }, func(*struct{}, Env, http.Handler) (http.Handler, error) { return nil, nil })

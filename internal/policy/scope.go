@@ -13,6 +13,9 @@ type Scope struct {
 	shared  *Shared
 	closers []func()
 	closed  sync.Once
+	// held are the shared entries acquired, for Retire.
+	held    []*sharedEntry
+	retired sync.Once
 }
 
 // NewScope returns a scope whose Acquire calls share resources through
@@ -23,8 +26,23 @@ func NewScope(shared *Shared) *Scope { return &Scope{shared: shared} }
 // registration, like defer).
 func (s *Scope) OnClose(f func()) { s.closers = append(s.closers, f) }
 
-// Close releases everything registered, once.
+// Retire says the scope's snapshot is no longer the current one (it may
+// still finish requests): a shared resource that no current snapshot holds
+// is no longer handed to a later one, which opens its own — a cache store
+// dropped by a reload and brought back by the next comes back empty. What
+// the scope holds is still released by Close.
+func (s *Scope) Retire() {
+	s.retired.Do(func() {
+		if s.shared != nil {
+			s.shared.retire(s.held)
+		}
+	})
+}
+
+// Close releases everything registered, once. A closed scope is retired
+// too (a snapshot whose build failed never was current).
 func (s *Scope) Close() {
+	s.Retire()
 	s.closed.Do(func() {
 		for i := len(s.closers) - 1; i >= 0; i-- {
 			s.closers[i]()
@@ -43,8 +61,10 @@ type Shared struct {
 }
 
 type sharedEntry struct {
+	key  string
 	v    io.Closer
-	refs int
+	refs int // scopes holding it
+	live int // of them, those not retired
 }
 
 // NewShared returns an empty registry.
@@ -93,7 +113,7 @@ func Acquire[T io.Closer](sc *Scope, key string, open func() (T, error)) (T, err
 			s.mu.Unlock()
 			return zero, err
 		}
-		e = &sharedEntry{v: v}
+		e = &sharedEntry{key: key, v: v}
 		s.m[key] = e
 	}
 	v, ok := e.v.(T)
@@ -102,17 +122,31 @@ func Acquire[T io.Closer](sc *Scope, key string, open func() (T, error)) (T, err
 		return zero, fmt.Errorf("shared resource %q is a %T, not a %T", key, e.v, zero)
 	}
 	e.refs++
+	e.live++
 	s.mu.Unlock()
-	sc.OnClose(func() { s.release(key, e) })
+	sc.held = append(sc.held, e)
+	sc.OnClose(func() { s.release(e) })
 	return v, nil
 }
 
-func (s *Shared) release(key string, e *sharedEntry) {
+// retire takes the entries of a retired scope out of the registry's
+// reach where no other live scope holds them.
+func (s *Shared) retire(held []*sharedEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range held {
+		if e.live--; e.live == 0 && s.m[e.key] == e {
+			delete(s.m, e.key)
+		}
+	}
+}
+
+func (s *Shared) release(e *sharedEntry) {
 	s.mu.Lock()
 	e.refs--
 	last := e.refs == 0
-	if last {
-		delete(s.m, key)
+	if last && s.m[e.key] == e {
+		delete(s.m, e.key)
 	}
 	s.mu.Unlock()
 	if last {
