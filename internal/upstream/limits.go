@@ -28,14 +28,16 @@ type waiter struct {
 
 // Acquire admits one request to the upstream. The in-flight limit is
 // MaxConnections × the number of endpoints (in-flight requests stand for
-// connections: with HTTP/1.1 each needs one). Under the limit, Acquire is one
+// connections: with HTTP/1.1 each needs one), plus the attempts still in
+// flight on endpoints that have left the upstream (those requests take no
+// capacity of the endpoints left). Under the limit, Acquire is one
 // atomic compare-and-swap. At the limit, up to MaxPending requests wait (in
 // order) until a slot frees or ctx is done (then ctx's error); past that,
 // ErrOverloaded at once. release must be called exactly once, when the
 // request (all its attempts) is over.
 func (u *Upstream) Acquire(ctx context.Context) (release func(), err error) {
 	l := &u.lim
-	if l.tryAcquire(u.set.Load().limit) {
+	if l.tryAcquire(u.set.Load().admissionLimit()) {
 		return u.releaseFn, nil
 	}
 	return l.acquireSlow(ctx, u)
@@ -51,7 +53,7 @@ func (u *Upstream) Queued() int {
 // TryAcquire is Acquire without waiting: ok is false when every slot is
 // taken (then call Acquire to queue). It never allocates.
 func (u *Upstream) TryAcquire() (release func(), ok bool) {
-	if u.lim.tryAcquire(u.set.Load().limit) {
+	if u.lim.tryAcquire(u.set.Load().admissionLimit()) {
 		return u.releaseFn, true
 	}
 	return nil, false
@@ -74,7 +76,7 @@ func (l *limiter) acquireSlow(ctx context.Context, u *Upstream) (func(), error) 
 	// Announce before re-checking: a release that decremented before this
 	// point is seen by the re-check; one after sees waiting > 0 and wakes.
 	l.waiting.Add(1)
-	if l.tryAcquire(u.set.Load().limit) {
+	if l.tryAcquire(u.set.Load().admissionLimit()) {
 		l.waiting.Add(-1)
 		l.mu.Unlock()
 		return u.releaseFn, nil
@@ -120,7 +122,7 @@ func (l *limiter) wake(u *Upstream) {
 		return
 	}
 	l.mu.Lock()
-	for len(l.queue) > 0 && l.tryAcquire(u.set.Load().limit) {
+	for len(l.queue) > 0 && l.tryAcquire(u.set.Load().admissionLimit()) {
 		w := l.queue[0]
 		l.queue[0] = nil
 		l.queue = l.queue[1:]

@@ -183,3 +183,49 @@ func TestConnectRetriesHaveTheirOwnBound(t *testing.T) {
 		}
 	}
 }
+
+// Requests stuck on an endpoint that leaves the upstream (a hung host the
+// cluster declared dead) do not take the surviving endpoints' capacity:
+// at 1,000 req/s, ~2,000 requests stuck on a hung instance made every new
+// request 503 "upstream overloaded" once the instance was removed
+// (BENCH_ONLY=faults, hang at 1,000 req/s).
+func TestStuckOnRemovedEndpointFreesCapacity(t *testing.T) {
+	u, _ := newTest(t, config.Upstream{Endpoints: addrs(2), MaxConnections: 2, MaxPending: -1}, nil)
+	gone := u.Endpoints()[0]
+	var stuck []func()
+	for range 3 { // three requests whose attempts hang on the first endpoint
+		r, ok := u.TryAcquire()
+		if !ok {
+			t.Fatal("under the limit of 2 × 2")
+		}
+		gone.Begin()
+		stuck = append(stuck, r)
+	}
+	u.setAddresses([]Address{{Addr: u.Endpoints()[1].Addr}}) // it leaves: the limit is 2 × 1
+	var admitted []func()
+	for i := range 2 {
+		r, ok := u.TryAcquire()
+		if !ok {
+			t.Fatalf("request %d refused: the survivor's 2 slots are taken by requests stuck on the endpoint that left", i+1)
+		}
+		admitted = append(admitted, r)
+	}
+	if _, ok := u.TryAcquire(); ok {
+		t.Fatal("admitted past the survivor's capacity")
+	}
+	// The stuck attempts end (their requests are over): the limit is the
+	// survivor's again, still full.
+	for _, r := range stuck {
+		gone.Done(0, Success)
+		r()
+	}
+	if _, ok := u.TryAcquire(); ok {
+		t.Fatal("admitted past the survivor's capacity once the stuck requests ended")
+	}
+	for _, r := range admitted {
+		r()
+	}
+	if _, ok := u.TryAcquire(); !ok {
+		t.Fatal("refused with the survivor idle")
+	}
+}

@@ -15,6 +15,11 @@ type endpointSet struct {
 	equal  bool  // all weights equal: sample uniformly
 	cum    []int // cum[i] = sum of weights of eps[0..i]
 	limit  int64 // in-flight admission limit, see Acquire
+	// gone are endpoints of earlier sets, no longer in this one, that had
+	// attempts in flight when they left: requests stuck on them (a hung
+	// host the cluster declared dead) do not count against the capacity
+	// of the endpoints that are left (admissionLimit).
+	gone []*Endpoint
 
 	// consistent_hash ring: sorted points and the index of their endpoint.
 	points []uint64
@@ -56,6 +61,16 @@ func (u *Upstream) setAddresses(addrs []Address) {
 	u.lim.wake(u) // a larger set raises the limit
 }
 
+// admissionLimit is the in-flight limit of the endpoints in the set plus
+// the attempts still in flight on endpoints that left it.
+func (s *endpointSet) admissionLimit() int64 {
+	n := s.limit
+	for _, e := range s.gone {
+		n += e.inflight.Load()
+	}
+	return n
+}
+
 func (u *Upstream) buildSet(old *endpointSet, addrs []Address) *endpointSet {
 	s := &endpointSet{byAddr: make(map[string]*Endpoint, len(addrs)), equal: true}
 	for _, a := range addrs {
@@ -92,6 +107,13 @@ func (u *Upstream) buildSet(old *endpointSet, addrs []Address) *endpointSet {
 		n = 1
 	}
 	s.limit = int64(u.cfg.MaxConnections) * int64(n)
+	if old != nil {
+		for _, e := range slices.Concat(old.eps, old.gone) {
+			if s.byAddr[e.Addr] != e && e.inflight.Load() > 0 {
+				s.gone = append(s.gone, e)
+			}
+		}
+	}
 	if u.policy == consistentHash {
 		s.buildRing()
 	}
