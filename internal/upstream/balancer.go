@@ -8,7 +8,8 @@ import (
 
 // Pick modes, tried in order until one yields an endpoint:
 //
-//	modeFresh:     available (healthy, not ejected) and not yet tried
+//	modeFresh:     available (healthy, not ejected, with room: fewer than
+//	               max_connections attempts in flight) and not yet tried
 //	modeAvailable: available, even if tried (a retry falls back to it)
 //	modePanic:     any endpoint not yet tried, available or not
 //	modeAny:       any endpoint
@@ -28,7 +29,7 @@ func eligible(e *Endpoint, mode int, exclude []*Endpoint) bool {
 	if e.circuitOpen() {
 		return false
 	}
-	if mode < modePanic && !e.available() {
+	if mode < modePanic && (!e.available() || e.full()) {
 		return false
 	}
 	if mode == modeFresh || mode == modePanic {

@@ -49,6 +49,14 @@ func (e *Endpoint) Healthy() bool { return e.healthy.Load() }
 // Ejected reports whether passive outlier detection has ejected the endpoint.
 func (e *Endpoint) Ejected() bool { return e.ejected.Load() }
 
+// full: the endpoint has max_connections attempts in flight. It is passed
+// over while another has room, so that a hung endpoint, whose attempts
+// pile up, cannot take the other endpoints' share of the upstream's limit.
+func (e *Endpoint) full() bool {
+	m := e.up.cfg.MaxConnections
+	return m > 0 && e.inflight.Load() >= int64(m)
+}
+
 // InFlight returns the attempts begun and not yet done.
 func (e *Endpoint) InFlight() int64 { return e.inflight.Load() }
 
