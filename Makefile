@@ -83,8 +83,9 @@ proto:
 
 # make bench: suites dataplane (edge vs direct vs nginx), sidecar (RSS, east-west latency),
 # gossip (route convergence, breaker propagation, rate-limit accuracy, partition and heal),
-# tracing, auth, transform, aggregate, and cache (edge cache hits vs nginx proxy_cache hits,
-# edge misses vs the edge without cache);
+# tracing, auth, transform, aggregate, cache (edge cache hits vs nginx proxy_cache hits,
+# edge misses vs the edge without cache), and faults (failed requests while a sidecar is
+# killed or hung, the edge reloads, every SVID rotates);
 # BENCH_ONLY=name[,name], BENCH_JSON=path.
 bench: build
 	$(GO) run ./internal/bench

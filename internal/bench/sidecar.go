@@ -60,27 +60,38 @@ func identityIn(dir string) sidecarIdentity {
 // writeSidecarIdentities creates an in-memory CA for example.org and writes
 // the SVIDs of the client and the backend into dir/client and dir/backend.
 func writeSidecarIdentities(dir string) (client, backend sidecarIdentity, err error) {
-	ca, err := pki.NewCA(spiffeid.RequireTrustDomainFromString(sidecarTrustDomain), pki.InitOptions{})
+	_, ids, err := writeIdentities(dir, sidecarTrustDomain, map[string]string{"client": sidecarClientID, "backend": sidecarBackendID})
+	return ids["client"], ids["backend"], err
+}
+
+// writeIdentities creates an in-memory CA for the trust domain td and
+// writes an SVID of each SPIFFE ID of ids (directory name → ID) with the
+// CA's bundle into dir/<name>.
+func writeIdentities(dir, td string, ids map[string]string) (*pki.CA, map[string]sidecarIdentity, error) {
+	ca, err := pki.NewCA(spiffeid.RequireTrustDomainFromString(td), pki.InitOptions{})
 	if err != nil {
-		return client, backend, err
+		return nil, nil, err
 	}
-	bundle := ca.Bundle()
-	write := func(id, sub string) (sidecarIdentity, error) {
-		svid, err := ca.IssueX509SVID(spiffeid.RequireFromString(id), sidecarSVIDTTL)
+	out, err := issueIdentities(ca, dir, ids, sidecarSVIDTTL)
+	return ca, out, err
+}
+
+// issueIdentities writes a new SVID of ttl for each SPIFFE ID of ids
+// (directory name → ID), with ca's bundle, into dir/<name>.
+func issueIdentities(ca *pki.CA, dir string, ids map[string]string, ttl time.Duration) (map[string]sidecarIdentity, error) {
+	out := make(map[string]sidecarIdentity, len(ids))
+	for sub, id := range ids {
+		svid, err := ca.IssueX509SVID(spiffeid.RequireFromString(id), ttl)
 		if err != nil {
-			return sidecarIdentity{}, fmt.Errorf("issue %s: %v", id, err)
+			return nil, fmt.Errorf("issue %s: %v", id, err)
 		}
 		d := filepath.Join(dir, sub)
-		if err := pki.WriteSVID(d, svid, bundle); err != nil {
-			return sidecarIdentity{}, err
+		if err := pki.WriteSVID(d, svid, ca.Bundle()); err != nil {
+			return nil, err
 		}
-		return identityIn(d), nil
+		out[sub] = identityIn(d)
 	}
-	if client, err = write(sidecarClientID, "client"); err != nil {
-		return client, backend, err
-	}
-	backend, err = write(sidecarBackendID, "backend")
-	return client, backend, err
+	return out, nil
 }
 
 func sidecarIdentityYAML(id sidecarIdentity) string {

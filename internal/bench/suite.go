@@ -31,6 +31,7 @@ var suites = []Suite{
 	{Name: "transform", Run: runTransform},
 	{Name: "aggregate", Run: runAggregate},
 	{Name: "cache", Run: runCache},
+	{Name: "faults", Run: runFaults},
 }
 
 // Options are the harness settings read from the environment.

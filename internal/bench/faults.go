@@ -1,0 +1,655 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meshgate/meshgate/pki"
+)
+
+// Suite faults (issue 16): what clients see while a mesh breaks under
+// load. Real processes on loopback: an edge, and a service "backend" of two
+// instances, each a backend behind its sidecar; the sidecars join the
+// edge's cluster, which is how the edge finds them (discovery), over SPIFFE
+// mTLS. Every setting is the default (route timeout, retries, probes) but
+// the addresses. A client in this process sends GETs at a fixed rate
+// (BENCH_FAULTS_RATES, default 300 and 1000 a second) for faultsLoad, and
+// faultsAt into the run:
+//
+//	crash   one sidecar is killed (SIGKILL)
+//	hang    one sidecar is stopped (SIGSTOP: its host's kernel still
+//	        accepts connections, nothing answers), until the run is over
+//	reload  the edge reloads its config (SIGHUP after a change) every
+//	        faultsReloadEvery, until the run is over
+//	rotation  every process's SVID is replaced by a new one of
+//	        faultsRotationTTL (files rewritten, as a SPIFFE helper
+//	        does) every faultsRotateEvery, until the run is over; the
+//	        long-lived ones are written back after
+//	rolling every sidecar in turn is stopped (SIGTERM: it leaves the
+//	        cluster and drains) and started again, the next once the
+//	        edge has it back in its rotation
+//
+// A request fails when it gets anything but 200 (the client waits 60 s, far
+// past the route's 15 s timeout, so the edge's answer is what counts). Between
+// scenarios the mesh is made whole again and both instances must be in the
+// edge's rotation before the next one starts.
+//
+// Not measured here yet (issue 16): failure detection of a silent host
+// (TestHostsInNetns in demo/hosts measures it in network namespaces),
+// false deaths over lossy links, certificate rotations and rolling
+// restarts under load, long-lived streams during reloads.
+
+const (
+	faultsTrustDomain = "faults.example"
+	faultsEdgeID      = "spiffe://faults.example/edge"
+	faultsServiceID   = "spiffe://faults.example/backend"
+	faultsLoad        = 20 * time.Second
+	faultsAt          = 5 * time.Second
+	faultsReloadEvery = 150 * time.Millisecond // 100 reloads in the 15 s after the fault
+	faultsRotateEvery = 150 * time.Millisecond // 100 rotations in the 15 s after the fault
+	faultsRotationTTL = 5 * time.Second
+	faultsWhole       = 60 * time.Second // to have both instances in rotation again
+)
+
+var faultsDefaultRates = []int{300, 1000}
+
+// faultsScenarios in run order.
+var faultsScenarios = []string{"crash", "hang", "reload", "rotation", "rolling"}
+
+// faultsMesh is the suite's processes and where they are.
+type faultsMesh struct {
+	env      *Env
+	dir      string
+	edgeBin  string
+	scBin    string
+	edge     *Proc
+	edgeCfg  string
+	edgeYAML func(reload int) string
+	public   string // the edge's URL
+	admin    string // the edge's admin URL
+	sidecars [2]*Proc
+	scCfg    [2]string
+	restarts int
+	ca       *pki.CA
+	idSpec   map[string]string // identity directory → SPIFFE ID
+}
+
+func runFaults(ctx context.Context, env *Env) (json.RawMessage, error) {
+	rates, err := faultsRates(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	m, err := startFaultsMesh(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	defer m.stop()
+	r := &faultsRun{problemLog: problemLog{scope: "faults"}, rates: rates, outcomes: map[string]map[int]*loadOutcome{}}
+	logf("faults: %d scenarios × %v req/s, %s of GETs each, the fault %s in; edge %s", len(faultsScenarios), rates, durArg(faultsLoad), durArg(faultsAt), m.public)
+	for _, rate := range rates {
+		for _, sc := range faultsScenarios {
+			if ctx.Err() != nil || r.failed() {
+				break
+			}
+			if err := m.whole(ctx); err != nil {
+				r.problem("before %s at %d req/s: %v", sc, rate, err)
+				break
+			}
+			out, err := m.scenario(ctx, sc, rate)
+			if err != nil {
+				r.problem("%s at %d req/s: %v", sc, rate, err)
+				break
+			}
+			if r.outcomes[sc] == nil {
+				r.outcomes[sc] = map[int]*loadOutcome{}
+			}
+			r.outcomes[sc][rate] = out
+			logf("  %-6s at %4d req/s: %d of %d failed%s; %d took over 1 s, the slowest %.1f s%s", sc, rate, out.failedN(), out.sent, out.describe(),
+				out.slow, out.max.Seconds(), out.outText())
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return r.report("faults", func(w io.Writer) { printFaults(w, r) }, faultsJSON(r))
+}
+
+// faultsRates reads BENCH_FAULTS_RATES ("300,1000").
+func faultsRates(getenv func(string) string) ([]int, error) {
+	v := getenv("BENCH_FAULTS_RATES")
+	if v == "" {
+		return faultsDefaultRates, nil
+	}
+	var rates []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("BENCH_FAULTS_RATES=%q: want positive request rates separated by commas", v)
+		}
+		rates = append(rates, n)
+	}
+	return rates, nil
+}
+
+func startFaultsMesh(ctx context.Context, env *Env) (*faultsMesh, error) {
+	m := &faultsMesh{env: env, dir: filepath.Join(env.Tmp, "faults"),
+		edgeBin: filepath.Join(env.Bin, "edge"), scBin: filepath.Join(env.Bin, "sidecar")}
+	if env.Opts.Edge != "" {
+		m.edgeBin = env.Opts.Edge
+	}
+	if _, err := os.Stat(m.scBin); err != nil {
+		return nil, fmt.Errorf("%s not built (make build): %v", m.scBin, err)
+	}
+	m.idSpec = map[string]string{"edge": faultsEdgeID, "backend-0": faultsServiceID, "backend-1": faultsServiceID}
+	ca, ids, err := writeIdentities(m.dir, faultsTrustDomain, m.idSpec)
+	m.ca = ca
+	if err != nil {
+		return nil, fmt.Errorf("identities: %v", err)
+	}
+	ports, err := freePorts(10)
+	if err != nil {
+		return nil, err
+	}
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
+	public, admin, gossip := addr(0), addr(1), addr(2)
+	m.public, m.admin = "http://"+public+"/", "http://"+admin
+	m.edgeYAML = func(reload int) string {
+		return fmt.Sprintf(`# edge of the faults benchmark (written by internal/bench).
+log:
+  access: "off"
+  level: warn
+admin:
+  address: %s
+%slisteners:
+  - name: public
+    address: %s
+routes:
+  - name: backend
+    match:
+      path: {prefix: /}
+    upstream: backend
+    response_headers:
+      set: {X-Config: "%d"}
+upstreams:
+  - name: backend
+    service: {name: backend}
+    tls: {spiffe_ids: [%s]}
+cluster:
+  name: edge
+  bind: %s
+`, admin, sidecarIdentityYAML(ids["edge"]), public, reload, faultsServiceID, gossip)
+	}
+	m.edgeCfg = filepath.Join(m.dir, "edge.yaml")
+	if err := os.WriteFile(m.edgeCfg, []byte(m.edgeYAML(0)), 0o644); err != nil {
+		return nil, err
+	}
+	for i := range 2 {
+		backendAddr := addr(3 + 3*i)
+		if _, err := env.startBackend(ctx, fmt.Sprintf("faults-backend-%d", i), backendAddr); err != nil {
+			return nil, err
+		}
+		m.scCfg[i] = filepath.Join(m.dir, fmt.Sprintf("sidecar-%d.yaml", i))
+		cfg := `# a sidecar of the faults benchmark (written by internal/bench).
+log:
+  access: "off"
+  level: warn
+` + sidecarIdentityYAML(ids[fmt.Sprintf("backend-%d", i)]) + fmt.Sprintf(`service:
+  name: backend
+  app: %s
+inbound:
+  address: %s
+  allow: [%s]
+cluster:
+  name: sidecar-%d
+  bind: %s
+  join: [%s]
+`, backendAddr, addr(4+3*i), faultsEdgeID, i, addr(5+3*i), gossip)
+		if err := os.WriteFile(m.scCfg[i], []byte(cfg), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if m.edge, err = env.start("faults-edge", nil, m.edgeBin, "--config", m.edgeCfg); err != nil {
+		return nil, err
+	}
+	for i := range 2 {
+		if err := m.startSidecar(i); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.whole(ctx); err != nil {
+		m.stop()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *faultsMesh) startSidecar(i int) error {
+	name := fmt.Sprintf("faults-sidecar-%d", i)
+	if m.sidecars[i] != nil {
+		m.restarts++
+		name += "-" + strconv.Itoa(m.restarts)
+	}
+	p, err := m.env.start(name, nil, m.scBin, "--config", m.scCfg[i])
+	if err != nil {
+		return err
+	}
+	m.sidecars[i] = p
+	return nil
+}
+
+func (m *faultsMesh) stop() {
+	for _, p := range m.sidecars {
+		if p != nil {
+			_ = syscall.Kill(-p.Pid(), syscall.SIGCONT)
+			p.Stop()
+		}
+	}
+	if m.edge != nil {
+		m.edge.Stop()
+	}
+}
+
+// whole restarts a sidecar that is gone and waits until the edge has both
+// instances in rotation and answers through them.
+func (m *faultsMesh) whole(ctx context.Context) error {
+	for i, p := range m.sidecars {
+		if done, _ := p.Exited(); done {
+			if err := m.startSidecar(i); err != nil {
+				return err
+			}
+		}
+	}
+	deadline := time.Now().Add(faultsWhole)
+	var last string
+	for {
+		if done, err := m.edge.Exited(); done {
+			return fmt.Errorf("the edge exited: %v\n%s", err, indent(m.edge.LogTail(15)))
+		}
+		n, err := healthyEndpoints(m.admin, "backend")
+		switch {
+		case err != nil:
+			last = err.Error()
+		case n != 2:
+			last = fmt.Sprintf("%d of 2 instances in rotation", n)
+		default:
+			if _, err := waitOK(m.public); err == nil {
+				return nil
+			} else {
+				last = err.Error()
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("mesh not whole after %v: %s\n  edge:\n%s", faultsWhole, last, indent(m.edge.LogTail(10)))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitOK makes one GET and wants 200.
+func waitOK(url string) (int, error) {
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return resp.StatusCode, nil
+}
+
+// healthyEndpoints counts the endpoints of upstream in the edge's rotation:
+// exported healthy (meshgate_upstream_endpoint_healthy 1: in discovery,
+// passing health checks) and not ejected (meshgate_upstream_endpoint_ejected
+// 1: a connect failure or outlier detection took it out on this edge).
+func healthyEndpoints(admin, upstream string) (int, error) {
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(admin + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return countHealthy(resp.Body, upstream)
+}
+
+func countHealthy(r io.Reader, upstream string) (int, error) {
+	healthy, ejected := map[string]bool{}, map[string]bool{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, rest, ok := strings.Cut(line, "{")
+		if !ok || !strings.Contains(rest, `upstream="`+upstream+`"`) || !strings.HasSuffix(line, " 1") {
+			continue
+		}
+		_, ep, _ := strings.Cut(rest, `endpoint="`)
+		ep, _, _ = strings.Cut(ep, `"`)
+		switch name {
+		case "meshgate_upstream_endpoint_healthy":
+			healthy[ep] = true
+		case "meshgate_upstream_endpoint_ejected":
+			ejected[ep] = true
+		}
+	}
+	n := 0
+	for ep := range healthy {
+		if !ejected[ep] {
+			n++
+		}
+	}
+	return n, sc.Err()
+}
+
+// scenario runs the load with one fault made into it, and mends what the
+// fault left (a stopped sidecar is continued, then killed: it was declared
+// dead meanwhile, and whole starts it again).
+func (m *faultsMesh) scenario(ctx context.Context, name string, rate int) (*loadOutcome, error) {
+	victim := m.sidecars[0]
+	var faultErr error
+	var outAfter time.Duration
+	var wg sync.WaitGroup
+	stopFault := make(chan struct{})
+	fault := func() {
+		defer wg.Done()
+		select {
+		case <-time.After(faultsAt):
+		case <-stopFault:
+			return
+		}
+		switch name {
+		case "crash", "hang":
+			sig := syscall.SIGKILL
+			if name == "hang" {
+				sig = syscall.SIGSTOP
+			}
+			faulted := time.Now()
+			if faultErr = syscall.Kill(victim.Pid(), sig); faultErr != nil {
+				return
+			}
+			// When the edge takes the victim out of its rotation.
+			for {
+				if n, err := healthyEndpoints(m.admin, "backend"); err == nil && n < 2 {
+					outAfter = time.Since(faulted)
+					return
+				}
+				select {
+				case <-time.After(50 * time.Millisecond):
+				case <-stopFault:
+					return
+				}
+			}
+		case "rotation":
+			for {
+				if _, err := issueIdentities(m.ca, m.dir, m.idSpec, faultsRotationTTL); err != nil {
+					faultErr = err
+					return
+				}
+				select {
+				case <-time.After(faultsRotateEvery):
+				case <-stopFault:
+					return
+				}
+			}
+		case "rolling":
+			for i := range m.sidecars {
+				if faultErr = m.restartSidecar(i, stopFault); faultErr != nil {
+					return
+				}
+			}
+		case "reload":
+			for n := 1; ; n++ {
+				if err := os.WriteFile(m.edgeCfg, []byte(m.edgeYAML(n)), 0o644); err != nil {
+					faultErr = err
+					return
+				}
+				if err := syscall.Kill(m.edge.Pid(), syscall.SIGHUP); err != nil {
+					faultErr = err
+					return
+				}
+				select {
+				case <-time.After(faultsReloadEvery):
+				case <-stopFault:
+					return
+				}
+			}
+		}
+	}
+	wg.Add(1)
+	go fault()
+	out := fixedRateGets(ctx, m.public, rate, faultsLoad)
+	close(stopFault)
+	wg.Wait()
+	out.out = outAfter
+	switch name {
+	case "hang":
+		_ = syscall.Kill(victim.Pid(), syscall.SIGCONT)
+		victim.Stop() // declared dead while stopped: start it afresh
+	case "rotation": // long-lived SVIDs again, before the short ones expire
+		if _, err := issueIdentities(m.ca, m.dir, m.idSpec, sidecarSVIDTTL); err != nil {
+			return out, err
+		}
+	case "reload":
+		if cfg, err := lastConfigHeader(m.public); err != nil || cfg == "0" {
+			return out, fmt.Errorf("the edge did not take the reloads: X-Config %q, %v", cfg, err)
+		}
+	}
+	return out, faultErr
+}
+
+// restartSidecar stops sidecar i gracefully, starts it again and waits
+// until the edge has both instances in its rotation (or stop closes).
+func (m *faultsMesh) restartSidecar(i int, stop <-chan struct{}) error {
+	m.sidecars[i].Stop()
+	if err := m.startSidecar(i); err != nil {
+		return err
+	}
+	for {
+		if n, err := healthyEndpoints(m.admin, "backend"); err == nil && n == 2 {
+			if done, _ := m.sidecars[i].Exited(); !done {
+				return nil
+			}
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-stop:
+			return fmt.Errorf("sidecar %d not back in the edge's rotation by the end of the run", i)
+		}
+	}
+}
+
+// lastConfigHeader is the X-Config the edge answers with now.
+func lastConfigHeader(url string) (string, error) {
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+	if err != nil {
+		return "", err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.Header.Get("X-Config"), nil
+}
+
+// loadOutcome is what the clients of one fixed-rate run got.
+type loadOutcome struct {
+	sent     int
+	failures []loadFailure
+	slow     int           // answered after more than a second
+	max      time.Duration // the slowest answer
+	// out is how long after the fault the edge stopped exporting the
+	// victim as healthy (crash and hang; 0: not seen within the run).
+	out time.Duration
+}
+
+// loadFailure is a request that did not get 200: when it was sent (since
+// the run's start) and what it got.
+type loadFailure struct {
+	at   time.Duration
+	what string // "503 Service Unavailable: no healthy upstream endpoint", or the client's error
+}
+
+func (o *loadOutcome) failedN() int { return len(o.failures) }
+
+func (o *loadOutcome) outText() string {
+	if o.out == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; out of the edge's rotation %.1f s after the fault", o.out.Seconds())
+}
+
+// describe sums the failures up: when they were sent, and the commonest
+// answers.
+func (o *loadOutcome) describe() string {
+	if len(o.failures) == 0 {
+		return ""
+	}
+	slices.SortFunc(o.failures, func(a, b loadFailure) int { return int(a.at - b.at) })
+	counts := map[string]int{}
+	for _, f := range o.failures {
+		counts[f.what]++
+	}
+	kinds := make([]string, 0, len(counts))
+	for k := range counts {
+		kinds = append(kinds, k)
+	}
+	slices.SortFunc(kinds, func(a, b string) int { return counts[b] - counts[a] })
+	if len(kinds) > 3 {
+		kinds = kinds[:3]
+	}
+	for i, k := range kinds {
+		kinds[i] = fmt.Sprintf("%d× %s", counts[k], k)
+	}
+	return fmt.Sprintf(" (sent %.1f–%.1f s into the run: %s)", o.failures[0].at.Seconds(), o.failures[len(o.failures)-1].at.Seconds(), strings.Join(kinds, "; "))
+}
+
+// fixedRateGets sends GETs to url at rate a second for d, each on its own
+// goroutine (a hung one does not hold back the next), and waits for every
+// answer.
+func fixedRateGets(ctx context.Context, url string, rate int, d time.Duration) *loadOutcome {
+	client := &http.Client{
+		Timeout: 60 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConns: 1000, MaxIdleConnsPerHost: 1000, IdleConnTimeout: 30 * time.Second,
+		},
+	}
+	defer client.CloseIdleConnections()
+	total := int(d.Seconds() * float64(rate))
+	out := &loadOutcome{sent: total}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range total {
+		at := time.Duration(float64(i) / float64(rate) * float64(time.Second))
+		if wait := time.Until(start.Add(at)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				out.sent = i
+				wg.Wait()
+				return out
+			case <-time.After(wait):
+			}
+		}
+		wg.Go(func() {
+			what := ""
+			sent := time.Now()
+			resp, err := client.Get(url)
+			if err != nil {
+				what = err.Error()
+			} else {
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					what = resp.Status + ": " + errorText(body)
+				}
+			}
+			took := time.Since(sent)
+			mu.Lock()
+			if what != "" {
+				out.failures = append(out.failures, loadFailure{at: at, what: what})
+			}
+			if took > time.Second {
+				out.slow++
+			}
+			out.max = max(out.max, took)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// errorText is the reason of the edge's error answer ({"error": …}, its
+// request id left out so that equal answers count together), or the body's
+// first line.
+func errorText(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.TrimSpace(firstLines(string(body)))
+}
+
+type faultsRun struct {
+	problemLog
+	rates    []int
+	outcomes map[string]map[int]*loadOutcome // scenario → rate → outcome
+}
+
+// faultsJSON is the suite's fragment: <scenario>_failed at the highest rate
+// (the issue's keys), <scenario>_failed_<rate> at every rate, the rates and
+// the run's shape.
+func faultsJSON(r *faultsRun) map[string]any {
+	out := map[string]any{"rates": r.rates, "run_s": faultsLoad.Seconds(), "fault_at_s": faultsAt.Seconds()}
+	if r.failed() {
+		out["error"] = r.summary()
+	}
+	top := slices.Max(r.rates)
+	for sc, byRate := range r.outcomes {
+		for rate, o := range byRate {
+			out[fmt.Sprintf("%s_failed_%d", sc, rate)] = o.failedN()
+			out[fmt.Sprintf("%s_slow_%d", sc, rate)] = o.slow
+			out[fmt.Sprintf("%s_max_s_%d", sc, rate)] = round(o.max.Seconds(), 2)
+			if o.out > 0 {
+				out[fmt.Sprintf("%s_out_s_%d", sc, rate)] = round(o.out.Seconds(), 3)
+			}
+			if rate == top {
+				out[sc+"_failed"] = o.failedN()
+			}
+		}
+	}
+	return out
+}
+
+func printFaults(w io.Writer, r *faultsRun) {
+	fmt.Fprintf(w, "faults: GETs at a fixed rate for %s, the fault %s in; failed = not 200 (target 0)\n", durArg(faultsLoad), durArg(faultsAt))
+	fmt.Fprintf(w, "%-8s %6s %14s %10s %9s %18s\n", "fault", "req/s", "failed", "over 1 s", "slowest", "out of rotation")
+	for _, rate := range r.rates {
+		for _, sc := range faultsScenarios {
+			o := r.outcomes[sc][rate]
+			if o == nil {
+				continue
+			}
+			out := "-"
+			if o.out > 0 {
+				out = fmt.Sprintf("%.1f s", o.out.Seconds())
+			}
+			fmt.Fprintf(w, "%-8s %6d %14s %10d %7.1f s %18s\n", sc, rate, fmt.Sprintf("%d/%d", o.failedN(), o.sent), o.slow, o.max.Seconds(), out)
+		}
+	}
+}
