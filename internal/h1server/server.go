@@ -240,10 +240,12 @@ func (s *Server) Close() error {
 	defer s.mu.Unlock()
 	s.initLocked()
 	s.closeListenersLocked()
-	s.baseCancel()
+	// Connections first: a handler that returns when its context ends
+	// must find its connection closed, not write a response after Close.
 	for c := range s.conns {
 		c.rwc.Close()
 	}
+	s.baseCancel()
 	return nil
 }
 
