@@ -12,7 +12,7 @@ BUILD_TAGS := urfave_cli_no_docs,grpcnotrace
 PKGS     := ./...
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test vet lint fmt demo bench fuzz clean spire jaeger hydra proto
+.PHONY: all build test vet lint fmt demo bench soak fuzz clean spire jaeger hydra proto
 
 all: build
 
@@ -89,6 +89,12 @@ proto:
 # BENCH_ONLY=name[,name], BENCH_JSON=path.
 bench: build
 	$(GO) run ./internal/bench
+
+# make soak: 10 minutes at a fixed rate through the edge and sidecars with a reload, an SVID
+# rotation and a member leaving and rejoining every minute; fails on a failed request or on
+# goroutines, fds, RSS or heap that grow (BENCH_SOAK_DURATION, BENCH_SOAK_RATE, BENCH_SOAK_EVERY).
+soak: build
+	BENCH_ONLY=soak $(GO) run ./internal/bench
 
 # make fuzz: a short run of every fuzz target (CI replays the seed corpora in make test).
 FUZZTIME ?= 30s

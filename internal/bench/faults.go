@@ -81,6 +81,7 @@ type faultsMesh struct {
 	admin    string // the edge's admin URL
 	sidecars [2]*Proc
 	scCfg    [2]string
+	scAdmin  [2]string // the sidecars' admin URLs
 	restarts int
 	ca       *pki.CA
 	idSpec   map[string]string // identity directory → SPIFFE ID
@@ -158,7 +159,7 @@ func startFaultsMesh(ctx context.Context, env *Env) (*faultsMesh, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identities: %v", err)
 	}
-	ports, err := freePorts(10)
+	ports, err := freePorts(12)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +202,13 @@ cluster:
 			return nil, err
 		}
 		m.scCfg[i] = filepath.Join(m.dir, fmt.Sprintf("sidecar-%d.yaml", i))
+		m.scAdmin[i] = "http://" + addr(10+i)
 		cfg := `# a sidecar of the faults benchmark (written by internal/bench).
 log:
   access: "off"
   level: warn
-` + sidecarIdentityYAML(ids[fmt.Sprintf("backend-%d", i)]) + fmt.Sprintf(`service:
+admin:
+  address: ` + addr(10+i) + "\n" + sidecarIdentityYAML(ids[fmt.Sprintf("backend-%d", i)]) + fmt.Sprintf(`service:
   name: backend
   app: %s
 inbound:

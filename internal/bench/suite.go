@@ -18,6 +18,8 @@ import (
 type Suite struct {
 	Name string
 	Run  func(ctx context.Context, env *Env) (json.RawMessage, error)
+	// Explicit suites run only when BENCH_ONLY names them (make soak).
+	Explicit bool
 }
 
 // suites is the registry, in run order. Later issues append to it.
@@ -32,6 +34,7 @@ var suites = []Suite{
 	{Name: "aggregate", Run: runAggregate},
 	{Name: "cache", Run: runCache},
 	{Name: "faults", Run: runFaults},
+	{Name: "soak", Run: runSoak, Explicit: true},
 }
 
 // Options are the harness settings read from the environment.
@@ -94,7 +97,13 @@ func optionsFromEnv(getenv func(string) string) (Options, error) {
 // in registry order.
 func selectSuites(all []Suite, only []string) ([]Suite, error) {
 	if len(only) == 0 {
-		return all, nil
+		var out []Suite
+		for _, s := range all {
+			if !s.Explicit {
+				out = append(out, s)
+			}
+		}
+		return out, nil
 	}
 	var names []string
 	for _, s := range all {
