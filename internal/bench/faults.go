@@ -41,6 +41,10 @@ import (
 //	        cluster and drains) and started again, the next once the
 //	        edge has it back in its rotation
 //
+// Through reload and rotation, faultsStreams WebSocket connections stay
+// open through the edge and a sidecar to the backend, which echoes them
+// (streams.go); one that ends or stops echoing is dropped.
+//
 // A request fails when it gets anything but 200 (the client waits 60 s, far
 // past the route's 15 s timeout, so the edge's answer is what counts). Between
 // scenarios the mesh is made whole again and both instances must be in the
@@ -48,8 +52,8 @@ import (
 //
 // Not measured here yet (issue 16): failure detection of a silent host
 // (TestHostsInNetns in demo/hosts measures it in network namespaces),
-// false deaths over lossy links, certificate rotations and rolling
-// restarts under load, long-lived streams during reloads.
+// false deaths over lossy links, restarts of the edge itself, gRPC
+// streams during reloads and rotations.
 
 const (
 	faultsTrustDomain = "faults.example"
@@ -60,6 +64,7 @@ const (
 	faultsReloadEvery = 150 * time.Millisecond // 100 reloads in the 15 s after the fault
 	faultsRotateEvery = 150 * time.Millisecond // 100 rotations in the 15 s after the fault
 	faultsRotationTTL = 5 * time.Second
+	faultsStreams     = 20               // WebSocket streams open through reloads and rotations
 	faultsWhole       = 60 * time.Second // to have both instances in rotation again
 )
 
@@ -70,21 +75,22 @@ var faultsScenarios = []string{"crash", "hang", "reload", "rotation", "rolling"}
 
 // faultsMesh is the suite's processes and where they are.
 type faultsMesh struct {
-	env      *Env
-	dir      string
-	edgeBin  string
-	scBin    string
-	edge     *Proc
-	edgeCfg  string
-	edgeYAML func(reload int) string
-	public   string // the edge's URL
-	admin    string // the edge's admin URL
-	sidecars [2]*Proc
-	scCfg    [2]string
-	scAdmin  [2]string // the sidecars' admin URLs
-	restarts int
-	ca       *pki.CA
-	idSpec   map[string]string // identity directory → SPIFFE ID
+	env        *Env
+	dir        string
+	edgeBin    string
+	scBin      string
+	edge       *Proc
+	edgeCfg    string
+	edgeYAML   func(reload int) string
+	public     string // the edge's URL
+	publicAddr string // and its address
+	admin      string // the edge's admin URL
+	sidecars   [2]*Proc
+	scCfg      [2]string
+	scAdmin    [2]string // the sidecars' admin URLs
+	restarts   int
+	ca         *pki.CA
+	idSpec     map[string]string // identity directory → SPIFFE ID
 }
 
 func runFaults(ctx context.Context, env *Env) (json.RawMessage, error) {
@@ -153,6 +159,10 @@ func startFaultsMesh(ctx context.Context, env *Env) (*faultsMesh, error) {
 	if _, err := os.Stat(m.scBin); err != nil {
 		return nil, fmt.Errorf("%s not built (make build): %v", m.scBin, err)
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("the backend is this binary: %v", err)
+	}
 	m.idSpec = map[string]string{"edge": faultsEdgeID, "backend-0": faultsServiceID, "backend-1": faultsServiceID}
 	ca, ids, err := writeIdentities(m.dir, faultsTrustDomain, m.idSpec)
 	m.ca = ca
@@ -165,7 +175,7 @@ func startFaultsMesh(ctx context.Context, env *Env) (*faultsMesh, error) {
 	}
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	public, admin, gossip := addr(0), addr(1), addr(2)
-	m.public, m.admin = "http://"+public+"/", "http://"+admin
+	m.public, m.admin, m.publicAddr = "http://"+public+"/", "http://"+admin, public
 	m.edgeYAML = func(reload int) string {
 		return fmt.Sprintf(`# edge of the faults benchmark (written by internal/bench).
 log:
@@ -198,8 +208,14 @@ cluster:
 	}
 	for i := range 2 {
 		backendAddr := addr(3 + 3*i)
-		if _, err := env.startBackend(ctx, fmt.Sprintf("faults-backend-%d", i), backendAddr); err != nil {
+		// The transform suite's backend (this binary): a 1 KiB document,
+		// and an echo of WebSocket streams.
+		b, err := env.start(fmt.Sprintf("faults-backend-%d", i), []string{transformBackendEnv + "=" + backendAddr}, self)
+		if err != nil {
 			return nil, err
+		}
+		if err := waitHTTP(ctx, b, "http://"+backendAddr+"/", readyWait); err != nil {
+			return nil, fmt.Errorf("backend failed to start: %v\n%s", err, indent(b.LogTail(10)))
 		}
 		m.scCfg[i] = filepath.Join(m.dir, fmt.Sprintf("sidecar-%d.yaml", i))
 		m.scAdmin[i] = "http://" + addr(10+i)
@@ -433,12 +449,23 @@ func (m *faultsMesh) scenario(ctx context.Context, name string, rate int) (*load
 			}
 		}
 	}
+	// Reloads and rotations must not drop the streams open through them.
+	var st *streams
+	if name == "reload" || name == "rotation" {
+		var err error
+		if st, err = openStreams(m.publicAddr, faultsStreams); err != nil {
+			return nil, fmt.Errorf("WebSocket streams: %v", err)
+		}
+	}
 	wg.Add(1)
 	go fault()
 	out := fixedRateGets(ctx, m.public, rate, faultsLoad)
 	close(stopFault)
 	wg.Wait()
 	out.out = outAfter
+	if st != nil {
+		out.streams, out.dropped = st.opened, st.close()
+	}
 	switch name {
 	case "hang":
 		_ = syscall.Kill(victim.Pid(), syscall.SIGCONT)
@@ -496,6 +523,10 @@ type loadOutcome struct {
 	// out is how long after the fault the edge stopped exporting the
 	// victim as healthy (crash and hang; 0: not seen within the run).
 	out time.Duration
+	// streams were open through the run (reload, rotation); dropped says
+	// why each that ended early did.
+	streams int
+	dropped []string
 }
 
 // loadFailure is a request that did not get 200: when it was sent (since
@@ -508,10 +539,17 @@ type loadFailure struct {
 func (o *loadOutcome) failedN() int { return len(o.failures) }
 
 func (o *loadOutcome) outText() string {
-	if o.out == 0 {
-		return ""
+	t := ""
+	if o.out > 0 {
+		t = fmt.Sprintf("; out of the edge's rotation %.1f s after the fault", o.out.Seconds())
 	}
-	return fmt.Sprintf("; out of the edge's rotation %.1f s after the fault", o.out.Seconds())
+	if o.streams > 0 {
+		t += fmt.Sprintf("; %d of %d WebSocket streams dropped", len(o.dropped), o.streams)
+		if len(o.dropped) > 0 {
+			t += " (" + o.dropped[0] + ")"
+		}
+	}
+	return t
 }
 
 // describe sums the failures up: when they were sent, and the commonest
@@ -627,6 +665,12 @@ func faultsJSON(r *faultsRun) map[string]any {
 		for rate, o := range byRate {
 			out[fmt.Sprintf("%s_failed_%d", sc, rate)] = o.failedN()
 			out[fmt.Sprintf("%s_slow_%d", sc, rate)] = o.slow
+			if o.streams > 0 {
+				out[fmt.Sprintf("%s_streams_dropped_%d", sc, rate)] = len(o.dropped)
+				if rate == top {
+					out[sc+"_streams_dropped"] = len(o.dropped)
+				}
+			}
 			out[fmt.Sprintf("%s_max_s_%d", sc, rate)] = round(o.max.Seconds(), 2)
 			if o.out > 0 {
 				out[fmt.Sprintf("%s_out_s_%d", sc, rate)] = round(o.out.Seconds(), 3)
@@ -641,7 +685,7 @@ func faultsJSON(r *faultsRun) map[string]any {
 
 func printFaults(w io.Writer, r *faultsRun) {
 	fmt.Fprintf(w, "faults: GETs at a fixed rate for %s, the fault %s in; failed = not 200 (target 0)\n", durArg(faultsLoad), durArg(faultsAt))
-	fmt.Fprintf(w, "%-8s %6s %14s %10s %9s %18s\n", "fault", "req/s", "failed", "over 1 s", "slowest", "out of rotation")
+	fmt.Fprintf(w, "%-8s %6s %14s %10s %9s %18s %16s\n", "fault", "req/s", "failed", "over 1 s", "slowest", "out of rotation", "streams dropped")
 	for _, rate := range r.rates {
 		for _, sc := range faultsScenarios {
 			o := r.outcomes[sc][rate]
@@ -652,7 +696,11 @@ func printFaults(w io.Writer, r *faultsRun) {
 			if o.out > 0 {
 				out = fmt.Sprintf("%.1f s", o.out.Seconds())
 			}
-			fmt.Fprintf(w, "%-8s %6d %14s %10d %7.1f s %18s\n", sc, rate, fmt.Sprintf("%d/%d", o.failedN(), o.sent), o.slow, o.max.Seconds(), out)
+			streams := "-"
+			if o.streams > 0 {
+				streams = fmt.Sprintf("%d/%d", len(o.dropped), o.streams)
+			}
+			fmt.Fprintf(w, "%-8s %6d %14s %10d %7.1f s %18s %16s\n", sc, rate, fmt.Sprintf("%d/%d", o.failedN(), o.sent), o.slow, o.max.Seconds(), out, streams)
 		}
 	}
 }

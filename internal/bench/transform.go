@@ -97,11 +97,15 @@ var transformDoc = func() []byte {
 }()
 
 // serveTransformBackend answers transformDoc to every request on addr
+// (and echoes a WebSocket upgrade's bytes: the faults suite's streams)
 // until SIGTERM; it returns the exit status.
 func serveTransformBackend(addr string) int {
 	body := transformDoc
 	length := strconv.Itoa(len(body))
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if echoUpgrade(w, r) { // the faults suite's streams
+			return
+		}
 		_, _ = io.Copy(io.Discard, r.Body)
 		hdr := w.Header()
 		hdr["Content-Type"] = []string{"application/json"}
