@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -339,40 +338,26 @@ func waitOK(url string) (int, error) {
 // passing health checks) and not ejected (meshgate_upstream_endpoint_ejected
 // 1: a connect failure or outlier detection took it out on this edge).
 func healthyEndpoints(admin, upstream string) (int, error) {
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(admin + "/metrics")
+	series, err := scrapeMetrics(admin + "/metrics")
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	return countHealthy(resp.Body, upstream)
+	return countHealthy(series, upstream), nil
 }
 
-func countHealthy(r io.Reader, upstream string) (int, error) {
-	healthy, ejected := map[string]bool{}, map[string]bool{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		name, rest, ok := strings.Cut(line, "{")
-		if !ok || !strings.Contains(rest, `upstream="`+upstream+`"`) || !strings.HasSuffix(line, " 1") {
+func countHealthy(series map[string]float64, upstream string) int {
+	const healthy, ejected = "meshgate_upstream_endpoint_healthy{", "meshgate_upstream_endpoint_ejected{"
+	n := 0
+	for s, v := range series {
+		labels, ok := strings.CutPrefix(s, healthy)
+		if !ok || v != 1 || !strings.Contains(labels, `upstream="`+upstream+`"`) {
 			continue
 		}
-		_, ep, _ := strings.Cut(rest, `endpoint="`)
-		ep, _, _ = strings.Cut(ep, `"`)
-		switch name {
-		case "meshgate_upstream_endpoint_healthy":
-			healthy[ep] = true
-		case "meshgate_upstream_endpoint_ejected":
-			ejected[ep] = true
-		}
-	}
-	n := 0
-	for ep := range healthy {
-		if !ejected[ep] {
+		if series[ejected+labels] != 1 {
 			n++
 		}
 	}
-	return n, sc.Err()
+	return n
 }
 
 // scenario runs the load with one fault made into it, and mends what the
@@ -415,8 +400,7 @@ func (m *faultsMesh) scenario(ctx context.Context, name string, rate int) (*load
 			}
 		case "rotation":
 			for {
-				if _, err := issueIdentities(m.ca, m.dir, m.idSpec, faultsRotationTTL); err != nil {
-					faultErr = err
+				if faultErr = m.rotate(faultsRotationTTL); faultErr != nil {
 					return
 				}
 				select {
@@ -433,12 +417,7 @@ func (m *faultsMesh) scenario(ctx context.Context, name string, rate int) (*load
 			}
 		case "reload":
 			for n := 1; ; n++ {
-				if err := os.WriteFile(m.edgeCfg, []byte(m.edgeYAML(n)), 0o644); err != nil {
-					faultErr = err
-					return
-				}
-				if err := syscall.Kill(m.edge.Pid(), syscall.SIGHUP); err != nil {
-					faultErr = err
+				if faultErr = m.reload(n); faultErr != nil {
 					return
 				}
 				select {
@@ -471,7 +450,7 @@ func (m *faultsMesh) scenario(ctx context.Context, name string, rate int) (*load
 		_ = syscall.Kill(victim.Pid(), syscall.SIGCONT)
 		victim.Stop() // declared dead while stopped: start it afresh
 	case "rotation": // long-lived SVIDs again, before the short ones expire
-		if _, err := issueIdentities(m.ca, m.dir, m.idSpec, sidecarSVIDTTL); err != nil {
+		if err := m.rotate(sidecarSVIDTTL); err != nil {
 			return out, err
 		}
 	case "reload":
@@ -480,6 +459,20 @@ func (m *faultsMesh) scenario(ctx context.Context, name string, rate int) (*load
 		}
 	}
 	return out, faultErr
+}
+
+// reload has the edge reload its config, changed to answer X-Config: n.
+func (m *faultsMesh) reload(n int) error {
+	if err := os.WriteFile(m.edgeCfg, []byte(m.edgeYAML(n)), 0o644); err != nil {
+		return err
+	}
+	return syscall.Kill(m.edge.Pid(), syscall.SIGHUP)
+}
+
+// rotate replaces every process's SVID with a new one of ttl.
+func (m *faultsMesh) rotate(ttl time.Duration) error {
+	_, err := issueIdentities(m.ca, m.dir, m.idSpec, ttl)
+	return err
 }
 
 // restartSidecar stops sidecar i gracefully, starts it again and waits

@@ -190,7 +190,8 @@ func (t *loadEdge) ratio() (float64, bool) {
 }
 
 // profileEdges writes a CPU profile of each edge still measured, under
-// wrk's load, to dir/<edge>.pprof (BENCH_<SUITE>_PROFILE=dir).
+// wrk's load, to dir/<edge>.pprof (BENCH_<SUITE>_PROFILE=dir), and prints
+// the rate it was taken under.
 func (e *Env) profileEdges(ctx context.Context, edges []*loadEdge, dir string) {
 	for _, t := range edges {
 		if t.failed == nil && ctx.Err() == nil {
@@ -207,8 +208,10 @@ func (e *Env) profileEdge(ctx context.Context, t *loadEdge, dir string) error {
 	}
 	secs := int(e.Opts.Duration / time.Second)
 	done := make(chan error, 1)
+	var load WrkResult
 	go func() {
-		_, err := e.wrkEdge(ctx, t, e.Opts.Duration+2*time.Second)
+		var err error
+		load, err = e.wrkEdge(ctx, t, e.Opts.Duration+2*time.Second)
 		done <- err
 	}()
 	select { // let the load start
@@ -226,13 +229,15 @@ func (e *Env) profileEdge(ctx context.Context, t *loadEdge, dir string) error {
 		}
 		if err == nil {
 			path := filepath.Join(dir, t.name+".pprof")
-			if err = os.WriteFile(path, data, 0o644); err == nil {
-				logf("  %s: CPU profile in %s", t.name, path)
-			}
+			err = os.WriteFile(path, data, 0o644)
 		}
 	}
 	if werr := <-done; err == nil {
 		err = werr
+	}
+	if err == nil {
+		// With the rate, a profile's samples divide into time per request.
+		logf("  %s: CPU profile of %ds in %s, under %.0f req/s", t.name, secs, filepath.Join(dir, t.name+".pprof"), load.RPS)
 	}
 	return err
 }

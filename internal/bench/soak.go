@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -154,13 +151,10 @@ func (m *faultsMesh) soakEvents(every time.Duration, stop <-chan struct{}) (int,
 		case <-stop:
 			return n - 1, nil
 		}
-		if err := os.WriteFile(m.edgeCfg, []byte(m.edgeYAML(n)), 0o644); err != nil {
-			return n, err
-		}
-		if err := syscall.Kill(m.edge.Pid(), syscall.SIGHUP); err != nil {
+		if err := m.reload(n); err != nil {
 			return n, fmt.Errorf("reload: %v", err)
 		}
-		if _, err := issueIdentities(m.ca, m.dir, m.idSpec, sidecarSVIDTTL); err != nil {
+		if err := m.rotate(sidecarSVIDTTL); err != nil {
 			return n, fmt.Errorf("rotation: %v", err)
 		}
 		if err := m.restartSidecar(1, stop); err != nil {
@@ -180,8 +174,8 @@ func (r *soakRun) sample(start time.Time, stop <-chan struct{}) {
 	defer t.Stop()
 	for {
 		for _, p := range r.procs {
-			vals, err := scrapeGauges(p.metrics, soakSeries)
-			if err != nil || len(vals) != len(soakSeries) {
+			vals, err := scrapeMetrics(p.metrics)
+			if err != nil || !hasAll(vals, soakSeries) {
 				continue
 			}
 			p.at = append(p.at, time.Since(start).Minutes())
@@ -195,6 +189,16 @@ func (r *soakRun) sample(start time.Time, stop <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// hasAll: every one of names is in series.
+func hasAll(series map[string]float64, names []string) bool {
+	for _, n := range names {
+		if _, ok := series[n]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // judge fits each series after the warm-up and compares its growth with
@@ -255,36 +259,6 @@ func soakUnit(series string, v float64) string {
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
 	}
 	return fmt.Sprintf("%.1f", v)
-}
-
-// scrapeGauges reads the named unlabelled gauges from a /metrics page.
-func scrapeGauges(url string, names []string) (map[string]float64, error) {
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	return parseGauges(resp.Body, names)
-}
-
-func parseGauges(r io.Reader, names []string) (map[string]float64, error) {
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok || !want[name] {
-			continue
-		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			out[name] = v
-		}
-	}
-	return out, sc.Err()
 }
 
 func soakJSON(r *soakRun) map[string]any {

@@ -180,8 +180,14 @@ func scrapeMetrics(url string) (map[string]float64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
+	return parseMetrics(io.LimitReader(resp.Body, 16<<20))
+}
+
+// parseMetrics reads the series of a Prometheus text exposition (a series
+// is the name with its labels as written, `name{a="x"}`) and their values.
+func parseMetrics(r io.Reader) (map[string]float64, error) {
 	out := map[string]float64{}
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
