@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -32,6 +33,9 @@ type Network struct {
 	mu       sync.RWMutex
 	cut      map[link]struct{}
 	isolated map[string]struct{}
+	link     Link // every link's quality (Degrade); zero: perfect
+
+	delayed atomic.Int64 // writes held back by a loss (Delayed)
 }
 
 // link is one direction between two addresses.
@@ -71,12 +75,13 @@ func (n *Network) Isolate(addr string) {
 	n.isolated[addr] = struct{}{}
 }
 
-// Heal removes every fault.
+// Heal removes every fault, degraded links included.
 func (n *Network) Heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	clear(n.cut)
 	clear(n.isolated)
+	n.link = Link{}
 }
 
 // Blocked reports whether traffic from one address to another is dropped.
@@ -111,11 +116,13 @@ func (n *Network) Wrap(self string, t memberlist.NodeAwareTransport) memberlist.
 		self:    self,
 		inner:   t,
 		packets: make(chan *memberlist.Packet),
+		streams: make(chan net.Conn),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	f.wg.Add(1)
+	f.wg.Add(2)
 	go f.forward()
+	go f.forwardStreams()
 	return f
 }
 
@@ -125,11 +132,15 @@ type faultTransport struct {
 	inner memberlist.NodeAwareTransport
 
 	packets  chan *memberlist.Packet
+	streams  chan net.Conn
 	done     chan struct{} // closed at Shutdown: stop delivering
 	stopped  chan struct{} // closed once the inner transport is shut down
 	wg       sync.WaitGroup
 	shutdown sync.Once
 	err      error
+
+	pipesMu sync.Mutex
+	pipes   map[string]*pipe // packets in flight on degraded links, by destination
 }
 
 // forward relays the inner transport's packets, dropping those from
@@ -155,6 +166,24 @@ func (f *faultTransport) forward() {
 	}
 }
 
+// forwardStreams relays the inner transport's incoming streams, each
+// degraded as the links are when it arrives.
+func (f *faultTransport) forwardStreams() {
+	defer f.wg.Done()
+	for {
+		select {
+		case c := <-f.inner.StreamCh():
+			select {
+			case f.streams <- f.degrade(c):
+			case <-f.done:
+				_ = c.Close()
+			}
+		case <-f.stopped:
+			return
+		}
+	}
+}
+
 func (f *faultTransport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
 	return f.inner.FinalAdvertiseAddr(ip, port)
 }
@@ -166,6 +195,12 @@ func (f *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 func (f *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	if f.net.Blocked(f.self, a.Addr) {
 		return time.Now(), nil // lost on the wire: the sender cannot tell
+	}
+	if l, ok := f.net.degraded(); ok || f.hasPipe(a.Addr) {
+		// In flight behind earlier packets to a (even once healed: in
+		// order); a full pipe drops, as a full queue does.
+		f.packetPipe(a).schedule(f.net, l, b)
+		return time.Now(), nil
 	}
 	return f.inner.WriteToAddress(b, a)
 }
@@ -180,10 +215,21 @@ func (f *faultTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 	if f.net.Blocked(f.self, a.Addr) {
 		return nil, fmt.Errorf("%w: %s -> %s", ErrPartitioned, f.self, a.Addr)
 	}
-	return f.inner.DialAddressTimeout(a, timeout)
+	c, err := f.inner.DialAddressTimeout(a, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return f.degrade(c), nil
 }
 
-func (f *faultTransport) StreamCh() <-chan net.Conn { return f.inner.StreamCh() }
+func (f *faultTransport) StreamCh() <-chan net.Conn { return f.streams }
+
+// hasPipe reports whether packets to addr have gone through a pipe.
+func (f *faultTransport) hasPipe(addr string) bool {
+	f.pipesMu.Lock()
+	defer f.pipesMu.Unlock()
+	return f.pipes[addr] != nil
+}
 
 // Shutdown stops the relay, then shuts the inner transport down.
 func (f *faultTransport) Shutdown() error {
