@@ -136,7 +136,7 @@ func Vagrant() Profile {
 	return Profile{
 		Addrs:          map[string]string{"edge": "192.168.56.10", "svc1": "192.168.56.11", "svc2": "192.168.56.12"},
 		ConfigDir:      "/etc/meshgate",
-		GossipInterval: 100 * time.Millisecond, ProbeInterval: time.Second, PushPullInterval: 15 * time.Second,
+		GossipInterval: 100 * time.Millisecond, ProbeInterval: 400 * time.Millisecond, PushPullInterval: 15 * time.Second,
 		ConnectTimeout: 2 * time.Second,
 		DrainTimeout:   10 * time.Second,
 		AccessLog:      "stdout",

@@ -53,9 +53,9 @@ func TestHostsInNetns(t *testing.T) {
 	}
 	root := t.TempDir()
 	profiles := map[string]hosts.Profile{}
-	// MESHGATE_LAB_PROBE_INTERVAL=1s measures failure detection at the
-	// cluster's default timings (gossip 100 ms, push/pull 15 s) with that
-	// probe interval, instead of the Fast profile's (probes every 200 ms).
+	// MESHGATE_LAB_PROBE_INTERVAL=400ms measures failure detection at the
+	// cluster's default timings (gossip 100 ms, push/pull 15 s, probes
+	// every 400 ms), instead of the Fast profile's (probes every 200 ms).
 	probe, err := labProbeInterval()
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,10 @@ func TestHostsInNetns(t *testing.T) {
 		}
 		return nil
 	})
-	quickEdge, quickSvc1 := withTimeout(edge, time.Second), withTimeout(svc1, time.Second)
+	// A client waits no longer than "fast" (500 ms): a request that hangs
+	// on the silent host must not make the poll, and so the time it
+	// measures, a second late.
+	quickEdge, quickSvc1 := withTimeout(edge, 500*time.Millisecond), withTimeout(svc1, 500*time.Millisecond)
 	failsFast := func(c *http.Client, url, host string, hdr ...string) func() error {
 		return func() error {
 			r := do(c, url, host, hdr...)

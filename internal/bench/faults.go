@@ -49,9 +49,11 @@ import (
 // scenarios the mesh is made whole again and both instances must be in the
 // edge's rotation before the next one starts.
 //
-// Not measured here yet (issue 16): failure detection of a silent host
-// (TestHostsInNetns in demo/hosts measures it in network namespaces),
-// false deaths over lossy links, restarts of the edge itself, gRPC
+// Then, on a cluster in this process (detect.go): how long a silent host
+// takes to be declared dead, and whether lossy links make the cluster
+// declare a healthy member dead.
+//
+// Not measured here yet (issue 16): restarts of the edge itself, gRPC
 // streams during reloads and rotations.
 
 const (
@@ -97,17 +99,28 @@ func runFaults(ctx context.Context, env *Env) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	lossy, err := lossyDuration(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	scenarios, err := faultsOnly(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	m, err := startFaultsMesh(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer m.stop()
 	r := &faultsRun{problemLog: problemLog{scope: "faults"}, rates: rates, outcomes: map[string]map[int]*loadOutcome{}}
-	logf("faults: %d scenarios × %v req/s, %s of GETs each, the fault %s in; edge %s", len(faultsScenarios), rates, durArg(faultsLoad), durArg(faultsAt), m.public)
+	logf("faults: %d scenarios × %v req/s, %s of GETs each, the fault %s in; edge %s", len(scenarios), rates, durArg(faultsLoad), durArg(faultsAt), m.public)
 	for _, rate := range rates {
-		for _, sc := range faultsScenarios {
+		for _, sc := range scenarios {
 			if ctx.Err() != nil || r.failed() {
 				break
+			}
+			if sc == "detect" { // not a load scenario: after them, below
+				continue
 			}
 			if err := m.whole(ctx); err != nil {
 				r.problem("before %s at %d req/s: %v", sc, rate, err)
@@ -129,7 +142,45 @@ func runFaults(ctx context.Context, env *Env) (json.RawMessage, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	m.stop() // the processes would share the cores with the cluster below
+	if !slices.Contains(scenarios, "detect") {
+		return r.report("faults", func(w io.Writer) { printFaults(w, r) }, faultsJSON(r))
+	}
+	logf("faults: a silent host, %d times; then %s of links at %.0f %% loss and %s of jitter (%d nodes in this process)",
+		detectTrials, durArg(lossy), lossyLink.Loss*100, lossyLink.Jitter, detectNodes)
+	if d, err := measureDetectAndLoss(ctx, lossy); err != nil {
+		r.problem("%v", err)
+	} else {
+		r.detect = d
+		logf("  silent host dead everywhere after %s; lossy links: %d false deaths (%d writes held back by a loss)",
+			fmtSeconds(d.detect), d.falseDead, d.delayed)
+		if d.falseDead > 0 {
+			r.problem("%d false deaths on lossy links (target 0)", d.falseDead)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	return r.report("faults", func(w io.Writer) { printFaults(w, r) }, faultsJSON(r))
+}
+
+// faultsOnly reads BENCH_FAULTS_ONLY, the scenarios to run ("rolling,hang";
+// "detect" is the silent host and the lossy links), all when empty.
+func faultsOnly(getenv func(string) string) ([]string, error) {
+	all := append(slices.Clone(faultsScenarios), "detect")
+	v := getenv("BENCH_FAULTS_ONLY")
+	if v == "" {
+		return all, nil
+	}
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(all, f) {
+			return nil, fmt.Errorf("BENCH_FAULTS_ONLY=%q: %q is not one of %s", v, f, strings.Join(all, ", "))
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // faultsRates reads BENCH_FAULTS_RATES ("300,1000").
@@ -643,6 +694,7 @@ type faultsRun struct {
 	problemLog
 	rates    []int
 	outcomes map[string]map[int]*loadOutcome // scenario → rate → outcome
+	detect   *detectRun
 }
 
 // faultsJSON is the suite's fragment: <scenario>_failed at the highest rate
@@ -652,6 +704,15 @@ func faultsJSON(r *faultsRun) map[string]any {
 	out := map[string]any{"rates": r.rates, "run_s": faultsLoad.Seconds(), "fault_at_s": faultsAt.Seconds()}
 	if r.failed() {
 		out["error"] = r.summary()
+	}
+	if d := r.detect; d != nil {
+		out["detect_s_p50"] = round(d.detectP50().Seconds(), 2)
+		out["detect_s_max"] = round(slices.Max(d.detect).Seconds(), 2)
+		out["detect_trials"] = len(d.detect)
+		out["false_dead"] = d.falseDead
+		out["lossy_s"] = round(d.lossy.Seconds(), 0)
+		out["lossy_loss"] = lossyLink.Loss
+		out["lossy_jitter_ms"] = lossyLink.Jitter.Milliseconds()
 	}
 	top := slices.Max(r.rates)
 	for sc, byRate := range r.outcomes {
@@ -696,4 +757,19 @@ func printFaults(w io.Writer, r *faultsRun) {
 			fmt.Fprintf(w, "%-8s %6d %14s %10d %7.1f s %18s %16s\n", sc, rate, fmt.Sprintf("%d/%d", o.failedN(), o.sent), o.slow, o.max.Seconds(), out, streams)
 		}
 	}
+	if d := r.detect; d != nil {
+		fmt.Fprintf(w, "silent host (%d nodes, default timings): dead on every node after %.1f s median, %.1f s at most over %d trials (target ≤ 3 s)\n",
+			detectNodes, d.detectP50().Seconds(), slices.Max(d.detect).Seconds(), len(d.detect))
+		fmt.Fprintf(w, "lossy links (%.0f %% loss, %s jitter, %s): %d healthy members declared dead (target 0)\n",
+			lossyLink.Loss*100, lossyLink.Jitter, durArg(d.lossy.Round(time.Second)), d.falseDead)
+	}
+}
+
+// fmtSeconds lists durations in seconds, one decimal.
+func fmtSeconds(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + " s"
+	}
+	return strings.Join(parts, ", ")
 }

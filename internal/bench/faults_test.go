@@ -54,4 +54,13 @@ func TestFaultsReport(t *testing.T) {
 	if _, err := faultsRates(func(string) string { return "fast" }); err == nil {
 		t.Error("faultsRates accepted a word")
 	}
+	if only, err := faultsOnly(func(string) string { return "rolling, detect" }); err != nil || len(only) != 2 || only[1] != "detect" {
+		t.Errorf("faultsOnly = %v, %v", only, err)
+	}
+	if all, err := faultsOnly(func(string) string { return "" }); err != nil || len(all) != len(faultsScenarios)+1 {
+		t.Errorf("faultsOnly() = %v, %v", all, err)
+	}
+	if _, err := faultsOnly(func(string) string { return "crash,flood" }); err == nil {
+		t.Error("faultsOnly accepted an unknown scenario")
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/meshgate/meshgate/internal/breaker"
+	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/gossip"
 	"github.com/meshgate/meshgate/internal/gossip/transport"
 	"github.com/meshgate/meshgate/internal/ratelimit"
@@ -116,7 +117,10 @@ type gcluster struct {
 	logs *logCounter
 	// wrap, when set, wraps each node's transport (meshtest's fault
 	// injection); addr is the node's advertise address.
-	wrap  func(addr string, t memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
+	wrap func(addr string, t memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
+	// tune, when set, changes a node's cluster settings from the node's
+	// defaults (a measurement of other timings).
+	tune  func(*gossip.Config)
 	nodes []*gnode
 }
 
@@ -156,8 +160,15 @@ func (g *gcluster) add(name string, join ...string) (*gnode, error) {
 		mt = g.wrap(tr.AdvertiseAddr(), tr)
 	}
 	n := &gnode{name: name, tr: tr}
-	c, err := gossip.New(gossip.Config{Name: name, Transport: mt, Meta: gossip.Meta{Role: "edge", ID: id.String()},
-		Join: join, Logger: log})
+	// The cluster settings a node gets from an empty config section.
+	cfg := gossip.Config{Name: name, Transport: mt, Meta: gossip.Meta{Role: "edge", ID: id.String()},
+		Join: join, Logger: log, GossipInterval: config.DefaultGossipInterval,
+		PushPullInterval: config.DefaultPushPullInterval, ProbeInterval: config.DefaultProbeInterval,
+		SuspicionMult: config.DefaultSuspicionMult}
+	if g.tune != nil {
+		g.tune(&cfg)
+	}
+	c, err := gossip.New(cfg)
 	if err != nil {
 		tr.Shutdown()
 		return nil, err

@@ -24,6 +24,9 @@ import (
 // /metrics. After the first fifth of the run (warm-up), each series' least
 // squares line must not grow more over the rest of the run than its
 // tolerance (soakTolerances); a failed request fails the soak too.
+// Meanwhile a cluster of its own in this process runs on the faults
+// suite's lossy links (5 % loss, 20 ms jitter; detect.go) for the whole
+// run: a healthy member declared dead fails the soak (false_dead).
 
 const (
 	soakDefaultRate     = 300
@@ -94,6 +97,9 @@ type soakRun struct {
 	events  int
 	procs   []*soakProc
 	results []soakResult
+
+	lossy     time.Duration // how long the lossy-link cluster ran
+	falseDead int           // members it declared dead (target 0)
 }
 
 // soakResult is one series' verdict.
@@ -119,6 +125,16 @@ func runSoak(ctx context.Context, env *Env) (json.RawMessage, error) {
 		{name: "sidecar-0", metrics: m.scAdmin[0] + "/metrics", values: map[string][]float64{}},
 	}}
 	logf("soak: %d req/s for %s through the edge and sidecars; every %s a reload, an SVID rotation and a member leaving and joining again", o.rate, durArg(o.d), durArg(o.every))
+	// Meanwhile, the faults suite's lossy links for the whole run: a
+	// cluster of its own in this process (detect.go).
+	tune, err := detectTimings(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	lossy, err := startLossy(ctx, tune, nil)
+	if err != nil {
+		return nil, fmt.Errorf("lossy links: %w", err)
+	}
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -129,6 +145,10 @@ func runSoak(ctx context.Context, env *Env) (json.RawMessage, error) {
 	r.load = fixedRateGets(ctx, m.public, o.rate, o.d)
 	close(stop)
 	wg.Wait()
+	r.lossy, r.falseDead, _ = lossy.stopLossy()
+	if r.falseDead > 0 {
+		r.problem("lossy links: %d healthy members declared dead (target 0)", r.falseDead)
+	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -266,6 +286,9 @@ func soakJSON(r *soakRun) map[string]any {
 	if r.load != nil {
 		out["requests"], out["failed"] = r.load.sent, r.load.failedN()
 	}
+	if r.lossy > 0 {
+		out["false_dead"], out["lossy_s"] = r.falseDead, round(r.lossy.Seconds(), 0)
+	}
 	for _, res := range r.results {
 		key := strings.ReplaceAll(res.Proc, "-", "_") + "_" + res.Series
 		out[key+"_growth"] = round(res.Growth, 1)
@@ -281,6 +304,10 @@ func printSoak(w io.Writer, r *soakRun) {
 	if r.load != nil {
 		fmt.Fprintf(w, "soak: %d req/s for %s, %d of %d failed; %d rounds of reload + rotation + leave/rejoin\n",
 			r.o.rate, durArg(r.o.d), r.load.failedN(), r.load.sent, r.events)
+	}
+	if r.lossy > 0 {
+		fmt.Fprintf(w, "lossy links (%d nodes, %.0f %% loss, %s jitter) for %s: %d healthy members declared dead\n",
+			detectNodes, lossyLink.Loss*100, lossyLink.Jitter, durArg(r.lossy.Round(time.Second)), r.falseDead)
 	}
 	fmt.Fprintf(w, "%-10s %-30s %12s %12s %12s %12s  %s\n", "process", "series", "start", "end", "growth", "tolerance", "")
 	for _, res := range r.results {

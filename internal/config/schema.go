@@ -147,6 +147,10 @@ type Cluster struct {
 	PushPullInterval Duration `yaml:"push_pull_interval"`
 	// ProbeInterval: how often a node probes another for failure detection.
 	ProbeInterval Duration `yaml:"probe_interval"`
+	// SuspicionMult: how many probe intervals a suspected node has to
+	// refute the suspicion before it is declared dead (scaled up by the
+	// log of the cluster's size from 10 nodes on).
+	SuspicionMult int `yaml:"suspicion_mult"`
 
 	// Offer is what this node offers to discovery: the sidecar sets it from
 	// its service and inbound sections; an edge offers nothing.

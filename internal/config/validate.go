@@ -644,6 +644,9 @@ func (v *validator) cluster(c *Config) {
 			v.at("cluster", "cluster: %s is not an address peers can reach: set cluster.advertise to this host's IP and port", adv)
 		}
 	}
+	if cl.SuspicionMult < 0 || cl.SuspicionMult > 20 {
+		v.at("cluster.suspicion_mult", "cluster.suspicion_mult %d: want 1 to 20 probe intervals", cl.SuspicionMult)
+	}
 	if cl.Name != "" && !tokenRE.MatchString(cl.Name) {
 		v.at("cluster.name", "cluster.name %q must be a name of letters, digits and -._~", cl.Name)
 	}

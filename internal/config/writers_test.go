@@ -31,3 +31,29 @@ func TestKindWritersErrors(t *testing.T) {
 		})
 	}
 }
+
+// cluster.suspicion_mult defaults to DefaultSuspicionMult and is refused
+// outside 1..20 at its line.
+func TestSuspicionMult(t *testing.T) {
+	base := "listeners: [{name: l, address: \"127.0.0.1:1\"}]\n" +
+		"identity: {workload_api: \"unix:///run/agent.sock\"}\n" +
+		"cluster:\n  bind: \"127.0.0.1:7946\"\n"
+	for _, tc := range []struct {
+		yaml string
+		want int
+	}{{"", DefaultSuspicionMult}, {"  suspicion_mult: 5\n", 5}} {
+		c, err := Parse("f.yaml", []byte(base+tc.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if c.Cluster.SuspicionMult != tc.want || c.Cluster.ProbeInterval.D() != DefaultProbeInterval {
+			t.Errorf("%q: suspicion_mult %d, probe_interval %v", tc.yaml, c.Cluster.SuspicionMult, c.Cluster.ProbeInterval.D())
+		}
+	}
+	for _, bad := range []string{"-1", "21"} {
+		_, err := Parse("f.yaml", []byte(base+"  suspicion_mult: "+bad+"\n"))
+		if want := "f.yaml:5:19: cluster.suspicion_mult " + bad + ": want 1 to 20"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("suspicion_mult %s: %v; want %s", bad, err, want)
+		}
+	}
+}

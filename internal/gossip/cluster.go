@@ -40,10 +40,14 @@ type Config struct {
 	Join   []string
 	Logger *slog.Logger
 
-	GossipInterval   time.Duration // default 100ms
-	ProbeInterval    time.Duration // default 1s
-	ProbeTimeout     time.Duration // default 500ms, at most half of ProbeInterval
-	SuspicionMult    int           // default 4
+	GossipInterval time.Duration // default 100ms
+	ProbeInterval  time.Duration // default 400ms
+	ProbeTimeout   time.Duration // default 500ms, at most half of ProbeInterval
+	SuspicionMult  int           // default 3
+	// SuspicionMaxMult bounds the suspicion's wait when no other node
+	// confirms it, in multiples of its shortest (memberlist's
+	// SuspicionMaxTimeoutMult; default 6).
+	SuspicionMaxMult int
 	PushPullInterval time.Duration // default 15s
 	// ReconnectInterval is how often a node tries to rejoin a failed member
 	// (memberlist itself stops talking to the dead after a while, so a
@@ -133,7 +137,9 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Logger = slog.Default()
 	}
 	setDefault(&cfg.GossipInterval, 100*time.Millisecond)
-	setDefault(&cfg.ProbeInterval, time.Second)
+	// The node's defaults (config.DefaultProbeInterval, …): the gossip
+	// package does not import config.
+	setDefault(&cfg.ProbeInterval, 400*time.Millisecond)
 	// A probe's ack wait must end well inside its interval: with the
 	// ack wait longer than the interval (500 ms against a 200 ms
 	// probe_interval) memberlist's probes overlapped their rounds and a
@@ -143,7 +149,7 @@ func New(cfg Config) (*Cluster, error) {
 	setDefault(&cfg.ReconnectInterval, 5*time.Second)
 	setDefault(&cfg.ReconnectTimeout, time.Hour)
 	if cfg.SuspicionMult <= 0 {
-		cfg.SuspicionMult = 4
+		cfg.SuspicionMult = 3
 	}
 	c := &Cluster{cfg: cfg, log: cfg.Logger.With("component", "gossip"), members: map[string]*Member{},
 		watch: make(chan struct{}), done: make(chan struct{})}
@@ -160,6 +166,9 @@ func New(cfg Config) (*Cluster, error) {
 	mc.ProbeInterval = cfg.ProbeInterval
 	mc.ProbeTimeout = cfg.ProbeTimeout
 	mc.SuspicionMult = cfg.SuspicionMult
+	if cfg.SuspicionMaxMult > 0 {
+		mc.SuspicionMaxTimeoutMult = cfg.SuspicionMaxMult
+	}
 	mc.PushPullInterval = cfg.PushPullInterval
 	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
 	// memberlist packs broadcasts into packets of UDPBufferSize (1,400 bytes

@@ -103,7 +103,8 @@ func (n *Node) joinCluster(cfg *config.Config) error {
 	}
 	m := &mesh{rebuild: make(chan struct{}, 1), sidecar: cl.Offer != nil, writers: writers}
 	c, err := gossip.New(gossip.Config{Name: name, Transport: tr, Meta: meta, Join: cl.Join, Logger: n.log,
-		GossipInterval: cl.GossipInterval.D(), PushPullInterval: cl.PushPullInterval.D(), ProbeInterval: cl.ProbeInterval.D()})
+		GossipInterval: cl.GossipInterval.D(), PushPullInterval: cl.PushPullInterval.D(), ProbeInterval: cl.ProbeInterval.D(),
+		SuspicionMult: cl.SuspicionMult})
 	if err != nil {
 		tr.Shutdown()
 		return err
