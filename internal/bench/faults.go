@@ -40,9 +40,10 @@ import (
 //	        cluster and drains) and started again, the next once the
 //	        edge has it back in its rotation
 //
-// Through reload and rotation, faultsStreams WebSocket connections stay
-// open through the edge and a sidecar to the backend, which echoes them
-// (streams.go); one that ends or stops echoing is dropped.
+// Through reload and rotation, faultsStreams WebSocket connections and as
+// many gRPC bidirectional calls stay open through the edge and a sidecar
+// to the backend, which echoes them (streams.go, grpcstreams.go); one that
+// ends or stops echoing is dropped.
 //
 // A request fails when it gets anything but 200 (the client waits 60 s, far
 // past the route's 15 s timeout, so the edge's answer is what counts). Between
@@ -53,8 +54,7 @@ import (
 // takes to be declared dead, and whether lossy links make the cluster
 // declare a healthy member dead.
 //
-// Not measured here yet (issue 16): restarts of the edge itself, gRPC
-// streams during reloads and rotations.
+// Not measured here yet (issue 16): restarts of the edge itself.
 
 const (
 	faultsTrustDomain = "faults.example"
@@ -480,11 +480,15 @@ func (m *faultsMesh) scenario(ctx context.Context, name string, rate int) (*load
 		}
 	}
 	// Reloads and rotations must not drop the streams open through them.
-	var st *streams
+	var st, gst *streams
 	if name == "reload" || name == "rotation" {
 		var err error
 		if st, err = openStreams(m.publicAddr, faultsStreams); err != nil {
 			return nil, fmt.Errorf("WebSocket streams: %v", err)
+		}
+		if gst, err = openGRPCStreams(m.publicAddr, faultsStreams); err != nil {
+			st.close()
+			return nil, fmt.Errorf("gRPC streams: %v", err)
 		}
 	}
 	wg.Add(1)
@@ -495,6 +499,7 @@ func (m *faultsMesh) scenario(ctx context.Context, name string, rate int) (*load
 	out.out = outAfter
 	if st != nil {
 		out.streams, out.dropped = st.opened, st.close()
+		out.grpcStreams, out.grpcDropped = gst.opened, gst.close()
 	}
 	switch name {
 	case "hang":
@@ -571,6 +576,9 @@ type loadOutcome struct {
 	// why each that ended early did.
 	streams int
 	dropped []string
+	// grpcStreams and grpcDropped: the same for the gRPC calls.
+	grpcStreams int
+	grpcDropped []string
 }
 
 // loadFailure is a request that did not get 200: when it was sent (since
@@ -591,6 +599,10 @@ func (o *loadOutcome) outText() string {
 		t += fmt.Sprintf("; %d of %d WebSocket streams dropped", len(o.dropped), o.streams)
 		if len(o.dropped) > 0 {
 			t += " (" + o.dropped[0] + ")"
+		}
+		t += fmt.Sprintf(", %d of %d gRPC streams", len(o.grpcDropped), o.grpcStreams)
+		if len(o.grpcDropped) > 0 {
+			t += " (" + o.grpcDropped[0] + ")"
 		}
 	}
 	return t
@@ -721,8 +733,10 @@ func faultsJSON(r *faultsRun) map[string]any {
 			out[fmt.Sprintf("%s_slow_%d", sc, rate)] = o.slow
 			if o.streams > 0 {
 				out[fmt.Sprintf("%s_streams_dropped_%d", sc, rate)] = len(o.dropped)
+				out[fmt.Sprintf("%s_grpc_streams_dropped_%d", sc, rate)] = len(o.grpcDropped)
 				if rate == top {
 					out[sc+"_streams_dropped"] = len(o.dropped)
+					out[sc+"_grpc_streams_dropped"] = len(o.grpcDropped)
 				}
 			}
 			out[fmt.Sprintf("%s_max_s_%d", sc, rate)] = round(o.max.Seconds(), 2)
@@ -739,7 +753,7 @@ func faultsJSON(r *faultsRun) map[string]any {
 
 func printFaults(w io.Writer, r *faultsRun) {
 	fmt.Fprintf(w, "faults: GETs at a fixed rate for %s, the fault %s in; failed = not 200 (target 0)\n", durArg(faultsLoad), durArg(faultsAt))
-	fmt.Fprintf(w, "%-8s %6s %14s %10s %9s %18s %16s\n", "fault", "req/s", "failed", "over 1 s", "slowest", "out of rotation", "streams dropped")
+	fmt.Fprintf(w, "%-8s %6s %14s %10s %9s %18s %16s\n", "fault", "req/s", "failed", "over 1 s", "slowest", "out of rotation", "dropped ws/gRPC")
 	for _, rate := range r.rates {
 		for _, sc := range faultsScenarios {
 			o := r.outcomes[sc][rate]
@@ -752,7 +766,7 @@ func printFaults(w io.Writer, r *faultsRun) {
 			}
 			streams := "-"
 			if o.streams > 0 {
-				streams = fmt.Sprintf("%d/%d", len(o.dropped), o.streams)
+				streams = fmt.Sprintf("%d/%d, %d/%d", len(o.dropped), o.streams, len(o.grpcDropped), o.grpcStreams)
 			}
 			fmt.Fprintf(w, "%-8s %6d %14s %10d %7.1f s %18s %16s\n", sc, rate, fmt.Sprintf("%d/%d", o.failedN(), o.sent), o.slow, o.max.Seconds(), out, streams)
 		}

@@ -56,8 +56,16 @@ func echoUpgrade(w http.ResponseWriter, r *http.Request) bool {
 	}
 }
 
-// streams are n open WebSocket connections to addr, each sending a line
-// every streamEvery and wanting it back within streamWait, until closed.
+// echoer is one open stream: echo sends msg and waits (at most
+// streamWait) for it to come back.
+type echoer interface {
+	echo(msg string) error
+	Close() error
+}
+
+// streams are n open streams (WebSocket connections, gRPC calls), each
+// sending a message every streamEvery and wanting it back within
+// streamWait, until closed.
 type streams struct {
 	wg      sync.WaitGroup
 	stop    chan struct{}
@@ -72,26 +80,39 @@ const (
 	streamWait  = 3 * time.Second
 )
 
-// openStreams opens n streams through the edge at addr (host:port); it
-// fails when one cannot be opened.
+// openStreams opens n WebSocket streams through the edge at addr
+// (host:port); it fails when one cannot be opened.
 func openStreams(addr string, n int) (*streams, error) {
+	return openEchoers(n, func() (echoer, error) { return wsDial(addr) })
+}
+
+// openEchoers opens n streams with dial; it fails when one cannot be
+// opened.
+func openEchoers(n int, dial func() (echoer, error)) (*streams, error) {
 	s := &streams{stop: make(chan struct{})}
 	for i := range n {
-		c, br, err := wsDial(addr)
+		e, err := dial()
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("stream %d: %v", i, err)
 		}
 		s.opened++
-		s.wg.Go(func() { s.run(i, c, br) })
+		s.wg.Go(func() { s.run(i, e) })
 	}
 	return s, nil
 }
 
-func wsDial(addr string) (net.Conn, *bufio.Reader, error) {
+// wsStream is a WebSocket connection to the echo; lines go as raw bytes
+// (the echo does not parse frames).
+type wsStream struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func wsDial(addr string) (*wsStream, error) {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	key := base64.StdEncoding.EncodeToString([]byte("meshgate-faults!"))
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -106,31 +127,35 @@ func wsDial(addr string) (net.Conn, *bufio.Reader, error) {
 	}
 	if err != nil {
 		c.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	_ = c.SetDeadline(time.Time{})
-	return c, br, nil
+	return &wsStream{Conn: c, br: br}, nil
 }
 
-func (s *streams) run(i int, c net.Conn, br *bufio.Reader) {
-	defer c.Close()
+func (w *wsStream) echo(msg string) error {
+	line := msg + "\n"
+	_ = w.SetDeadline(time.Now().Add(streamWait))
+	_, err := io.WriteString(w.Conn, line)
+	var got string
+	if err == nil {
+		got, err = w.br.ReadString('\n')
+	}
+	if err == nil && got != line {
+		err = fmt.Errorf("echo %q, sent %q", got, line)
+	}
+	return err
+}
+
+func (s *streams) run(i int, e echoer) {
+	defer e.Close()
 	for n := 0; ; n++ {
 		select {
 		case <-s.stop:
 			return
 		case <-time.After(streamEvery):
 		}
-		line := fmt.Sprintf("stream %d message %d\n", i, n)
-		_ = c.SetDeadline(time.Now().Add(streamWait))
-		_, err := io.WriteString(c, line)
-		var got string
-		if err == nil {
-			got, err = br.ReadString('\n')
-		}
-		if err == nil && got != line {
-			err = fmt.Errorf("echo %q, sent %q", got, line)
-		}
-		if err != nil {
+		if err := e.echo(fmt.Sprintf("stream %d message %d", i, n)); err != nil {
 			select {
 			case <-s.stop: // closing
 				return

@@ -58,3 +58,50 @@ func TestStreamsEcho(t *testing.T) {
 		t.Fatalf("dropped %q, want both", dropped)
 	}
 }
+
+// gRPC calls to the echo (h2c, as the backend serves it) get their
+// messages back; a server that goes away drops them, with why.
+func TestGRPCStreamsEcho(t *testing.T) {
+	echo := newGRPCEcho()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isGRPC(r) {
+			http.Error(w, "not gRPC", http.StatusBadRequest)
+			return
+		}
+		echo.ServeHTTP(w, r)
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	st, err := openGRPCStreams(addr, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var echoes int
+	for deadline := time.Now().Add(5 * time.Second); echoes < 6 && time.Now().Before(deadline); time.Sleep(streamEvery) {
+		st.mu.Lock()
+		echoes = st.echoes
+		st.mu.Unlock()
+	}
+	if st.opened != 3 || echoes < 6 {
+		t.Fatalf("opened %d, echoes %d", st.opened, echoes)
+	}
+	srv.CloseClientConnections()
+	echo.Stop()
+	srv.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st.mu.Lock()
+		n := len(st.dropped)
+		st.mu.Unlock()
+		if n == 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(streamEvery)
+	}
+	if dropped := st.close(); len(dropped) != 3 {
+		t.Fatalf("after the server went: dropped %q", dropped)
+	}
+}

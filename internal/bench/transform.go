@@ -97,12 +97,18 @@ var transformDoc = func() []byte {
 }()
 
 // serveTransformBackend answers transformDoc to every request on addr
-// (and echoes a WebSocket upgrade's bytes: the faults suite's streams)
-// until SIGTERM; it returns the exit status.
+// (and echoes a WebSocket upgrade's bytes and a gRPC call's messages, over
+// h2c: the faults suite's streams) until SIGTERM; it returns the exit
+// status.
 func serveTransformBackend(addr string) int {
 	body := transformDoc
 	length := strconv.Itoa(len(body))
+	echo := newGRPCEcho()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isGRPC(r) {
+			echo.ServeHTTP(w, r)
+			return
+		}
 		if echoUpgrade(w, r) { // the faults suite's streams
 			return
 		}
@@ -117,7 +123,10 @@ func serveTransformBackend(addr string) int {
 		log.Printf("transform backend: %v", err)
 		return 1
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute,
+		Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true) // gRPC from the sidecar: h2c with prior knowledge
 	fmt.Printf("transform backend listening on %s, %d bytes of JSON\n", ln.Addr(), len(body))
 	go func() {
 		sig := make(chan os.Signal, 1)
