@@ -179,3 +179,36 @@ func TestClusterRefusesNodeWithoutValidIdentity(t *testing.T) {
 		t.Fatalf("the intruder's route reached the edge: %d", code)
 	}
 }
+
+// A node that joins a cluster opens its listeners once it has joined: an
+// edge (re)started beside a running one serves a discovered service from
+// its very first request, not "no healthy upstream endpoint".
+func TestJoinBeforeServing(t *testing.T) {
+	ca := pkitest.NewCA(t, td)
+	edgeID := ca.ID(t, "/edge")
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "orders") }))
+	defer app.Close()
+	edgeYAML := `
+log: {access: "off"}
+listeners: [{name: public, address: "127.0.0.1:0"}]
+routes: [{name: orders, listeners: [public], match: {path: {prefix: /orders}}, upstream: orders}]
+upstreams:
+  - {name: orders, service: {name: orders}}
+`
+	first := startEdge(t, identityFiles(t, ca, edgeID)+fastCluster("")+edgeYAML)
+	seed := first.node.Cluster().Addr()
+	startSidecar(t, identityFiles(t, ca, ca.ID(t, "/orders"))+fastCluster(seed)+fmt.Sprintf(`
+log: {access: "off"}
+service: {name: orders, app: %q}
+inbound: {address: "127.0.0.1:0", allow: ["spiffe://example.org/edge"]}
+`, addr(app)))
+	eventually(t, 10*time.Second, "the first edge discovers the sidecar", func() bool {
+		return len(first.node.Cluster().Service("orders", "").Endpoints()) == 1
+	})
+	for i := range 3 {
+		e := startEdge(t, identityFiles(t, ca, edgeID)+fastCluster(seed)+edgeYAML)
+		if code, _, body := get(t, nil, "GET", e.url("public")+"/orders/1", nil); code != 200 {
+			t.Fatalf("edge %d's first request: %d %s", i, code, body)
+		}
+	}
+}
