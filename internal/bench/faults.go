@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,6 +41,9 @@ import (
 //	rolling every sidecar in turn is stopped (SIGTERM: it leaves the
 //	        cluster and drains) and started again, the next once the
 //	        edge has it back in its rotation
+//	fleet   a second edge and a third instance join, and all five
+//	        nodes are restarted in turn, edges included, the client
+//	        using both edges (faults_fleet.go; a run of fleetLoad)
 //
 // Through reload and rotation, faultsStreams WebSocket connections and as
 // many gRPC bidirectional calls stay open through the edge and a sidecar
@@ -72,7 +77,7 @@ const (
 var faultsDefaultRates = []int{300, 1000}
 
 // faultsScenarios in run order.
-var faultsScenarios = []string{"crash", "hang", "reload", "rotation", "rolling"}
+var faultsScenarios = []string{"crash", "hang", "reload", "rotation", "rolling", "fleet"}
 
 // faultsMesh is the suite's processes and where they are.
 type faultsMesh struct {
@@ -92,6 +97,9 @@ type faultsMesh struct {
 	restarts   int
 	ca         *pki.CA
 	idSpec     map[string]string // identity directory → SPIFFE ID
+	ids        map[string]sidecarIdentity
+	gossip     string   // the edge's gossip address
+	edgeJoin   []string // whom the edge joins (the fleet scenario's second edge)
 }
 
 func runFaults(ctx context.Context, env *Env) (json.RawMessage, error) {
@@ -126,7 +134,13 @@ func runFaults(ctx context.Context, env *Env) (json.RawMessage, error) {
 				r.problem("before %s at %d req/s: %v", sc, rate, err)
 				break
 			}
-			out, err := m.scenario(ctx, sc, rate)
+			var out *loadOutcome
+			var err error
+			if sc == "fleet" {
+				out, err = m.fleet(ctx, rate)
+			} else {
+				out, err = m.scenario(ctx, sc, rate)
+			}
 			if err != nil {
 				r.problem("%s at %d req/s: %v", sc, rate, err)
 				break
@@ -213,7 +227,8 @@ func startFaultsMesh(ctx context.Context, env *Env) (*faultsMesh, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the backend is this binary: %v", err)
 	}
-	m.idSpec = map[string]string{"edge": faultsEdgeID, "backend-0": faultsServiceID, "backend-1": faultsServiceID}
+	m.idSpec = map[string]string{"edge": faultsEdgeID, "backend-0": faultsServiceID, "backend-1": faultsServiceID,
+		"edge-1": faultsEdgeID, "backend-2": faultsServiceID} // the last two for the fleet scenario
 	ca, ids, err := writeIdentities(m.dir, faultsTrustDomain, m.idSpec)
 	m.ca = ca
 	if err != nil {
@@ -226,8 +241,55 @@ func startFaultsMesh(ctx context.Context, env *Env) (*faultsMesh, error) {
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	public, admin, gossip := addr(0), addr(1), addr(2)
 	m.public, m.admin, m.publicAddr = "http://"+public+"/", "http://"+admin, public
+	m.ids, m.gossip = ids, gossip
 	m.edgeYAML = func(reload int) string {
-		return fmt.Sprintf(`# edge of the faults benchmark (written by internal/bench).
+		return faultsEdgeYAML("edge", admin, public, gossip, m.edgeJoin, ids["edge"], reload)
+	}
+	m.edgeCfg = filepath.Join(m.dir, "edge.yaml")
+	if err := os.WriteFile(m.edgeCfg, []byte(m.edgeYAML(0)), 0o644); err != nil {
+		return nil, err
+	}
+	for i := range 2 {
+		backendAddr := addr(3 + 3*i)
+		// The transform suite's backend (this binary): a 1 KiB document,
+		// and an echo of WebSocket streams.
+		b, err := env.start(fmt.Sprintf("faults-backend-%d", i), []string{transformBackendEnv + "=" + backendAddr}, self)
+		if err != nil {
+			return nil, err
+		}
+		if err := waitHTTP(ctx, b, "http://"+backendAddr+"/", readyWait); err != nil {
+			return nil, fmt.Errorf("backend failed to start: %v\n%s", err, indent(b.LogTail(10)))
+		}
+		m.scCfg[i] = filepath.Join(m.dir, fmt.Sprintf("sidecar-%d.yaml", i))
+		m.scAdmin[i] = "http://" + addr(10+i)
+		cfg := faultsSidecarYAML(i, addr(10+i), backendAddr, addr(4+3*i), addr(5+3*i), gossip, ids[fmt.Sprintf("backend-%d", i)])
+		if err := os.WriteFile(m.scCfg[i], []byte(cfg), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if m.edge, err = env.start("faults-edge", nil, m.edgeBin, "--config", m.edgeCfg); err != nil {
+		return nil, err
+	}
+	for i := range 2 {
+		if err := m.startSidecar(i); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.whole(ctx); err != nil {
+		m.stop()
+		return nil, err
+	}
+	return m, nil
+}
+
+// faultsEdgeYAML is the config of an edge of the faults mesh; reload
+// numbers the change a reload makes (the X-Config header).
+func faultsEdgeYAML(name, admin, public, gossip string, join []string, id sidecarIdentity, reload int) string {
+	joinYAML := ""
+	if len(join) > 0 {
+		joinYAML = "  join: [" + strings.Join(join, ", ") + "]\n"
+	}
+	return fmt.Sprintf(`# edge of the faults benchmark (written by internal/bench).
 log:
   access: "off"
   level: warn
@@ -248,33 +310,20 @@ upstreams:
     service: {name: backend}
     tls: {spiffe_ids: [%s]}
 cluster:
-  name: edge
+  name: %s
   bind: %s
-`, admin, sidecarIdentityYAML(ids["edge"]), public, reload, faultsServiceID, gossip)
-	}
-	m.edgeCfg = filepath.Join(m.dir, "edge.yaml")
-	if err := os.WriteFile(m.edgeCfg, []byte(m.edgeYAML(0)), 0o644); err != nil {
-		return nil, err
-	}
-	for i := range 2 {
-		backendAddr := addr(3 + 3*i)
-		// The transform suite's backend (this binary): a 1 KiB document,
-		// and an echo of WebSocket streams.
-		b, err := env.start(fmt.Sprintf("faults-backend-%d", i), []string{transformBackendEnv + "=" + backendAddr}, self)
-		if err != nil {
-			return nil, err
-		}
-		if err := waitHTTP(ctx, b, "http://"+backendAddr+"/", readyWait); err != nil {
-			return nil, fmt.Errorf("backend failed to start: %v\n%s", err, indent(b.LogTail(10)))
-		}
-		m.scCfg[i] = filepath.Join(m.dir, fmt.Sprintf("sidecar-%d.yaml", i))
-		m.scAdmin[i] = "http://" + addr(10+i)
-		cfg := `# a sidecar of the faults benchmark (written by internal/bench).
+%s`, admin, sidecarIdentityYAML(id), public, reload, faultsServiceID, name, gossip, joinYAML)
+}
+
+// faultsSidecarYAML is the config of sidecar i of the faults mesh, in
+// front of the backend at app.
+func faultsSidecarYAML(i int, admin, app, inbound, gossip, join string, id sidecarIdentity) string {
+	return `# a sidecar of the faults benchmark (written by internal/bench).
 log:
   access: "off"
   level: warn
 admin:
-  address: ` + addr(10+i) + "\n" + sidecarIdentityYAML(ids[fmt.Sprintf("backend-%d", i)]) + fmt.Sprintf(`service:
+  address: ` + admin + "\n" + sidecarIdentityYAML(id) + fmt.Sprintf(`service:
   name: backend
   app: %s
 inbound:
@@ -284,24 +333,7 @@ cluster:
   name: sidecar-%d
   bind: %s
   join: [%s]
-`, backendAddr, addr(4+3*i), faultsEdgeID, i, addr(5+3*i), gossip)
-		if err := os.WriteFile(m.scCfg[i], []byte(cfg), 0o644); err != nil {
-			return nil, err
-		}
-	}
-	if m.edge, err = env.start("faults-edge", nil, m.edgeBin, "--config", m.edgeCfg); err != nil {
-		return nil, err
-	}
-	for i := range 2 {
-		if err := m.startSidecar(i); err != nil {
-			return nil, err
-		}
-	}
-	if err := m.whole(ctx); err != nil {
-		m.stop()
-		return nil, err
-	}
-	return m, nil
+`, app, inbound, faultsEdgeID, i, gossip, join)
 }
 
 func (m *faultsMesh) startSidecar(i int) error {
@@ -637,12 +669,34 @@ func (o *loadOutcome) describe() string {
 // goroutine (a hung one does not hold back the next), and waits for every
 // answer.
 func fixedRateGets(ctx context.Context, url string, rate int, d time.Duration) *loadOutcome {
-	client := &http.Client{
-		Timeout: 60 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConns: 1000, MaxIdleConnsPerHost: 1000, IdleConnTimeout: 30 * time.Second,
-		},
+	return fixedRateGetsWith(ctx, loadClient(nil), url, rate, d)
+}
+
+// loadClient is the fixed-rate load's client; with addrs, every
+// connection goes to one of them (a random one first, then the others
+// in turn, as a client does with a name of several addresses).
+func loadClient(addrs []string) *http.Client {
+	tr := &http.Transport{MaxIdleConns: 1000, MaxIdleConnsPerHost: 1000, IdleConnTimeout: 30 * time.Second}
+	if len(addrs) > 0 {
+		d := &net.Dialer{Timeout: 2 * time.Second}
+		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			first := rand.N(len(addrs))
+			var err error
+			for i := range addrs {
+				c, derr := d.DialContext(ctx, network, addrs[(first+i)%len(addrs)])
+				if derr == nil {
+					return c, nil
+				}
+				err = derr
+			}
+			return nil, err
+		}
 	}
+	return &http.Client{Timeout: 60 * time.Second, Transport: tr}
+}
+
+// fixedRateGetsWith sends the GETs with client.
+func fixedRateGetsWith(ctx context.Context, client *http.Client, url string, rate int, d time.Duration) *loadOutcome {
 	defer client.CloseIdleConnections()
 	total := int(d.Seconds() * float64(rate))
 	out := &loadOutcome{sent: total}
@@ -671,6 +725,7 @@ func fixedRateGets(ctx context.Context, url string, rate int, d time.Duration) *
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
 					what = resp.Status + ": " + errorText(body)
+
 				}
 			}
 			took := time.Since(sent)
