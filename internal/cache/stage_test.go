@@ -248,7 +248,14 @@ func TestCollapsing(t *testing.T) {
 			bodies <- send(h, "GET", "/a", "", nil).Body.String()
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // let them pile up behind the leader
+	// Every other request waits behind the leader before it is released.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.(*stage).collapse.Waiting() != 99 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 99 requests wait behind the leader", h.(*stage).collapse.Waiting())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	close(release)
 	wg.Wait()
 	close(bodies)

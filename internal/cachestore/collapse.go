@@ -46,6 +46,18 @@ type call struct {
 	waiters int // under Collapser.mu, for tests
 }
 
+// Waiting returns how many callers wait on a leader, over every key: a
+// test's readiness signal that a herd has gathered.
+func (c *Collapser) Waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, cl := range c.calls {
+		n += cl.waiters
+	}
+	return n
+}
+
 // Do runs fn for key unless a run for key is in flight, in which case it
 // waits for that run's result, for at most maxWait.
 //
