@@ -146,7 +146,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		if err := e.node.Reload(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond) // let traffic flow on this config
+		answered(t, &ok, &failed, 4) // traffic flows on this config before the next
 	}
 	cancel()
 	wg.Wait()
@@ -309,11 +309,26 @@ upstreams: [{name: u, endpoints: [{address: %q}]}]
 		if err := e.node.Reload(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		answered(t, &ok, &failed, 1)
 	}
 	cancel()
 	<-done
 	if failed.Load() != 0 || ok.Load() < 20 {
 		t.Fatalf("%d ok, %d failed (first: %v)", ok.Load(), failed.Load(), firstErr.Load())
+	}
+}
+
+// answered waits until n more requests were answered (ok or failed) since
+// the call: the readiness signal that traffic ran on a new config, where a
+// fixed sleep let a loaded machine reload again before any did.
+func answered(t *testing.T, ok, failed *atomic.Int64, n int64) {
+	t.Helper()
+	want := ok.Load() + failed.Load() + n
+	deadline := time.Now().Add(10 * time.Second)
+	for ok.Load()+failed.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d requests answered within 10 s of a reload", n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
