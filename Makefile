@@ -12,7 +12,7 @@ BUILD_TAGS := urfave_cli_no_docs,grpcnotrace
 PKGS     := ./...
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test vet lint fmt demo bench soak fuzz clean spire jaeger hydra proto
+.PHONY: all build test vet lint fmt demo bench faults soak fuzz clean spire jaeger hydra proto
 
 all: build
 
@@ -95,6 +95,12 @@ proto:
 # BENCH_ONLY=name[,name], BENCH_JSON=path.
 bench: build
 	$(GO) run ./internal/bench
+
+# make faults: the faults suite alone (about 8 minutes): crashes, hangs, reloads,
+# rotations and restarts under load, failure detection and lossy links
+# (BENCH_FAULTS_RATES, BENCH_FAULTS_ONLY, BENCH_FAULTS_LOSSY).
+faults: build
+	BENCH_ONLY=faults $(GO) run ./internal/bench
 
 # make soak: 10 minutes at a fixed rate through the edge and sidecars with a reload, an SVID
 # rotation and a member leaving and rejoining every minute; fails on a failed request or on
