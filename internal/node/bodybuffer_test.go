@@ -76,22 +76,28 @@ func TestMalformedSmallChunkedBodyNeverReachesUpstream(t *testing.T) {
 			}
 		})
 	}
-	// The event to judge by: a good request made after them reaches the
-	// upstream on a new connection. The upstream accepts connections in
-	// the order they came, so one made for a malformed body earlier would
-	// be counted by the time this one is served.
+	if n := upstreamConnsBefore(t, e, conns); n != 0 {
+		t.Errorf("the upstream got %d connection(s) for malformed bodies, want none", n)
+	}
+}
+
+// upstreamConnsBefore returns how many connections the upstream of e's
+// one route (recordingBackend, counting conns) had accepted before now.
+// It judges on an event rather than after a sleep: a good request made
+// now is served on a new connection, and the upstream accepts connections
+// in the order they came, so any made earlier is counted by then.
+func upstreamConnsBefore(t *testing.T, e *edge, conns *atomic.Int32) int32 {
+	t.Helper()
 	conn := dialEdge(t, e)
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	fmt.Fprint(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("a good request after them: %v %v", resp, err)
+		t.Fatalf("a good request: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if n := conns.Load(); n != 1 {
-		t.Errorf("the upstream got %d connection(s) for malformed bodies, want none", n-1)
-	}
+	return conns.Load() - 1
 }
 
 // A small body is held whole and forwarded with a Content-Length, however
@@ -162,7 +168,8 @@ func TestLargeChunkedBodyFramingErrorAbortsUpstream(t *testing.T) {
 // A small body that stalls gets 408 before the upstream is contacted.
 func TestStalledSmallBodyNeverReachesUpstream(t *testing.T) {
 	backend, conns, _ := recordingBackend(t)
-	conn := dialEdge(t, oneRouteEdge(t, "server: {body_read_timeout: 300ms}\n", backend))
+	e := oneRouteEdge(t, "server: {body_read_timeout: 300ms}\n", backend)
+	conn := dialEdge(t, e)
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	fmt.Fprint(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhello")
@@ -174,7 +181,7 @@ func TestStalledSmallBodyNeverReachesUpstream(t *testing.T) {
 	if resp.StatusCode != 408 || !strings.Contains(string(b), "request body timed out") {
 		t.Errorf("%d %s, want 408", resp.StatusCode, b)
 	}
-	if n := conns.Load(); n != 0 {
+	if n := upstreamConnsBefore(t, e, conns); n != 0 {
 		t.Errorf("the upstream got %d connection(s), want none", n)
 	}
 }
