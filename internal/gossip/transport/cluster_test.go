@@ -216,6 +216,14 @@ func TestCluster(t *testing.T) {
 		return b.d.merged("state of c") || c.d.merged("state of b")
 	})
 
+	// Nobody was refused while all three ran. (After c's crash one may be:
+	// a connection c was dialling when it stopped ends mid-handshake,
+	// which the acceptor counts as rejected — a flake in CI.)
+	for _, n := range nodes {
+		if s := n.tr.Stats(); s.Rejected != 0 || s.Malformed != 0 {
+			t.Errorf("%s before the crash: stats %+v", n.ml.LocalNode().Name, s)
+		}
+	}
 	if err := c.ml.Shutdown(); err != nil { // no Leave: a crash, as far as the others know
 		t.Fatal(err)
 	}
@@ -226,7 +234,7 @@ func TestCluster(t *testing.T) {
 
 	for _, n := range nodes {
 		s := n.tr.Stats()
-		if s.Rejected != 0 || s.Malformed != 0 || s.PacketsIn == 0 || s.StreamsIn+s.StreamsOut == 0 {
+		if s.Malformed != 0 || s.PacketsIn == 0 || s.StreamsIn+s.StreamsOut == 0 {
 			t.Errorf("%s: stats %+v", n.ml.LocalNode().Name, s)
 		}
 	}
