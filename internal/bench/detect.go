@@ -39,17 +39,29 @@ const (
 	detectTrials = 8
 )
 
-// lossyLink is every link's quality in the false-death run.
+// lossyLink is every link's quality in the false-death run; its loss is
+// BENCH_FAULTS_LOSS when set (lossyLinkFrom).
 var lossyLink = meshtest.Link{Loss: 0.05, Jitter: 20 * time.Millisecond}
+
+// lossyLinkFrom is lossyLink with BENCH_FAULTS_LOSS's loss (0.2: 20 %).
+func lossyLinkFrom(getenv func(string) string) (meshtest.Link, error) {
+	l := lossyLink
+	if v := getenv("BENCH_FAULTS_LOSS"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || f >= 1 {
+			return l, fmt.Errorf("BENCH_FAULTS_LOSS=%q: want a fraction, 0 to below 1", v)
+		}
+		l.Loss = f
+	}
+	return l, nil
+}
 
 // detectTimings tunes the nodes' failure detection for a measurement
 // (BENCH_DETECT_PROBE, BENCH_DETECT_SUSPICION_MULT, and
-// BENCH_DETECT_SUSPICION_MAX for memberlist's SuspicionMaxTimeoutMult),
-// to try other settings than the defaults; unset, the defaults are
-// measured.
+// BENCH_DETECT_AWARENESS for memberlist's AwarenessMaxMultiplier), to try
+// other settings than the defaults; unset, the defaults are measured.
 func detectTimings(getenv func(string) string) (func(*gossip.Config), error) {
 	var probe time.Duration
-	var mult int
 	if v := getenv("BENCH_DETECT_PROBE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
@@ -57,22 +69,25 @@ func detectTimings(getenv func(string) string) (func(*gossip.Config), error) {
 		}
 		probe = d
 	}
-	if v := getenv("BENCH_DETECT_SUSPICION_MULT"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("BENCH_DETECT_SUSPICION_MULT=%q: want a positive integer", v)
+	ints := map[string]int{"BENCH_DETECT_SUSPICION_MULT": 0, "BENCH_DETECT_AWARENESS": 0}
+	for name := range ints {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("%s=%q: want a positive integer", name, v)
+			}
+			ints[name] = n
 		}
-		mult = n
 	}
 	return func(c *gossip.Config) {
 		if probe > 0 {
 			c.ProbeInterval = probe
 		}
-		if mult > 0 {
-			c.SuspicionMult = mult
+		if n := ints["BENCH_DETECT_SUSPICION_MULT"]; n > 0 {
+			c.SuspicionMult = n
 		}
-		if v, _ := strconv.Atoi(getenv("BENCH_DETECT_SUSPICION_MAX")); v > 0 {
-			c.SuspicionMaxMult = v
+		if n := ints["BENCH_DETECT_AWARENESS"]; n > 0 {
+			c.AwarenessMaxMult = n
 		}
 	}, nil
 }
@@ -108,9 +123,10 @@ func newFaultCluster(ctx context.Context, nw *meshtest.Network, tune func(*gossi
 	return g, nil
 }
 
-// measureDetection isolates one node at a time and times until every
-// other live node holds it dead.
-func measureDetection(ctx context.Context, trials int, tune func(*gossip.Config), verbose io.Writer) ([]time.Duration, error) {
+// measureDetection isolates silent nodes (one, or two at once: a host
+// carrying two members) at a time and times until every other live node
+// holds them dead.
+func measureDetection(ctx context.Context, trials, silent int, tune func(*gossip.Config), verbose io.Writer) ([]time.Duration, error) {
 	nw := meshtest.NewNetwork()
 	g, err := newFaultCluster(ctx, nw, tune, verbose)
 	if err != nil {
@@ -121,10 +137,12 @@ func measureDetection(ctx context.Context, trials int, tune func(*gossip.Config)
 	var took []time.Duration
 	for i := range trials {
 		live := g.live()
-		victim := live[1+i%(len(live)-1)] // never the seed: replacements join through it
-		var others []*gnode
+		var victims, others []*gnode
+		for j := range silent { // never the seed: replacements join through it
+			victims = append(victims, live[1+(i+j)%(len(live)-1)])
+		}
 		for _, n := range live {
-			if n != victim {
+			if !slices.Contains(victims, n) {
 				others = append(others, n)
 			}
 		}
@@ -136,11 +154,15 @@ func measureDetection(ctx context.Context, trials int, tune func(*gossip.Config)
 		case <-time.After(2 * time.Second):
 		}
 		down := time.Now()
-		nw.Isolate(victim.c.Addr())
-		err := waitUntil(ctx, 60*time.Second, "every node to hold "+victim.name+" dead", func() bool {
+		for _, v := range victims {
+			nw.Isolate(v.c.Addr())
+		}
+		err := waitUntil(ctx, 60*time.Second, "every node to hold the silent ones dead", func() bool {
 			for _, n := range others {
-				if n.c.Alive(victim.name) {
-					return false
+				for _, v := range victims {
+					if n.c.Alive(v.name) {
+						return false
+					}
 				}
 			}
 			return true
@@ -149,10 +171,14 @@ func measureDetection(ctx context.Context, trials int, tune func(*gossip.Config)
 			return nil, err
 		}
 		took = append(took, time.Since(down))
-		victim.kill()
+		for _, v := range victims {
+			v.kill()
+		}
 		nw.Heal()
-		if _, err := g.add(fmt.Sprintf("d-%d", detectNodes+i), seed.c.Addr()); err != nil {
-			return nil, err
+		for j := range victims {
+			if _, err := g.add(fmt.Sprintf("d-%d-%d", i, j), seed.c.Addr()); err != nil {
+				return nil, err
+			}
 		}
 		err = waitUntil(ctx, 30*time.Second, "the replacement to join", func() bool {
 			for _, n := range g.live() {
@@ -183,14 +209,14 @@ type lossyRun struct {
 
 // startLossy starts a cluster, degrades its links and watches every node's
 // view of every other until stopLossy.
-func startLossy(ctx context.Context, tune func(*gossip.Config), verbose io.Writer) (*lossyRun, error) {
+func startLossy(ctx context.Context, link meshtest.Link, tune func(*gossip.Config), verbose io.Writer) (*lossyRun, error) {
 	nw := meshtest.NewNetwork()
 	g, err := newFaultCluster(ctx, nw, tune, verbose)
 	if err != nil {
 		return nil, err
 	}
 	r := &lossyRun{nw: nw, g: g, stop: make(chan struct{}), dead: map[string]time.Time{}, since: time.Now()}
-	nw.Degrade(lossyLink)
+	nw.Degrade(link)
 	r.wg.Add(1)
 	go r.watch()
 	return r, nil
@@ -239,16 +265,21 @@ func (r *lossyRun) stopLossy() (time.Duration, int, int64) {
 
 // detectRun is what the detection and lossy-link measurements found.
 type detectRun struct {
-	detect    []time.Duration
+	detect    []time.Duration // one silent node
+	detect2   []time.Duration // two at once
+	link      meshtest.Link
 	lossy     time.Duration
 	falseDead int
 	delayed   int64
 }
 
-func (d *detectRun) detectP50() time.Duration {
-	s := slices.Clone(d.detect)
-	slices.Sort(s)
-	return s[len(s)/2]
+// seconds of ds, for percentile.
+func seconds(ds []time.Duration) []float64 {
+	out := make([]float64, len(ds))
+	for i, d := range ds {
+		out[i] = d.Seconds()
+	}
+	return out
 }
 
 // measureDetectAndLoss runs both measurements, one after the other (their
@@ -259,10 +290,16 @@ func measureDetectAndLoss(ctx context.Context, lossy time.Duration) (*detectRun,
 		return nil, err
 	}
 	d := &detectRun{}
-	if d.detect, err = measureDetection(ctx, detectTrials, tune, nil); err != nil {
+	if d.link, err = lossyLinkFrom(os.Getenv); err != nil {
+		return nil, err
+	}
+	if d.detect, err = measureDetection(ctx, detectTrials, 1, tune, nil); err != nil {
 		return nil, fmt.Errorf("detection: %w", err)
 	}
-	r, err := startLossy(ctx, tune, nil)
+	if d.detect2, err = measureDetection(ctx, detectTrials, 2, tune, nil); err != nil {
+		return nil, fmt.Errorf("detection of two at once: %w", err)
+	}
+	r, err := startLossy(ctx, d.link, tune, nil)
 	if err != nil {
 		return nil, fmt.Errorf("lossy links: %w", err)
 	}

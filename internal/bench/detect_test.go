@@ -19,7 +19,7 @@ func TestDetectSmoke(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	took, err := measureDetection(ctx, 1, nil, nil)
+	took, err := measureDetection(ctx, 1, 1, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestDetectSmoke(t *testing.T) {
 	if len(took) != 1 || took[0] > 5*time.Second {
 		t.Fatalf("detection: %v", took)
 	}
-	r, err := startLossy(ctx, nil, nil)
+	r, err := startLossy(ctx, lossyLink, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestDetectSmoke(t *testing.T) {
 	if dead != 0 || delayed == 0 || lossy < 3*time.Second {
 		t.Fatalf("lossy links: %d false deaths, %d writes held back in %v", dead, delayed, lossy)
 	}
-	fr := &faultsRun{rates: []int{300}, detect: &detectRun{detect: took, lossy: lossy}}
+	fr := &faultsRun{rates: []int{300}, detect: &detectRun{detect: took, link: lossyLink, lossy: lossy}}
 	frag, err := json.Marshal(faultsJSON(fr))
 	if err != nil {
 		t.Fatal(err)
@@ -54,22 +54,28 @@ func TestDetectSmoke(t *testing.T) {
 }
 
 func TestDetectTimings(t *testing.T) {
-	env := map[string]string{"BENCH_DETECT_PROBE": "250ms", "BENCH_DETECT_SUSPICION_MULT": "5"}
+	env := map[string]string{"BENCH_DETECT_PROBE": "250ms", "BENCH_DETECT_SUSPICION_MULT": "5", "BENCH_DETECT_AWARENESS": "8"}
 	tune, err := detectTimings(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c gossip.Config
 	tune(&c)
-	if c.ProbeInterval != 250*time.Millisecond || c.SuspicionMult != 5 {
+	if c.ProbeInterval != 250*time.Millisecond || c.SuspicionMult != 5 || c.AwarenessMaxMult != 8 {
 		t.Errorf("tuned: %+v", c)
 	}
-	for _, bad := range []map[string]string{{"BENCH_DETECT_PROBE": "soon"}, {"BENCH_DETECT_SUSPICION_MULT": "0"}} {
+	for _, bad := range []map[string]string{{"BENCH_DETECT_PROBE": "soon"}, {"BENCH_DETECT_SUSPICION_MULT": "0"}, {"BENCH_DETECT_AWARENESS": "x"}} {
 		if _, err := detectTimings(func(k string) string { return bad[k] }); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}
 	if d, err := lossyDuration(func(string) string { return "" }); err != nil || d != 2*time.Minute {
 		t.Errorf("lossyDuration default = %v, %v", d, err)
+	}
+	if l, err := lossyLinkFrom(func(string) string { return "0.2" }); err != nil || l.Loss != 0.2 || l.Jitter != lossyLink.Jitter {
+		t.Errorf("lossyLinkFrom(0.2) = %+v, %v", l, err)
+	}
+	if _, err := lossyLinkFrom(func(string) string { return "5%" }); err == nil {
+		t.Error("lossyLinkFrom accepted 5%")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/meshtest"
 )
 
 // Suite soak (issue 16; `make soak`, not part of `make bench`'s default
@@ -98,6 +100,7 @@ type soakRun struct {
 	procs   []*soakProc
 	results []soakResult
 
+	link      meshtest.Link
 	lossy     time.Duration // how long the lossy-link cluster ran
 	falseDead int           // members it declared dead (target 0)
 }
@@ -131,7 +134,11 @@ func runSoak(ctx context.Context, env *Env) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	lossy, err := startLossy(ctx, tune, nil)
+	link, err := lossyLinkFrom(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	lossy, err := startLossy(ctx, link, tune, nil)
 	if err != nil {
 		return nil, fmt.Errorf("lossy links: %w", err)
 	}
@@ -145,6 +152,7 @@ func runSoak(ctx context.Context, env *Env) (json.RawMessage, error) {
 	r.load = fixedRateGets(ctx, m.public, o.rate, o.d)
 	close(stop)
 	wg.Wait()
+	r.link = link
 	r.lossy, r.falseDead, _ = lossy.stopLossy()
 	if r.falseDead > 0 {
 		r.problem("lossy links: %d healthy members declared dead (target 0)", r.falseDead)
@@ -307,7 +315,7 @@ func printSoak(w io.Writer, r *soakRun) {
 	}
 	if r.lossy > 0 {
 		fmt.Fprintf(w, "lossy links (%d nodes, %.0f %% loss, %s jitter) for %s: %d healthy members declared dead\n",
-			detectNodes, lossyLink.Loss*100, lossyLink.Jitter, durArg(r.lossy.Round(time.Second)), r.falseDead)
+			detectNodes, r.link.Loss*100, r.link.Jitter, durArg(r.lossy.Round(time.Second)), r.falseDead)
 	}
 	fmt.Fprintf(w, "%-10s %-30s %12s %12s %12s %12s  %s\n", "process", "series", "start", "end", "growth", "tolerance", "")
 	for _, res := range r.results {

@@ -44,10 +44,10 @@ type Config struct {
 	ProbeInterval  time.Duration // default 400ms
 	ProbeTimeout   time.Duration // default 500ms, at most half of ProbeInterval
 	SuspicionMult  int           // default 3
-	// SuspicionMaxMult bounds the suspicion's wait when no other node
-	// confirms it, in multiples of its shortest (memberlist's
-	// SuspicionMaxTimeoutMult; default 6).
-	SuspicionMaxMult int
+	// AwarenessMaxMult bounds how far Lifeguard's local health may
+	// stretch this node's probe timeouts (memberlist's
+	// AwarenessMaxMultiplier; default 2, see New).
+	AwarenessMaxMult int
 	PushPullInterval time.Duration // default 15s
 	// ReconnectInterval is how often a node tries to rejoin a failed member
 	// (memberlist itself stops talking to the dead after a while, so a
@@ -172,12 +172,15 @@ func New(cfg Config) (*Cluster, error) {
 	// the other silent member too, and its missing answers count against
 	// the asker's own health, which then probed ever more slowly — two
 	// members gone at once took 2.2–7.8 s to be declared dead in a cluster
-	// of five, 2.0–2.8 s with the cap. With every link at 20 % loss the
+	// of five, 2.0–2.8 s with the cap (the suite still sees an 8 s
+	// outlier now and then: make faults, detect_two_s_max). With every link at 20 % loss the
 	// cap made no more false deaths (0–1 in 3 minutes against 1–5), and
-	// none at 5 and 10 % (the faults suite's detection harness).
+	// none at 5 and 10 % (the faults suite's detection harness:
+	// BENCH_FAULTS_ONLY=detect, BENCH_FAULTS_LOSS, BENCH_DETECT_AWARENESS=8
+	// for memberlist's own).
 	mc.AwarenessMaxMultiplier = 2
-	if cfg.SuspicionMaxMult > 0 {
-		mc.SuspicionMaxTimeoutMult = cfg.SuspicionMaxMult
+	if cfg.AwarenessMaxMult > 0 {
+		mc.AwarenessMaxMultiplier = cfg.AwarenessMaxMult
 	}
 	mc.PushPullInterval = cfg.PushPullInterval
 	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)

@@ -1,6 +1,7 @@
 package meshtest
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -209,7 +210,9 @@ func (c *lossyConn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-var errPipeFull = &net.OpError{Op: "write", Net: "meshtest", Err: net.ErrClosed}
+// errPipeFull is a write to a stream with pipeLen writes in flight (a full
+// socket buffer would have blocked it).
+var errPipeFull = errors.New("meshtest: degraded link: too many writes in flight")
 
 // pump delivers the queued writes; once Close was called it delivers what
 // is left, then closes the connection. done (the transport's shutdown)
