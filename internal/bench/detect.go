@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +37,7 @@ import (
 
 const (
 	detectNodes  = 5
-	detectTrials = 8
+	detectTrials = 16
 )
 
 // lossyLink is every link's quality in the false-death run; its loss is
@@ -171,6 +172,7 @@ func measureDetection(ctx context.Context, trials, silent int, tune func(*gossip
 			return nil, err
 		}
 		took = append(took, time.Since(down))
+		logf("faults: detection %d of %d, %d silent (%s): %.2f s", i+1, trials, silent, victimNames(victims), took[i].Seconds())
 		for _, v := range victims {
 			v.kill()
 		}
@@ -309,4 +311,13 @@ func measureDetectAndLoss(ctx context.Context, lossy time.Duration) (*detectRun,
 	}
 	d.lossy, d.falseDead, d.delayed = r.stopLossy()
 	return d, ctx.Err()
+}
+
+// victimNames are the names of vs, for a log line.
+func victimNames(vs []*gnode) string {
+	names := make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = v.name
+	}
+	return strings.Join(names, ", ")
 }
