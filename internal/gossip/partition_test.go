@@ -72,7 +72,6 @@ func TestPartitionHealConverges(t *testing.T) {
 	nodes[0].store.Put("route", "left-only", []byte("L"))
 	nodes[2].store.Put("route", "right-only", []byte("R"))
 	nodes[1].store.Put("route", "both", []byte("from-left"))
-	time.Sleep(100 * time.Millisecond)
 	nodes[3].store.Put("route", "both", []byte("from-right"))
 	waitFor(t, 3*time.Second, "writes spread within each side", func() bool {
 		return converged(nodes[:2], "route", "left-only", "L") && converged(nodes[2:], "route", "right-only", "R")

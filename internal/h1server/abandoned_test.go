@@ -14,11 +14,16 @@ import (
 func TestBodyStillReadAfterHandlerReturns(t *testing.T) {
 	readerDone := make(chan error, 1)
 	ts := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		firstBytes := make(chan struct{})
 		go func() {
-			_, err := io.ReadAll(r.Body)
+			_, err := r.Body.Read(make([]byte, 5))
+			close(firstBytes)
+			if err == nil {
+				_, err = io.ReadAll(r.Body) // blocks: the rest never comes
+			}
 			readerDone <- err
 		}()
-		time.Sleep(20 * time.Millisecond) // the reader is blocked in Read now
+		<-firstBytes // the reader has the first bytes and goes on reading
 		w.WriteHeader(503)
 	}))
 	rc := ts.dial()

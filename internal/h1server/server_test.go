@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
@@ -549,21 +551,46 @@ func (b *trailerAtEOF) Read(p []byte) (int, error) {
 // (as a WebSocket tunnel does): the server writes nothing more of its own
 // on the connection it gave away.
 func TestHijackedAndReturnedWritesNothing(t *testing.T) {
-	ts := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, _, err := http.NewResponseController(w).Hijack()
+	hijacked := make(chan net.Conn, 1)
+	srv := &Server{
+		ErrorLog: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			hijacked <- conn
+		}),
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
 		if err != nil {
-			t.Error(err)
 			return
 		}
-		go func() {
-			time.Sleep(50 * time.Millisecond) // after the handler returned
-			io.WriteString(conn, "later")
-			conn.Close()
-		}()
-	}))
-	rc := ts.dial()
-	rc.send("GET /ws HTTP/1.1\r\nHost: a\r\n\r\n")
-	got, err := io.ReadAll(rc.br)
+		srv.ServeConn(c) // returns when the server is done with c
+	}()
+	go func() {
+		conn := <-hijacked
+		<-served // the handler returned, and the server with it
+		io.WriteString(conn, "later")
+		conn.Close()
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a\r\n\r\n")
+	got, err := io.ReadAll(c)
 	if string(got) != "later" {
 		t.Fatalf("client read %q (%v), want only the hijacker's %q", got, err, "later")
 	}

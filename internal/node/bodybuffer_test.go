@@ -137,15 +137,16 @@ func TestSmallChunkedBodyForwardedWhole(t *testing.T) {
 // aborts the upstream request (the upstream sees a broken body, never a
 // well-formed truncated one) and the client gets 400.
 func TestLargeChunkedBodyFramingErrorAbortsUpstream(t *testing.T) {
-	backend, _, got := recordingBackend(t)
+	backend, conns, got := recordingBackend(t)
 	e := oneRouteEdge(t, "", backend)
 	conn := dialEdge(t, e)
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	big := strings.Repeat("a", 20<<10)
 	fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(big), big)
-	// The upstream has the head and the first bytes before the error.
-	time.Sleep(100 * time.Millisecond)
+	// The upstream has the request (the edge writes the head as soon as
+	// it has the connection) before the error.
+	eventually(t, 5*time.Second, "the upstream connection", func() bool { return conns.Load() == 1 })
 	fmt.Fprint(conn, "zz\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

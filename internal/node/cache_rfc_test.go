@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -337,16 +340,27 @@ routes: [{name: r, match: {path: {prefix: /}}, upstream: origin, cache: {collaps
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100, MaxConnsPerHost: 100}}
 	var wg sync.WaitGroup
 	results := make(chan string, 100)
+	var sent atomic.Int32
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { sent.Add(1) }}
 	for range 100 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, h, body := get(t, c, "GET", base+"/a", nil)
-			results <- fmt.Sprintf("%d %s %s", code, body, h.Get("Cache-Status"))
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", base+"/a", nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			results <- fmt.Sprintf("%d %s %s", resp.StatusCode, body, resp.Header.Get("Cache-Status"))
 		}()
 	}
-	eventually(t, 5*time.Second, "the leader upstream", func() bool { return calls.Load() == 1 })
-	time.Sleep(300 * time.Millisecond) // the others pile up behind it
+	// The others pile up behind the leader: all sent while it is held.
+	eventually(t, 5*time.Second, "the leader upstream, the others sent", func() bool {
+		return calls.Load() == 1 && sent.Load() == 100
+	})
 	close(release)
 	wg.Wait()
 	close(results)

@@ -31,6 +31,7 @@ type h1Pool struct {
 	dialer      *net.Dialer
 	maxIdle     int
 	idleTimeout time.Duration
+	now         func() time.Time // time.Now; a test's clock moves idle connections past idleTimeout
 
 	// dialTLS, when set, makes connections mTLS (with tlsConfig).
 	dialTLS   func(ctx context.Context, cfg *tls.Config, addr string) (net.Conn, error)
@@ -52,7 +53,7 @@ type h1Conn struct {
 }
 
 func newH1Pool(d *net.Dialer, maxIdle int, idleTimeout time.Duration) *h1Pool {
-	return &h1Pool{dialer: d, maxIdle: maxIdle, idleTimeout: idleTimeout, idle: map[string][]*h1Conn{}}
+	return &h1Pool{dialer: d, maxIdle: maxIdle, idleTimeout: idleTimeout, now: time.Now, idle: map[string][]*h1Conn{}}
 }
 
 // canServe reports whether the pool handles r: HTTP/1.1-able requests with
@@ -104,7 +105,7 @@ const watchAfter = 50 * time.Millisecond
 var interrupted = time.Unix(1, 0)
 
 func (p *h1Pool) get(addr string, deadline time.Time) (*h1Conn, error) {
-	now := time.Now()
+	now := p.now()
 	p.mu.Lock()
 	stack := p.idle[addr]
 	for len(stack) > 0 {
@@ -158,7 +159,7 @@ func (p *h1Pool) put(c *h1Conn) {
 		c.nc.Close()
 		return
 	}
-	now := time.Now()
+	now := p.now()
 	c.lastUsed = now
 	p.mu.Lock()
 	if p.closed || len(p.idle[c.addr]) >= p.maxIdle {

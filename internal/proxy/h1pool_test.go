@@ -289,12 +289,14 @@ func TestH1PoolSweepsIdleConnections(t *testing.T) {
 	addrA, _ := rawServer(t, func(_, n int, _ *http.Request) string { return ok("a") })
 	addrB, _ := rawServer(t, func(_, n int, _ *http.Request) string { return ok("b") })
 	p := newH1Pool(&net.Dialer{Timeout: time.Second}, 4, 20*time.Millisecond)
+	var later time.Duration
+	p.now = func() time.Time { return time.Now().Add(later) }
 	resp, err := p.roundTripUntil(getReq(t, addrA, "/"), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	readAll(t, resp)
-	time.Sleep(50 * time.Millisecond) // let A's connection expire
+	later = 50 * time.Millisecond // A's connection expires
 	resp, err = p.roundTripUntil(getReq(t, addrB, "/"), time.Time{})
 	if err != nil {
 		t.Fatal(err)

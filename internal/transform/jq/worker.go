@@ -21,6 +21,9 @@ const (
 type worker struct {
 	jobs chan job    // one job at a time (buffered: the send never waits)
 	done chan result // its result (buffered: the worker never waits)
+	// kept, when set (tests), hears of each idle timeout the worker
+	// outlived because a run had taken it.
+	kept chan struct{}
 }
 
 type job struct {
@@ -126,6 +129,10 @@ func (w *worker) loop(idleFor time.Duration) {
 		case <-idle.C:
 			if w.retire() {
 				return
+			}
+			select {
+			case w.kept <- struct{}{}:
+			default:
 			}
 			idle.Reset(idleFor)
 		}

@@ -58,9 +58,10 @@ func TestWorkerRetires(t *testing.T) {
 	}
 
 	// Taken from the pool (retire fails), it keeps serving.
-	w = startWorker(time.Millisecond)
+	w = &worker{jobs: make(chan job, 1), done: make(chan result, 1), kept: make(chan struct{}, 1)}
+	go w.loop(time.Millisecond)
 	p := mustCompile(t, `.`, Options{})
-	time.Sleep(20 * time.Millisecond) // its timer fires at least once
+	<-w.kept // its idle timer fired and it stayed
 	w.jobs <- job{context.Background(), p, "x", nil}
 	if r := <-w.done; r.err != nil || string(r.out) != `"x"` {
 		t.Fatalf("%s %v", r.out, r.err)
