@@ -28,6 +28,11 @@ import (
 // (GOMAXPROCS=1), wrk and this process (the collector) on core 1. Each
 // round measures the traced and the unsampled edge in a pair with the
 // untraced one, alternating in slices (runPairs); req/s from wrk -t1 -c50.
+//
+// BENCH_TRACING_PROFILE=dir: after the rounds, a CPU profile of each edge
+// under the same load is written to dir/<edge>.pprof (profileEdges), for
+// `go tool pprof -top -diff_base dir/edge-untraced.pprof bin/edge
+// dir/edge-traced.pprof`.
 
 // tracingRatioTarget is the lowest acceptable traced/untraced req/s.
 const tracingRatioTarget = 0.9
@@ -114,6 +119,9 @@ func runTracing(ctx context.Context, env *Env) (json.RawMessage, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if dir := os.Getenv("BENCH_TRACING_PROFILE"); dir != "" {
+		env.profileEdges(ctx, []*loadEdge{r.off, r.on, r.unsampled}, dir)
+	}
 	for _, t := range []*loadEdge{r.off, r.on, r.unsampled} {
 		if t.failed != nil {
 			r.problem("%s: %v", t.name, firstLines(t.failed.Error()))
@@ -144,6 +152,7 @@ func tracingEdgeConfig(listen, admin, backend, tracing string) string {
   level: warn
 admin:
   address: %s
+  pprof: true
 listeners:
   - name: http
     address: %s
