@@ -16,7 +16,7 @@ import (
 
 // The cache suite: what the edge's HTTP cache (routes[].cache) costs and
 // saves. One backend (the suites' 1 KiB keep-alive backend, answering
-// Cache-Control: max-age=3600) and four proxies, measured in two pairs:
+// Cache-Control: max-age=3600) and six proxies, measured in four pairs:
 //
 //   - hits: an edge whose route caches, every request the same URI, so
 //     every one but the first is answered from the store; against nginx
@@ -31,6 +31,14 @@ import (
 //     unique URIs. ratio_miss = miss ÷ plain. A response that may not be
 //     stored (no-store) would skip the body copy and the Put, the part of
 //     a miss that costs most, so the backend's answer is storable.
+//   - what a miss costs nginx: a second nginx with proxy_cache (its own
+//     tmpfs directory, max_size 64m as the edge's store), sent the unique
+//     URIs, every request a MISS that it stores, against nginx without a
+//     cache sent the same: ratio_miss_nginx = nginx miss ÷ nginx plain,
+//     the reference for ratio_miss, whose target is to be no lower (a
+//     stored miss costs us, relatively, no more than it costs nginx).
+//   - misses against nginx's: ratio_miss_vs_nginx = edge miss ÷ nginx
+//     miss, with the hits' target.
 //
 // As in the dataplane suite, the proxies and the backend run on core 0 (the
 // edges at GOMAXPROCS=1, nginx with one worker) and wrk -t1 -c50 on core 1.
@@ -53,8 +61,8 @@ import (
 
 // Lowest acceptable ratios.
 const (
-	cacheTargetHit  = 0.8 // edge hit ÷ nginx proxy_cache hit
-	cacheTargetMiss = 0.9 // edge miss ÷ edge without cache
+	cacheTargetHit         = 0.8 // edge hit ÷ nginx proxy_cache hit
+	cacheTargetMissVsNginx = 0.8 // edge miss ÷ nginx proxy_cache miss
 )
 
 // cacheControl is the backend's Cache-Control.
@@ -91,20 +99,44 @@ type cacheTarget struct {
 type cachePair struct {
 	key           string // ratio_<key>, target_<key>
 	subject, base *cacheTarget
-	target        float64
+	// target is the lowest acceptable ratio; 0 with targetOf nil: none (a
+	// reference).
+	target float64
+	// targetOf, when set, is another pair whose measured ratio is the
+	// target.
+	targetOf *cachePair
+	ratios   []float64 // one a round
+}
+
+// ratio is the median of the pair's rounds.
+func (c *cachePair) ratio() (float64, bool) {
+	if len(c.ratios) == 0 {
+		return 0, false
+	}
+	return median(c.ratios), true
+}
+
+// goal is the pair's target (ok false: none, or its reference was not
+// measured).
+func (c *cachePair) goal() (float64, bool) {
+	if c.targetOf != nil {
+		return c.targetOf.ratio()
+	}
+	return c.target, c.target > 0
 }
 
 type cacheRun struct {
 	hitEdge, nginx, missEdge, plain *cacheTarget
+	nginxMiss, nginxPlain           *cacheTarget
 	pairs                           []*cachePair
-	nginxTmpfs                      bool // nginx's cache directory is on a tmpfs
+	nginxTmpfs                      bool // nginx's cache directories are on a tmpfs
 	// From the edges' metrics after the rounds (-1: not read).
 	hitEdgeMisses, missEdgeHits, missEdgeMisses float64
 	problemLog
 }
 
 func (r *cacheRun) targets() []*cacheTarget {
-	return []*cacheTarget{r.hitEdge, r.nginx, r.missEdge, r.plain}
+	return []*cacheTarget{r.hitEdge, r.nginx, r.missEdge, r.plain, r.nginxMiss, r.nginxPlain}
 }
 
 func runCache(ctx context.Context, env *Env) (json.RawMessage, error) {
@@ -119,7 +151,7 @@ func runCache(ctx context.Context, env *Env) (json.RawMessage, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s not built (make build): %v", bin, err)
 	}
-	ports, err := freePorts(8)
+	ports, err := freePorts(10)
 	if err != nil {
 		return nil, err
 	}
@@ -146,9 +178,14 @@ func runCache(ctx context.Context, env *Env) (json.RawMessage, error) {
 	r.nginx = &cacheTarget{loadEdge: loadEdge{name: "cache-nginx"}, key: "hit_nginx", what: "nginx proxy_cache, hits", check: checkCacheNginx}
 	r.missEdge = &cacheTarget{loadEdge: loadEdge{name: "cache-miss", script: script}, key: "miss_edge", what: "edge, cache misses (unique URIs)", check: checkCacheMissEdge}
 	r.plain = &cacheTarget{loadEdge: loadEdge{name: "cache-plain", script: script}, key: "plain", what: "edge, no cache (unique URIs)", check: checkCachePlain}
+	r.nginxMiss = &cacheTarget{loadEdge: loadEdge{name: "cache-nginx-miss", script: script}, key: "miss_nginx", what: "nginx proxy_cache, misses (unique URIs)", check: checkCacheNginxMiss}
+	r.nginxPlain = &cacheTarget{loadEdge: loadEdge{name: "cache-nginx-plain", script: script}, key: "plain_nginx", what: "nginx, no cache (unique URIs)", check: checkCachePlain}
+	missNginx := &cachePair{key: "miss_nginx", subject: r.nginxMiss, base: r.nginxPlain}
 	r.pairs = []*cachePair{
 		{key: "hit", subject: r.hitEdge, base: r.nginx, target: cacheTargetHit},
-		{key: "miss", subject: r.missEdge, base: r.plain, target: cacheTargetMiss},
+		{key: "miss", subject: r.missEdge, base: r.plain, targetOf: missNginx},
+		missNginx,
+		{key: "miss_vs_nginx", subject: r.missEdge, base: r.nginxMiss, target: cacheTargetMissVsNginx},
 	}
 
 	// The edges.
@@ -163,20 +200,29 @@ func runCache(ctx context.Context, env *Env) (json.RawMessage, error) {
 		t.proc = p
 	}
 
-	// nginx, its cache on a tmpfs.
-	cacheDir, tmpfs, err := nginxCacheDir(env)
-	if err != nil {
-		return nil, err
+	// nginx: for hits and for misses, each its cache on a tmpfs of its
+	// own (misses would evict the hits' entry), and without a cache.
+	r.nginxTmpfs = true
+	for i, t := range []*cacheTarget{r.nginx, r.nginxMiss, r.nginxPlain} {
+		listen := addr(7 + i)
+		cacheDir := ""
+		if t != r.nginxPlain {
+			dir, tmpfs, err := nginxCacheDir(env)
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(dir)
+			r.nginxTmpfs = r.nginxTmpfs && tmpfs
+			cacheDir = dir
+		}
+		p, err := startCacheNginx(ctx, env, t.name, listen, backendAddr, cacheDir)
+		if err != nil {
+			return nil, err
+		}
+		started = append(started, p)
+		t.proc, t.url = p, "http://"+listen+cachePath
+		t.pids = func() []int { return append([]int{p.Pid()}, children(p.Pid())...) }
 	}
-	defer os.RemoveAll(cacheDir)
-	r.nginxTmpfs = tmpfs
-	p, err := startCacheNginx(ctx, env, addr(7), backendAddr, cacheDir)
-	if err != nil {
-		return nil, err
-	}
-	started = append(started, p)
-	r.nginx.proc, r.nginx.url = p, "http://"+addr(7)+cachePath
-	r.nginx.pids = func() []int { return append([]int{p.Pid()}, children(p.Pid())...) }
 
 	for _, t := range r.targets() {
 		if err := t.check(ctx, t); err != nil {
@@ -190,11 +236,11 @@ func runCache(ctx context.Context, env *Env) (json.RawMessage, error) {
 	if env.Pinned {
 		pin = fmt.Sprintf("proxies and backend on core %d, wrk on core %d", serverCore, loadCore)
 	}
-	where := "tmpfs " + cacheDir
-	if !tmpfs {
-		where = "NOT a tmpfs: " + cacheDir
+	where := "tmpfs"
+	if !r.nginxTmpfs {
+		where = "NOT a tmpfs"
 	}
-	logf("cache: %d rounds of 2 pairs (edge hit, nginx hit; edge miss, edge without cache); wrk -t1 -c50 -d%s per run; warm-up %s; %s; nginx cache on %s",
+	logf("cache: %d rounds of 4 pairs (edge hit, nginx hit; edge miss, edge without cache; nginx miss, nginx without cache; edge miss, nginx miss); wrk -t1 -c50 -d%s per run; warm-up %s; %s; nginx caches on %s",
 		rounds, durArg(o.Duration), o.Warmup, pin, where)
 	for round := 1; round <= rounds && ctx.Err() == nil; round++ {
 		for i := range r.pairs {
@@ -213,7 +259,7 @@ func runCache(ctx context.Context, env *Env) (json.RawMessage, error) {
 			if pair[0] != &c.base.loadEdge {
 				rps[0], rps[1] = rps[1], rps[0]
 			}
-			c.subject.ratios = append(c.subject.ratios, rps[1]/rps[0])
+			c.ratios = append(c.ratios, rps[1]/rps[0])
 			logf("  round %d ratio_%-4s %.3f", round, c.key, rps[1]/rps[0])
 		}
 	}
@@ -327,19 +373,23 @@ func nginxCacheDir(env *Env) (string, bool, error) {
 	return dir, tmpfs, nil
 }
 
-// startCacheNginx starts nginx with proxy_cache in cacheDir, as the
-// dataplane suite's nginx otherwise.
-func startCacheNginx(ctx context.Context, env *Env, listen, backend, cacheDir string) (*Proc, error) {
-	prefix := filepath.Join(env.Tmp, "nginx-cache")
+// startCacheNginx starts nginx as the dataplane suite's, with proxy_cache
+// in cacheDir unless it is "".
+func startCacheNginx(ctx context.Context, env *Env, name, listen, backend, cacheDir string) (*Proc, error) {
+	prefix := filepath.Join(env.Tmp, name)
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
 		return nil, err
 	}
 	_ = os.Chmod(env.Tmp, 0o755) // the worker runs unprivileged
 	conf := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(nginxCacheConfig(prefix, listen, backend, cacheDir)), 0o644); err != nil {
+	config := nginxConfig(prefix, listen, backend)
+	if cacheDir != "" {
+		config = nginxCacheConfig(prefix, listen, backend, cacheDir)
+	}
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := env.start("cache-nginx", nil, env.pinned(serverCore, "nginx",
+	p, err := env.start(name, nil, env.pinned(serverCore, "nginx",
 		"-p", prefix+"/", "-c", conf, "-e", filepath.Join(prefix, "error.log"))...)
 	if err != nil {
 		return nil, err
@@ -428,6 +478,18 @@ func checkCacheMissEdge(ctx context.Context, t *cacheTarget) error {
 	return nil
 }
 
+func checkCacheNginxMiss(ctx context.Context, t *cacheTarget) error {
+	for i := range 2 {
+		url := fmt.Sprintf("%s?u=check-%d-%d", t.url, time.Now().UnixNano(), i)
+		if err := checkCacheAnswer(ctx, url, false, "X-Cache-Status", func(v string) bool { return v == "MISS" }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkCachePlain: no cache's verdict on the answer (an edge's
+// Cache-Status, nginx's X-Cache-Status).
 func checkCachePlain(ctx context.Context, t *cacheTarget) error {
 	return checkCacheAnswer(ctx, t.url+"?u=check", false, "Cache-Status", func(v string) bool { return v == "" })
 }
@@ -457,10 +519,12 @@ func cacheJSON(r *cacheRun) map[string]any {
 	}
 	rounds := 0
 	for _, c := range r.pairs {
-		out["target_"+c.key] = c.target
-		if x, ok := c.subject.ratio(); ok {
+		if g, ok := c.goal(); ok {
+			out["target_"+c.key] = round(g, 3)
+		}
+		if x, ok := c.ratio(); ok {
 			out["ratio_"+c.key] = round(x, 3)
-			rounds = max(rounds, len(c.subject.ratios))
+			rounds = max(rounds, len(c.ratios))
 		}
 	}
 	out["rounds"] = rounds
@@ -475,7 +539,7 @@ func cacheJSON(r *cacheRun) map[string]any {
 func printCache(w io.Writer, env *Env, r *cacheRun) {
 	fmt.Fprintf(w, "cache: medians of %d round(s); req/s from wrk -t1 -c50 -d%s of a %d-byte body (Cache-Control: %s); ratio = median over rounds of the pair's req/s ratio in alternating slices\n",
 		pairedRounds(env.Opts.Rounds), durArg(env.Opts.Duration), 1024, cacheControl)
-	const row = "%-12s %-34s %9s %10s %8s\n"
+	const row = "%-17s %-40s %9s %10s %8s\n"
 	fmt.Fprintf(w, row, "proxy", "answers", "req/s", "CPU µs/req", "RSS MB")
 	num := func(xs []float64, format string) string {
 		if len(xs) == 0 {
@@ -490,12 +554,16 @@ func printCache(w io.Writer, env *Env, r *cacheRun) {
 		}
 		fmt.Fprintf(w, row, t.name, t.what, num(t.rps, "%.0f"), num(t.cpuUS, "%.1f"), rss)
 	}
-	const vrow = "%-36s %7s %7s  %s\n"
+	const vrow = "%-52s %7s %7s  %s\n"
 	fmt.Fprintf(w, vrow, "ratio", "value", "target", "")
 	for _, c := range r.pairs {
-		x, ok := c.subject.ratio()
-		fmt.Fprintf(w, vrow, fmt.Sprintf("%s (%s ÷ %s)", c.key, c.subject.name, c.base.name),
-			optNum(x, ok), fmt.Sprintf("≥ %g", c.target), atLeast(x, c.target, ok))
+		x, ok := c.ratio()
+		g, hasGoal := c.goal()
+		target, verdict := "-", "(reference)"
+		if hasGoal {
+			target, verdict = fmt.Sprintf("≥ %.3g", g), atLeast(x, g, ok)
+		}
+		fmt.Fprintf(w, vrow, fmt.Sprintf("%s (%s ÷ %s)", c.key, c.subject.name, c.base.name), optNum(x, ok), target, verdict)
 	}
 	var notes []string
 	if r.hitEdgeMisses >= 0 {
@@ -505,7 +573,7 @@ func printCache(w io.Writer, env *Env, r *cacheRun) {
 		notes = append(notes, fmt.Sprintf("cache-miss: %.0f misses, %.0f hits", r.missEdgeMisses, r.missEdgeHits))
 	}
 	if !r.nginxTmpfs {
-		notes = append(notes, "nginx's cache NOT on a tmpfs")
+		notes = append(notes, "nginx's caches NOT on a tmpfs")
 	}
 	notes = append(notes, "CPU: the proxy's utime+stime / requests (nginx: master, worker, cache manager and loader)")
 	fmt.Fprintln(w, strings.Join(notes, "; "))

@@ -50,11 +50,16 @@ func TestCacheJSON(t *testing.T) {
 	r.nginx = &cacheTarget{key: "hit_nginx"}
 	r.missEdge = &cacheTarget{key: "miss_edge"}
 	r.plain = &cacheTarget{key: "plain"}
+	r.nginxMiss = &cacheTarget{key: "miss_nginx"}
+	r.nginxPlain = &cacheTarget{key: "plain_nginx"}
+	missNginx := &cachePair{key: "miss_nginx", subject: r.nginxMiss, base: r.nginxPlain, ratios: []float64{0.45, 0.47, 0.44}}
 	r.pairs = []*cachePair{
-		{key: "hit", subject: r.hitEdge, base: r.nginx, target: cacheTargetHit},
-		{key: "miss", subject: r.missEdge, base: r.plain, target: cacheTargetMiss},
+		{key: "hit", subject: r.hitEdge, base: r.nginx, target: cacheTargetHit, ratios: []float64{0.8, 0.9, 0.7}},
+		{key: "miss", subject: r.missEdge, base: r.plain, targetOf: missNginx},
+		missNginx,
+		{key: "miss_vs_nginx", subject: r.missEdge, base: r.nginxMiss, target: cacheTargetMissVsNginx, ratios: []float64{0.9}},
 	}
-	r.hitEdge.rps, r.hitEdge.cpuUS, r.hitEdge.ratios = []float64{80, 90, 70}, []float64{10}, []float64{0.8, 0.9, 0.7}
+	r.hitEdge.rps, r.hitEdge.cpuUS = []float64{80, 90, 70}, []float64{10}
 	r.nginx.rps, r.nginx.rss = []float64{100}, 3<<19
 	frag, err := json.Marshal(cacheJSON(r))
 	if err != nil {
@@ -66,11 +71,12 @@ func TestCacheJSON(t *testing.T) {
 	}
 	if got["rps_hit_edge"] != 80.0 || got["rps_hit_nginx"] != 100.0 || got["ratio_hit"] != 0.8 || got["rounds"] != 3.0 ||
 		got["cpu_us_per_req_hit_edge"] != 10.0 || got["rss_mb_hit_nginx"] != 1.5 || got["target_hit"] != cacheTargetHit ||
-		got["target_miss"] != cacheTargetMiss || got["hit_edge_misses"] != 1.0 || got["miss_edge_hits"] != 0.0 ||
+		got["ratio_miss_nginx"] != 0.45 || got["target_miss"] != 0.45 || got["ratio_miss_vs_nginx"] != 0.9 ||
+		got["target_miss_vs_nginx"] != cacheTargetMissVsNginx || got["hit_edge_misses"] != 1.0 || got["miss_edge_hits"] != 0.0 ||
 		got["nginx_tmpfs"] != true || got["body_bytes"] != 1024.0 {
 		t.Errorf("fragment = %s", frag)
 	}
-	for _, k := range []string{"ratio_miss", "rps_plain", "miss_edge_misses", "error"} {
+	for _, k := range []string{"ratio_miss", "target_miss_nginx", "rps_plain", "miss_edge_misses", "error"} {
 		if _, ok := got[k]; ok {
 			t.Errorf("%s in %s", k, frag)
 		}
