@@ -174,8 +174,9 @@ func New(cfg Config) (*Cluster, error) {
 	// members gone at once took 2.2–7.8 s to be declared dead in a cluster
 	// of five, 2.0–2.8 s with the cap (the 8 s outliers that remained
 	// were the dead verdict not reaching every node: RetransmitMult
-	// below). With every link at 20 % loss the cap made no more false deaths (0–1 in 3 minutes against 1–5), and
-	// none at 5 and 10 % (the faults suite's detection harness:
+	// below). With every link at 20 % loss the cap made no more false
+	// deaths (0–1 in 3 minutes against 1–5), and none at 5 and 10 % (the
+	// faults suite's detection harness:
 	// BENCH_FAULTS_ONLY=detect, BENCH_FAULTS_LOSS, BENCH_DETECT_AWARENESS=8
 	// for memberlist's own).
 	mc.AwarenessMaxMultiplier = 2
@@ -200,10 +201,10 @@ func New(cfg Config) (*Cluster, error) {
 	// rolling restart, half or more of a small cluster's picks land on
 	// members that cannot hear: a live node could miss the dead verdict
 	// entirely and wait out its own suspicion with nobody left to confirm
-	// it (Lifeguard's 6× timeout): 2 of 20 trials of two members silent at
-	// once took 8.4 and 10.3 s. With 8: 1.8–3.2 s in 40 (make faults,
-	// detect_two_s_*). These messages are rare and small; the nodes' own
-	// broadcasts keep their rates.
+	// it (Lifeguard's 6× timeout): two members silent at once then took
+	// up to 8.2 s in the faults suite, 1.9–3.0 s with 8 (make faults,
+	// detect_two_s_*, 16 trials). These messages are rare and small; the
+	// nodes' own broadcasts keep their rates.
 	mc.RetransmitMult = membershipRetransmitMult
 	// The transport chose the address (port 0 works): advertise it.
 	ip, port, err := cfg.Transport.FinalAdvertiseAddr("", 0)
