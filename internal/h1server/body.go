@@ -321,6 +321,22 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
+// discardWaits reports whether discardRest would wait for the client to
+// send more of the body: the rest may be dropped to keep the connection
+// and has not all arrived in the connection's buffer (a chunked body's end
+// is not known until it is read). When it would not wait, it either drops
+// what is buffered or gives up at once (a body too large, or one the
+// client waits to send for a 100 Continue it never got). b.mu is held.
+func (b *body) discardWaits() bool {
+	if b.err != nil || b.expectContinue {
+		return false
+	}
+	if b.chunked {
+		return true
+	}
+	return b.remaining <= maxPostHandlerRd && b.remaining > int64(b.c.br.Buffered())
+}
+
 // discardRest reads and drops what the handler left of the body, up to
 // maxPostHandlerRd. It reports whether the connection can be kept. b.mu is
 // held.

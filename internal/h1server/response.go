@@ -438,6 +438,11 @@ func (w *response) finish() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	// discardAfter is an unread body whose rest the client has not sent
+	// yet: it is dropped once the response is out, not before, or an early
+	// answer (a 401, an upstream that answered before the upload ended)
+	// would wait for the rest of the upload. Its lock is held until then.
+	var discardAfter *body
 	if b := &w.rq.body; b.c != nil {
 		if !b.mu.TryLock() {
 			// A goroutine the handler started is still reading the body
@@ -450,11 +455,15 @@ func (w *response) finish() {
 				b.err = errBodyAbandoned
 			}
 		}
-		if !b.discardRest() {
-			w.closeAfter = true
+		if b.discardWaits() {
+			discardAfter = b
+		} else {
+			if !b.discardRest() {
+				w.closeAfter = true
+			}
+			b.closed.Store(true)
+			b.mu.Unlock()
 		}
-		b.closed.Store(true)
-		b.mu.Unlock()
 	}
 	if !w.committed {
 		w.commit(true, nil)
@@ -489,8 +498,15 @@ func (w *response) finish() {
 		*c.bodyBuf = w.buf[:0]
 		w.buf = nil
 	}
-	if w.closeAfter || c.br.Buffered() == 0 {
+	if w.closeAfter || c.br.Buffered() == 0 || discardAfter != nil {
 		c.bw.Flush()
+	}
+	if b := discardAfter; b != nil {
+		if !b.discardRest() {
+			w.closeAfter = true
+		}
+		b.closed.Store(true)
+		b.mu.Unlock()
 	}
 }
 
