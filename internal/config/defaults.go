@@ -21,7 +21,7 @@ const (
 	DefaultGossipInterval    = 100 * time.Millisecond
 	DefaultPushPullInterval  = 15 * time.Second
 	// DefaultProbeInterval and DefaultSuspicionMult put a silent host out
-	// of discovery in 1.8–2.4 s in a cluster of five (make bench, suite
+	// of discovery in 1.8–2.6 s in a cluster of five (make bench, suite
 	// faults: detect_s_*; 1 s and 4 took 5.7–7 s, 500 ms and 3 up to
 	// 3.4 s, waiting for a second node to confirm the suspicion), and no
 	// healthy member was declared dead with every link at 5 % loss and
